@@ -1,0 +1,125 @@
+// pobj/media: the persistence domain. The one place in pobj that issues a cache-line write-back,
+// a fence for persistence or an msync. Everything above it calls flush() for each range it wrote
+// and drain() once to wait for all of them, so several lines share one fence.
+//
+// Modes (see docs/persistence.md):
+//   byte        persist = fence only (eADR, CXL with global persistent flush, battery-backed DRAM)
+//   cache_line  persist = clwb (or clflushopt, clflush) per dirty line + sfence  (ADR pmem)
+//   page        persist = msync of the touched pages, batched until drain()      (any file system)
+//   sim         the crash simulator records every flush and fence (tests)
+//   auto_detect what libpmem2 detects for the mapped file (honours PMEM2_FORCE_GRANULARITY)
+// The environment variable POBJ_PERSIST_MODE (byte|cache_line|page|sim|auto) overrides the
+// mode asked for in the open options.
+//
+// Thread safety: flush() and drain() may be called from any thread; page-mode ranges are kept
+// per thread, so each thread's drain() covers that thread's flushes (as sfence does).
+// Crash consistency: a store is persistent once a flush() covering it has been followed by a
+// drain() on the same thread. Nothing else is promised.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace pobj {
+
+enum class persist_mode : std::uint8_t { auto_detect, byte, cache_line, page, sim };
+
+std::string_view to_string(persist_mode mode) noexcept;
+// Parses "auto", "byte", "cache_line", "page", "sim"; throws pobj::error(invalid_argument).
+persist_mode parse_persist_mode(std::string_view text);
+
+namespace sim {
+class simulator;
+}
+
+namespace media {
+
+inline constexpr std::size_t cache_line_size = 64;
+
+// Write-back and fence counts of the calling thread, over every domain (thread-local, so the
+// hot path pays no shared write). Benchmarks read them to report fences per operation.
+struct counters {
+  std::uint64_t flushes = 0;  // flush() calls
+  std::uint64_t lines = 0;    // cache lines (or pages, in page mode) written back
+  std::uint64_t drains = 0;   // fences
+};
+
+counters thread_counters() noexcept;
+
+namespace detail {
+enum class flush_insn : std::uint8_t { clwb, clflushopt, clflush };
+flush_insn detect_flush_insn() noexcept;
+}  // namespace detail
+
+// A mapping of one file into a reserved range of address space that can grow in place.
+class domain {
+ public:
+  struct options {
+    persist_mode mode = persist_mode::auto_detect;
+    std::size_t reserve = 0;                   // address space reserved for growth (bytes)
+    std::shared_ptr<sim::simulator> simulator;  // required in sim mode
+  };
+
+  // Maps [0, size) of the open file `fd` (the caller keeps fd open and owns it).
+  domain(int fd, std::string path, std::size_t size, const options& opts);
+  ~domain();
+  domain(const domain&) = delete;
+  domain& operator=(const domain&) = delete;
+
+  std::byte* base() const noexcept { return base_; }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t reserved() const noexcept { return reserved_; }
+  persist_mode mode() const noexcept { return mode_; }
+  const std::string& path() const noexcept { return path_; }
+
+  // Extends the file to new_size and maps the new part right after the old one: nothing moves.
+  // The extension is durable (fsync of the file's size) before this returns.
+  void grow(std::size_t new_size);
+
+  // Starts writing back [p, p + n); returns at once. Ranges may be unaligned.
+  void flush(const void* p, std::size_t n) noexcept {
+    switch (mode_) {
+      case persist_mode::cache_line: flush_lines(p, n); return;
+      case persist_mode::byte: count_flush(0); return;
+      default: flush_slow(p, n); return;
+    }
+  }
+  // Waits until every range this thread flushed is persistent.
+  void drain() noexcept {
+    if (mode_ == persist_mode::cache_line || mode_ == persist_mode::byte) {
+      __builtin_ia32_sfence();
+      count_drain();
+      return;
+    }
+    drain_slow();
+  }
+  void persist(const void* p, std::size_t n) noexcept {
+    flush(p, n);
+    drain();
+  }
+
+ private:
+  void flush_lines(const void* p, std::size_t n) noexcept;
+  void flush_slow(const void* p, std::size_t n) noexcept;
+  void drain_slow() noexcept;
+  void count_flush(std::size_t lines) noexcept;
+  void count_drain() noexcept;
+  void map_range(std::size_t from, std::size_t to);
+
+  struct impl;
+  std::unique_ptr<impl> impl_;
+  std::byte* base_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t reserved_ = 0;
+  persist_mode mode_ = persist_mode::page;
+  detail::flush_insn insn_ = detail::flush_insn::clflush;
+  std::string path_;
+  int fd_ = -1;
+  sim::simulator* sim_ = nullptr;
+};
+
+}  // namespace media
+}  // namespace pobj

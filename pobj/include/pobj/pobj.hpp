@@ -1,0 +1,9 @@
+// pobj: persistent objects for C++20. Include this header for the whole public API, or the
+// headers of the concepts you use (pool, heap, transaction, media).
+#pragma once
+
+#include <pobj/error.hpp>
+#include <pobj/heap.hpp>
+#include <pobj/media.hpp>
+#include <pobj/pool.hpp>
+#include <pobj/transaction.hpp>

@@ -1,0 +1,123 @@
+// pobj/pool: a pool is one file holding persistent objects, mapped at any address.
+//
+// A pool has a checksummed header (docs/format/pool.md), a directory of named roots through which
+// a program finds its data again, per-thread log lanes for failure-atomic blocks, and a heap. It
+// grows on demand without moving what it holds: the address space for max_size is reserved when
+// the pool is opened, and growth extends the file and maps the new part after the old.
+//
+// References inside a pool are 8-byte offsets from the pool's base (offset_t; 0 is null), so a
+// pool maps anywhere.
+//
+// Thread safety: a pool handle may be used by any number of threads at once; closing it (or
+// destroying the handle) requires that no other thread still uses it. One process at a time may
+// have a pool open (an exclusive file lock); a second open fails with errc::locked.
+// Crash consistency: create() leaves either no valid pool or a complete empty one. open() runs
+// recovery before it returns: every interrupted failure-atomic block is rolled back or
+// completed and every interrupted allocation is undone (see docs/transactions.md). A failed open
+// changes nothing on disk.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pobj/error.hpp>
+#include <pobj/media.hpp>
+
+namespace pobj {
+
+using offset_t = std::uint64_t;
+
+inline constexpr std::size_t KiB = 1024;
+inline constexpr std::size_t MiB = 1024 * KiB;
+inline constexpr std::size_t GiB = 1024 * MiB;
+
+struct pool_options {
+  persist_mode mode = persist_mode::auto_detect;  // POBJ_PERSIST_MODE overrides
+  std::size_t size = 64 * MiB;                    // create: initial file size
+  std::size_t max_size = 64 * GiB;                // the pool never grows past this
+  std::uint32_t lanes = 64;                       // create: concurrent failure-atomic blocks
+  std::uint32_t lane_log_size = 64 * KiB;         // create: bytes of log per block
+  std::shared_ptr<sim::simulator> simulator;      // sim mode only
+};
+
+// What open() found and did. Opening never scans the data; this says what it touched.
+struct recovery_report {
+  std::uint32_t blocks_rolled_back = 0;    // interrupted failure-atomic blocks undone
+  std::uint32_t blocks_rolled_forward = 0; // committed blocks whose effects were re-applied
+  std::uint64_t boot_count = 0;            // how many times the pool has been opened
+  double open_ms = 0;                      // wall time of open(), recovery included
+};
+
+class heap;
+
+namespace detail {
+struct pool_impl;
+}
+
+class pool {
+ public:
+  // Creates a new pool file; fails with already_exists if `path` exists.
+  static pool create(const std::string& path, const pool_options& options = {});
+  // Opens an existing pool, recovering it if the last user crashed.
+  static pool open(const std::string& path, const pool_options& options = {});
+  // Opens `path` if it exists, else creates it.
+  static pool open_or_create(const std::string& path, const pool_options& options = {});
+  // The smallest pool create() accepts with these options (the metadata plus eight chunks).
+  static std::size_t minimum_size(const pool_options& options = {});
+
+  pool() noexcept;
+  pool(pool&&) noexcept;
+  pool& operator=(pool&&) noexcept;
+  ~pool();
+
+  // Unmaps the pool and releases its lock. REQUIRES: no failure-atomic block is open on it.
+  void close();
+  bool is_open() const noexcept { return impl_ != nullptr; }
+
+  std::byte* base() const noexcept;
+  std::size_t size() const noexcept;  // bytes of the file in use now
+  std::size_t max_size() const noexcept;
+  persist_mode mode() const noexcept;
+  const std::string& path() const noexcept;
+  std::array<std::uint8_t, 16> uuid() const noexcept;
+  const recovery_report& recovery() const noexcept;
+  media::domain& media() const noexcept;
+  pobj::heap& heap() const noexcept;
+
+  template <class T>
+  T* at(offset_t off) const noexcept {
+    return off == 0 ? nullptr : reinterpret_cast<T*>(base() + off);
+  }
+  offset_t offset_of(const void* p) const noexcept {
+    return p == nullptr ? 0 : static_cast<offset_t>(static_cast<const std::byte*>(p) - base());
+  }
+  bool contains(const void* p, std::size_t n = 1) const noexcept;
+
+  // A durable, linearizable 8-byte store outside a failure-atomic block: when it returns, the
+  // value is persistent. (Inside a block, use transaction::set.) REQUIRES: `word` is 8-aligned
+  // and inside the pool.
+  void durable_store(std::uint64_t* word, std::uint64_t value);
+
+  // Named roots: a persistent directory from names (1 to 47 bytes) to objects.
+  // root() returns 0 when the name is unknown. set_root() and remove_root() are failure-atomic;
+  // inside an open block they join it. The directory holds up to root_capacity names.
+  static constexpr std::size_t root_name_max = 47;
+  static constexpr std::size_t root_capacity = 1024;
+  offset_t root(std::string_view name) const;
+  void set_root(std::string_view name, offset_t object);
+  bool remove_root(std::string_view name);
+  std::vector<std::pair<std::string, offset_t>> roots() const;
+
+  detail::pool_impl& impl() const noexcept { return *impl_; }
+
+ private:
+  explicit pool(std::unique_ptr<detail::pool_impl> impl) noexcept;
+  std::unique_ptr<detail::pool_impl> impl_;
+};
+
+}  // namespace pobj

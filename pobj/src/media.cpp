@@ -1,0 +1,256 @@
+#include <pobj/media.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <cpuid.h>
+#include <fcntl.h>
+#include <libpmem2.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <pobj/error.hpp>
+#include <pobj/sim.hpp>
+
+namespace pobj {
+
+std::string_view to_string(persist_mode mode) noexcept {
+  switch (mode) {
+    case persist_mode::auto_detect: return "auto";
+    case persist_mode::byte: return "byte";
+    case persist_mode::cache_line: return "cache_line";
+    case persist_mode::page: return "page";
+    case persist_mode::sim: return "sim";
+  }
+  return "unknown";
+}
+
+persist_mode parse_persist_mode(std::string_view text) {
+  if (text == "auto") return persist_mode::auto_detect;
+  if (text == "byte") return persist_mode::byte;
+  if (text == "cache_line") return persist_mode::cache_line;
+  if (text == "page") return persist_mode::page;
+  if (text == "sim") return persist_mode::sim;
+  throw error(errc::invalid_argument,
+              fmt::format("pobj: unknown persistence mode '{}' (expected auto, byte, cache_line, "
+                          "page or sim)",
+                          text));
+}
+
+namespace media {
+
+namespace {
+
+thread_local counters tl_counters;
+
+// Page ranges flushed by this thread in page mode, msync'ed by its next drain.
+struct page_range {
+  const domain* owner;
+  std::uintptr_t begin;
+  std::uintptr_t end;
+};
+thread_local std::vector<page_range> tl_pages;
+
+std::string pmem2_message() {
+  const char* m = pmem2_errormsg();
+  return m != nullptr && *m != '\0' ? std::string(m) : std::string("unknown libpmem2 error");
+}
+
+}  // namespace
+
+counters thread_counters() noexcept { return tl_counters; }
+
+namespace detail {
+flush_insn detect_flush_insn() noexcept {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) != 0) {
+    if ((ebx & (1u << 24)) != 0) return flush_insn::clwb;
+    if ((ebx & (1u << 23)) != 0) return flush_insn::clflushopt;
+  }
+  return flush_insn::clflush;
+}
+}  // namespace detail
+
+struct domain::impl {
+  pmem2_vm_reservation* reservation = nullptr;
+  std::vector<pmem2_map*> maps;
+  pmem2_granularity detected = PMEM2_GRANULARITY_PAGE;
+};
+
+domain::domain(int fd, std::string path, std::size_t size, const options& opts)
+    : impl_(std::make_unique<impl>()), path_(std::move(path)), fd_(fd) {
+  persist_mode wanted = opts.mode;
+  if (const char* env = std::getenv("POBJ_PERSIST_MODE"); env != nullptr && *env != '\0') {
+    wanted = parse_persist_mode(env);
+  }
+  if (wanted == persist_mode::sim && !opts.simulator) {
+    throw error(errc::invalid_argument, "pobj: sim mode needs pool_options::simulator");
+  }
+  reserved_ = std::max(opts.reserve, size);
+  reserved_ = (reserved_ + 4095) / 4096 * 4096;
+  if (pmem2_vm_reservation_new(&impl_->reservation, nullptr, reserved_) != 0) {
+    throw error(errc::io_error, fmt::format("pobj: cannot reserve {} bytes of address space for '{}': {}",
+                                            reserved_, path_, pmem2_message()));
+  }
+  base_ = static_cast<std::byte*>(pmem2_vm_reservation_get_address(impl_->reservation));
+  try {
+    map_range(0, size);
+  } catch (...) {
+    pmem2_vm_reservation_delete(&impl_->reservation);
+    throw;
+  }
+  size_ = size;
+  switch (wanted) {
+    case persist_mode::auto_detect:
+      mode_ = impl_->detected == PMEM2_GRANULARITY_BYTE         ? persist_mode::byte
+              : impl_->detected == PMEM2_GRANULARITY_CACHE_LINE ? persist_mode::cache_line
+                                                                : persist_mode::page;
+      break;
+    default: mode_ = wanted;
+  }
+  insn_ = detail::detect_flush_insn();
+  if (mode_ == persist_mode::sim) {
+    sim_ = opts.simulator.get();
+    sim_->attach(base_, size_);
+  }
+}
+
+domain::~domain() {
+  if (!impl_) return;
+  if (sim_ != nullptr) {
+    sim_->detach();
+    sim_ = nullptr;
+  }
+  // Forget this domain's pending page ranges on this thread.
+  std::erase_if(tl_pages, [this](const page_range& r) { return r.owner == this; });
+  for (auto it = impl_->maps.rbegin(); it != impl_->maps.rend(); ++it) pmem2_map_delete(&*it);
+  impl_->maps.clear();
+  if (impl_->reservation != nullptr) pmem2_vm_reservation_delete(&impl_->reservation);
+  impl_.reset();
+}
+
+void domain::map_range(std::size_t from, std::size_t to) {
+  pmem2_source* src = nullptr;
+  pmem2_config* cfg = nullptr;
+  pmem2_map* map = nullptr;
+  auto fail = [&](const char* what) {
+    std::string msg = fmt::format("pobj: cannot map '{}' [{}, {}): {}: {}", path_, from, to, what,
+                                  pmem2_message());
+    if (cfg != nullptr) pmem2_config_delete(&cfg);
+    if (src != nullptr) pmem2_source_delete(&src);
+    throw error(errc::io_error, msg);
+  };
+  if (pmem2_source_from_fd(&src, fd_) != 0) fail("source");
+  if (pmem2_config_new(&cfg) != 0) fail("config");
+  if (pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE) != 0) fail("granularity");
+  if (pmem2_config_set_offset(cfg, from) != 0) fail("offset");
+  if (pmem2_config_set_length(cfg, to - from) != 0) fail("length");
+  if (pmem2_config_set_sharing(cfg, PMEM2_SHARED) != 0) fail("sharing");
+  if (pmem2_config_set_vm_reservation(cfg, impl_->reservation, from) != 0) fail("reservation");
+  if (pmem2_map_new(&map, cfg, src) != 0) fail("map");
+  impl_->detected = pmem2_map_get_store_granularity(map);
+  impl_->maps.push_back(map);
+  pmem2_config_delete(&cfg);
+  pmem2_source_delete(&src);
+}
+
+void domain::grow(std::size_t new_size) {
+  if (new_size <= size_) return;
+  if (new_size > reserved_) {
+    throw error(errc::out_of_space, fmt::format("pobj: pool '{}' cannot grow to {} bytes: its maximum is {}",
+                                                path_, new_size, reserved_));
+  }
+  int rc = posix_fallocate(fd_, static_cast<off_t>(size_), static_cast<off_t>(new_size - size_));
+  if (rc == EOPNOTSUPP || rc == EINVAL) {
+    rc = ftruncate(fd_, static_cast<off_t>(new_size)) == 0 ? 0 : errno;
+  }
+  if (rc != 0) {
+    throw error(rc == ENOSPC ? errc::out_of_space : errc::io_error,
+                fmt::format("pobj: cannot extend '{}' to {} bytes: {}", path_, new_size, std::strerror(rc)));
+  }
+  if (mode_ != persist_mode::sim && fsync(fd_) != 0) {
+    throw error(errc::io_error, fmt::format("pobj: fsync of '{}' failed: {}", path_, std::strerror(errno)));
+  }
+  map_range(size_, new_size);
+  size_ = new_size;
+  if (sim_ != nullptr) sim_->grow(new_size);
+}
+
+void domain::count_flush(std::size_t lines) noexcept {
+  ++tl_counters.flushes;
+  tl_counters.lines += lines;
+}
+void domain::count_drain() noexcept { ++tl_counters.drains; }
+
+void domain::flush_lines(const void* p, std::size_t n) noexcept {
+  auto start = reinterpret_cast<std::uintptr_t>(p) & ~(cache_line_size - 1);
+  auto end = reinterpret_cast<std::uintptr_t>(p) + n;
+  std::size_t lines = 0;
+  switch (insn_) {
+    case detail::flush_insn::clwb:
+      for (auto a = start; a < end; a += cache_line_size, ++lines) {
+        asm volatile("clwb %0" : "+m"(*reinterpret_cast<volatile char*>(a)));
+      }
+      break;
+    case detail::flush_insn::clflushopt:
+      for (auto a = start; a < end; a += cache_line_size, ++lines) {
+        asm volatile("clflushopt %0" : "+m"(*reinterpret_cast<volatile char*>(a)));
+      }
+      break;
+    case detail::flush_insn::clflush:
+      for (auto a = start; a < end; a += cache_line_size, ++lines) {
+        asm volatile("clflush %0" : "+m"(*reinterpret_cast<volatile char*>(a)));
+      }
+      break;
+  }
+  count_flush(lines);
+}
+
+void domain::flush_slow(const void* p, std::size_t n) noexcept {
+  if (n == 0) return;
+  if (mode_ == persist_mode::sim) {
+    sim_->flush(p, n);
+    count_flush((n + cache_line_size - 1) / cache_line_size);
+    return;
+  }
+  // page mode: remember the pages; drain() syncs them together.
+  auto begin = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095};
+  auto end = (reinterpret_cast<std::uintptr_t>(p) + n + 4095) & ~std::uintptr_t{4095};
+  for (auto& r : tl_pages) {
+    if (r.owner == this && begin <= r.end && end >= r.begin) {
+      r.begin = std::min(r.begin, begin);
+      r.end = std::max(r.end, end);
+      count_flush(0);
+      return;
+    }
+  }
+  tl_pages.push_back({this, begin, end});
+  count_flush((end - begin) / 4096);
+}
+
+void domain::drain_slow() noexcept {
+  count_drain();
+  if (mode_ == persist_mode::sim) {
+    sim_->fence();
+    return;
+  }
+  for (auto it = tl_pages.begin(); it != tl_pages.end();) {
+    if (it->owner == this) {
+      // msync on a mapping of a regular file is the only way to make it durable; a failure here
+      // means the kernel lost the write, which no caller can repair.
+      if (msync(reinterpret_cast<void*>(it->begin), it->end - it->begin, MS_SYNC) != 0) {
+        fmt::print(stderr, "pobj: msync of '{}' failed: {}\n", path_, std::strerror(errno));
+        std::abort();
+      }
+      it = tl_pages.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace media
+}  // namespace pobj

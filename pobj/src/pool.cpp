@@ -1,0 +1,320 @@
+#include <pobj/pool.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <pobj/heap.hpp>
+
+#include "checksum.hpp"
+#include "heap_impl.hpp"
+#include "pool_impl.hpp"
+#include "tx_impl.hpp"
+
+namespace pobj {
+
+using namespace detail;
+
+namespace {
+
+// Open pools by id, so that a thread's exit can give its cached blocks back to a pool that is
+// still open, and ignore one that closed.
+std::mutex registry_mu;
+std::unordered_map<std::uint64_t, pool_impl*>& registry() {
+  static auto* r = new std::unordered_map<std::uint64_t, pool_impl*>();
+  return *r;
+}
+std::atomic<std::uint64_t> next_pool_id{1};
+
+struct thread_contexts {
+  std::vector<thread_context> list;
+  ~thread_contexts() {
+    std::lock_guard lock(registry_mu);
+    for (auto& ctx : list) {
+      auto it = registry().find(ctx.pool_id);
+      if (it != registry().end() && ctx.cache != nullptr) it->second->heap->release_cache(*ctx.cache);
+    }
+  }
+};
+thread_local thread_contexts tl_contexts;
+
+struct layout {
+  std::uint64_t lanes_offset;
+  std::uint64_t heap_offset;
+  std::uint64_t min_size;
+};
+
+layout compute_layout(std::uint64_t lanes, std::uint64_t log_size) {
+  layout l;
+  l.lanes_offset = align_up(roots_offset + root_entries * sizeof(root_entry), page_size);
+  l.heap_offset = align_up(l.lanes_offset + lanes * 2 * log_size, chunk_size);
+  l.min_size = l.heap_offset + 9 * chunk_size;  // zone 0's table and eight chunks
+  return l;
+}
+
+void validate_options(const pool_options& o) {
+  if (o.lanes < 1 || o.lanes > 1024) {
+    throw error(errc::invalid_argument, fmt::format("pobj: lanes must be 1 to 1024, not {}", o.lanes));
+  }
+  if (o.lane_log_size < 4096 || o.lane_log_size > 64 * MiB || o.lane_log_size % line_size != 0) {
+    throw error(errc::invalid_argument,
+                fmt::format("pobj: lane_log_size must be a multiple of 64 from 4 KiB to 64 MiB, not {}",
+                            o.lane_log_size));
+  }
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+std::uint64_t header_checksum(const pool_header& h) { return checksum(&h, offsetof(pool_header, checksum)); }
+
+int lock_file(int fd, const std::string& path) {
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    ::close(fd);
+    if (e == EWOULDBLOCK) {
+      throw error(errc::locked, fmt::format("pobj: pool '{}' is already open (another process or handle "
+                                            "holds its lock); close it first",
+                                            path));
+    }
+    throw error(errc::io_error, fmt::format("pobj: cannot lock '{}': {}", path, std::strerror(e)));
+  }
+  return fd;
+}
+
+}  // namespace
+
+pool_impl::pool_impl() : id(next_pool_id.fetch_add(1)) {}
+
+pool_impl::~pool_impl() {
+  {
+    std::lock_guard lock(registry_mu);
+    registry().erase(id);
+  }
+  tx.reset();
+  heap_handle.reset();
+  heap.reset();
+  domain.reset();
+  if (fd >= 0) ::close(fd);  // releases the lock
+}
+
+thread_context& pool_impl::local() {
+  for (auto& ctx : tl_contexts.list) {
+    if (ctx.pool_id == id) return ctx;
+  }
+  // Forget contexts of pools that have closed.
+  {
+    std::lock_guard lock(registry_mu);
+    std::erase_if(tl_contexts.list, [](const thread_context& c) { return !registry().contains(c.pool_id); });
+  }
+  tl_contexts.list.push_back(thread_context{id, nullptr, nullptr});
+  return tl_contexts.list.back();
+}
+
+// Maps the pool, runs recovery and builds the DRAM state. Used by both create() and open().
+static std::unique_ptr<pool_impl> attach(std::unique_ptr<pool_impl> p, std::uint64_t size,
+                                         const pool_options& options, bool fresh) {
+  auto t0 = std::chrono::steady_clock::now();
+  media::domain::options dopts;
+  dopts.mode = options.mode;
+  dopts.reserve = std::max<std::uint64_t>(options.max_size, size);
+  dopts.simulator = options.simulator;
+  p->domain = std::make_unique<media::domain>(p->fd, p->path, size, dopts);
+  p->super = p->at<superblock>(superblock_offset);
+  p->roots = p->at<root_entry>(p->header.roots_offset);
+  if (fresh) {
+    // Everything but the header and superblock reads as zero in a new file: empty roots, empty
+    // logs, a zone table of free chunks. The header is written last: it makes the file a pool.
+    p->super->size.store(size, std::memory_order_relaxed);
+    p->super->gen_lease.store(1, std::memory_order_relaxed);
+    p->super->boot_count.store(0, std::memory_order_relaxed);
+    p->persist(p->super, 64);
+    std::memcpy(p->at<pool_header>(0), &p->header, sizeof(pool_header));
+    p->persist(p->at<pool_header>(0), sizeof(pool_header));
+  }
+  p->heap = std::make_unique<heap_impl>(*p);
+  p->heap_handle = std::make_unique<pobj::heap>(*p->heap);
+  p->tx = std::make_unique<tx_manager>(*p);
+  p->report = p->tx->recover();
+  if (p->report.blocks_rolled_back + p->report.blocks_rolled_forward > 0) {
+    p->heap = std::make_unique<heap_impl>(*p);  // recovery changed allocation state
+    p->heap_handle = std::make_unique<pobj::heap>(*p->heap);
+  }
+  std::uint64_t boots = p->super->boot_count.load(std::memory_order_relaxed) + 1;
+  p->super->boot_count.store(boots, std::memory_order_relaxed);
+  p->persist(&p->super->boot_count, 8);
+  p->report.boot_count = boots;
+  {
+    std::lock_guard lock(registry_mu);
+    registry().emplace(p->id, p.get());
+  }
+  p->report.open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return p;
+}
+
+std::size_t pool::minimum_size(const pool_options& options) {
+  validate_options(options);
+  return compute_layout(options.lanes, options.lane_log_size).min_size;
+}
+
+pool pool::create(const std::string& path, const pool_options& options) {
+  validate_options(options);
+  layout l = compute_layout(options.lanes, options.lane_log_size);
+  if (options.size < l.min_size) {
+    throw error(errc::too_small, fmt::format("pobj: cannot create '{}' with {} bytes: the minimum for {} lanes "
+                                             "of {} bytes is {} bytes",
+                                             path, options.size, options.lanes, options.lane_log_size, l.min_size));
+  }
+  std::uint64_t size = align_up(options.size - l.heap_offset, chunk_size) + l.heap_offset;
+  if (options.max_size < size) {
+    throw error(errc::invalid_argument,
+                fmt::format("pobj: max_size {} is below the initial size {}", options.max_size, size));
+  }
+  auto p = std::make_unique<pool_impl>();
+  p->path = path;
+  p->options = options;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      throw error(errc::already_exists, fmt::format("pobj: cannot create '{}': the file exists", path));
+    }
+    throw error(errno == ENOENT ? errc::not_found : errc::io_error,
+                fmt::format("pobj: cannot create '{}': {}", path, errno_text()));
+  }
+  p->fd = lock_file(fd, path);
+  int rc = posix_fallocate(p->fd, 0, static_cast<off_t>(size));
+  if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(p->fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+  if (rc != 0) {
+    ::unlink(path.c_str());
+    throw error(rc == ENOSPC ? errc::out_of_space : errc::io_error,
+                fmt::format("pobj: cannot size '{}' to {} bytes: {}", path, size, std::strerror(rc)));
+  }
+  pool_header& h = p->header;
+  std::memcpy(h.magic, pool_magic, sizeof(h.magic));
+  h.format_major = format_major;
+  h.format_minor = format_minor;
+  std::random_device rd;
+  for (auto& b : h.uuid) b = static_cast<std::uint8_t>(rd());
+  h.uuid[6] = static_cast<std::uint8_t>((h.uuid[6] & 0x0f) | 0x40);  // RFC 4122 version 4
+  h.uuid[8] = static_cast<std::uint8_t>((h.uuid[8] & 0x3f) | 0x80);
+  h.create_time_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  h.superblock_offset = superblock_offset;
+  h.roots_offset = roots_offset;
+  h.root_entries = root_entries;
+  h.lanes_offset = l.lanes_offset;
+  h.lane_count = options.lanes;
+  h.lane_log_size = options.lane_log_size;
+  h.heap_offset = l.heap_offset;
+  h.chunk_size = chunk_size;
+  h.zone_chunks = zone_chunks;
+  h.min_size = l.min_size;
+  h.checksum = header_checksum(h);
+  return pool(attach(std::move(p), size, options, true));
+}
+
+pool pool::open(const std::string& path, const pool_options& options) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    throw error(errno == ENOENT ? errc::not_found : errc::io_error,
+                fmt::format("pobj: cannot open pool '{}': {}", path, errno_text()));
+  }
+  lock_file(fd, path);
+  auto p = std::make_unique<pool_impl>();
+  p->path = path;
+  p->options = options;
+  p->fd = fd;  // closed by ~pool_impl on any error below
+  struct stat st {};
+  if (fstat(fd, &st) != 0) throw error(errc::io_error, fmt::format("pobj: cannot stat '{}': {}", path, errno_text()));
+  auto file_size = static_cast<std::uint64_t>(st.st_size);
+  pool_header& h = p->header;
+  std::memset(&h, 0, sizeof(h));
+  ssize_t got = pread(fd, &h, sizeof(h), 0);
+  if (got < 0) throw error(errc::io_error, fmt::format("pobj: cannot read '{}': {}", path, errno_text()));
+  if (got < static_cast<ssize_t>(sizeof(h.magic)) || std::memcmp(h.magic, pool_magic, sizeof(h.magic)) != 0) {
+    throw error(errc::not_a_pool,
+                fmt::format("pobj: '{}' is not a pobj pool (no pool magic at its start{})", path,
+                            file_size == 0 ? "; the file is empty" : ""));
+  }
+  if (got < static_cast<ssize_t>(sizeof(h))) {
+    throw error(errc::truncated, fmt::format("pobj: pool '{}' is truncated: {} bytes, less than its {}-byte header",
+                                             path, file_size, sizeof(h)));
+  }
+  if (h.checksum != header_checksum(h)) {
+    throw error(errc::corrupt, fmt::format("pobj: pool '{}' has a corrupt header (checksum mismatch)", path));
+  }
+  if (h.format_major != format_major) {
+    throw error(errc::version_mismatch,
+                fmt::format("pobj: pool '{}' has format version {}.{}; this library reads version {}.x", path,
+                            h.format_major, h.format_minor, format_major));
+  }
+  layout l = compute_layout(h.lane_count, h.lane_log_size);
+  if (h.chunk_size != chunk_size || h.zone_chunks != zone_chunks || h.superblock_offset != superblock_offset ||
+      h.roots_offset != roots_offset || h.root_entries != root_entries || h.lanes_offset != l.lanes_offset ||
+      h.heap_offset != l.heap_offset || h.min_size != l.min_size || h.lane_count < 1 || h.lane_count > 1024 ||
+      h.lane_log_size % line_size != 0) {
+    throw error(errc::corrupt, fmt::format("pobj: pool '{}' has an inconsistent area layout in its header", path));
+  }
+  std::uint64_t size = 0;
+  if (file_size < superblock_offset + 8 ||
+      pread(fd, &size, sizeof(size), static_cast<off_t>(superblock_offset)) != static_cast<ssize_t>(sizeof(size))) {
+    throw error(errc::truncated, fmt::format("pobj: pool '{}' is truncated: {} bytes", path, file_size));
+  }
+  if (size < h.min_size) {
+    throw error(errc::too_small, fmt::format("pobj: pool '{}' records a size of {} bytes, below its minimum of {}",
+                                             path, size, h.min_size));
+  }
+  if ((size - h.heap_offset) % chunk_size != 0) {
+    throw error(errc::corrupt, fmt::format("pobj: pool '{}' records a size of {} bytes that does not end on a "
+                                           "chunk boundary",
+                                           path, size));
+  }
+  if (file_size < size) {
+    throw error(errc::truncated,
+                fmt::format("pobj: pool '{}' is truncated: the file has {} bytes, the pool needs {}", path, file_size, size));
+  }
+  return pool(attach(std::move(p), size, options, false));
+}
+
+pool pool::open_or_create(const std::string& path, const pool_options& options) {
+  try {
+    return open(path, options);
+  } catch (const error& e) {
+    if (e.code() != errc::not_found) throw;
+  }
+  return create(path, options);
+}
+
+pool::pool() noexcept = default;
+pool::pool(std::unique_ptr<detail::pool_impl> impl) noexcept : impl_(std::move(impl)) {}
+pool::pool(pool&&) noexcept = default;
+pool& pool::operator=(pool&&) noexcept = default;
+pool::~pool() = default;
+
+void pool::close() { impl_.reset(); }
+
+std::byte* pool::base() const noexcept { return impl_->base(); }
+std::size_t pool::size() const noexcept { return impl_->super->size.load(std::memory_order_acquire); }
+std::size_t pool::max_size() const noexcept { return impl_->domain->reserved(); }
+persist_mode pool::mode() const noexcept { return impl_->domain->mode(); }
+const std::string& pool::path() const noexcept { return impl_->path; }
+std::array<std::uint8_t, 16> pool::uuid() const noexcept {
+  std::array<std::uint8_t, 16> u{};
+  std::memcpy(u.data(), impl_->header.uuid, 16);
+  return u;
+}
+const recovery_report& pool::recovery() const noexcept { return impl_->report; }
+media::domain& pool::media() const noexcept { return *impl_->domain; }
+pobj::heap& pool::heap() const noexcept { return *impl_->heap_handle; }
+bool pool::contains(const void* p, std::size_t n) const noexcept {
+  auto* b = static_cast<const std::byte*>(p);
+  return b >= base() && b + n <= base() + impl_->domain->size();
+}
+
+}  // namespace pobj

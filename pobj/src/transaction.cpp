@@ -1,0 +1,702 @@
+#include <pobj/transaction.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "checksum.hpp"
+#include "heap_impl.hpp"
+#include "pool_impl.hpp"
+#include "tx_impl.hpp"
+
+namespace pobj {
+
+using namespace detail;
+
+namespace detail {
+
+namespace {
+
+constexpr std::size_t entry_header_size = sizeof(log_entry_header);
+constexpr std::size_t commit_entry_size = entry_header_size + 8;
+constexpr std::size_t pad8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
+
+thread_local std::vector<std::pair<lane*, std::uint64_t>> tl_seen;
+
+std::uint64_t entry_checksum(const log_entry_header& h, const std::byte* payload) {
+  log_entry_header copy = h;
+  copy.checksum = 0;
+  checksum64 c;
+  c.add(&copy, sizeof(copy));
+  c.add(payload, h.size);
+  return c.value();
+}
+
+struct alloc_payload {
+  std::uint64_t gen;
+  std::uint64_t usable;
+  std::uint64_t requested_and_type;  // requested << 16 | type
+};
+
+// Checksum a commit record carries: the log before it, then each object the block allocated (and
+// did not free again), so a commit whose objects did not all reach the medium never validates.
+template <class Objects>
+std::uint64_t commit_checksum(const std::byte* entries, std::size_t len, const pool_impl& p, const Objects& objects) {
+  checksum64 c;
+  c.add(entries, len);
+  for (const auto& [off, requested] : objects) {
+    c.add_u64(off);
+    c.add(p.at<std::byte>(off), requested);
+  }
+  return c.value();
+}
+
+}  // namespace
+
+tx_manager::tx_manager(pool_impl& p) : pool(p), pending_mask((p.header.lane_count + 63) / 64) {
+  for (std::uint32_t i = 0; i < p.header.lane_count; ++i) {
+    lanes.push_back(std::make_unique<lane>());
+    lanes.back()->index = i;
+  }
+}
+
+log_buffer_header* tx_manager::buffer_header(std::uint32_t lane_index, int buffer) const noexcept {
+  return pool.at<log_buffer_header>(pool.header.lanes_offset +
+                                    (std::uint64_t{lane_index} * 2 + static_cast<std::uint64_t>(buffer)) *
+                                        pool.header.lane_log_size);
+}
+
+recovery_report tx_manager::recover() {
+  recovery_report report;
+  const std::size_t capacity = pool.header.lane_log_size - sizeof(log_buffer_header);
+  const std::uint64_t pool_size = pool.domain->size();
+  heap_impl& heap = *pool.heap;
+  struct entry_view {
+    const log_entry_header* header;
+    const std::byte* payload;
+  };
+  for (auto& ln : lanes) {
+    std::uint64_t states[2] = {buffer_header(ln->index, 0)->state.load(), buffer_header(ln->index, 1)->state.load()};
+    // Older block first: a lane's later block was logged after the earlier one's end.
+    int order[2] = {0, 1};
+    if ((states[1] >> 2) < (states[0] >> 2)) std::swap(order[0], order[1]);
+    std::uint64_t max_seq = std::max(states[0] >> 2, states[1] >> 2);
+    for (int b : order) {
+      log_buffer_header* hdr = buffer_header(ln->index, b);
+      std::uint64_t state = states[b];
+      if ((state & 3) != log_active) continue;
+      std::uint64_t seq = state >> 2;
+      const std::byte* data = reinterpret_cast<const std::byte*>(hdr) + sizeof(log_buffer_header);
+      std::vector<entry_view> entries;
+      bool committed = false;
+      std::size_t pos = 0;
+      while (pos + entry_header_size <= capacity) {
+        const auto* e = reinterpret_cast<const log_entry_header*>(data + pos);
+        if (e->seq != seq || e->size > capacity || pos + entry_header_size + pad8(e->size) > capacity) break;
+        const std::byte* payload = data + pos + entry_header_size;
+        if (entry_checksum(*e, payload) != e->checksum) break;
+        if (e->kind == entry_kind::commit) {
+          std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;
+          for (auto& v : entries) {
+            if (v.header->kind != entry_kind::alloc) continue;
+            alloc_payload a;
+            std::memcpy(&a, v.payload, sizeof(a));
+            bool freed_again = std::any_of(entries.begin(), entries.end(), [&](const entry_view& f) {
+              std::uint64_t g;
+              if (f.header->kind != entry_kind::free || f.header->offset != v.header->offset) return false;
+              std::memcpy(&g, f.payload, 8);
+              return g == a.gen;
+            });
+            std::uint64_t requested = a.requested_and_type >> 16;
+            if (!freed_again && v.header->offset + requested <= pool_size) {
+              objects.emplace_back(v.header->offset, requested);
+            }
+          }
+          std::uint64_t want;
+          std::memcpy(&want, payload, 8);
+          committed = commit_checksum(data, pos, pool, objects) == want;
+          break;
+        }
+        entries.push_back({e, payload});
+        pos += entry_header_size + pad8(e->size);
+      }
+      auto in_pool = [&](const log_entry_header* e) { return e->offset >= 4096 && e->offset + e->size <= pool_size; };
+      auto freed_in_block = [&](std::uint64_t off, std::uint64_t gen) {
+        return std::any_of(entries.begin(), entries.end(), [&](const entry_view& v) {
+          if (v.header->kind != entry_kind::alloc || v.header->offset != off) return false;
+          std::uint64_t g;
+          std::memcpy(&g, v.payload, 8);
+          return g == gen;
+        });
+      };
+      if (committed) {
+        for (auto& v : entries) {
+          const log_entry_header* e = v.header;
+          if (e->kind == entry_kind::redo && in_pool(e)) {
+            std::memcpy(pool.at<std::byte>(e->offset), v.payload, e->size);
+            pool.flush(pool.at<std::byte>(e->offset), e->size);
+          } else if (e->kind == entry_kind::alloc) {
+            alloc_payload a;
+            std::memcpy(&a, v.payload, sizeof(a));
+            heap.recover(e->offset, a.usable, a.gen, static_cast<std::uint16_t>(a.requested_and_type & 0xffff),
+                         heap_impl::recover_op::allocate);
+          } else if (e->kind == entry_kind::free) {
+            std::uint64_t gen;
+            std::memcpy(&gen, v.payload, 8);
+            if (!freed_in_block(e->offset, gen)) {
+              heap.recover(e->offset, 0, gen, 0, heap_impl::recover_op::clear_if_same_generation);
+            }
+          }
+        }
+        // An allocation freed again by the same block: the commit set nothing for it.
+        for (auto& v : entries) {
+          if (v.header->kind != entry_kind::free) continue;
+          std::uint64_t gen;
+          std::memcpy(&gen, v.payload, 8);
+          if (freed_in_block(v.header->offset, gen)) {
+            heap.recover(v.header->offset, 0, gen, 0, heap_impl::recover_op::clear_if_same_generation);
+          }
+        }
+        ++report.blocks_rolled_forward;
+      } else {
+        for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+          const log_entry_header* e = it->header;
+          if (e->kind == entry_kind::undo && in_pool(e)) {
+            std::memcpy(pool.at<std::byte>(e->offset), it->payload, e->size);
+            pool.flush(pool.at<std::byte>(e->offset), e->size);
+          } else if (e->kind == entry_kind::alloc) {
+            std::uint64_t gen;
+            std::memcpy(&gen, it->payload, 8);
+            heap.recover(e->offset, 0, gen, 0, heap_impl::recover_op::clear_if_same_generation);
+          } else if (e->kind == entry_kind::free) {
+            std::uint64_t gen;
+            std::memcpy(&gen, it->payload, 8);
+            if (!freed_in_block(e->offset, gen)) {
+              heap.recover(e->offset, 0, gen, 0, heap_impl::recover_op::set_if_same_generation);
+            }
+          }
+        }
+        ++report.blocks_rolled_back;
+      }
+      pool.drain();
+      hdr->state.store((seq << 2) | log_empty, std::memory_order_release);
+      pool.persist(&hdr->state, 8);
+    }
+    ln->seq = max_seq + 1;
+    ln->buffer = 0;
+  }
+  return report;
+}
+
+tx_state& tx_manager::state() {
+  thread_context& ctx = pool.local();
+  if (ctx.tx == nullptr) {
+    std::lock_guard lock(states_mu);
+    states.push_back(std::make_unique<tx_state>());
+    ctx.tx = states.back().get();
+  }
+  return *ctx.tx;
+}
+
+lane* tx_manager::acquire_lane() noexcept {
+  thread_local std::uint32_t preferred = static_cast<std::uint32_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()));
+  const std::size_t n = lanes.size();
+  for (std::size_t spin = 0;; ++spin) {
+    for (std::size_t k = 0; k < n; ++k) {
+      lane* l = lanes[(preferred + k) % n].get();
+      if (!l->busy.load(std::memory_order_relaxed) && !l->busy.exchange(true, std::memory_order_acquire)) {
+        preferred = l->index;
+        return l;
+      }
+    }
+    std::this_thread::yield();  // more threads in blocks than lanes: wait for one to end
+  }
+}
+
+void tx_manager::release_lane(lane* l) noexcept { l->busy.store(false, std::memory_order_release); }
+
+void tx_manager::mark_pending(lane* l, std::uint64_t value) noexcept {
+  l->pending.store(value, std::memory_order_release);
+  pending_mask[l->index / 64].fetch_or(std::uint64_t{1} << (l->index % 64), std::memory_order_release);
+}
+
+bool tx_manager::flush_pending(const lane*, std::vector<std::pair<lane*, std::uint64_t>>& seen) noexcept {
+  seen.clear();
+  for (std::size_t w = 0; w < pending_mask.size(); ++w) {
+    std::uint64_t m = pending_mask[w].load(std::memory_order_acquire);
+    while (m != 0) {
+      std::size_t i = w * 64 + static_cast<std::size_t>(std::countr_zero(m));
+      m &= m - 1;
+      lane* l = lanes[i].get();
+      std::uint64_t v = l->pending.load(std::memory_order_acquire);
+      if (v == 0) continue;
+      // The owner flushed this line already, but its flush is ordered only by its own fence:
+      // write it back again so that the caller's fence covers it.
+      pool.flush(buffer_header(l->index, static_cast<int>(v & 1)), 8);
+      seen.emplace_back(l, v);
+    }
+  }
+  return !seen.empty();
+}
+
+void tx_manager::settle_pending(const std::vector<std::pair<lane*, std::uint64_t>>& seen) noexcept {
+  for (auto [l, v] : seen) {
+    std::uint64_t expected = v;
+    if (l->pending.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
+      std::uint64_t bit = std::uint64_t{1} << (l->index % 64);
+      pending_mask[l->index / 64].fetch_and(~bit, std::memory_order_acq_rel);
+      if (l->pending.load(std::memory_order_acquire) != 0) {
+        pending_mask[l->index / 64].fetch_or(bit, std::memory_order_release);
+      }
+    }
+  }
+}
+
+namespace {
+
+// A fence that also makes every pending log invalidation durable (the ordering rule).
+void fence_with_rule(tx_manager& m, const lane* self) {
+  m.flush_pending(self, tl_seen);
+  m.pool.drain();
+  m.settle_pending(tl_seen);
+}
+
+std::byte* log_data(tx_state& st) { return st.log + sizeof(log_buffer_header); }
+
+void ensure_started(tx_manager& m, tx_state& st) {
+  if (st.started) return;
+  auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
+  hdr->state.store((st.seq << 2) | log_active, std::memory_order_release);
+  m.pool.flush(&hdr->state, 8);
+  st.started = true;
+}
+
+void append(tx_manager& m, tx_state& st, entry_kind kind, std::uint64_t offset, const void* payload,
+            std::uint32_t size, std::size_t extra_reserve = 0) {
+  const std::size_t capacity = m.pool.header.lane_log_size - sizeof(log_buffer_header);
+  std::size_t need = entry_header_size + pad8(size);
+  if (st.pos + need + st.redo_reserve + extra_reserve + commit_entry_size > capacity) {
+    throw error(errc::transaction_too_large,
+                fmt::format("pobj: a failure-atomic block needs more than its lane's {} bytes of log; open the "
+                            "pool with a larger lane_log_size or split the block",
+                            m.pool.header.lane_log_size));
+  }
+  ensure_started(m, st);
+  std::byte* at = log_data(st) + st.pos;
+  log_entry_header h{st.seq, kind, size, offset, 0};
+  std::memcpy(at + entry_header_size, payload, size);
+  if (pad8(size) != size) std::memset(at + entry_header_size + size, 0, pad8(size) - size);
+  h.checksum = entry_checksum(h, at + entry_header_size);
+  std::memcpy(at, &h, sizeof(h));
+  st.pos += need;
+  st.redo_reserve += extra_reserve;
+}
+
+void flush_log(tx_manager& m, tx_state& st) {
+  if (st.pos > st.flushed) {
+    m.pool.flush(log_data(st) + st.flushed, st.pos - st.flushed);
+    st.flushed = st.pos;
+  }
+}
+
+void reset(tx_state& st) {
+  st.ln = nullptr;
+  st.log = nullptr;
+  st.pos = st.flushed = 0;
+  st.started = false;
+  st.heap_entries_unfenced = false;
+  st.redo_reserve = 0;
+  st.ranges.clear();
+  st.fresh.clear();
+  st.freed.clear();
+}
+
+void give_back(heap_impl& h, std::uint64_t off, std::uint64_t size) noexcept {
+  if (size > heap_impl::max_run_size()) h.give_back_extent(off, size);
+  else h.give_back(off);
+}
+
+}  // namespace
+
+void tx_manager::begin(tx_state& st) {
+  st.ln = acquire_lane();
+  st.seq = st.ln->seq;
+  st.log = reinterpret_cast<std::byte*>(buffer_header(st.ln->index, st.ln->buffer));
+  st.pos = st.flushed = 0;
+  st.started = false;
+}
+
+void tx_manager::commit(tx_state& st) {
+  if (!st.started) {
+    release_lane(st.ln);
+    reset(st);
+    return;
+  }
+  if (st.heap_entries_unfenced) {
+    // Allocation and free records must be durable before the bits they describe change.
+    flush_log(*this, st);
+    fence_with_rule(*this, st.ln);
+  }
+  heap_impl& heap = *pool.heap;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;
+  for (auto& f : st.fresh) {
+    if (f.freed) continue;
+    heap.persist_alloc(f.offset, f.size, f.gen, f.type);
+    objects.emplace_back(f.offset, f.requested);
+    pool.flush(pool.at<std::byte>(f.offset), f.requested);
+  }
+  for (auto& f : st.freed) heap.persist_free(f.offset);
+  for (auto& r : st.ranges) {
+    append(*this, st, entry_kind::redo, r.offset, pool.at<std::byte>(r.offset), static_cast<std::uint32_t>(r.size));
+    pool.flush(pool.at<std::byte>(r.offset), r.size);
+  }
+  std::uint64_t sum = commit_checksum(log_data(st), st.pos, pool, objects);
+  st.redo_reserve = 0;
+  append(*this, st, entry_kind::commit, 0, &sum, 8);
+  flush_log(*this, st);
+  pool.drain();
+  // Committed. The log stays valid until its invalidation is durable; see the ordering rule.
+  auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
+  hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
+  pool.flush(&hdr->state, 8);
+  mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
+  st.ln->seq++;
+  st.ln->buffer ^= 1;
+  for (auto& f : st.fresh) {
+    if (f.freed) give_back(heap, f.offset, f.size);
+  }
+  for (auto& f : st.freed) give_back(heap, f.offset, f.size);
+  release_lane(st.ln);
+  reset(st);
+}
+
+void tx_manager::abort(tx_state& st) noexcept {
+  heap_impl& heap = *pool.heap;
+  if (st.started) {
+    // Walk the log back to front, restoring what the block changed in place.
+    std::vector<const log_entry_header*> undo;
+    for (std::size_t pos = 0; pos < st.pos;) {
+      const auto* e = reinterpret_cast<const log_entry_header*>(log_data(st) + pos);
+      if (e->kind == entry_kind::undo) undo.push_back(e);
+      pos += entry_header_size + pad8(e->size);
+    }
+    for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+      const log_entry_header* e = *it;
+      std::memcpy(pool.at<std::byte>(e->offset), reinterpret_cast<const std::byte*>(e) + entry_header_size, e->size);
+      pool.flush(pool.at<std::byte>(e->offset), e->size);
+    }
+    flush_log(*this, st);
+    pool.drain();
+    auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
+    hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
+    pool.flush(&hdr->state, 8);
+    mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
+    st.ln->seq++;
+    st.ln->buffer ^= 1;
+  }
+  for (auto& f : st.fresh) give_back(heap, f.offset, f.size);
+  release_lane(st.ln);
+  reset(st);
+}
+
+}  // namespace detail
+
+// ---- transaction ----------------------------------------------------------------------------
+
+transaction::transaction(pool& p) : pool_(&p), uncaught_(std::uncaught_exceptions()) {
+  tx_manager& m = *p.impl().tx;
+  state_ = &m.state();
+  if (state_->aborted) {
+    throw error(errc::transaction_aborted, "pobj: cannot open a scope inside a failure-atomic block that was aborted");
+  }
+  if (state_->depth == 0) m.begin(*state_);
+  ++state_->depth;
+}
+
+transaction::~transaction() noexcept {
+  if (done_) return;
+  tx_state& st = *state_;
+  tx_manager& m = *pool_->impl().tx;
+  if (st.aborted) {
+    if (--st.depth == 0) st.aborted = false;
+    return;
+  }
+  if (std::uncaught_exceptions() > uncaught_) {
+    m.abort(st);
+    st.aborted = --st.depth > 0;
+    return;
+  }
+  if (st.depth == 1) {
+    st.depth = 0;
+    m.commit(st);
+  } else {
+    --st.depth;
+  }
+}
+
+bool transaction::active(const pool& p) noexcept {
+  if (!p.is_open()) return false;
+  thread_context& ctx = p.impl().local();
+  return ctx.tx != nullptr && ctx.tx->depth > 0;
+}
+
+namespace {
+void check_live(const tx_state& st) {
+  if (st.aborted) throw error(errc::transaction_aborted, "pobj: this failure-atomic block was aborted");
+}
+}  // namespace
+
+void transaction::snapshot(const void* p, std::size_t n) { snapshot({byte_range{p, n}}); }
+
+void transaction::snapshot(std::initializer_list<byte_range> ranges) {
+  snapshot(std::span<const byte_range>(ranges.begin(), ranges.size()));
+}
+
+void transaction::snapshot(std::span<const byte_range> ranges) {
+  tx_state& st = *state_;
+  check_live(st);
+  tx_manager& m = *pool_->impl().tx;
+  bool logged = false;
+  for (const byte_range& r : ranges) {
+    if (r.size == 0) continue;
+    if (!pool_->contains(r.pointer, r.size)) {
+      throw error(errc::invalid_argument, "pobj: snapshot of a range outside the pool");
+    }
+    std::uint64_t off = pool_->offset_of(r.pointer);
+    auto inside = [&](std::uint64_t a, std::uint64_t n) { return off >= a && off + r.size <= a + n; };
+    if (std::any_of(st.fresh.begin(), st.fresh.end(), [&](const fresh_object& f) { return inside(f.offset, f.size); }) ||
+        std::any_of(st.ranges.begin(), st.ranges.end(), [&](const logged_range& l) { return inside(l.offset, l.size); })) {
+      continue;
+    }
+    append(m, st, entry_kind::undo, off, r.pointer, static_cast<std::uint32_t>(r.size),
+           entry_header_size + pad8(r.size));
+    st.ranges.push_back({off, r.size});
+    logged = true;
+  }
+  if (!logged) return;
+#ifndef POBJ_FAULT_SKIP_UNDO_FLUSH
+  flush_log(m, st);
+#else
+  st.flushed = st.pos;  // the deliberate bug the crash tests must catch
+#endif
+  fence_with_rule(m, st.ln);
+  st.heap_entries_unfenced = false;
+}
+
+allocation transaction::alloc(std::size_t size, std::uint16_t type) {
+  check_live(*state_);
+  reservation r = pool_->heap().reserve(size, type);
+  allocation a{r.offset, r.pointer, size};
+  adopt(r, size);
+  return a;
+}
+
+void transaction::adopt(reservation& r) { adopt(r, r.size); }
+
+void transaction::adopt(reservation& r, std::size_t requested) {
+  tx_state& st = *state_;
+  check_live(st);
+  tx_manager& m = *pool_->impl().tx;
+  alloc_payload a{r.generation, r.size, (std::uint64_t{requested} << 16) | r.type};
+  try {
+    append(m, st, entry_kind::alloc, r.offset, &a, sizeof(a));
+  } catch (...) {
+    pool_->heap().cancel(r);
+    throw;
+  }
+  st.fresh.push_back({r.offset, r.size, requested, r.generation, r.type, false});
+  st.heap_entries_unfenced = true;
+  r = reservation{};
+}
+
+void transaction::free(offset_t object) {
+  tx_state& st = *state_;
+  check_live(st);
+  tx_manager& m = *pool_->impl().tx;
+  for (auto& f : st.fresh) {
+    if (f.offset == object && !f.freed) {
+      append(m, st, entry_kind::free, object, &f.gen, 8);
+      f.freed = true;
+      st.heap_entries_unfenced = true;
+      return;
+    }
+  }
+  block_ref b = pool_->impl().heap->locate(object);
+  bool allocated = b.entry != nullptr && (b.run != nullptr ? (b.bitmap_word->load() & b.bit) != 0
+                                                           : b.state == chunk_state::extent);
+  if (!allocated) {
+    throw error(errc::invalid_argument, fmt::format("pobj: free of {:#x}, which is not an allocated object", object));
+  }
+  if (std::any_of(st.freed.begin(), st.freed.end(), [&](const freed_object& f) { return f.offset == object; })) {
+    throw error(errc::invalid_argument, fmt::format("pobj: {:#x} is freed twice in one block", object));
+  }
+  std::uint64_t gen = meta_gen(b.meta->load(std::memory_order_relaxed));
+  append(m, st, entry_kind::free, object, &gen, 8);
+  st.freed.push_back({object, b.size, gen});
+  st.heap_entries_unfenced = true;
+}
+
+void transaction::commit() {
+  tx_state& st = *state_;
+  check_live(st);
+  if (st.depth != 1) {
+    throw error(errc::invalid_argument, "pobj: commit() of a nested scope; only the outermost scope commits");
+  }
+  st.depth = 0;
+  pool_->impl().tx->commit(st);
+  done_ = true;
+}
+
+void transaction::abort() noexcept {
+  if (done_) return;
+  tx_state& st = *state_;
+  done_ = true;
+  if (!st.aborted) pool_->impl().tx->abort(st);
+  st.aborted = --st.depth > 0;
+}
+
+// ---- publish, durable stores, frees outside blocks ------------------------------------------
+
+void publish(pool& p, std::span<reservation> objects, std::span<const link> links) {
+  for (const link& l : links) {
+    if (!p.contains(l.word, 8) || reinterpret_cast<std::uintptr_t>(l.word) % 8 != 0) {
+      throw error(errc::invalid_argument, "pobj: publish link word outside the pool or not 8-aligned");
+    }
+  }
+  transaction tx(p);
+  for (reservation& r : objects) tx.adopt(r);
+  // One fence for every link's undo record (and the allocation records before them) ...
+  std::vector<byte_range> words;
+  words.reserve(links.size());
+  for (const link& l : links) words.push_back({l.word, 8});
+  tx.snapshot(std::span<const byte_range>(words));
+  for (const link& l : links) std::atomic_ref<std::uint64_t>(*l.word).store(l.value, std::memory_order_release);
+  // ... and one at commit, when the outermost scope ends.
+}
+
+void pool::durable_store(std::uint64_t* word, std::uint64_t value) {
+  if (!contains(word, 8) || reinterpret_cast<std::uintptr_t>(word) % 8 != 0) {
+    throw error(errc::invalid_argument, "pobj: durable_store to a word outside the pool or not 8-aligned");
+  }
+  if (transaction::active(*this)) {
+    transaction tx(*this);
+    tx.set(*word, value);
+    return;
+  }
+  tx_manager& m = *impl_->tx;
+  if (m.flush_pending(nullptr, tl_seen)) {
+    impl_->drain();
+    m.settle_pending(tl_seen);
+  }
+  std::atomic_ref<std::uint64_t>(*word).store(value, std::memory_order_release);
+  impl_->persist(word, 8);
+}
+
+void heap::free(offset_t object) {
+  pool_impl& p = impl_->pool;
+  block_ref b = impl_->locate(object);
+  bool allocated = b.entry != nullptr && (b.run != nullptr ? (b.bitmap_word->load() & b.bit) != 0
+                                                           : b.state == chunk_state::extent);
+  if (!allocated) {
+    throw error(errc::invalid_argument, fmt::format("pobj: free of {:#x}, which is not an allocated object", object));
+  }
+  thread_context& ctx = p.local();
+  if (ctx.tx != nullptr && ctx.tx->depth > 0) {
+    throw error(errc::invalid_argument, "pobj: heap::free inside a failure-atomic block; use transaction::free");
+  }
+  tx_manager& m = *p.tx;
+  if (m.flush_pending(nullptr, tl_seen)) {
+    p.drain();
+    m.settle_pending(tl_seen);
+  }
+  impl_->persist_free(object);
+  p.drain();
+  give_back(*impl_, object, b.size);
+}
+
+// ---- named roots ----------------------------------------------------------------------------
+
+namespace {
+void check_root_name(std::string_view name) {
+  if (name.empty() || name.size() > pool::root_name_max || name.find('\0') != std::string_view::npos) {
+    throw error(errc::invalid_argument,
+                fmt::format("pobj: root names are 1 to {} bytes without NUL; '{}' is not", pool::root_name_max, name));
+  }
+}
+std::string_view entry_name(const root_entry& e) { return {e.name, strnlen(e.name, sizeof(e.name))}; }
+}  // namespace
+
+offset_t pool::root(std::string_view name) const {
+  check_root_name(name);
+  std::lock_guard lock(impl_->roots_mu);
+  for (std::uint64_t i = 0; i < impl_->header.root_entries; ++i) {
+    const root_entry& e = impl_->roots[i];
+    if (e.object != 0 && entry_name(e) == name) return e.object;
+  }
+  return 0;
+}
+
+void pool::set_root(std::string_view name, offset_t object) {
+  check_root_name(name);
+  std::uint16_t type = 0;
+  bool fresh = false;
+  if (object != 0 && transaction::active(*this)) {
+    for (const fresh_object& f : impl_->tx->state().fresh) {
+      if (f.offset == object && !f.freed) {
+        fresh = true;
+        type = f.type;
+      }
+    }
+  }
+  if (object != 0 && !fresh) type = heap().type_of(object);
+  if (object != 0 && !fresh && !heap().is_allocated(object)) {
+    throw error(errc::invalid_argument,
+                fmt::format("pobj: root '{}' cannot refer to {:#x}: not an allocated object", name, object));
+  }
+  std::lock_guard lock(impl_->roots_mu);
+  root_entry* slot = nullptr;
+  root_entry* free_slot = nullptr;
+  for (std::uint64_t i = 0; i < impl_->header.root_entries; ++i) {
+    root_entry& e = impl_->roots[i];
+    if (e.object != 0 && entry_name(e) == name) {
+      slot = &e;
+      break;
+    }
+    if (e.object == 0 && free_slot == nullptr) free_slot = &e;
+  }
+  if (slot == nullptr) {
+    if (object == 0) return;
+    if (free_slot == nullptr) {
+      throw error(errc::out_of_space, fmt::format("pobj: the root directory is full ({} names)", root_capacity));
+    }
+    slot = free_slot;
+  }
+  transaction tx(*this);
+  tx.snapshot(slot, sizeof(root_entry));
+  std::memset(slot->name, 0, sizeof(slot->name));
+  if (object != 0) std::memcpy(slot->name, name.data(), name.size());
+  slot->type = type;
+  slot->object = object;
+}
+
+bool pool::remove_root(std::string_view name) {
+  if (root(name) == 0) return false;
+  set_root(name, 0);
+  return true;
+}
+
+std::vector<std::pair<std::string, offset_t>> pool::roots() const {
+  std::vector<std::pair<std::string, offset_t>> out;
+  std::lock_guard lock(impl_->roots_mu);
+  for (std::uint64_t i = 0; i < impl_->header.root_entries; ++i) {
+    const root_entry& e = impl_->roots[i];
+    if (e.object != 0) out.emplace_back(std::string(entry_name(e)), e.object);
+  }
+  return out;
+}
+
+}  // namespace pobj

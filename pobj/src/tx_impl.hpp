@@ -1,0 +1,94 @@
+// Internal state of failure-atomic blocks: log lanes, per-thread block state, recovery.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <pobj/pool.hpp>
+
+#include "layout.hpp"
+
+namespace pobj::detail {
+
+struct pool_impl;
+
+struct lane {
+  std::uint32_t index = 0;
+  std::atomic<bool> busy{false};
+  std::uint64_t seq = 0;   // of the next block (REQUIRES busy)
+  int buffer = 0;          // the buffer the next block uses (REQUIRES busy)
+  // Non-zero while the invalidation of one of this lane's buffers is stored and flushed by its
+  // owner but not yet known to be durable: (seq << 1) | buffer.
+  std::atomic<std::uint64_t> pending{0};
+};
+
+struct logged_range {
+  std::uint64_t offset;
+  std::uint64_t size;
+};
+
+struct fresh_object {
+  std::uint64_t offset;
+  std::uint64_t size;       // usable size
+  std::uint64_t requested;  // bytes the caller asked for: flushed and checksummed at commit
+  std::uint64_t gen;
+  std::uint16_t type;
+  bool freed;           // freed again by the same block: neither allocated nor checksummed
+};
+
+struct freed_object {
+  std::uint64_t offset;
+  std::uint64_t size;
+  std::uint64_t gen;
+};
+
+struct tx_state {
+  int depth = 0;
+  bool aborted = false;
+  lane* ln = nullptr;
+  std::byte* log = nullptr;      // the buffer in use
+  std::uint64_t seq = 0;
+  std::size_t pos = 0;           // bytes of entries written after the header line
+  std::size_t flushed = 0;       // entries [0, flushed) have been flushed
+  bool started = false;          // the buffer header says active
+  bool heap_entries_unfenced = false;
+  std::size_t redo_reserve = 0;  // log bytes the commit will need
+  std::vector<logged_range> ranges;
+  std::vector<fresh_object> fresh;
+  std::vector<freed_object> freed;
+};
+
+struct tx_manager {
+  explicit tx_manager(pool_impl& p);
+
+  pool_impl& pool;
+  std::vector<std::unique_ptr<lane>> lanes;
+  std::vector<std::atomic<std::uint64_t>> pending_mask;  // bit i: lanes[i].pending != 0
+  std::mutex states_mu;
+  std::vector<std::unique_ptr<tx_state>> states;
+
+  recovery_report recover();
+
+  log_buffer_header* buffer_header(std::uint32_t lane_index, int buffer) const noexcept;
+  tx_state& state();  // this thread's, created on first use
+  lane* acquire_lane() noexcept;
+  void release_lane(lane* l) noexcept;
+
+  // The ordering rule (docs/transactions.md): before a store to pool data can become durable,
+  // every committed block's log invalidation must be durable, or recovery could replay a stale
+  // log over the newer store. flush_pending() writes back the pending invalidations of other
+  // lanes (the caller then drains); settle_pending() clears what that drain made durable.
+  // Returns whether anything was pending.
+  bool flush_pending(const lane* self, std::vector<std::pair<lane*, std::uint64_t>>& seen) noexcept;
+  void settle_pending(const std::vector<std::pair<lane*, std::uint64_t>>& seen) noexcept;
+  void mark_pending(lane* l, std::uint64_t value) noexcept;
+
+  void begin(tx_state& st);
+  void commit(tx_state& st);
+  void abort(tx_state& st) noexcept;
+};
+
+}  // namespace pobj::detail

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package pobj needs to build, test and benchmark.
+# Idempotent: packages already present are skipped; apt-get runs only when something is missing.
+set -euo pipefail
+
+packages=(
+  meson ninja-build pkg-config g++ clang-14 libclang-rt-14-dev
+  libpmem2-dev libpmemobj-dev libpmem-dev
+  libboost1.81-dev libfmt-dev catch2 libbenchmark-dev
+  libclang-14-dev llvm-14-dev libfabric-dev
+  redis-server redis-tools
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -423,18 +423,29 @@ void heap_impl::release_cache(thread_cache& tc) noexcept {
   }
 }
 
-void heap_impl::persist_alloc(std::uint64_t off, std::size_t size, std::uint64_t gen, std::uint16_t type) {
+void heap_impl::write_meta(std::uint64_t off, std::uint64_t gen, std::uint16_t type) {
   block_ref b = locate(off);
+  if (b.meta == nullptr) return;
+  b.meta->store(make_meta(gen, type), std::memory_order_relaxed);
+  pool.flush(b.meta, 8);
+}
+
+void heap_impl::persist_alloc(std::uint64_t off, std::size_t size, std::uint64_t gen, std::uint16_t type,
+                              bool with_meta) {
+  block_ref b = locate(off);
+  if (b.entry == nullptr) return;
   if (b.run != nullptr) {
-    b.meta->store(make_meta(gen, type), std::memory_order_relaxed);
-    pool.flush(b.meta, 8);
+    if (with_meta) {
+      b.meta->store(make_meta(gen, type), std::memory_order_relaxed);
+      pool.flush(b.meta, 8);
+    }
     b.bitmap_word->fetch_or(b.bit, std::memory_order_acq_rel);
     pool.flush(b.bitmap_word, 8);
     return;
   }
   // An extent: its head entry records the length and generation.
   chunk_entry* e = entry(b.chunk);
-  e->meta.store(make_meta(gen, type), std::memory_order_relaxed);
+  if (with_meta) e->meta.store(make_meta(gen, type), std::memory_order_relaxed);
   e->word.store(chunk_word(chunk_state::extent, 0, static_cast<std::uint32_t>(size / chunk_size)),
                 std::memory_order_release);
   pool.flush(e, sizeof(chunk_entry));

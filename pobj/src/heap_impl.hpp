@@ -91,7 +91,12 @@ struct heap_impl {
   std::uint64_t next_generation(thread_cache& tc);
 
   // Persistent allocation state: flush only, the caller drains.
-  void persist_alloc(std::uint64_t off, std::size_t size, std::uint64_t gen, std::uint16_t type);
+  // Writes a block's generation and type (flush only). Done when a block joins a failure-atomic
+  // block, so the meta is durable with the allocation record, before the bit can be.
+  void write_meta(std::uint64_t off, std::uint64_t gen, std::uint16_t type);
+  // Marks a block allocated (and writes its meta too when with_meta), flush only.
+  void persist_alloc(std::uint64_t off, std::size_t size, std::uint64_t gen, std::uint16_t type,
+                     bool with_meta = true);
   void persist_free(std::uint64_t off);
   // Recovery of a logged allocation or free, flush only. allocate: mark allocated whatever the
   // state; the others act only when the block still carries `gen` (it was not reused since).

@@ -91,7 +91,7 @@ enum class entry_kind : std::uint32_t {
   undo = 1,    // payload: bytes at offset before the block changed them
   redo = 2,    // payload: bytes at offset when the block committed
   alloc = 3,   // payload: u64 generation, u64 size; offset = the object
-  free = 4,    // payload: u64 generation; offset = the object
+  free = 4,    // payload: u64 generation, u64 size; offset = the object
   commit = 5,  // payload: u64 checksum over the log before it and every allocated object
 };
 

@@ -173,10 +173,10 @@ recovery_report tx_manager::recover() {
             std::memcpy(&gen, it->payload, 8);
             heap.recover(e->offset, 0, gen, 0, heap_impl::recover_op::clear_if_same_generation);
           } else if (e->kind == entry_kind::free) {
-            std::uint64_t gen;
-            std::memcpy(&gen, it->payload, 8);
-            if (!freed_in_block(e->offset, gen)) {
-              heap.recover(e->offset, 0, gen, 0, heap_impl::recover_op::set_if_same_generation);
+            std::uint64_t freed[2];  // generation, size
+            std::memcpy(freed, it->payload, sizeof(freed));
+            if (!freed_in_block(e->offset, freed[0])) {
+              heap.recover(e->offset, freed[1], freed[0], 0, heap_impl::recover_op::set_if_same_generation);
             }
           }
         }
@@ -345,7 +345,7 @@ void tx_manager::commit(tx_state& st) {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;
   for (auto& f : st.fresh) {
     if (f.freed) continue;
-    heap.persist_alloc(f.offset, f.size, f.gen, f.type);
+    heap.persist_alloc(f.offset, f.size, f.gen, f.type, false);
     objects.emplace_back(f.offset, f.requested);
     pool.flush(pool.at<std::byte>(f.offset), f.requested);
   }
@@ -508,6 +508,7 @@ void transaction::adopt(reservation& r, std::size_t requested) {
     pool_->heap().cancel(r);
     throw;
   }
+  pool_->impl().heap->write_meta(r.offset, r.generation, r.type);
   st.fresh.push_back({r.offset, r.size, requested, r.generation, r.type, false});
   st.heap_entries_unfenced = true;
   r = reservation{};
@@ -519,7 +520,8 @@ void transaction::free(offset_t object) {
   tx_manager& m = *pool_->impl().tx;
   for (auto& f : st.fresh) {
     if (f.offset == object && !f.freed) {
-      append(m, st, entry_kind::free, object, &f.gen, 8);
+      std::uint64_t payload[2] = {f.gen, f.size};
+      append(m, st, entry_kind::free, object, payload, sizeof(payload));
       f.freed = true;
       st.heap_entries_unfenced = true;
       return;
@@ -535,7 +537,8 @@ void transaction::free(offset_t object) {
     throw error(errc::invalid_argument, fmt::format("pobj: {:#x} is freed twice in one block", object));
   }
   std::uint64_t gen = meta_gen(b.meta->load(std::memory_order_relaxed));
-  append(m, st, entry_kind::free, object, &gen, 8);
+  std::uint64_t payload[2] = {gen, b.size};
+  append(m, st, entry_kind::free, object, payload, sizeof(payload));
   st.freed.push_back({object, b.size, gen});
   st.heap_entries_unfenced = true;
 }
@@ -561,8 +564,8 @@ void transaction::abort() noexcept {
 
 // ---- publish, durable stores, frees outside blocks ------------------------------------------
 
-void publish(pool& p, std::span<reservation> objects, std::span<const link> links) {
-  for (const link& l : links) {
+void publish(pool& p, std::span<reservation> objects, std::span<const publish_link> links) {
+  for (const publish_link& l : links) {
     if (!p.contains(l.word, 8) || reinterpret_cast<std::uintptr_t>(l.word) % 8 != 0) {
       throw error(errc::invalid_argument, "pobj: publish link word outside the pool or not 8-aligned");
     }
@@ -572,9 +575,9 @@ void publish(pool& p, std::span<reservation> objects, std::span<const link> link
   // One fence for every link's undo record (and the allocation records before them) ...
   std::vector<byte_range> words;
   words.reserve(links.size());
-  for (const link& l : links) words.push_back({l.word, 8});
+  for (const publish_link& l : links) words.push_back({l.word, 8});
   tx.snapshot(std::span<const byte_range>(words));
-  for (const link& l : links) std::atomic_ref<std::uint64_t>(*l.word).store(l.value, std::memory_order_release);
+  for (const publish_link& l : links) std::atomic_ref<std::uint64_t>(*l.word).store(l.value, std::memory_order_release);
   // ... and one at commit, when the outermost scope ends.
 }
 

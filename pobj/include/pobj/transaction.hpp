@@ -103,7 +103,7 @@ decltype(auto) run_tx(pool& p, F&& fn) {
 }
 
 // One store that publish() makes together with the publication: *word = value.
-struct link {
+struct publish_link {
   std::uint64_t* word;
   std::uint64_t value;
 };
@@ -111,10 +111,10 @@ struct link {
 // Makes reserved objects persistent and links them in, all or nothing: when it returns, the
 // objects' contents (as filled by the caller), their allocation and every link are persistent.
 // Two fences, whatever the count. Inside an open block on the same thread, it joins the block.
-void publish(pool& p, std::span<reservation> objects, std::span<const link> links);
+void publish(pool& p, std::span<reservation> objects, std::span<const publish_link> links);
 inline void publish(pool& p, reservation& object, std::uint64_t* link_word) {
-  link l{link_word, object.offset};
-  publish(p, std::span<reservation>(&object, 1), std::span<const link>(&l, 1));
+  publish_link l{link_word, object.offset};
+  publish(p, std::span<reservation>(&object, 1), std::span<const publish_link>(&l, 1));
 }
 
 }  // namespace pobj

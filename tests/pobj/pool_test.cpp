@@ -1,0 +1,221 @@
+#include <pobj/pool.hpp>
+
+#include <cstring>
+
+#include <catch2/catch.hpp>
+#include <pobj/heap.hpp>
+#include <pobj/transaction.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checksum.hpp"
+#include "layout.hpp"
+#include "test_util.hpp"
+
+using namespace pobj;
+using pobj_test::scratch_path;
+
+namespace {
+
+errc open_error(const std::string& path, const pool_options& o = pobj_test::small_options()) {
+  try {
+    pool p = pool::open(path, o);
+  } catch (const error& e) {
+    return e.code();
+  }
+  return errc{};
+}
+
+// Opening a bad pool must fail with `code` and leave the file byte for byte as it was.
+void expect_open_fails_untouched(const std::string& path, errc code) {
+  auto before = pobj_test::read_file(path);
+  CHECK(to_string(open_error(path)) == to_string(code));
+  CHECK(pobj_test::read_file(path) == before);
+}
+
+pobj::detail::pool_header read_header(const std::string& path) {
+  auto bytes = pobj_test::read_file(path);
+  pobj::detail::pool_header h;
+  std::memcpy(&h, bytes.data(), sizeof(h));
+  return h;
+}
+
+void write_header(const std::string& path, pobj::detail::pool_header h, bool fix_checksum) {
+  if (fix_checksum) h.checksum = pobj::detail::checksum(&h, offsetof(pobj::detail::pool_header, checksum));
+  auto bytes = pobj_test::read_file(path);
+  std::memcpy(bytes.data(), &h, sizeof(h));
+  pobj_test::write_file(path, bytes);
+}
+
+}  // namespace
+
+TEST_CASE("create, close and reopen a pool", "[pool]") {
+  scratch_path path("pool");
+  std::array<std::uint8_t, 16> uuid;
+  {
+    pool p = pool::create(path, pobj_test::small_options());
+    CHECK(p.is_open());
+    CHECK(p.size() >= 8 * MiB);
+    CHECK(p.mode() == persist_mode::byte);
+    CHECK(p.recovery().boot_count == 1);
+    uuid = p.uuid();
+    CHECK(std::any_of(uuid.begin(), uuid.end(), [](auto b) { return b != 0; }));
+  }
+  pool p = pool::open(path, pobj_test::small_options());
+  CHECK(p.uuid() == uuid);
+  CHECK(p.recovery().boot_count == 2);
+  CHECK(p.recovery().blocks_rolled_back == 0);
+  CHECK_THROWS_AS(pool::create(path, pobj_test::small_options()), error);
+  p.close();
+  CHECK_FALSE(p.is_open());
+}
+
+TEST_CASE("opening fails clearly and changes nothing", "[pool]") {
+  scratch_path path("bad");
+  SECTION("a missing file") { CHECK(open_error(path) == errc::not_found); }
+  SECTION("an empty file") {
+    pobj_test::write_file(path, {});
+    expect_open_fails_untouched(path, errc::not_a_pool);
+  }
+  SECTION("a file that is not a pool") {
+    pobj_test::write_file(path, std::vector<char>(10000, 'x'));
+    expect_open_fails_untouched(path, errc::not_a_pool);
+  }
+  SECTION("damaged pools") {
+    { pool::create(path, pobj_test::small_options()); }
+    auto good = pobj_test::read_file(path);
+    SECTION("a truncated header") {
+      pobj_test::write_file(path, std::vector<char>(good.begin(), good.begin() + 1000));
+      expect_open_fails_untouched(path, errc::truncated);
+    }
+    SECTION("a truncated pool") {
+      pobj_test::write_file(path, std::vector<char>(good.begin(), good.begin() + static_cast<long>(good.size() / 2)));
+      expect_open_fails_untouched(path, errc::truncated);
+    }
+    SECTION("a corrupt header") {
+      auto h = read_header(path);
+      h.lane_count ^= 0x10;
+      write_header(path, h, false);
+      expect_open_fails_untouched(path, errc::corrupt);
+    }
+    SECTION("an inconsistent layout with a valid checksum") {
+      auto h = read_header(path);
+      h.heap_offset += 4096;
+      write_header(path, h, true);
+      expect_open_fails_untouched(path, errc::corrupt);
+    }
+    SECTION("another format version") {
+      auto h = read_header(path);
+      h.format_major = 2;
+      write_header(path, h, true);
+      expect_open_fails_untouched(path, errc::version_mismatch);
+    }
+    SECTION("a recorded size below the minimum") {
+      auto bytes = pobj_test::read_file(path);
+      std::uint64_t tiny = 4096;
+      std::memcpy(bytes.data() + pobj::detail::superblock_offset, &tiny, 8);
+      pobj_test::write_file(path, bytes);
+      expect_open_fails_untouched(path, errc::too_small);
+    }
+  }
+}
+
+TEST_CASE("a pool is open in one place at a time", "[pool]") {
+  scratch_path path("lock");
+  pool p = pool::create(path, pobj_test::small_options());
+  CHECK(open_error(path) == errc::locked);
+  pid_t child = fork();
+  if (child == 0) _exit(open_error(path) == errc::locked ? 0 : 1);
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  p.close();
+  CHECK(open_error(path) == errc{});
+}
+
+TEST_CASE("create rejects sizes below the minimum and bad options", "[pool]") {
+  scratch_path path("small");
+  auto o = pobj_test::small_options();
+  o.size = pool::minimum_size(o) - 1;
+  try {
+    pool::create(path, o);
+    FAIL("created");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::too_small);
+  }
+  o.size = pool::minimum_size(o);
+  CHECK_NOTHROW(pool::create(path, o));
+  o.lanes = 0;
+  CHECK_THROWS_AS(pool::minimum_size(o), error);
+}
+
+TEST_CASE("a pool grows on demand without moving what it holds", "[pool]") {
+  scratch_path path("grow");
+  auto o = pobj_test::small_options();
+  o.size = pool::minimum_size(o);
+  o.max_size = 64 * MiB;
+  std::vector<offset_t> objects;
+  std::byte* base;
+  std::size_t start_size;
+  {
+    pool p = pool::create(path, o);
+    base = p.base();
+    start_size = p.size();
+    transaction tx(p);
+    for (int i = 0; i < 40; ++i) {
+      allocation a = tx.alloc(100 * KiB);
+      std::memset(a.pointer, i, 100 * KiB);
+      objects.push_back(a.offset);
+    }
+    CHECK(p.base() == base);
+  }
+  pool p = pool::open(path, o);
+  CHECK(p.size() > start_size);
+  for (int i = 0; i < 40; ++i) {
+    CHECK(p.heap().is_allocated(objects[static_cast<std::size_t>(i)]));
+    CHECK(*p.at<std::uint8_t>(objects[static_cast<std::size_t>(i)] + 50 * KiB) == i);
+  }
+  SECTION("and stops at its maximum with a clear error") {
+    try {
+      for (int i = 0; i < 1000; ++i) {
+        transaction tx(p);
+        tx.alloc(200 * KiB);
+      }
+      FAIL("never full");
+    } catch (const error& e) {
+      CHECK(e.code() == errc::out_of_space);
+    }
+    CHECK(p.size() <= 64 * MiB);
+  }
+}
+
+TEST_CASE("named roots survive reopening", "[pool][roots]") {
+  scratch_path path("roots");
+  offset_t a, b;
+  {
+    pool p = pool::create(path, pobj_test::small_options());
+    CHECK(p.root("missing") == 0);
+    {
+      transaction tx(p);
+      a = tx.alloc(64).offset;
+      b = tx.alloc(64).offset;
+      p.set_root("alpha", a);
+      p.set_root("beta", b);
+    }
+    CHECK(p.root("alpha") == a);
+    p.set_root("alpha", b);  // replace
+    CHECK(p.root("alpha") == b);
+    CHECK_THROWS_AS(p.set_root("", a), error);
+    CHECK_THROWS_AS(p.set_root(std::string(48, 'n'), a), error);
+    CHECK_THROWS_AS(p.set_root("dangling", 12345), error);
+  }
+  pool p = pool::open(path, pobj_test::small_options());
+  CHECK(p.root("alpha") == b);
+  CHECK(p.root("beta") == b);
+  CHECK(p.roots().size() == 2);
+  CHECK(p.remove_root("alpha"));
+  CHECK_FALSE(p.remove_root("alpha"));
+  CHECK(p.root("alpha") == 0);
+  CHECK(p.roots().size() == 1);
+}

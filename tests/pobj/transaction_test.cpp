@@ -1,0 +1,237 @@
+#include <pobj/transaction.hpp>
+
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <pobj/media.hpp>
+
+#include "test_util.hpp"
+
+using namespace pobj;
+using pobj_test::scratch_path;
+
+namespace {
+struct account_table {
+  std::uint64_t balance[16];
+  std::uint64_t link;
+};
+
+account_table* make_table(pool& p) {
+  transaction tx(p);
+  allocation a = tx.alloc(sizeof(account_table));
+  auto* t = static_cast<account_table*>(a.pointer);
+  for (auto& b : t->balance) b = 100;
+  t->link = 0;
+  p.set_root("accounts", a.offset);
+  return t;
+}
+
+std::uint64_t fences() { return media::thread_counters().drains; }
+}  // namespace
+
+TEST_CASE("a committed block survives reopening", "[tx]") {
+  scratch_path path("commit");
+  {
+    pool p = pool::create(path, pobj_test::small_options());
+    auto* t = make_table(p);
+    transaction tx(p);
+    tx.set(t->balance[0], std::uint64_t{50});
+    tx.set(t->balance[1], std::uint64_t{150});
+  }
+  pool p = pool::open(path, pobj_test::small_options());
+  auto* t = p.at<account_table>(p.root("accounts"));
+  CHECK(t->balance[0] == 50);
+  CHECK(t->balance[1] == 150);
+}
+
+TEST_CASE("an exception aborts the block and propagates", "[tx]") {
+  scratch_path path("abort");
+  pool p = pool::create(path, pobj_test::small_options());
+  auto* t = make_table(p);
+  auto used = p.heap().stats().bytes_used;
+  offset_t freed = 0;
+  {
+    transaction tx(p);
+    freed = tx.alloc(64).offset;
+    tx.set(t->link, freed);
+  }
+  CHECK_THROWS_WITH(run_tx(p,
+                           [&](transaction& tx) {
+                             tx.set(t->balance[0], std::uint64_t{1});
+                             tx.snapshot(&t->balance[1], 16);
+                             t->balance[1] = 2;
+                             t->balance[2] = 3;
+                             tx.alloc(1000);
+                             tx.free(freed);
+                             tx.set(t->link, std::uint64_t{0});
+                             throw std::runtime_error("boom");
+                           }),
+                    "boom");
+  CHECK(t->balance[0] == 100);
+  CHECK(t->balance[1] == 100);
+  CHECK(t->balance[2] == 100);
+  CHECK(t->link == freed);
+  CHECK(p.heap().is_allocated(freed));
+  CHECK(p.heap().stats().bytes_used == used + 64);
+  CHECK(p.heap().check().ok());
+}
+
+TEST_CASE("nested scopes flatten; an inner abort aborts the whole block", "[tx]") {
+  scratch_path path("nested");
+  pool p = pool::create(path, pobj_test::small_options());
+  auto* t = make_table(p);
+  SECTION("inner scopes commit with the outer one") {
+    {
+      transaction outer(p);
+      outer.set(t->balance[0], std::uint64_t{1});
+      {
+        transaction inner(p);
+        inner.set(t->balance[1], std::uint64_t{2});
+        CHECK(transaction::active(p));
+      }
+      CHECK_THROWS_AS(outer.snapshot(nullptr, 8), error);  // outside the pool: rejected, the block lives on
+      outer.set(t->balance[2], std::uint64_t{3});
+    }
+    CHECK(t->balance[0] == 1);
+    CHECK(t->balance[1] == 2);
+    CHECK(t->balance[2] == 3);
+    CHECK_FALSE(transaction::active(p));
+  }
+  SECTION("an exception caught between the scopes still aborts everything") {
+    {
+      transaction outer(p);
+      outer.set(t->balance[0], std::uint64_t{1});
+      try {
+        transaction inner(p);
+        inner.set(t->balance[1], std::uint64_t{2});
+        throw std::runtime_error("inner");
+      } catch (const std::runtime_error&) {
+      }
+      CHECK(t->balance[0] == 100);  // rolled back at once
+      try {
+        outer.set(t->balance[2], std::uint64_t{3});
+        FAIL("used an aborted block");
+      } catch (const error& e) {
+        CHECK(e.code() == errc::transaction_aborted);
+      }
+    }
+    CHECK(t->balance[1] == 100);
+    CHECK(t->balance[2] == 100);
+    // The thread can open a new block afterwards.
+    run_tx(p, [&](transaction& tx) { tx.set(t->balance[3], std::uint64_t{4}); });
+    CHECK(t->balance[3] == 4);
+  }
+  SECTION("explicit commit and abort") {
+    transaction tx(p);
+    tx.set(t->balance[0], std::uint64_t{7});
+    tx.commit();
+    CHECK(t->balance[0] == 7);
+    transaction tx2(p);
+    tx2.set(t->balance[0], std::uint64_t{8});
+    tx2.abort();
+    CHECK(t->balance[0] == 7);
+  }
+}
+
+TEST_CASE("fences per operation are as documented", "[tx][fences]") {
+  scratch_path path("fences");
+  pool p = pool::create(path, pobj_test::small_options());
+  auto* t = make_table(p);
+  run_tx(p, [&](transaction& tx) { tx.set(t->balance[15], std::uint64_t{0}); });  // warm up
+
+  auto f0 = fences();
+  run_tx(p, [&](transaction& tx) { tx.set(t->balance[0], std::uint64_t{1}); });
+  CHECK(fences() - f0 == 2);
+
+  f0 = fences();
+  run_tx(p, [&](transaction& tx) {
+    tx.snapshot({{&t->balance[0], 8}, {&t->balance[8], 8}, {&t->link, 8}, {&t->balance[4], 8}});
+    t->balance[0] = t->balance[8] = t->link = t->balance[4] = 2;
+  });
+  CHECK(fences() - f0 == 2);
+
+  reservation r = p.heap().reserve(64);
+  std::memset(r.pointer, 0, 64);
+  f0 = fences();
+  publish(p, r, &t->link);
+  CHECK(fences() - f0 == 2);
+
+  f0 = fences();
+  run_tx(p, [&](transaction& tx) {
+    allocation a = tx.alloc(64);
+    std::memset(a.pointer, 1, 64);
+    tx.free(t->link);
+    tx.set(t->link, a.offset);
+  });
+  CHECK(fences() - f0 == 2);
+
+  f0 = fences();
+  run_tx(p, [&](transaction&) {});
+  CHECK(fences() - f0 == 0);
+
+  f0 = fences();
+  p.durable_store(&t->balance[9], 9);
+  CHECK(fences() - f0 == 2);  // a block committed just before: its log is made stale first
+  f0 = fences();
+  p.durable_store(&t->balance[9], 10);
+  CHECK(fences() - f0 == 1);
+}
+
+TEST_CASE("objects allocated in a block are written in place, never logged", "[tx]") {
+  scratch_path path("fresh");
+  auto o = pobj_test::small_options();
+  o.lane_log_size = 4096;
+  pool p = pool::create(path, o);
+  auto* t = make_table(p);
+  run_tx(p, [&](transaction& tx) {
+    allocation a = tx.alloc(64 * KiB);
+    tx.snapshot(a.pointer, 64 * KiB);  // inside a fresh object: free, and it does not fill the log
+    std::memset(a.pointer, 9, 64 * KiB);
+    tx.set(t->link, a.offset);
+  });
+  CHECK(*p.at<std::uint8_t>(t->link + 1000) == 9);
+
+  SECTION("a block that outgrows its log aborts with a clear error") {
+    std::vector<std::uint64_t> big;
+    try {
+      run_tx(p, [&](transaction& tx) {
+        allocation a = tx.alloc(8 * KiB);
+        std::memset(a.pointer, 0, 8 * KiB);
+        tx.set(t->balance[0], std::uint64_t{1});
+        tx.snapshot(a.pointer, 8);
+        tx.snapshot(p.at<std::byte>(t->link), 4000);
+        FAIL("fit");
+      });
+    } catch (const error& e) {
+      CHECK(e.code() == errc::transaction_too_large);
+    }
+    CHECK(t->balance[0] == 100);
+    CHECK(p.heap().check().ok());
+  }
+}
+
+TEST_CASE("blocks on several threads run concurrently", "[tx][threads]") {
+  scratch_path path("threads");
+  pool p = pool::create(path, pobj_test::small_options());
+  auto* t = make_table(p);
+  std::mutex mu[16];
+  auto worker = [&](unsigned seed) {
+    for (unsigned i = 0; i < 3000; ++i) {
+      unsigned from = (seed * 7 + i * 13) % 16, to = (seed * 3 + i * 5 + 1) % 16;
+      if (from == to) continue;
+      std::scoped_lock lock(mu[from], mu[to]);
+      transaction tx(p);
+      tx.snapshot({{&t->balance[from], 8}, {&t->balance[to], 8}});
+      t->balance[from] -= 1;
+      t->balance[to] += 1;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < 4; ++i) threads.emplace_back(worker, i);
+  for (auto& th : threads) th.join();
+  std::uint64_t total = 0;
+  for (auto b : t->balance) total += b;
+  CHECK(total == 1600);
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the unit and crash suites in an
+# optimized build, again under AddressSanitizer + UndefinedBehaviorSanitizer, and the
+# concurrency tests under ThreadSanitizer. Each build has its own directory under build-test/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+jobs=$(nproc)
+run_suite() {  # name, meson options..., -- test args...
+  local name=$1; shift
+  local opts=() args=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do opts+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  args=("$@")
+  local dir=build-test/$name
+  echo "== $name: building"
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" -Dwerror=true -Dbench=false "${opts[@]}" >/dev/null
+  fi
+  ninja -C "$dir" -j "$jobs" >/dev/null
+  echo "== $name: testing"
+  meson test -C "$dir" --print-errorlogs "${args[@]}"
+}
+
+start=$(date +%s)
+run_suite release --buildtype=debugoptimized -Dcrash_points=200 --
+run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=40 -- \
+  --timeout-multiplier 3
+# ThreadSanitizer: the tests that run several threads.
+run_suite tsan --buildtype=debug -Db_sanitize=thread -Dexamples=false -- pobj \
+  --test-args '[threads]' --timeout-multiplier 3
+echo "== all suites passed in $(( $(date +%s) - start )) s"

@@ -78,21 +78,21 @@ struct root_entry {
 static_assert(sizeof(root_entry) == 64);
 static_assert(offsetof(root_entry, object) == 48);
 
-// Log lanes: lane_count lanes of two buffers of lane_log_size bytes. A buffer starts with one
-// header line; log entries follow.
+// Log lanes: lane_count lanes of two buffers of lane_log_size bytes. A buffer is an 8-byte state
+// word, then log entries, then, once the block commits, an 8-byte commit word: the checksum of
+// the entries and of every object the block allocated. A one-field block fits in one line.
 struct log_buffer_header {
   std::atomic<std::uint64_t> state;  // (seq << 2) | log_state
-  std::uint64_t reserved[7];
 };
-static_assert(sizeof(log_buffer_header) == 64);
+static_assert(sizeof(log_buffer_header) == 8);
 enum log_state : std::uint64_t { log_empty = 0, log_active = 1 };
 
 enum class entry_kind : std::uint32_t {
-  undo = 1,    // payload: bytes at offset before the block changed them
-  redo = 2,    // payload: bytes at offset when the block committed
-  alloc = 3,   // payload: u64 generation, u64 size; offset = the object
-  free = 4,    // payload: u64 generation, u64 size; offset = the object
-  commit = 5,  // payload: u64 checksum over the log before it and every allocated object
+  undo = 1,       // payload: bytes at offset before the block changed them
+  redo = 2,       // payload: bytes at offset when the block committed
+  alloc = 3,      // payload: u64 generation, u64 usable size, u64 requested size << 16 | type
+  free = 4,       // payload: u64 generation, u64 size; offset = the object
+  undo_redo = 6,  // payload: the old bytes, then the new ones (a set() of a known value)
 };
 
 struct log_entry_header {

@@ -22,10 +22,13 @@ namespace detail {
 namespace {
 
 constexpr std::size_t entry_header_size = sizeof(log_entry_header);
-constexpr std::size_t commit_entry_size = entry_header_size + 8;
+constexpr std::size_t commit_word_size = 8;
 constexpr std::size_t pad8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
 
 thread_local std::vector<std::pair<lane*, std::uint64_t>> tl_seen;
+// The invalidation this thread stored and flushed last: its own fences order that flush, so the
+// ordering rule need not write it back again when this thread is the one that fences.
+thread_local std::pair<const lane*, std::uint64_t> tl_own_invalidation{nullptr, 0};
 
 std::uint64_t entry_checksum(const log_entry_header& h, const std::byte* payload) {
   log_entry_header copy = h;
@@ -42,12 +45,12 @@ struct alloc_payload {
   std::uint64_t requested_and_type;  // requested << 16 | type
 };
 
-// Checksum a commit record carries: the log before it, then each object the block allocated (and
-// did not free again), so a commit whose objects did not all reach the medium never validates.
+// The commit word: a checksum over the checksums of the block's entries (each covers its own
+// bytes) and over every object the block allocated (and did not free again), so a commit whose
+// entries or objects did not all reach the medium never validates.
 template <class Objects>
-std::uint64_t commit_checksum(const std::byte* entries, std::size_t len, const pool_impl& p, const Objects& objects) {
-  checksum64 c;
-  c.add(entries, len);
+std::uint64_t commit_checksum(const checksum64& entries, const pool_impl& p, const Objects& objects) {
+  checksum64 c = entries;
   for (const auto& [off, requested] : objects) {
     c.add_u64(off);
     c.add(p.at<std::byte>(off), requested);
@@ -79,6 +82,11 @@ recovery_report tx_manager::recover() {
     const log_entry_header* header;
     const std::byte* payload;
   };
+  auto gen_of = [](const entry_view& v) {
+    std::uint64_t g;
+    std::memcpy(&g, v.payload, 8);
+    return g;
+  };
   for (auto& ln : lanes) {
     std::uint64_t states[2] = {buffer_header(ln->index, 0)->state.load(), buffer_header(ln->index, 1)->state.load()};
     // Older block first: a lane's later block was logged after the earlier one's end.
@@ -92,92 +100,78 @@ recovery_report tx_manager::recover() {
       std::uint64_t seq = state >> 2;
       const std::byte* data = reinterpret_cast<const std::byte*>(hdr) + sizeof(log_buffer_header);
       std::vector<entry_view> entries;
+      checksum64 entry_sums;
       bool committed = false;
       std::size_t pos = 0;
-      while (pos + entry_header_size <= capacity) {
-        const auto* e = reinterpret_cast<const log_entry_header*>(data + pos);
-        if (e->seq != seq || e->size > capacity || pos + entry_header_size + pad8(e->size) > capacity) break;
-        const std::byte* payload = data + pos + entry_header_size;
-        if (entry_checksum(*e, payload) != e->checksum) break;
-        if (e->kind == entry_kind::commit) {
-          std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;
-          for (auto& v : entries) {
-            if (v.header->kind != entry_kind::alloc) continue;
-            alloc_payload a;
-            std::memcpy(&a, v.payload, sizeof(a));
-            bool freed_again = std::any_of(entries.begin(), entries.end(), [&](const entry_view& f) {
-              std::uint64_t g;
-              if (f.header->kind != entry_kind::free || f.header->offset != v.header->offset) return false;
-              std::memcpy(&g, f.payload, 8);
-              return g == a.gen;
-            });
-            std::uint64_t requested = a.requested_and_type >> 16;
-            if (!freed_again && v.header->offset + requested <= pool_size) {
-              objects.emplace_back(v.header->offset, requested);
-            }
-          }
-          std::uint64_t want;
-          std::memcpy(&want, payload, 8);
-          committed = commit_checksum(data, pos, pool, objects) == want;
-          break;
-        }
-        entries.push_back({e, payload});
-        pos += entry_header_size + pad8(e->size);
-      }
-      auto in_pool = [&](const log_entry_header* e) { return e->offset >= 4096 && e->offset + e->size <= pool_size; };
+      // A block that allocated an object and freed it again: neither allocated nor checksummed.
       auto freed_in_block = [&](std::uint64_t off, std::uint64_t gen) {
-        return std::any_of(entries.begin(), entries.end(), [&](const entry_view& v) {
-          if (v.header->kind != entry_kind::alloc || v.header->offset != off) return false;
-          std::uint64_t g;
-          std::memcpy(&g, v.payload, 8);
-          return g == gen;
-        });
+        bool allocated = false, freed = false;
+        for (auto& v : entries) {
+          if (v.header->offset != off || gen_of(v) != gen) continue;
+          allocated |= v.header->kind == entry_kind::alloc;
+          freed |= v.header->kind == entry_kind::free;
+        }
+        return allocated && freed;
+      };
+      while (pos + commit_word_size <= capacity) {
+        const auto* e = reinterpret_cast<const log_entry_header*>(data + pos);
+        bool entry = pos + entry_header_size <= capacity && e->seq == seq && e->size <= capacity &&
+                     pos + entry_header_size + pad8(e->size) <= capacity &&
+                     entry_checksum(*e, data + pos + entry_header_size) == e->checksum;
+        if (entry) {
+          entries.push_back({e, data + pos + entry_header_size});
+          entry_sums.add_u64(e->checksum);
+          pos += entry_header_size + pad8(e->size);
+          continue;
+        }
+        // Not an entry of this block: either its commit word, or the end of an uncommitted log.
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;
+        for (auto& v : entries) {
+          if (v.header->kind != entry_kind::alloc || freed_in_block(v.header->offset, gen_of(v))) continue;
+          alloc_payload a;
+          std::memcpy(&a, v.payload, sizeof(a));
+          std::uint64_t requested = a.requested_and_type >> 16;
+          if (v.header->offset + requested <= pool_size) objects.emplace_back(v.header->offset, requested);
+        }
+        std::uint64_t word;
+        std::memcpy(&word, data + pos, 8);
+        committed = !entries.empty() && commit_checksum(entry_sums, pool, objects) == word;
+        break;
+      }
+      auto in_pool = [&](std::uint64_t off, std::uint64_t n) { return off >= 4096 && off + n <= pool_size; };
+      auto restore = [&](const entry_view& v, bool new_half) {
+        const log_entry_header* e = v.header;
+        std::uint64_t n = e->kind == entry_kind::undo_redo ? e->size / 2 : e->size;
+        if (!in_pool(e->offset, n)) return;
+        std::memcpy(pool.at<std::byte>(e->offset), v.payload + (new_half && e->kind == entry_kind::undo_redo ? n : 0), n);
+        pool.flush(pool.at<std::byte>(e->offset), n);
       };
       if (committed) {
         for (auto& v : entries) {
           const log_entry_header* e = v.header;
-          if (e->kind == entry_kind::redo && in_pool(e)) {
-            std::memcpy(pool.at<std::byte>(e->offset), v.payload, e->size);
-            pool.flush(pool.at<std::byte>(e->offset), e->size);
-          } else if (e->kind == entry_kind::alloc) {
+          if (e->kind == entry_kind::redo || e->kind == entry_kind::undo_redo) {
+            restore(v, true);
+          } else if (e->kind == entry_kind::alloc && !freed_in_block(e->offset, gen_of(v))) {
             alloc_payload a;
             std::memcpy(&a, v.payload, sizeof(a));
             heap.recover(e->offset, a.usable, a.gen, static_cast<std::uint16_t>(a.requested_and_type & 0xffff),
                          heap_impl::recover_op::allocate);
           } else if (e->kind == entry_kind::free) {
-            std::uint64_t gen;
-            std::memcpy(&gen, v.payload, 8);
-            if (!freed_in_block(e->offset, gen)) {
-              heap.recover(e->offset, 0, gen, 0, heap_impl::recover_op::clear_if_same_generation);
-            }
-          }
-        }
-        // An allocation freed again by the same block: the commit set nothing for it.
-        for (auto& v : entries) {
-          if (v.header->kind != entry_kind::free) continue;
-          std::uint64_t gen;
-          std::memcpy(&gen, v.payload, 8);
-          if (freed_in_block(v.header->offset, gen)) {
-            heap.recover(v.header->offset, 0, gen, 0, heap_impl::recover_op::clear_if_same_generation);
+            heap.recover(e->offset, 0, gen_of(v), 0, heap_impl::recover_op::clear_if_same_generation);
           }
         }
         ++report.blocks_rolled_forward;
       } else {
         for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
           const log_entry_header* e = it->header;
-          if (e->kind == entry_kind::undo && in_pool(e)) {
-            std::memcpy(pool.at<std::byte>(e->offset), it->payload, e->size);
-            pool.flush(pool.at<std::byte>(e->offset), e->size);
+          if (e->kind == entry_kind::undo || e->kind == entry_kind::undo_redo) {
+            restore(*it, false);
           } else if (e->kind == entry_kind::alloc) {
-            std::uint64_t gen;
-            std::memcpy(&gen, it->payload, 8);
-            heap.recover(e->offset, 0, gen, 0, heap_impl::recover_op::clear_if_same_generation);
-          } else if (e->kind == entry_kind::free) {
+            heap.recover(e->offset, 0, gen_of(*it), 0, heap_impl::recover_op::clear_if_same_generation);
+          } else if (e->kind == entry_kind::free && !freed_in_block(e->offset, gen_of(*it))) {
             std::uint64_t freed[2];  // generation, size
             std::memcpy(freed, it->payload, sizeof(freed));
-            if (!freed_in_block(e->offset, freed[0])) {
-              heap.recover(e->offset, freed[1], freed[0], 0, heap_impl::recover_op::set_if_same_generation);
-            }
+            heap.recover(e->offset, freed[1], freed[0], 0, heap_impl::recover_op::set_if_same_generation);
           }
         }
         ++report.blocks_rolled_back;
@@ -220,11 +214,16 @@ lane* tx_manager::acquire_lane() noexcept {
 void tx_manager::release_lane(lane* l) noexcept { l->busy.store(false, std::memory_order_release); }
 
 void tx_manager::mark_pending(lane* l, std::uint64_t value) noexcept {
-  l->pending.store(value, std::memory_order_release);
-  pending_mask[l->index / 64].fetch_or(std::uint64_t{1} << (l->index % 64), std::memory_order_release);
+  // seq_cst: the store must be visible before the mask is read, or a thread dropping this lane's
+  // bit (flush_pending) could miss the new pending value.
+  l->pending.store(value, std::memory_order_seq_cst);
+  // A lane's bit stays set while the lane is in use, so the common path writes no shared word.
+  std::uint64_t bit = std::uint64_t{1} << (l->index % 64);
+  auto& word = pending_mask[l->index / 64];
+  if ((word.load(std::memory_order_relaxed) & bit) == 0) word.fetch_or(bit, std::memory_order_release);
 }
 
-bool tx_manager::flush_pending(const lane*, std::vector<std::pair<lane*, std::uint64_t>>& seen) noexcept {
+bool tx_manager::flush_pending(const lane* self, std::vector<std::pair<lane*, std::uint64_t>>& seen) noexcept {
   seen.clear();
   for (std::size_t w = 0; w < pending_mask.size(); ++w) {
     std::uint64_t m = pending_mask[w].load(std::memory_order_acquire);
@@ -233,10 +232,20 @@ bool tx_manager::flush_pending(const lane*, std::vector<std::pair<lane*, std::ui
       m &= m - 1;
       lane* l = lanes[i].get();
       std::uint64_t v = l->pending.load(std::memory_order_acquire);
-      if (v == 0) continue;
+      if (v == 0) {
+        // Nothing pending: drop the bit of a lane that sits idle (its next commit sets it again).
+        if (l != self && !l->busy.load(std::memory_order_relaxed)) {
+          std::uint64_t bit = std::uint64_t{1} << (i % 64);
+          pending_mask[w].fetch_and(~bit, std::memory_order_acq_rel);
+          if (l->pending.load(std::memory_order_acquire) != 0) pending_mask[w].fetch_or(bit, std::memory_order_release);
+        }
+        continue;
+      }
       // The owner flushed this line already, but its flush is ordered only by its own fence:
-      // write it back again so that the caller's fence covers it.
-      pool.flush(buffer_header(l->index, static_cast<int>(v & 1)), 8);
+      // write it back again so that the caller's fence covers it (unless the caller is the owner).
+      if (tl_own_invalidation.first != l || tl_own_invalidation.second != v) {
+        pool.flush(buffer_header(l->index, static_cast<int>(v & 1)), 8);
+      }
       seen.emplace_back(l, v);
     }
   }
@@ -246,13 +255,7 @@ bool tx_manager::flush_pending(const lane*, std::vector<std::pair<lane*, std::ui
 void tx_manager::settle_pending(const std::vector<std::pair<lane*, std::uint64_t>>& seen) noexcept {
   for (auto [l, v] : seen) {
     std::uint64_t expected = v;
-    if (l->pending.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
-      std::uint64_t bit = std::uint64_t{1} << (l->index % 64);
-      pending_mask[l->index / 64].fetch_and(~bit, std::memory_order_acq_rel);
-      if (l->pending.load(std::memory_order_acquire) != 0) {
-        pending_mask[l->index / 64].fetch_or(bit, std::memory_order_release);
-      }
-    }
+    l->pending.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
   }
 }
 
@@ -267,43 +270,51 @@ void fence_with_rule(tx_manager& m, const lane* self) {
 
 std::byte* log_data(tx_state& st) { return st.log + sizeof(log_buffer_header); }
 
-void ensure_started(tx_manager& m, tx_state& st) {
+void ensure_started(tx_state& st) {
   if (st.started) return;
   auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
   hdr->state.store((st.seq << 2) | log_active, std::memory_order_release);
-  m.pool.flush(&hdr->state, 8);
-  st.started = true;
+  st.started = true;  // flushed with the first entries: they share its line
 }
 
-void append(tx_manager& m, tx_state& st, entry_kind kind, std::uint64_t offset, const void* payload,
-            std::uint32_t size, std::size_t extra_reserve = 0) {
+// Appends an entry; with `second`, the payload is `payload` then `second`, `size` bytes each.
+// Returns the log position of the payload.
+std::size_t append(tx_manager& m, tx_state& st, entry_kind kind, std::uint64_t offset, const void* payload,
+                   std::uint32_t size, std::size_t extra_reserve = 0, const void* second = nullptr) {
   const std::size_t capacity = m.pool.header.lane_log_size - sizeof(log_buffer_header);
-  std::size_t need = entry_header_size + pad8(size);
-  if (st.pos + need + st.redo_reserve + extra_reserve + commit_entry_size > capacity) {
+  std::uint32_t total = second != nullptr ? 2 * size : size;
+  std::size_t need = entry_header_size + pad8(total);
+  if (st.pos + need + st.redo_reserve + extra_reserve + commit_word_size > capacity) {
     throw error(errc::transaction_too_large,
                 fmt::format("pobj: a failure-atomic block needs more than its lane's {} bytes of log; open the "
                             "pool with a larger lane_log_size or split the block",
                             m.pool.header.lane_log_size));
   }
-  ensure_started(m, st);
+  ensure_started(st);
   std::byte* at = log_data(st) + st.pos;
-  log_entry_header h{st.seq, kind, size, offset, 0};
+  log_entry_header h{st.seq, kind, total, offset, 0};
   std::memcpy(at + entry_header_size, payload, size);
-  if (pad8(size) != size) std::memset(at + entry_header_size + size, 0, pad8(size) - size);
+  if (second != nullptr) std::memcpy(at + entry_header_size + size, second, size);
+  if (pad8(total) != total) std::memset(at + entry_header_size + total, 0, pad8(total) - total);
   h.checksum = entry_checksum(h, at + entry_header_size);
   std::memcpy(at, &h, sizeof(h));
+  st.entry_sums.add_u64(h.checksum);
+  std::size_t payload_at = st.pos + entry_header_size;
   st.pos += need;
   st.redo_reserve += extra_reserve;
+  return payload_at;
 }
 
 void flush_log(tx_manager& m, tx_state& st) {
-  if (st.pos > st.flushed) {
-    m.pool.flush(log_data(st) + st.flushed, st.pos - st.flushed);
+  if (st.pos > st.flushed || (st.started && st.flushed == 0)) {
+    std::byte* from = st.flushed == 0 ? st.log : log_data(st) + st.flushed;  // the state word first
+    m.pool.flush(from, static_cast<std::size_t>(log_data(st) + st.pos - from));
     st.flushed = st.pos;
   }
 }
 
 void reset(tx_state& st) {
+  st.entry_sums = checksum64{};
   st.ln = nullptr;
   st.log = nullptr;
   st.pos = st.flushed = 0;
@@ -351,12 +362,17 @@ void tx_manager::commit(tx_state& st) {
   }
   for (auto& f : st.freed) heap.persist_free(f.offset);
   for (auto& r : st.ranges) {
-    append(*this, st, entry_kind::redo, r.offset, pool.at<std::byte>(r.offset), static_cast<std::uint32_t>(r.size));
-    pool.flush(pool.at<std::byte>(r.offset), r.size);
+    const std::byte* now = pool.at<std::byte>(r.offset);
+    // A set() logged the value it stored; if the range still holds it, that entry is the redo.
+    if (r.new_at < 0 || std::memcmp(now, log_data(st) + r.new_at, r.size) != 0) {
+      append(*this, st, entry_kind::redo, r.offset, now, static_cast<std::uint32_t>(r.size));
+    }
+    pool.flush(now, r.size);
   }
-  std::uint64_t sum = commit_checksum(log_data(st), st.pos, pool, objects);
+  std::uint64_t sum = commit_checksum(st.entry_sums, pool, objects);
+  std::memcpy(log_data(st) + st.pos, &sum, 8);
+  st.pos += 8;
   st.redo_reserve = 0;
-  append(*this, st, entry_kind::commit, 0, &sum, 8);
   flush_log(*this, st);
   pool.drain();
   // Committed. The log stays valid until its invalidation is durable; see the ordering rule.
@@ -364,6 +380,7 @@ void tx_manager::commit(tx_state& st) {
   hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
   pool.flush(&hdr->state, 8);
   mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
+  tl_own_invalidation = {st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
   st.ln->seq++;
   st.ln->buffer ^= 1;
   for (auto& f : st.fresh) {
@@ -381,13 +398,14 @@ void tx_manager::abort(tx_state& st) noexcept {
     std::vector<const log_entry_header*> undo;
     for (std::size_t pos = 0; pos < st.pos;) {
       const auto* e = reinterpret_cast<const log_entry_header*>(log_data(st) + pos);
-      if (e->kind == entry_kind::undo) undo.push_back(e);
+      if (e->kind == entry_kind::undo || e->kind == entry_kind::undo_redo) undo.push_back(e);
       pos += entry_header_size + pad8(e->size);
     }
     for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
       const log_entry_header* e = *it;
-      std::memcpy(pool.at<std::byte>(e->offset), reinterpret_cast<const std::byte*>(e) + entry_header_size, e->size);
-      pool.flush(pool.at<std::byte>(e->offset), e->size);
+      std::uint32_t n = e->kind == entry_kind::undo_redo ? e->size / 2 : e->size;
+      std::memcpy(pool.at<std::byte>(e->offset), reinterpret_cast<const std::byte*>(e) + entry_header_size, n);
+      pool.flush(pool.at<std::byte>(e->offset), n);
     }
     flush_log(*this, st);
     pool.drain();
@@ -395,6 +413,7 @@ void tx_manager::abort(tx_state& st) noexcept {
     hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
     pool.flush(&hdr->state, 8);
     mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
+    tl_own_invalidation = {st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
     st.ln->seq++;
     st.ln->buffer ^= 1;
   }
@@ -456,7 +475,14 @@ void transaction::snapshot(std::initializer_list<byte_range> ranges) {
   snapshot(std::span<const byte_range>(ranges.begin(), ranges.size()));
 }
 
-void transaction::snapshot(std::span<const byte_range> ranges) {
+void transaction::snapshot(std::span<const byte_range> ranges) { log(ranges, nullptr); }
+
+void transaction::log_set(void* field, const void* value, std::size_t n) {
+  byte_range r{field, n};
+  log(std::span<const byte_range>(&r, 1), value);
+}
+
+void transaction::log(std::span<const byte_range> ranges, const void* value) {
   tx_state& st = *state_;
   check_live(st);
   tx_manager& m = *pool_->impl().tx;
@@ -472,9 +498,16 @@ void transaction::snapshot(std::span<const byte_range> ranges) {
         std::any_of(st.ranges.begin(), st.ranges.end(), [&](const logged_range& l) { return inside(l.offset, l.size); })) {
       continue;
     }
-    append(m, st, entry_kind::undo, off, r.pointer, static_cast<std::uint32_t>(r.size),
-           entry_header_size + pad8(r.size));
-    st.ranges.push_back({off, r.size});
+    std::int64_t new_at = -1;
+    if (value != nullptr) {
+      std::size_t at = append(m, st, entry_kind::undo_redo, off, r.pointer, static_cast<std::uint32_t>(r.size),
+                              entry_header_size + pad8(r.size), value);
+      new_at = static_cast<std::int64_t>(at + r.size);
+    } else {
+      append(m, st, entry_kind::undo, off, r.pointer, static_cast<std::uint32_t>(r.size),
+             entry_header_size + pad8(r.size));
+    }
+    st.ranges.push_back({off, r.size, new_at});
     logged = true;
   }
   if (!logged) return;

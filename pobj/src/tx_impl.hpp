@@ -9,6 +9,7 @@
 
 #include <pobj/pool.hpp>
 
+#include "checksum.hpp"
 #include "layout.hpp"
 
 namespace pobj::detail {
@@ -28,6 +29,7 @@ struct lane {
 struct logged_range {
   std::uint64_t offset;
   std::uint64_t size;
+  std::int64_t new_at;  // where the log holds the value set() stored, or -1 (snapshot)
 };
 
 struct fresh_object {
@@ -56,6 +58,7 @@ struct tx_state {
   bool started = false;          // the buffer header says active
   bool heap_entries_unfenced = false;
   std::size_t redo_reserve = 0;  // log bytes the commit will need
+  checksum64 entry_sums;         // over the checksums of the entries appended so far
   std::vector<logged_range> ranges;
   std::vector<fresh_object> fresh;
   std::vector<freed_object> freed;

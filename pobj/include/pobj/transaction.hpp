@@ -64,11 +64,14 @@ class transaction {
   void snapshot(std::initializer_list<byte_range> ranges);
   void snapshot(std::span<const byte_range> ranges);
 
+  // Stores `value` into `field` failure-atomically. The log records both the old and the new
+  // value, so a commit need not copy the range again.
   template <class T>
     requires std::is_trivially_copyable_v<T>
   void set(T& field, const T& value) {
-    snapshot(&field, sizeof(T));
-    field = value;
+    T copy = value;  // `value` may alias `field`
+    log_set(&field, &copy, sizeof(T));
+    field = copy;
   }
 
   // Allocates an object that exists only if the block commits. Its contents are unspecified.
@@ -89,6 +92,8 @@ class transaction {
 
  private:
   void adopt(reservation& r, std::size_t requested);
+  void log_set(void* field, const void* value, std::size_t n);
+  void log(std::span<const byte_range> ranges, const void* value);
   pool* pool_;
   detail::tx_state* state_;
   int uncaught_;

@@ -74,6 +74,7 @@ chunk_entry* heap_impl::entry(std::uint64_t chunk) const noexcept {
 void heap_impl::build() {
   std::uint64_t size = pool.super->size.load(std::memory_order_relaxed);
   chunks = (size - pool.header.heap_offset) / chunk_size;
+  visible_chunks.store(chunks, std::memory_order_release);
   std::uint64_t run_start = 0, run_len = 0;
   auto flush_free = [&] {
     if (run_len > 0) free_chunks.emplace(run_start, run_len);
@@ -108,10 +109,9 @@ void heap_impl::build() {
 
 block_ref heap_impl::locate(std::uint64_t off) const noexcept {
   block_ref b;
-  std::uint64_t size = pool.domain->size();
-  if (off < pool.header.heap_offset || off >= size) return b;
+  if (off < pool.header.heap_offset) return b;
   std::uint64_t g = (off - pool.header.heap_offset) / chunk_size;
-  if (is_table(g) || g >= chunks) return b;
+  if (is_table(g) || g >= visible_chunks.load(std::memory_order_acquire)) return b;
   chunk_entry* e = entry(g);
   std::uint64_t w = e->word.load(std::memory_order_acquire);
   b.chunk = g;
@@ -358,6 +358,7 @@ void heap_impl::grow(std::uint64_t min_new) {
     if (!is_table(g)) return_chunks(g, 1);
   }
   chunks = target;
+  visible_chunks.store(target, std::memory_order_release);
 }
 
 void heap_impl::give_back(std::uint64_t off) noexcept {
@@ -466,8 +467,6 @@ void heap_impl::persist_free(std::uint64_t off) {
 
 void heap_impl::recover(std::uint64_t off, std::size_t size, std::uint64_t gen, std::uint16_t type,
                         recover_op op) {
-  std::uint64_t g = (off - pool.header.heap_offset) / chunk_size;
-  if (off < pool.header.heap_offset || g >= chunks || is_table(g)) return;
   block_ref b = locate(off);
   if (b.entry == nullptr) return;
   bool same_gen = meta_gen(b.meta->load(std::memory_order_relaxed)) == gen;

@@ -66,7 +66,8 @@ struct heap_impl {
 
   pool_impl& pool;
   std::mutex mu;  // chunks, run lists, growth, generation leases, caches
-  std::uint64_t chunks = 0;                       // chunk slots the pool holds now (tables included)
+  std::uint64_t chunks = 0;  // chunk slots the pool holds now, tables included (REQUIRES mu)
+  std::atomic<std::uint64_t> visible_chunks{0};  // the same, for readers that hold no lock
   std::map<std::uint64_t, std::uint64_t> free_chunks;  // first chunk -> count, coalesced
   std::unordered_map<std::uint64_t, std::unique_ptr<run_state>> runs;
   std::vector<std::vector<run_state*>> available;      // per class, runs with free blocks

@@ -48,11 +48,12 @@ thread_local counters tl_counters;
 
 // Page ranges flushed by this thread in page mode, msync'ed by its next drain.
 struct page_range {
-  const domain* owner;
+  std::uint64_t owner;  // domain id: never reused, so a range of a closed domain never matches
   std::uintptr_t begin;
   std::uintptr_t end;
 };
 thread_local std::vector<page_range> tl_pages;
+std::atomic<std::uint64_t> next_domain_id{1};
 
 std::string pmem2_message() {
   const char* m = pmem2_errormsg();
@@ -81,7 +82,7 @@ struct domain::impl {
 };
 
 domain::domain(int fd, std::string path, std::size_t size, const options& opts)
-    : impl_(std::make_unique<impl>()), path_(std::move(path)), fd_(fd) {
+    : impl_(std::make_unique<impl>()), path_(std::move(path)), fd_(fd), id_(next_domain_id.fetch_add(1)) {
   persist_mode wanted = opts.mode;
   if (const char* env = std::getenv("POBJ_PERSIST_MODE"); env != nullptr && *env != '\0') {
     wanted = parse_persist_mode(env);
@@ -102,7 +103,7 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
     pmem2_vm_reservation_delete(&impl_->reservation);
     throw;
   }
-  size_ = size;
+  size_.store(size, std::memory_order_release);
   switch (wanted) {
     case persist_mode::auto_detect:
       mode_ = impl_->detected == PMEM2_GRANULARITY_BYTE         ? persist_mode::byte
@@ -114,7 +115,7 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
   insn_ = detail::detect_flush_insn();
   if (mode_ == persist_mode::sim) {
     sim_ = opts.simulator.get();
-    sim_->attach(base_, size_);
+    sim_->attach(base_, size);
   }
 }
 
@@ -125,7 +126,7 @@ domain::~domain() {
     sim_ = nullptr;
   }
   // Forget this domain's pending page ranges on this thread.
-  std::erase_if(tl_pages, [this](const page_range& r) { return r.owner == this; });
+  std::erase_if(tl_pages, [this](const page_range& r) { return r.owner == id_; });
   for (auto it = impl_->maps.rbegin(); it != impl_->maps.rend(); ++it) pmem2_map_delete(&*it);
   impl_->maps.clear();
   if (impl_->reservation != nullptr) pmem2_vm_reservation_delete(&impl_->reservation);
@@ -158,12 +159,13 @@ void domain::map_range(std::size_t from, std::size_t to) {
 }
 
 void domain::grow(std::size_t new_size) {
-  if (new_size <= size_) return;
+  const std::size_t old_size = size_.load(std::memory_order_relaxed);
+  if (new_size <= old_size) return;
   if (new_size > reserved_) {
     throw error(errc::out_of_space, fmt::format("pobj: pool '{}' cannot grow to {} bytes: its maximum is {}",
                                                 path_, new_size, reserved_));
   }
-  int rc = posix_fallocate(fd_, static_cast<off_t>(size_), static_cast<off_t>(new_size - size_));
+  int rc = posix_fallocate(fd_, static_cast<off_t>(old_size), static_cast<off_t>(new_size - old_size));
   if (rc == EOPNOTSUPP || rc == EINVAL) {
     rc = ftruncate(fd_, static_cast<off_t>(new_size)) == 0 ? 0 : errno;
   }
@@ -174,8 +176,8 @@ void domain::grow(std::size_t new_size) {
   if (mode_ != persist_mode::sim && fsync(fd_) != 0) {
     throw error(errc::io_error, fmt::format("pobj: fsync of '{}' failed: {}", path_, std::strerror(errno)));
   }
-  map_range(size_, new_size);
-  size_ = new_size;
+  map_range(old_size, new_size);
+  size_.store(new_size, std::memory_order_release);
   if (sim_ != nullptr) sim_->grow(new_size);
 }
 
@@ -220,14 +222,14 @@ void domain::flush_slow(const void* p, std::size_t n) noexcept {
   auto begin = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095};
   auto end = (reinterpret_cast<std::uintptr_t>(p) + n + 4095) & ~std::uintptr_t{4095};
   for (auto& r : tl_pages) {
-    if (r.owner == this && begin <= r.end && end >= r.begin) {
+    if (r.owner == id_ && begin <= r.end && end >= r.begin) {
       r.begin = std::min(r.begin, begin);
       r.end = std::max(r.end, end);
       count_flush(0);
       return;
     }
   }
-  tl_pages.push_back({this, begin, end});
+  tl_pages.push_back({id_, begin, end});
   count_flush((end - begin) / 4096);
 }
 
@@ -238,7 +240,7 @@ void domain::drain_slow() noexcept {
     return;
   }
   for (auto it = tl_pages.begin(); it != tl_pages.end();) {
-    if (it->owner == this) {
+    if (it->owner == id_) {
       // msync on a mapping of a regular file is the only way to make it durable; a failure here
       // means the kernel lost the write, which no caller can repair.
       if (msync(reinterpret_cast<void*>(it->begin), it->end - it->begin, MS_SYNC) != 0) {

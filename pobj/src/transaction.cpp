@@ -337,6 +337,7 @@ void tx_manager::begin(tx_state& st) {
   st.ln = acquire_lane();
   st.seq = st.ln->seq;
   st.log = reinterpret_cast<std::byte*>(buffer_header(st.ln->index, st.ln->buffer));
+  __builtin_prefetch(st.log, 1);
   st.pos = st.flushed = 0;
   st.started = false;
 }
@@ -533,6 +534,11 @@ void transaction::adopt(reservation& r) { adopt(r, r.size); }
 void transaction::adopt(reservation& r, std::size_t requested) {
   tx_state& st = *state_;
   check_live(st);
+  if (!r || !pool_->contains(r.pointer, r.size) || pool_->offset_of(r.pointer) != r.offset ||
+      pool_->heap().is_allocated(r.offset)) {
+    throw error(errc::invalid_argument, "pobj: adopt/publish of a reservation that is empty, already "
+                                        "published, or from another pool");
+  }
   tx_manager& m = *pool_->impl().tx;
   alloc_payload a{r.generation, r.size, (std::uint64_t{requested} << 16) | r.type};
   try {
@@ -541,7 +547,11 @@ void transaction::adopt(reservation& r, std::size_t requested) {
     pool_->heap().cancel(r);
     throw;
   }
-  pool_->impl().heap->write_meta(r.offset, r.generation, r.type);
+  heap_impl& heap = *pool_->impl().heap;
+  heap.write_meta(r.offset, r.generation, r.type);
+  // The commit will set this block's allocation bit: start fetching its line now, so the
+  // fence that comes first hides the miss (write-backs evict lines on some CPUs).
+  if (block_ref b = heap.locate(r.offset); b.bitmap_word != nullptr) __builtin_prefetch(b.bitmap_word, 1);
   st.fresh.push_back({r.offset, r.size, requested, r.generation, r.type, false});
   st.heap_entries_unfenced = true;
   r = reservation{};

@@ -17,6 +17,7 @@
 // drain() on the same thread. Nothing else is promised.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -70,7 +71,7 @@ class domain {
   domain& operator=(const domain&) = delete;
 
   std::byte* base() const noexcept { return base_; }
-  std::size_t size() const noexcept { return size_; }
+  std::size_t size() const noexcept { return size_.load(std::memory_order_acquire); }
   std::size_t reserved() const noexcept { return reserved_; }
   persist_mode mode() const noexcept { return mode_; }
   const std::string& path() const noexcept { return path_; }
@@ -112,12 +113,13 @@ class domain {
   struct impl;
   std::unique_ptr<impl> impl_;
   std::byte* base_ = nullptr;
-  std::size_t size_ = 0;
+  std::atomic<std::size_t> size_{0};  // grows under the caller's lock; read by any thread
   std::size_t reserved_ = 0;
   persist_mode mode_ = persist_mode::page;
   detail::flush_insn insn_ = detail::flush_insn::clflush;
   std::string path_;
   int fd_ = -1;
+  std::uint64_t id_ = 0;
   sim::simulator* sim_ = nullptr;
 };
 

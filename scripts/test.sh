@@ -16,7 +16,7 @@ run_suite() {  # name, meson options..., -- test args...
   local dir=build-test/$name
   echo "== $name: building"
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" -Dwerror=true -Dbench=false "${opts[@]}" >/dev/null
+    meson setup "$dir" -Dwerror=true "${opts[@]}" >/dev/null
   fi
   ninja -C "$dir" -j "$jobs" >/dev/null
   echo "== $name: testing"
@@ -25,9 +25,9 @@ run_suite() {  # name, meson options..., -- test args...
 
 start=$(date +%s)
 run_suite release --buildtype=debugoptimized -Dcrash_points=200 --
-run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=40 -- \
+run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=40 -Dbench=false -- \
   --timeout-multiplier 3
 # ThreadSanitizer: the tests that run several threads.
-run_suite tsan --buildtype=debug -Db_sanitize=thread -Dexamples=false -- pobj \
+run_suite tsan --buildtype=debug -Db_sanitize=thread -Dexamples=false -Dbench=false -- pobj \
   --test-args '[threads]' --timeout-multiplier 3
 echo "== all suites passed in $(( $(date +%s) - start )) s"

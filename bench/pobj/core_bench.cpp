@@ -4,6 +4,7 @@
 // and PMEM_IS_PMEM_FORCE=1 (libpmemobj then does the same), so both pay what persistent memory
 // costs. The counter `fences` is pobj's drains per operation.
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -17,7 +18,11 @@
 
 namespace {
 
-constexpr std::size_t pool_bytes = std::size_t{2} << 30;
+// POBJ_BENCH_POOL_MB shrinks the pools for the CI smoke run.
+const std::size_t pool_bytes = [] {
+  const char* mb = std::getenv("POBJ_BENCH_POOL_MB");
+  return (mb != nullptr ? std::strtoull(mb, nullptr, 0) : 2048) << 20;
+}();
 constexpr std::size_t slot_count = 1 << 16;
 
 struct alignas(64) line_words {

@@ -54,6 +54,8 @@ int class_for(std::size_t n) noexcept {
 }
 
 heap_impl::heap_impl(pool_impl& p) : pool(p) {
+  std::uint64_t slots = (p.domain->reserved() - p.header.heap_offset) / chunk_size + 1;
+  run_loaded = std::make_unique<std::atomic<std::uint8_t>[]>(slots);
   available.resize(size_classes().size());
   unloaded.resize(size_classes().size());
   build();
@@ -122,12 +124,17 @@ block_ref heap_impl::locate(std::uint64_t off) const noexcept {
       b.entry = e;
       b.meta = &e->meta;
       return b;
-    case chunk_state::extent:
-      if (off != base) return block_ref{};
+    case chunk_state::extent: {
+      std::uint64_t n = word_count(w);
+      if (off != base || n == 0 || g + n > visible_chunks.load(std::memory_order_acquire) ||
+          (g % zone_chunks) + n > zone_chunks) {
+        return block_ref{};  // not an extent head, or a corrupt one: check() reports it
+      }
       b.entry = e;
       b.meta = &e->meta;
-      b.size = std::uint64_t{word_count(w)} * chunk_size;
+      b.size = n * chunk_size;
       return b;
+    }
     case chunk_state::run: {
       std::uint32_t cls = word_class(w);
       if (cls >= size_classes().size()) return block_ref{};
@@ -232,6 +239,7 @@ void heap_impl::refill(thread_cache& tc, std::uint32_t cls) {
         out.push_back(base + (w * 64 + static_cast<std::uint64_t>(b)) * sc.block_size);
       }
     }
+    if (out.size() < batch && r->free_count > 0) r->free_count = 0;  // no zero bit left: resync
     if (r->free_count == 0) {
       auto& av = available[cls];
       av.erase(std::find(av.begin(), av.end(), r));
@@ -260,6 +268,7 @@ run_state* heap_impl::load_run(std::uint64_t chunk, std::uint32_t cls) {
   r->free_count = static_cast<std::uint32_t>(words * 64) - used;
   run_state* raw = r.get();
   runs.emplace(chunk, std::move(r));
+  run_loaded[chunk].store(1, std::memory_order_release);
   if (raw->free_count > 0) {
     available[cls].push_back(raw);
     raw->listed = true;
@@ -282,8 +291,10 @@ run_state* heap_impl::new_run(std::uint32_t cls) {
   rh->data_offset = sc.data_offset;
   std::memset(pool.base() + base + sc.bitmap_offset, 0, sc.meta_offset - sc.bitmap_offset);
   pool.flush(rh, sc.meta_offset);
-  pool.drain();
-  // The run exists once its chunk entry says so; a crash before this leaves the chunk free.
+  // The run exists once its chunk entry says so; a crash before this leaves the chunk free. No
+  // committed log may replay over the new header once the entry is durable: ordering rule.
+  if (pool.ordered_drain != nullptr) pool.ordered_drain(pool);
+  else pool.drain();
   chunk_entry* e = entry(g);
   e->word.store(chunk_word(chunk_state::run, cls, 1), std::memory_order_release);
   pool.persist(&e->word, 8);
@@ -295,6 +306,7 @@ run_state* heap_impl::new_run(std::uint32_t cls) {
   r->free_count = sc.block_count;
   run_state* raw = r.get();
   runs.emplace(g, std::move(r));
+  run_loaded[g].store(1, std::memory_order_release);
   available[cls].push_back(raw);
   raw->listed = true;
   return raw;
@@ -370,6 +382,8 @@ void heap_impl::give_back(std::uint64_t off) noexcept {
     // returned by give_back_extent.
     return;
   }
+  // Not loaded: the cleared bit is how the block becomes available (when the run is loaded).
+  if (run_loaded[b.chunk].load(std::memory_order_acquire) == 0) return;
   thread_cache& tc = cache();
   std::uint32_t cls = word_class(b.entry->word.load(std::memory_order_relaxed));
   auto& list = tc.free[cls];

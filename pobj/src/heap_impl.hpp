@@ -68,6 +68,9 @@ struct heap_impl {
   std::mutex mu;  // chunks, run lists, growth, generation leases, caches
   std::uint64_t chunks = 0;  // chunk slots the pool holds now, tables included (REQUIRES mu)
   std::atomic<std::uint64_t> visible_chunks{0};  // the same, for readers that hold no lock
+  // Per chunk slot (up to max_size): 1 once the run in it has a DRAM view. A block freed in a run
+  // without one must not enter a thread cache: loading the run will find its clear bit.
+  std::unique_ptr<std::atomic<std::uint8_t>[]> run_loaded;
   std::map<std::uint64_t, std::uint64_t> free_chunks;  // first chunk -> count, coalesced
   std::unordered_map<std::uint64_t, std::unique_ptr<run_state>> runs;
   std::vector<std::vector<run_state*>> available;      // per class, runs with free blocks

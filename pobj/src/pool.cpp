@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 #include <pobj/heap.hpp>
+#include <pobj/transaction.hpp>
 
 #include "checksum.hpp"
 #include "heap_impl.hpp"
@@ -258,7 +259,7 @@ pool pool::open(const std::string& path, const pool_options& options) {
   if (h.chunk_size != chunk_size || h.zone_chunks != zone_chunks || h.superblock_offset != superblock_offset ||
       h.roots_offset != roots_offset || h.root_entries != root_entries || h.lanes_offset != l.lanes_offset ||
       h.heap_offset != l.heap_offset || h.min_size != l.min_size || h.lane_count < 1 || h.lane_count > 1024 ||
-      h.lane_log_size % line_size != 0) {
+      h.lane_log_size % line_size != 0 || h.lane_log_size < 4096 || h.lane_log_size > 64 * MiB) {
     throw error(errc::corrupt, fmt::format("pobj: pool '{}' has an inconsistent area layout in its header", path));
   }
   std::uint64_t size = 0;
@@ -297,7 +298,13 @@ pool::pool(pool&&) noexcept = default;
 pool& pool::operator=(pool&&) noexcept = default;
 pool::~pool() = default;
 
-void pool::close() { impl_.reset(); }
+void pool::close() {
+  if (impl_ == nullptr) return;
+  if (transaction::active(*this)) {
+    throw error(errc::invalid_argument, "pobj: close() inside a failure-atomic block on this pool; end it first");
+  }
+  impl_.reset();
+}
 
 std::byte* pool::base() const noexcept { return impl_->base(); }
 std::size_t pool::size() const noexcept { return impl_->super->size.load(std::memory_order_acquire); }

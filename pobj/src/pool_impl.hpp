@@ -41,6 +41,10 @@ struct pool_impl {
   std::unique_ptr<tx_manager> tx;
   recovery_report report;
   std::mutex roots_mu;
+  std::unordered_map<std::uint64_t, int> root_tombstones;  // slots freed by open blocks (REQUIRES roots_mu)
+  // A fence that also makes pending log invalidations durable (the ordering rule); installed by
+  // the transaction layer for lower layers that make new state reachable.
+  void (*ordered_drain)(pool_impl&) = nullptr;
 
   pool_impl();
   ~pool_impl();
@@ -56,6 +60,14 @@ struct pool_impl {
   void flush(const void* p, std::size_t n) const noexcept { domain->flush(p, n); }
   void drain() const noexcept { domain->drain(); }
   void persist(const void* p, std::size_t n) const noexcept { domain->persist(p, n); }
+
+  // True if [off, off + n) lies in an area user data may occupy: the root directory or the heap.
+  bool data_range(std::uint64_t off, std::uint64_t n) const noexcept {
+    std::uint64_t size = domain->size();
+    if (n > size || off > size - n) return false;
+    std::uint64_t roots_end = header.roots_offset + header.root_entries * sizeof(root_entry);
+    return (off >= header.roots_offset && off + n <= roots_end) || off >= header.heap_offset;
+  }
 
   // This thread's context for this pool (created on first use).
   thread_context& local();

@@ -28,7 +28,12 @@ constexpr std::size_t pad8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
 thread_local std::vector<std::pair<lane*, std::uint64_t>> tl_seen;
 // The invalidation this thread stored and flushed last: its own fences order that flush, so the
 // ordering rule need not write it back again when this thread is the one that fences.
-thread_local std::pair<const lane*, std::uint64_t> tl_own_invalidation{nullptr, 0};
+struct own_invalidation {
+  std::uint64_t pool_id = 0;
+  const lane* ln = nullptr;
+  std::uint64_t value = 0;
+};
+thread_local own_invalidation tl_own_invalidation;
 
 std::uint64_t entry_checksum(const log_entry_header& h, const std::byte* payload) {
   log_entry_header copy = h;
@@ -60,11 +65,14 @@ std::uint64_t commit_checksum(const checksum64& entries, const pool_impl& p, con
 
 }  // namespace
 
+void ordered_drain(pool_impl& p);
+
 tx_manager::tx_manager(pool_impl& p) : pool(p), pending_mask((p.header.lane_count + 63) / 64) {
   for (std::uint32_t i = 0; i < p.header.lane_count; ++i) {
     lanes.push_back(std::make_unique<lane>());
     lanes.back()->index = i;
   }
+  p.ordered_drain = &ordered_drain;
 }
 
 log_buffer_header* tx_manager::buffer_header(std::uint32_t lane_index, int buffer) const noexcept {
@@ -76,7 +84,6 @@ log_buffer_header* tx_manager::buffer_header(std::uint32_t lane_index, int buffe
 recovery_report tx_manager::recover() {
   recovery_report report;
   const std::size_t capacity = pool.header.lane_log_size - sizeof(log_buffer_header);
-  const std::uint64_t pool_size = pool.domain->size();
   heap_impl& heap = *pool.heap;
   struct entry_view {
     const log_entry_header* header;
@@ -118,6 +125,12 @@ recovery_report tx_manager::recover() {
         bool entry = pos + entry_header_size <= capacity && e->seq == seq && e->size <= capacity &&
                      pos + entry_header_size + pad8(e->size) <= capacity &&
                      entry_checksum(*e, data + pos + entry_header_size) == e->checksum;
+        // A checksum-valid entry of the wrong shape can only come from a damaged file: stop there.
+        if (entry && ((e->kind == entry_kind::alloc && e->size != sizeof(alloc_payload)) ||
+                      (e->kind == entry_kind::free && e->size != 16) ||
+                      (e->kind == entry_kind::undo_redo && e->size % 2 != 0))) {
+          entry = false;
+        }
         if (entry) {
           entries.push_back({e, data + pos + entry_header_size});
           entry_sums.add_u64(e->checksum);
@@ -131,14 +144,14 @@ recovery_report tx_manager::recover() {
           alloc_payload a;
           std::memcpy(&a, v.payload, sizeof(a));
           std::uint64_t requested = a.requested_and_type >> 16;
-          if (v.header->offset + requested <= pool_size) objects.emplace_back(v.header->offset, requested);
+          if (pool.data_range(v.header->offset, requested)) objects.emplace_back(v.header->offset, requested);
         }
         std::uint64_t word;
         std::memcpy(&word, data + pos, 8);
         committed = !entries.empty() && commit_checksum(entry_sums, pool, objects) == word;
         break;
       }
-      auto in_pool = [&](std::uint64_t off, std::uint64_t n) { return off >= 4096 && off + n <= pool_size; };
+      auto in_pool = [&](std::uint64_t off, std::uint64_t n) { return pool.data_range(off, n); };
       auto restore = [&](const entry_view& v, bool new_half) {
         const log_entry_header* e = v.header;
         std::uint64_t n = e->kind == entry_kind::undo_redo ? e->size / 2 : e->size;
@@ -236,14 +249,15 @@ bool tx_manager::flush_pending(const lane* self, std::vector<std::pair<lane*, st
         // Nothing pending: drop the bit of a lane that sits idle (its next commit sets it again).
         if (l != self && !l->busy.load(std::memory_order_relaxed)) {
           std::uint64_t bit = std::uint64_t{1} << (i % 64);
-          pending_mask[w].fetch_and(~bit, std::memory_order_acq_rel);
-          if (l->pending.load(std::memory_order_acquire) != 0) pending_mask[w].fetch_or(bit, std::memory_order_release);
+          pending_mask[w].fetch_and(~bit, std::memory_order_seq_cst);
+          if (l->pending.load(std::memory_order_seq_cst) != 0) pending_mask[w].fetch_or(bit, std::memory_order_seq_cst);
         }
         continue;
       }
       // The owner flushed this line already, but its flush is ordered only by its own fence:
       // write it back again so that the caller's fence covers it (unless the caller is the owner).
-      if (tl_own_invalidation.first != l || tl_own_invalidation.second != v) {
+      const own_invalidation& own = tl_own_invalidation;
+      if (own.pool_id != pool.id || own.ln != l || own.value != v) {
         pool.flush(buffer_header(l->index, static_cast<int>(v & 1)), 8);
       }
       seen.emplace_back(l, v);
@@ -269,6 +283,12 @@ void fence_with_rule(tx_manager& m, const lane* self) {
 }
 
 std::byte* log_data(tx_state& st) { return st.log + sizeof(log_buffer_header); }
+
+}  // namespace
+
+void ordered_drain(pool_impl& p) { fence_with_rule(*p.tx, nullptr); }
+
+namespace {
 
 void ensure_started(tx_state& st) {
   if (st.started) return;
@@ -314,6 +334,10 @@ void flush_log(tx_manager& m, tx_state& st) {
 }
 
 void reset(tx_state& st) {
+  // Hooks run once the block has ended (committed or rolled back), with no lane held.
+  auto hooks = std::move(st.on_end);
+  st.on_end.clear();
+  for (auto& hook : hooks) hook();
   st.entry_sums = checksum64{};
   st.ln = nullptr;
   st.log = nullptr;
@@ -362,6 +386,7 @@ void tx_manager::commit(tx_state& st) {
     pool.flush(pool.at<std::byte>(f.offset), f.requested);
   }
   for (auto& f : st.freed) heap.persist_free(f.offset);
+  st.redo_reserve = 0;  // reserved by the snapshots for exactly these appends
   for (auto& r : st.ranges) {
     const std::byte* now = pool.at<std::byte>(r.offset);
     // A set() logged the value it stored; if the range still holds it, that entry is the redo.
@@ -373,15 +398,16 @@ void tx_manager::commit(tx_state& st) {
   std::uint64_t sum = commit_checksum(st.entry_sums, pool, objects);
   std::memcpy(log_data(st) + st.pos, &sum, 8);
   st.pos += 8;
-  st.redo_reserve = 0;
   flush_log(*this, st);
-  pool.drain();
+  // With the rule: the lane's previous invalidation (maybe left by another thread) must be durable
+  // before mark_pending below replaces it.
+  fence_with_rule(*this, st.ln);
   // Committed. The log stays valid until its invalidation is durable; see the ordering rule.
   auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
   hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
   pool.flush(&hdr->state, 8);
   mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
-  tl_own_invalidation = {st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
+  tl_own_invalidation = {pool.id, st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
   st.ln->seq++;
   st.ln->buffer ^= 1;
   for (auto& f : st.fresh) {
@@ -409,12 +435,12 @@ void tx_manager::abort(tx_state& st) noexcept {
       pool.flush(pool.at<std::byte>(e->offset), n);
     }
     flush_log(*this, st);
-    pool.drain();
+    fence_with_rule(*this, st.ln);
     auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
     hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
     pool.flush(&hdr->state, 8);
     mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
-    tl_own_invalidation = {st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
+    tl_own_invalidation = {pool.id, st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
     st.ln->seq++;
     st.ln->buffer ^= 1;
   }
@@ -465,8 +491,11 @@ bool transaction::active(const pool& p) noexcept {
 }
 
 namespace {
-void check_live(const tx_state& st) {
+void check_live(const tx_state& st, bool done) {
   if (st.aborted) throw error(errc::transaction_aborted, "pobj: this failure-atomic block was aborted");
+  if (done || st.depth == 0) {
+    throw error(errc::transaction_aborted, "pobj: this failure-atomic block has already committed or aborted");
+  }
 }
 }  // namespace
 
@@ -485,33 +514,51 @@ void transaction::log_set(void* field, const void* value, std::size_t n) {
 
 void transaction::log(std::span<const byte_range> ranges, const void* value) {
   tx_state& st = *state_;
-  check_live(st);
+  check_live(st, done_);
   tx_manager& m = *pool_->impl().tx;
-  bool logged = false;
+  // Check everything that can fail before appending anything: a half-logged call must not leave
+  // ranges that look logged but whose records were never made durable.
+  thread_local std::vector<logged_range> todo;
+  todo.clear();
+  std::size_t need = 0;
   for (const byte_range& r : ranges) {
     if (r.size == 0) continue;
-    if (!pool_->contains(r.pointer, r.size)) {
-      throw error(errc::invalid_argument, "pobj: snapshot of a range outside the pool");
+    if (!pool_->contains(r.pointer, r.size) ||
+        !pool_->impl().data_range(pool_->offset_of(r.pointer), r.size) || r.size > (1u << 30)) {
+      throw error(errc::invalid_argument,
+                  "pobj: snapshot of a range outside the pool's data (objects and the root directory)");
     }
     std::uint64_t off = pool_->offset_of(r.pointer);
     auto inside = [&](std::uint64_t a, std::uint64_t n) { return off >= a && off + r.size <= a + n; };
     if (std::any_of(st.fresh.begin(), st.fresh.end(), [&](const fresh_object& f) { return inside(f.offset, f.size); }) ||
-        std::any_of(st.ranges.begin(), st.ranges.end(), [&](const logged_range& l) { return inside(l.offset, l.size); })) {
-      continue;
+        std::any_of(st.ranges.begin(), st.ranges.end(), [&](const logged_range& l) { return inside(l.offset, l.size); }) ||
+        std::any_of(todo.begin(), todo.end(), [&](const logged_range& l) { return inside(l.offset, l.size); })) {
+      continue;  // written in place (fresh) or logged already
     }
+    todo.push_back({off, r.size, -1});
+    need += entry_header_size + pad8((value != nullptr ? 2 : 1) * r.size) + entry_header_size + pad8(r.size);
+  }
+  if (todo.empty()) return;
+  if (st.pos + need + st.redo_reserve + commit_word_size >
+      pool_->impl().header.lane_log_size - sizeof(log_buffer_header)) {
+    throw error(errc::transaction_too_large,
+                fmt::format("pobj: a failure-atomic block needs more than its lane's {} bytes of log; open the "
+                            "pool with a larger lane_log_size or split the block",
+                            pool_->impl().header.lane_log_size));
+  }
+  for (const logged_range& r : todo) {
+    const void* at = pool_->impl().at<std::byte>(r.offset);
     std::int64_t new_at = -1;
     if (value != nullptr) {
-      std::size_t at = append(m, st, entry_kind::undo_redo, off, r.pointer, static_cast<std::uint32_t>(r.size),
-                              entry_header_size + pad8(r.size), value);
-      new_at = static_cast<std::int64_t>(at + r.size);
+      std::size_t pos = append(m, st, entry_kind::undo_redo, r.offset, at, static_cast<std::uint32_t>(r.size),
+                               entry_header_size + pad8(r.size), value);
+      new_at = static_cast<std::int64_t>(pos + r.size);
     } else {
-      append(m, st, entry_kind::undo, off, r.pointer, static_cast<std::uint32_t>(r.size),
+      append(m, st, entry_kind::undo, r.offset, at, static_cast<std::uint32_t>(r.size),
              entry_header_size + pad8(r.size));
     }
-    st.ranges.push_back({off, r.size, new_at});
-    logged = true;
+    st.ranges.push_back({r.offset, r.size, new_at});
   }
-  if (!logged) return;
 #ifndef POBJ_FAULT_SKIP_UNDO_FLUSH
   flush_log(m, st);
 #else
@@ -522,7 +569,7 @@ void transaction::log(std::span<const byte_range> ranges, const void* value) {
 }
 
 allocation transaction::alloc(std::size_t size, std::uint16_t type) {
-  check_live(*state_);
+  check_live(*state_, done_);
   reservation r = pool_->heap().reserve(size, type);
   allocation a{r.offset, r.pointer, size};
   adopt(r, size);
@@ -533,7 +580,7 @@ void transaction::adopt(reservation& r) { adopt(r, r.size); }
 
 void transaction::adopt(reservation& r, std::size_t requested) {
   tx_state& st = *state_;
-  check_live(st);
+  check_live(st, done_);
   if (!r || !pool_->contains(r.pointer, r.size) || pool_->offset_of(r.pointer) != r.offset ||
       pool_->heap().is_allocated(r.offset)) {
     throw error(errc::invalid_argument, "pobj: adopt/publish of a reservation that is empty, already "
@@ -559,7 +606,7 @@ void transaction::adopt(reservation& r, std::size_t requested) {
 
 void transaction::free(offset_t object) {
   tx_state& st = *state_;
-  check_live(st);
+  check_live(st, done_);
   tx_manager& m = *pool_->impl().tx;
   for (auto& f : st.fresh) {
     if (f.offset == object && !f.freed) {
@@ -588,7 +635,7 @@ void transaction::free(offset_t object) {
 
 void transaction::commit() {
   tx_state& st = *state_;
-  check_live(st);
+  check_live(st, done_);
   if (st.depth != 1) {
     throw error(errc::invalid_argument, "pobj: commit() of a nested scope; only the outermost scope commits");
   }
@@ -609,7 +656,8 @@ void transaction::abort() noexcept {
 
 void publish(pool& p, std::span<reservation> objects, std::span<const publish_link> links) {
   for (const publish_link& l : links) {
-    if (!p.contains(l.word, 8) || reinterpret_cast<std::uintptr_t>(l.word) % 8 != 0) {
+    if (!p.contains(l.word, 8) || reinterpret_cast<std::uintptr_t>(l.word) % 8 != 0 ||
+        !p.impl().data_range(p.offset_of(l.word), 8)) {
       throw error(errc::invalid_argument, "pobj: publish link word outside the pool or not 8-aligned");
     }
   }
@@ -625,8 +673,9 @@ void publish(pool& p, std::span<reservation> objects, std::span<const publish_li
 }
 
 void pool::durable_store(std::uint64_t* word, std::uint64_t value) {
-  if (!contains(word, 8) || reinterpret_cast<std::uintptr_t>(word) % 8 != 0) {
-    throw error(errc::invalid_argument, "pobj: durable_store to a word outside the pool or not 8-aligned");
+  if (!contains(word, 8) || reinterpret_cast<std::uintptr_t>(word) % 8 != 0 ||
+      !impl_->data_range(offset_of(word), 8)) {
+    throw error(errc::invalid_argument, "pobj: durable_store to a word outside the pool's data or not 8-aligned");
   }
   if (transaction::active(*this)) {
     transaction tx(*this);
@@ -688,21 +737,24 @@ offset_t pool::root(std::string_view name) const {
 
 void pool::set_root(std::string_view name, offset_t object) {
   check_root_name(name);
+  // The block first, then the directory's lock: a thread waiting for a lane must never hold the
+  // lock that a thread inside a block needs.
+  transaction tx(*this);
+  tx_state& st = impl_->tx->state();
   std::uint16_t type = 0;
   bool fresh = false;
-  if (object != 0 && transaction::active(*this)) {
-    for (const fresh_object& f : impl_->tx->state().fresh) {
-      if (f.offset == object && !f.freed) {
-        fresh = true;
-        type = f.type;
-      }
+  for (const fresh_object& f : st.fresh) {
+    if (object != 0 && f.offset == object && !f.freed) {
+      fresh = true;
+      type = f.type;
     }
   }
-  if (object != 0 && !fresh) type = heap().type_of(object);
-  if (object != 0 && !fresh && !heap().is_allocated(object)) {
+  bool freed = std::any_of(st.freed.begin(), st.freed.end(), [&](const freed_object& f) { return f.offset == object; });
+  if (object != 0 && !fresh && (freed || !heap().is_allocated(object))) {
     throw error(errc::invalid_argument,
                 fmt::format("pobj: root '{}' cannot refer to {:#x}: not an allocated object", name, object));
   }
+  if (object != 0 && !fresh) type = heap().type_of(object);
   std::lock_guard lock(impl_->roots_mu);
   root_entry* slot = nullptr;
   root_entry* free_slot = nullptr;
@@ -712,7 +764,9 @@ void pool::set_root(std::string_view name, offset_t object) {
       slot = &e;
       break;
     }
-    if (e.object == 0 && free_slot == nullptr) free_slot = &e;
+    // A slot emptied by a block that has not ended yet stays reserved: if that block rolls back,
+    // it writes its old entry there again.
+    if (e.object == 0 && free_slot == nullptr && !impl_->root_tombstones.contains(i)) free_slot = &e;
   }
   if (slot == nullptr) {
     if (object == 0) return;
@@ -721,12 +775,20 @@ void pool::set_root(std::string_view name, offset_t object) {
     }
     slot = free_slot;
   }
-  transaction tx(*this);
   tx.snapshot(slot, sizeof(root_entry));
   std::memset(slot->name, 0, sizeof(slot->name));
   if (object != 0) std::memcpy(slot->name, name.data(), name.size());
   slot->type = type;
   slot->object = object;
+  if (object == 0) {
+    std::uint64_t index = static_cast<std::uint64_t>(slot - impl_->roots);
+    ++impl_->root_tombstones[index];
+    pool_impl* p = impl_.get();
+    st.on_end.push_back([p, index] {
+      std::lock_guard l(p->roots_mu);
+      if (--p->root_tombstones[index] == 0) p->root_tombstones.erase(index);
+    });
+  }
 }
 
 bool pool::remove_root(std::string_view name) {

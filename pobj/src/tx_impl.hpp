@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -62,6 +63,7 @@ struct tx_state {
   std::vector<logged_range> ranges;
   std::vector<fresh_object> fresh;
   std::vector<freed_object> freed;
+  std::vector<std::function<void()>> on_end;  // run when the block has committed or aborted
 };
 
 struct tx_manager {

@@ -9,6 +9,8 @@
 #include <catch2/catch.hpp>
 #include <pobj/transaction.hpp>
 
+#include "pool_impl.hpp"
+
 #include "test_util.hpp"
 
 using namespace pobj;
@@ -198,4 +200,81 @@ TEST_CASE("stats count bytes per size class", "[heap]") {
   REQUIRE(it != after.classes.end());
   CHECK(it->blocks_used == 11);
   CHECK(after.pool_size == p.size());
+}
+
+TEST_CASE("publishing a reservation twice or an empty one is rejected", "[heap][regression]") {
+  scratch_path path("republish");
+  pool p = pool::create(path, pobj_test::small_options());
+  holder* h = make_holder(p);
+  reservation r = p.heap().reserve(64);
+  // A forged reservation for the same block (copies do not compile).
+  reservation copy(r.offset, r.pointer, r.size, r.type, r.generation);
+  std::memset(r.pointer, 0, 64);
+  publish(p, r, &h->slots[0]);
+  try {
+    publish(p, copy, &h->slots[1]);  // the same block again: already allocated
+    FAIL("published twice");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::invalid_argument);
+  }
+  reservation empty;
+  CHECK_THROWS_AS(publish(p, empty, &h->slots[2]), error);
+  CHECK(h->slots[1] == 0);
+  CHECK(p.heap().check().ok());
+}
+
+TEST_CASE("a block freed in a run not yet loaded is handed out once", "[heap][regression]") {
+  // After reopening, runs are loaded lazily. A free into an unloaded run used to put the block in
+  // the thread cache while loading the run later found it free too: two owners.
+  scratch_path path("unloaded");
+  std::vector<offset_t> objects;
+  {
+    pool p = pool::create(path, pobj_test::small_options());
+    holder* h = make_holder(p);
+    run_tx(p, [&](transaction& tx) {
+      for (int i = 0; i < 40; ++i) tx.set(h->slots[i], tx.alloc(64).offset);
+    });
+  }
+  pool p = pool::open(path, pobj_test::small_options());
+  auto* h = p.at<holder>(p.root("holder"));
+  run_tx(p, [&](transaction& tx) {
+    tx.free(h->slots[0]);
+    tx.set(h->slots[0], std::uint64_t{0});
+  });
+  std::set<offset_t> seen;
+  for (int i = 1; i < 40; ++i) seen.insert(h->slots[i]);
+  run_tx(p, [&](transaction& tx) {
+    for (int i = 40; i < 64; ++i) {
+      allocation a = tx.alloc(64);
+      CHECK(seen.insert(a.offset).second);
+      tx.set(h->slots[i], a.offset);
+    }
+  });
+  CHECK(p.heap().check().ok());
+}
+
+TEST_CASE("a corrupt extent count is reported, never followed", "[heap][regression]") {
+  scratch_path path("badextent");
+  offset_t big;
+  {
+    pool p = pool::create(path, pobj_test::small_options());
+    holder* h = make_holder(p);
+    run_tx(p, [&](transaction& tx) { big = tx.alloc(300000).offset; tx.set(h->slots[0], big); });
+  }
+  {
+    // Give the extent head an impossible length (its zone has 16383 data chunks).
+    auto bytes = pobj_test::read_file(path);
+    pool_options o = pobj_test::small_options();
+    pool p = pool::open(path, o);
+    std::uint64_t heap_off = p.impl().header.heap_offset;
+    std::uint64_t chunk = (big - heap_off) / heap::chunk_size;
+    auto* entry = p.at<std::uint64_t>(heap_off + chunk * 16);
+    *entry = (*entry & 0xffffffffULL) | (std::uint64_t{70000} << 32);
+    p.media().persist(entry, 8);
+  }
+  pool p = pool::open(path, pobj_test::small_options());
+  CHECK_FALSE(p.heap().is_allocated(big));
+  CHECK_THROWS_AS(p.heap().free(big), error);
+  auto report = p.heap().check();
+  CHECK_FALSE(report.corrupt.empty());
 }

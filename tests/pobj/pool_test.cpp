@@ -1,6 +1,9 @@
 #include <pobj/pool.hpp>
 
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include <catch2/catch.hpp>
 #include <pobj/heap.hpp>
@@ -218,4 +221,52 @@ TEST_CASE("named roots survive reopening", "[pool][roots]") {
   CHECK_FALSE(p.remove_root("alpha"));
   CHECK(p.root("alpha") == 0);
   CHECK(p.roots().size() == 1);
+}
+
+TEST_CASE("page-mode write-backs pending at close do not reach a later pool", "[pool][regression]") {
+  // A commit leaves its log invalidation flushed but not yet synced, in the committing thread's
+  // list of pages. If another thread closes the pool, that range must not be msync'ed (unmapped
+  // by then) when the first thread later drains a pool whose domain reuses the address.
+  scratch_path a("page-a"), b("page-b");
+  auto o = pobj_test::small_options();
+  o.mode = persist_mode::page;
+  for (int round = 0; round < 4; ++round) {
+    auto p = std::make_unique<pool>(pool::open_or_create(a, o));
+    std::thread worker;
+    std::mutex mu;
+    std::condition_variable cv;
+    int step = 0;
+    worker = std::thread([&] {
+      run_tx(*p, [&](transaction& tx) { tx.alloc(64); });
+      {
+        std::unique_lock lock(mu);
+        step = 1;
+        cv.notify_all();
+        cv.wait(lock, [&] { return step == 2; });
+      }
+      run_tx(*p, [&](transaction& tx) { tx.alloc(64); });
+    });
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return step == 1; });
+    }
+    p.reset();
+    p = std::make_unique<pool>(pool::open_or_create(b, o));
+    {
+      std::lock_guard lock(mu);
+      step = 2;
+      cv.notify_all();
+    }
+    worker.join();
+  }
+  SUCCEED("no msync of an unmapped range");
+}
+
+TEST_CASE("a header with an impossible log size is refused", "[pool][regression]") {
+  scratch_path path("logsize");
+  { pool::create(path, pobj_test::small_options()); }
+  auto h = read_header(path);
+  h.lane_log_size = 0;
+  write_header(path, h, true);
+  expect_open_fails_untouched(path, errc::corrupt);
 }

@@ -1,5 +1,7 @@
 #include <pobj/transaction.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -234,4 +236,96 @@ TEST_CASE("blocks on several threads run concurrently", "[tx][threads]") {
   std::uint64_t total = 0;
   for (auto b : t->balance) total += b;
   CHECK(total == 1600);
+}
+
+TEST_CASE("a block whose undo records fill most of its log still commits", "[tx][regression]") {
+  // The commit used to count the space reserved for redo records twice and fail (in a noexcept
+  // destructor: terminate).
+  scratch_path path("redo-reserve");
+  auto o = pobj_test::small_options();
+  o.lane_log_size = 4096;
+  pool p = pool::create(path, o);
+  offset_t obj = run_tx(p, [&](transaction& tx) {
+    allocation a = tx.alloc(2000);
+    std::memset(a.pointer, 1, 2000);
+    p.set_root("obj", a.offset);
+    return a.offset;
+  });
+  auto* bytes = p.at<std::uint8_t>(obj);
+  run_tx(p, [&](transaction& tx) {
+    for (int i = 0; i < 3; ++i) {
+      tx.snapshot(bytes + i * 500, 500);
+      std::memset(bytes + i * 500, 2, 500);
+    }
+  });
+  CHECK(bytes[1499] == 2);
+}
+
+TEST_CASE("a scope that committed or aborted refuses further use", "[tx][regression]") {
+  scratch_path path("after-end");
+  pool p = pool::create(path, pobj_test::small_options());
+  auto* t = make_table(p);
+  transaction tx(p);
+  tx.set(t->balance[0], std::uint64_t{1});
+  tx.commit();
+  try {
+    tx.set(t->balance[1], std::uint64_t{2});
+    FAIL("used after commit");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::transaction_aborted);
+  }
+  CHECK(t->balance[1] == 100);
+}
+
+TEST_CASE("metadata cannot be logged or stored into, and a pool cannot close inside a block", "[tx][regression]") {
+  scratch_path path("metadata");
+  pool p = pool::create(path, pobj_test::small_options());
+  {
+    transaction tx(p);
+    CHECK_THROWS_AS(tx.snapshot(p.base(), 64), error);       // the header
+    CHECK_THROWS_AS(tx.snapshot(p.base() + 4096, 8), error); // the superblock
+    CHECK_THROWS_AS(p.close(), error);
+  }
+  CHECK_THROWS_AS(p.durable_store(reinterpret_cast<std::uint64_t*>(p.base() + 4096), 1), error);
+  CHECK(p.is_open());
+}
+
+TEST_CASE("a root slot emptied by an open block is not reused by another", "[tx][roots][threads][regression]") {
+  scratch_path path("roots-race");
+  pool p = pool::create(path, pobj_test::small_options());
+  offset_t a = run_tx(p, [&](transaction& tx) { return tx.alloc(64).offset; });
+  offset_t b = run_tx(p, [&](transaction& tx) { return tx.alloc(64).offset; });
+  p.set_root("a", a);
+  try {
+    run_tx(p, [&](transaction&) {
+      p.remove_root("a");                                  // empties a slot inside a block ...
+      std::thread([&] { p.set_root("b", b); }).join();     // ... another thread commits a root ...
+      throw std::runtime_error("roll back");               // ... and the block rolls back
+    });
+  } catch (const std::runtime_error&) {
+  }
+  CHECK(p.root("a") == a);
+  CHECK(p.root("b") == b);  // not overwritten by the rollback of "a"
+}
+
+TEST_CASE("roots set while another thread waits for a lane do not deadlock", "[tx][roots][threads][regression]") {
+  scratch_path path("roots-lock");
+  auto o = pobj_test::small_options();
+  o.lanes = 1;  // a thread waiting for the only lane must not hold the directory's lock
+  pool p = pool::create(path, o);
+  offset_t a = run_tx(p, [&](transaction& tx) { return tx.alloc(64).offset; });
+  std::atomic<bool> started{false};
+  std::thread other;
+  run_tx(p, [&](transaction&) {
+    other = std::thread([&] {
+      started = true;
+      p.set_root("other", a);
+    });
+    while (!started) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    p.set_root("mine", a);
+  });
+  other.join();
+  CHECK(p.root("mine") == a);
+  CHECK(p.root("other") == a);
 }

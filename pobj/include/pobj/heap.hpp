@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <pobj/pool.hpp>
@@ -28,12 +29,28 @@
 namespace pobj {
 
 // A block taken from the heap but not yet persistent: fill it, then publish or cancel it.
+// Move-only: two copies could be published twice (tests/compile_fail/reservation_copy.cpp).
 struct reservation {
   offset_t offset = 0;
   void* pointer = nullptr;
   std::size_t size = 0;       // usable bytes (at least what was asked)
   std::uint16_t type = 0;
   std::uint64_t generation = 0;
+
+  reservation() = default;
+  reservation(offset_t o, void* p, std::size_t n, std::uint16_t t, std::uint64_t g) noexcept
+      : offset(o), pointer(p), size(n), type(t), generation(g) {}
+  reservation(const reservation&) = delete;
+  reservation& operator=(const reservation&) = delete;
+  reservation(reservation&& other) noexcept { *this = std::move(other); }
+  reservation& operator=(reservation&& other) noexcept {
+    offset = std::exchange(other.offset, 0);
+    pointer = std::exchange(other.pointer, nullptr);
+    size = std::exchange(other.size, 0);
+    type = std::exchange(other.type, 0);
+    generation = std::exchange(other.generation, 0);
+    return *this;
+  }
   explicit operator bool() const noexcept { return offset != 0; }
 };
 

@@ -7,6 +7,7 @@
 // through bench/run_core.sh for the persistence settings (cache_line emulation on /dev/shm).
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -111,12 +112,17 @@ void bench_pmemobj(std::size_t objects) {
       pmemobj_persist(pop, head, 8);
     }
     fmt::print("libpmemobj: populated {} objects in {:.1f} s\n", objects, ms_since(t0) / 1000);
+    std::fflush(stdout);
     pmemobj_close(pop);
   }
   std::vector<double> open_ms, first_ms;
   for (int i = 0; i < 5; ++i) {
     auto t = clock_type::now();
     PMEMobjpool* pop = pmemobj_open(path.c_str(), "open");
+    if (pop == nullptr) {
+      fmt::print("pmemobj_open: {}\n", pmemobj_errormsg());
+      return;
+    }
     open_ms.push_back(ms_since(t));
     PMEMoid root = pmemobj_root(pop, sizeof(std::uint64_t));
     auto* head = static_cast<std::uint64_t*>(pmemobj_direct(root));

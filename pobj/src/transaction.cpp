@@ -509,17 +509,21 @@ void transaction::snapshot(std::span<const byte_range> ranges) { log(ranges, nul
 
 void transaction::log_set(void* field, const void* value, std::size_t n) {
   byte_range r{field, n};
-  log(std::span<const byte_range>(&r, 1), value);
+  log(std::span<const byte_range>(&r, 1), &value);
 }
 
-void transaction::log(std::span<const byte_range> ranges, const void* value) {
+// Logs `ranges` with one fence. With `values`, values[i] is what the caller will store into
+// ranges[i]: the entry records old and new bytes, and the commit needs no redo copy of it.
+void transaction::log(std::span<const byte_range> ranges, const void* const* values) {
   tx_state& st = *state_;
   check_live(st, done_);
   tx_manager& m = *pool_->impl().tx;
   // Check everything that can fail before appending anything: a half-logged call must not leave
   // ranges that look logged but whose records were never made durable.
   thread_local std::vector<logged_range> todo;
+  thread_local std::vector<const void*> todo_values;
   todo.clear();
+  todo_values.clear();
   std::size_t need = 0;
   for (const byte_range& r : ranges) {
     if (r.size == 0) continue;
@@ -536,7 +540,8 @@ void transaction::log(std::span<const byte_range> ranges, const void* value) {
       continue;  // written in place (fresh) or logged already
     }
     todo.push_back({off, r.size, -1});
-    need += entry_header_size + pad8((value != nullptr ? 2 : 1) * r.size) + entry_header_size + pad8(r.size);
+    todo_values.push_back(values != nullptr ? values[&r - ranges.data()] : nullptr);
+    need += entry_header_size + pad8((values != nullptr ? 2 : 1) * r.size) + entry_header_size + pad8(r.size);
   }
   if (todo.empty()) return;
   if (st.pos + need + st.redo_reserve + commit_word_size >
@@ -546,7 +551,9 @@ void transaction::log(std::span<const byte_range> ranges, const void* value) {
                             "pool with a larger lane_log_size or split the block",
                             pool_->impl().header.lane_log_size));
   }
-  for (const logged_range& r : todo) {
+  for (std::size_t k = 0; k < todo.size(); ++k) {
+    const logged_range& r = todo[k];
+    const void* value = todo_values[k];
     const void* at = pool_->impl().at<std::byte>(r.offset);
     std::int64_t new_at = -1;
     if (value != nullptr) {
@@ -664,10 +671,15 @@ void publish(pool& p, std::span<reservation> objects, std::span<const publish_li
   transaction tx(p);
   for (reservation& r : objects) tx.adopt(r);
   // One fence for every link's undo record (and the allocation records before them) ...
-  std::vector<byte_range> words;
-  words.reserve(links.size());
-  for (const publish_link& l : links) words.push_back({l.word, 8});
-  tx.snapshot(std::span<const byte_range>(words));
+  thread_local std::vector<byte_range> words;
+  thread_local std::vector<const void*> values;
+  words.clear();
+  values.clear();
+  for (const publish_link& l : links) {
+    words.push_back({l.word, 8});
+    values.push_back(&l.value);
+  }
+  tx.log(words, values.data());
   for (const publish_link& l : links) std::atomic_ref<std::uint64_t>(*l.word).store(l.value, std::memory_order_release);
   // ... and one at commit, when the outermost scope ends.
 }

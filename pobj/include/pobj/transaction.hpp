@@ -50,6 +50,12 @@ struct allocation {
   std::size_t size = 0;
 };
 
+// One store that publish() makes together with the publication: *word = value.
+struct publish_link {
+  std::uint64_t* word;
+  std::uint64_t value;
+};
+
 class transaction {
  public:
   explicit transaction(pool& p);
@@ -93,7 +99,8 @@ class transaction {
  private:
   void adopt(reservation& r, std::size_t requested);
   void log_set(void* field, const void* value, std::size_t n);
-  void log(std::span<const byte_range> ranges, const void* value);
+  void log(std::span<const byte_range> ranges, const void* const* values);
+  friend void publish(pool&, std::span<reservation>, std::span<const publish_link>);
   pool* pool_;
   detail::tx_state* state_;
   int uncaught_;
@@ -106,12 +113,6 @@ decltype(auto) run_tx(pool& p, F&& fn) {
   transaction tx(p);
   return std::forward<F>(fn)(tx);
 }
-
-// One store that publish() makes together with the publication: *word = value.
-struct publish_link {
-  std::uint64_t* word;
-  std::uint64_t value;
-};
 
 // Makes reserved objects persistent and links them in, all or nothing: when it returns, the
 // objects' contents (as filled by the caller), their allocation and every link are persistent.

@@ -3,6 +3,7 @@
 // which sets PMEM2_FORCE_GRANULARITY=CACHE_LINE (pobj's auto mode then flushes lines with clwb)
 // and PMEM_IS_PMEM_FORCE=1 (libpmemobj then does the same), so both pay what persistent memory
 // costs. The counter `fences` is pobj's drains per operation.
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -71,13 +72,14 @@ struct pmemobj_fixture {
   }
 };
 
+// Created on first use, closed and removed at exit (the pools are large files on /dev/shm).
 pobj_fixture& P() {
-  static auto* f = new pobj_fixture();
-  return *f;
+  static pobj_fixture f;
+  return f;
 }
 pmemobj_fixture& M() {
-  static auto* f = new pmemobj_fixture();
-  return *f;
+  static pmemobj_fixture f;
+  return f;
 }
 
 // pobj's fences and written-back lines per operation (this thread's counts).
@@ -94,16 +96,19 @@ struct fence_meter {
 
 // ---- the raw floor: store + write-back + fence of one new line each time ----------------------
 
+// The floor benchmarks write a new line each time, cycling over a region of this many lines.
+std::size_t region_lines() { return std::min<std::size_t>(64 << 20, pool_bytes / 8) / 64; }
+
 void raw_floor_pobj_media(benchmark::State& state) {
   auto& f = P();
   static auto* region = [] {
     pobj::transaction tx(P().pool);
-    return static_cast<line_words*>(tx.alloc(64 << 20).pointer);
+    return static_cast<line_words*>(tx.alloc(region_lines() * 64).pointer);
   }();
   std::size_t i = 0;
   fence_meter meter;
   for (auto _ : state) {
-    line_words& l = region[i++ % ((64 << 20) / 64)];
+    line_words& l = region[i++ % region_lines()];
     l.w[0] = i;
     f.pool.media().persist(&l, 8);
   }
@@ -116,12 +121,14 @@ void raw_floor_pmemobj_persist(benchmark::State& state) {
   auto& f = M();
   static auto* region = [] {
     PMEMoid oid;
-    pmemobj_alloc(M().pop, &oid, 64 << 20, 0, nullptr, nullptr);
+    if (pmemobj_alloc(M().pop, &oid, region_lines() * 64, 0, nullptr, nullptr) != 0) {
+      throw std::runtime_error(std::string("pmemobj_alloc: ") + pmemobj_errormsg());
+    }
     return static_cast<line_words*>(pmemobj_direct(oid));
   }();
   std::size_t i = 0;
   for (auto _ : state) {
-    line_words& l = region[i++ % ((64 << 20) / 64)];
+    line_words& l = region[i++ % region_lines()];
     l.w[0] = i;
     pmemobj_persist(f.pop, &l, 8);
   }

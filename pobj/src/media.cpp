@@ -52,7 +52,15 @@ struct page_range {
   std::uintptr_t begin;
   std::uintptr_t end;
 };
-thread_local std::vector<page_range> tl_pages;
+struct page_list {
+  std::vector<page_range> ranges;
+  ~page_list();
+};
+// Destroyed flag without destruction of its own: at exit, a domain closed by a static destructor
+// outlives this thread's page list.
+thread_local bool tl_pages_destroyed = false;
+page_list::~page_list() { tl_pages_destroyed = true; }
+thread_local page_list tl_page_list;
 std::atomic<std::uint64_t> next_domain_id{1};
 
 std::string pmem2_message() {
@@ -126,7 +134,9 @@ domain::~domain() {
     sim_ = nullptr;
   }
   // Forget this domain's pending page ranges on this thread.
-  std::erase_if(tl_pages, [this](const page_range& r) { return r.owner == id_; });
+  if (!tl_pages_destroyed) {
+    std::erase_if(tl_page_list.ranges, [this](const page_range& r) { return r.owner == id_; });
+  }
   for (auto it = impl_->maps.rbegin(); it != impl_->maps.rend(); ++it) pmem2_map_delete(&*it);
   impl_->maps.clear();
   if (impl_->reservation != nullptr) pmem2_vm_reservation_delete(&impl_->reservation);
@@ -221,6 +231,15 @@ void domain::flush_slow(const void* p, std::size_t n) noexcept {
   // page mode: remember the pages; drain() syncs them together.
   auto begin = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095};
   auto end = (reinterpret_cast<std::uintptr_t>(p) + n + 4095) & ~std::uintptr_t{4095};
+  if (tl_pages_destroyed) {  // at thread exit: no list to defer to, so sync now
+    if (msync(reinterpret_cast<void*>(begin), end - begin, MS_SYNC) != 0) {
+      fmt::print(stderr, "pobj: msync of '{}' failed: {}\n", path_, std::strerror(errno));
+      std::abort();
+    }
+    count_flush((end - begin) / 4096);
+    return;
+  }
+  auto& tl_pages = tl_page_list.ranges;
   for (auto& r : tl_pages) {
     if (r.owner == id_ && begin <= r.end && end >= r.begin) {
       r.begin = std::min(r.begin, begin);
@@ -239,6 +258,8 @@ void domain::drain_slow() noexcept {
     sim_->fence();
     return;
   }
+  if (tl_pages_destroyed) return;
+  auto& tl_pages = tl_page_list.ranges;
   for (auto it = tl_pages.begin(); it != tl_pages.end();) {
     if (it->owner == id_) {
       // msync on a mapping of a regular file is the only way to make it durable; a failure here

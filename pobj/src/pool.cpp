@@ -33,9 +33,17 @@ std::unordered_map<std::uint64_t, pool_impl*>& registry() {
 }
 std::atomic<std::uint64_t> next_pool_id{1};
 
+// Thread-local objects die before static ones: a pool closed by a static destructor at exit may
+// call local() after this thread's contexts are gone. These flags need no destruction.
+thread_local bool tl_contexts_alive = false;
+thread_local bool tl_contexts_destroyed = false;
+
 struct thread_contexts {
   std::vector<thread_context> list;
+  thread_contexts() { tl_contexts_alive = true; }
   ~thread_contexts() {
+    tl_contexts_alive = false;
+    tl_contexts_destroyed = true;
     std::lock_guard lock(registry_mu);
     for (auto& ctx : list) {
       auto it = registry().find(ctx.pool_id);
@@ -105,6 +113,13 @@ pool_impl::~pool_impl() {
 }
 
 thread_context& pool_impl::local() {
+  if (!tl_contexts_alive && !tl_contexts_destroyed) (void)tl_contexts.list.size();  // constructs it
+  if (!tl_contexts_alive) {
+    // After this thread's contexts are gone: a fresh context each call, owning nothing.
+    thread_local thread_context late{};
+    late = thread_context{id, nullptr, nullptr};
+    return late;
+  }
   for (auto& ctx : tl_contexts.list) {
     if (ctx.pool_id == id) return ctx;
   }

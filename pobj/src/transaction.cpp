@@ -25,7 +25,6 @@ constexpr std::size_t entry_header_size = sizeof(log_entry_header);
 constexpr std::size_t commit_word_size = 8;
 constexpr std::size_t pad8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
 
-thread_local std::vector<std::pair<lane*, std::uint64_t>> tl_seen;
 // The invalidation this thread stored and flushed last: its own fences order that flush, so the
 // ordering rule need not write it back again when this thread is the one that fences.
 struct own_invalidation {
@@ -276,17 +275,22 @@ void tx_manager::settle_pending(const std::vector<std::pair<lane*, std::uint64_t
 namespace {
 
 // A fence that also makes every pending log invalidation durable (the ordering rule).
-void fence_with_rule(tx_manager& m, const lane* self) {
-  m.flush_pending(self, tl_seen);
+void fence_with_rule(tx_manager& m, tx_state& st) {
+  m.flush_pending(st.ln, st.seen);
   m.pool.drain();
-  m.settle_pending(tl_seen);
+  m.settle_pending(st.seen);
 }
 
 std::byte* log_data(tx_state& st) { return st.log + sizeof(log_buffer_header); }
 
 }  // namespace
 
-void ordered_drain(pool_impl& p) { fence_with_rule(*p.tx, nullptr); }
+void ordered_drain(pool_impl& p) {
+  tx_state& st = p.tx->state();
+  p.tx->flush_pending(nullptr, st.seen);
+  p.drain();
+  p.tx->settle_pending(st.seen);
+}
 
 namespace {
 
@@ -375,7 +379,7 @@ void tx_manager::commit(tx_state& st) {
   if (st.heap_entries_unfenced) {
     // Allocation and free records must be durable before the bits they describe change.
     flush_log(*this, st);
-    fence_with_rule(*this, st.ln);
+    fence_with_rule(*this, st);
   }
   heap_impl& heap = *pool.heap;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;
@@ -401,7 +405,7 @@ void tx_manager::commit(tx_state& st) {
   flush_log(*this, st);
   // With the rule: the lane's previous invalidation (maybe left by another thread) must be durable
   // before mark_pending below replaces it.
-  fence_with_rule(*this, st.ln);
+  fence_with_rule(*this, st);
   // Committed. The log stays valid until its invalidation is durable; see the ordering rule.
   auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
   hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
@@ -435,7 +439,7 @@ void tx_manager::abort(tx_state& st) noexcept {
       pool.flush(pool.at<std::byte>(e->offset), n);
     }
     flush_log(*this, st);
-    fence_with_rule(*this, st.ln);
+    fence_with_rule(*this, st);
     auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
     hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
     pool.flush(&hdr->state, 8);
@@ -520,8 +524,8 @@ void transaction::log(std::span<const byte_range> ranges, const void* const* val
   tx_manager& m = *pool_->impl().tx;
   // Check everything that can fail before appending anything: a half-logged call must not leave
   // ranges that look logged but whose records were never made durable.
-  thread_local std::vector<logged_range> todo;
-  thread_local std::vector<const void*> todo_values;
+  auto& todo = st.todo;
+  auto& todo_values = st.todo_values;
   todo.clear();
   todo_values.clear();
   std::size_t need = 0;
@@ -571,7 +575,7 @@ void transaction::log(std::span<const byte_range> ranges, const void* const* val
 #else
   st.flushed = st.pos;  // the deliberate bug the crash tests must catch
 #endif
-  fence_with_rule(m, st.ln);
+  fence_with_rule(m, st);
   st.heap_entries_unfenced = false;
 }
 
@@ -671,15 +675,16 @@ void publish(pool& p, std::span<reservation> objects, std::span<const publish_li
   transaction tx(p);
   for (reservation& r : objects) tx.adopt(r);
   // One fence for every link's undo record (and the allocation records before them) ...
-  thread_local std::vector<byte_range> words;
-  thread_local std::vector<const void*> values;
+  tx_state& st = *tx.state_;
+  std::vector<byte_range> words = std::move(st.words);
   words.clear();
-  values.clear();
-  for (const publish_link& l : links) {
-    words.push_back({l.word, 8});
-    values.push_back(&l.value);
+  std::vector<const void*> values(links.size());
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    words.push_back({links[i].word, 8});
+    values[i] = &links[i].value;
   }
   tx.log(words, values.data());
+  st.words = std::move(words);
   for (const publish_link& l : links) std::atomic_ref<std::uint64_t>(*l.word).store(l.value, std::memory_order_release);
   // ... and one at commit, when the outermost scope ends.
 }
@@ -695,9 +700,10 @@ void pool::durable_store(std::uint64_t* word, std::uint64_t value) {
     return;
   }
   tx_manager& m = *impl_->tx;
-  if (m.flush_pending(nullptr, tl_seen)) {
+  auto& seen = m.state().seen;
+  if (m.flush_pending(nullptr, seen)) {
     impl_->drain();
-    m.settle_pending(tl_seen);
+    m.settle_pending(seen);
   }
   std::atomic_ref<std::uint64_t>(*word).store(value, std::memory_order_release);
   impl_->persist(word, 8);
@@ -716,9 +722,10 @@ void heap::free(offset_t object) {
     throw error(errc::invalid_argument, "pobj: heap::free inside a failure-atomic block; use transaction::free");
   }
   tx_manager& m = *p.tx;
-  if (m.flush_pending(nullptr, tl_seen)) {
+  auto& seen = m.state().seen;
+  if (m.flush_pending(nullptr, seen)) {
     p.drain();
-    m.settle_pending(tl_seen);
+    m.settle_pending(seen);
   }
   impl_->persist_free(object);
   p.drain();

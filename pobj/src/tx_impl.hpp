@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <pobj/pool.hpp>
+#include <pobj/transaction.hpp>
 
 #include "checksum.hpp"
 #include "layout.hpp"
@@ -64,6 +65,12 @@ struct tx_state {
   std::vector<fresh_object> fresh;
   std::vector<freed_object> freed;
   std::vector<std::function<void()>> on_end;  // run when the block has committed or aborted
+  // Scratch space, kept to avoid allocations on the hot path (here rather than in thread_local
+  // variables, which may already be destroyed when a static pool closes at exit).
+  std::vector<std::pair<lane*, std::uint64_t>> seen;
+  std::vector<logged_range> todo;
+  std::vector<const void*> todo_values;
+  std::vector<byte_range> words;
 };
 
 struct tx_manager {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the unit and crash suites in an
-# optimized build, again under AddressSanitizer + UndefinedBehaviorSanitizer, and the
-# concurrency tests under ThreadSanitizer. Each build has its own directory under build-test/.
+# optimized build (with benchmark smoke runs), with clang and its thread-safety analysis, under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrency tests under
+# ThreadSanitizer. Each build has its own directory under build-test/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -16,7 +17,7 @@ run_suite() {  # name, meson options..., -- test args...
   local dir=build-test/$name
   echo "== $name: building"
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" -Dwerror=true "${opts[@]}" >/dev/null
+    CXX=${SUITE_CXX:-c++} meson setup "$dir" -Dwerror=true "${opts[@]}" >/dev/null
   fi
   ninja -C "$dir" -j "$jobs" >/dev/null
   echo "== $name: testing"
@@ -25,6 +26,7 @@ run_suite() {  # name, meson options..., -- test args...
 
 start=$(date +%s)
 run_suite release --buildtype=debugoptimized -Dcrash_points=200 --
+SUITE_CXX=clang++-14 run_suite clang --buildtype=debugoptimized -Dbench=false -Dexamples=false -Dcrash_points=40 --
 run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=40 -Dbench=false -- \
   --timeout-multiplier 3
 # ThreadSanitizer: the tests that run several threads.

@@ -74,11 +74,12 @@ chunk_entry* heap_impl::entry(std::uint64_t chunk) const noexcept {
 }
 
 void heap_impl::build() {
+  lock_guard lock(mu);  // no other thread sees the heap yet; the analysis wants it held
   std::uint64_t size = pool.super->size.load(std::memory_order_relaxed);
   chunks = (size - pool.header.heap_offset) / chunk_size;
   visible_chunks.store(chunks, std::memory_order_release);
   std::uint64_t run_start = 0, run_len = 0;
-  auto flush_free = [&] {
+  auto flush_free = [&]() POBJ_REQUIRES(mu) {
     if (run_len > 0) free_chunks.emplace(run_start, run_len);
     run_len = 0;
   };
@@ -158,7 +159,7 @@ block_ref heap_impl::locate(std::uint64_t off) const noexcept {
 thread_cache& heap_impl::cache() {
   thread_context& ctx = pool.local();
   if (ctx.cache == nullptr) {
-    std::lock_guard lock(mu);
+    lock_guard lock(mu);
     caches.push_back(std::make_unique<thread_cache>());
     caches.back()->free.resize(size_classes().size());
     ctx.cache = caches.back().get();
@@ -170,7 +171,7 @@ std::uint64_t heap_impl::next_generation(thread_cache& tc) {
   constexpr std::uint64_t grab = 4096;
   constexpr std::uint64_t lease = std::uint64_t{1} << 22;
   if (tc.gen_next == tc.gen_end) {
-    std::lock_guard lock(mu);
+    lock_guard lock(mu);
     static_assert(grab <= lease);
     // gen_lease is the first generation not yet handed out in any run of the pool. Handing out
     // [next, next + grab) needs the persistent lease to cover it first.
@@ -199,7 +200,7 @@ reservation heap_impl::reserve(std::size_t size, std::uint16_t type) {
                   fmt::format("pobj: cannot allocate {} bytes: the largest object is {} bytes", size,
                               (zone_chunks - 1) * chunk_size));
     }
-    std::lock_guard lock(mu);
+    lock_guard lock(mu);
     std::uint64_t first = take_chunks(n);
     std::uint64_t off = chunk_offset(first);
     return reservation{off, pool.base() + off, n * chunk_size, type, gen};
@@ -212,7 +213,7 @@ reservation heap_impl::reserve(std::size_t size, std::uint16_t type) {
 }
 
 void heap_impl::refill(thread_cache& tc, std::uint32_t cls) {
-  std::lock_guard lock(mu);
+  lock_guard lock(mu);
   const size_class& sc = size_classes()[cls];
   auto& out = tc.free[cls];
   while (out.size() < batch) {
@@ -229,7 +230,7 @@ void heap_impl::refill(thread_cache& tc, std::uint32_t cls) {
     } else {
       r = new_run(cls);
     }
-    std::lock_guard rl(r->mu);
+    lock_guard rl(r->mu);
     std::uint64_t base = chunk_offset(r->chunk) + sc.data_offset;
     for (std::size_t w = 0; w < r->taken.size() && out.size() < batch && r->free_count > 0; ++w) {
       while (r->taken[w] != ~std::uint64_t{0} && out.size() < batch) {
@@ -258,6 +259,7 @@ run_state* heap_impl::load_run(std::uint64_t chunk, std::uint32_t cls) {
   auto r = std::make_unique<run_state>();
   r->chunk = chunk;
   r->cls = cls;
+  lock_guard rl(r->mu);
   std::size_t words = (sc.block_count + 63) / 64;
   r->taken.resize(words);
   auto* bitmap = pool.at<std::atomic<std::uint64_t>>(chunk_offset(chunk) + sc.bitmap_offset);
@@ -266,10 +268,11 @@ run_state* heap_impl::load_run(std::uint64_t chunk, std::uint32_t cls) {
   std::uint32_t used = 0;
   for (auto w : r->taken) used += static_cast<std::uint32_t>(std::popcount(w));
   r->free_count = static_cast<std::uint32_t>(words * 64) - used;
+  const bool has_free = r->free_count > 0;
   run_state* raw = r.get();
   runs.emplace(chunk, std::move(r));
   run_loaded[chunk].store(1, std::memory_order_release);
-  if (raw->free_count > 0) {
+  if (has_free) {
     available[cls].push_back(raw);
     raw->listed = true;
   }
@@ -301,6 +304,7 @@ run_state* heap_impl::new_run(std::uint32_t cls) {
   auto r = std::make_unique<run_state>();
   r->chunk = g;
   r->cls = cls;
+  lock_guard rl(r->mu);
   r->taken.assign((sc.block_count + 63) / 64, 0);
   if (sc.block_count % 64 != 0) r->taken.back() |= ~std::uint64_t{0} << (sc.block_count % 64);
   r->free_count = sc.block_count;
@@ -349,8 +353,9 @@ void heap_impl::grow(std::uint64_t min_new) {
   std::uint64_t want = std::max<std::uint64_t>({min_new + 1, chunks / 4, 8});
   std::uint64_t target = std::min(chunks + want, max_chunks);
   // A run of min_new chunks must fit between two zone tables.
+  const std::uint64_t have = chunks;
   auto fits = [&](std::uint64_t upto) {
-    std::uint64_t start = chunks;
+    std::uint64_t start = have;
     if (is_table(start)) ++start;
     if ((start % zone_chunks) + min_new > zone_chunks) start = (start / zone_chunks + 1) * zone_chunks + 1;
     return start + min_new <= upto;
@@ -390,7 +395,7 @@ void heap_impl::give_back(std::uint64_t off) noexcept {
   list.push_back(off);
   if (list.size() < 4 * batch) return;
   // Keep the cache bounded: return half of it to the runs.
-  std::lock_guard lock(mu);
+  lock_guard lock(mu);
   const size_class& sc = size_classes()[cls];
   for (std::size_t k = 0; k < 2 * batch; ++k) {
     std::uint64_t o = list.back();
@@ -399,7 +404,7 @@ void heap_impl::give_back(std::uint64_t off) noexcept {
     auto it = runs.find(g);
     if (it == runs.end()) continue;
     run_state* r = it->second.get();
-    std::lock_guard rl(r->mu);
+    lock_guard rl(r->mu);
     std::uint64_t idx = (o - chunk_offset(g) - sc.data_offset) / sc.block_size;
     r->taken[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
     ++r->free_count;
@@ -411,13 +416,13 @@ void heap_impl::give_back(std::uint64_t off) noexcept {
 }
 
 void heap_impl::give_back_extent(std::uint64_t off, std::size_t size) noexcept {
-  std::lock_guard lock(mu);
+  lock_guard lock(mu);
   std::uint64_t g = (off - pool.header.heap_offset) / chunk_size;
   return_chunks(g, (size + chunk_size - 1) / chunk_size);
 }
 
 void heap_impl::release_cache(thread_cache& tc) noexcept {
-  std::lock_guard lock(mu);
+  lock_guard lock(mu);
   for (std::uint32_t cls = 0; cls < tc.free.size(); ++cls) {
     const size_class& sc = size_classes()[cls];
     for (std::uint64_t o : tc.free[cls]) {
@@ -425,7 +430,7 @@ void heap_impl::release_cache(thread_cache& tc) noexcept {
       auto it = runs.find(g);
       if (it == runs.end()) continue;
       run_state* r = it->second.get();
-      std::lock_guard rl(r->mu);
+      lock_guard rl(r->mu);
       std::uint64_t idx = (o - chunk_offset(g) - sc.data_offset) / sc.block_size;
       r->taken[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
       ++r->free_count;

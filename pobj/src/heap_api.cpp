@@ -20,7 +20,8 @@ namespace {
 // inconsistency in the chunk tables and run headers.
 template <class Fn, class Report>
 void for_each_allocated(const heap_impl& h, Fn&& fn, Report&& report) {
-  for (std::uint64_t g = 0; g < h.chunks; ++g) {
+  const std::uint64_t chunks = h.visible_chunks.load(std::memory_order_acquire);
+  for (std::uint64_t g = 0; g < chunks; ++g) {
     if (heap_impl::is_table(g)) continue;
     std::uint64_t w = h.entry(g)->word.load(std::memory_order_acquire);
     std::uint64_t base = h.chunk_offset(g);
@@ -28,7 +29,7 @@ void for_each_allocated(const heap_impl& h, Fn&& fn, Report&& report) {
       case chunk_state::free: break;
       case chunk_state::extent: {
         std::uint64_t n = word_count(w);
-        if (n == 0 || g + n > h.chunks || (g % zone_chunks) + n > zone_chunks) {
+        if (n == 0 || g + n > chunks || (g % zone_chunks) + n > zone_chunks) {
           report(fmt::format("chunk {}: extent of {} chunks runs past the heap or its zone", g, n));
           break;
         }
@@ -102,7 +103,7 @@ heap_stats heap::stats() const {
   heap_impl& h = *impl_;
   heap_stats s;
   s.pool_size = h.pool.domain->size();
-  std::lock_guard lock(h.mu);
+  lock_guard lock(h.mu);
   s.chunks_total = h.chunks - (h.chunks + zone_chunks - 1) / zone_chunks;
   s.heap_size = s.chunks_total * chunk_size;
   for (auto& [first, n] : h.free_chunks) s.chunks_free += n;
@@ -141,7 +142,7 @@ heap_stats heap::stats() const {
 }
 
 void heap::set_tracer(std::uint16_t type, tracer fn) {
-  std::lock_guard lock(impl_->tracers_mu);
+  lock_guard lock(impl_->tracers_mu);
   impl_->tracers[type] = std::move(fn);
 }
 
@@ -173,13 +174,15 @@ check_report heap::check() const {
   }
   std::unordered_map<std::uint16_t, tracer> tracers;
   {
-    std::lock_guard lock(h.tracers_mu);
+    lock_guard lock(h.tracers_mu);
     tracers = h.tracers;
   }
   while (!work.empty()) {
     std::uint64_t off = work.back();
     work.pop_back();
-    auto [size, type] = allocated.at(off);
+    const auto& info = allocated.at(off);
+    const std::size_t size = info.first;
+    const std::uint16_t type = info.second;
     ++report.reachable_objects;
     report.reachable_bytes += size;
     const void* obj = p.at<std::byte>(off);
@@ -214,11 +217,11 @@ check_report heap::repair() {
     block_ref b = h.locate(off);
     h.persist_free(off);
     if (b.run != nullptr) {
-      std::lock_guard lock(h.mu);
+      lock_guard lock(h.mu);
       auto it = h.runs.find(b.chunk);
       if (it != h.runs.end()) {
         run_state* r = it->second.get();
-        std::lock_guard rl(r->mu);
+        lock_guard rl(r->mu);
         r->taken[b.index / 64] &= ~b.bit;
         ++r->free_count;
         if (!r->listed) {

@@ -13,6 +13,7 @@
 #include <pobj/heap.hpp>
 
 #include "layout.hpp"
+#include "sync.hpp"
 
 namespace pobj::detail {
 
@@ -31,12 +32,12 @@ int class_for(std::size_t n) noexcept;
 
 // The DRAM view of one run: which blocks are allocated or handed to a thread cache.
 struct run_state {
-  std::mutex mu;
+  mutex mu;
   std::uint64_t chunk = 0;
   std::uint32_t cls = 0;
-  std::vector<std::uint64_t> taken;
-  std::uint32_t free_count = 0;
-  bool listed = false;  // in heap_impl::available[cls]
+  std::vector<std::uint64_t> taken POBJ_GUARDED_BY(mu);
+  std::uint32_t free_count POBJ_GUARDED_BY(mu) = 0;
+  bool listed = false;  // in heap_impl::available[cls] (REQUIRES heap_impl::mu)
 };
 
 struct thread_cache {
@@ -65,19 +66,19 @@ struct heap_impl {
   ~heap_impl();
 
   pool_impl& pool;
-  std::mutex mu;  // chunks, run lists, growth, generation leases, caches
-  std::uint64_t chunks = 0;  // chunk slots the pool holds now, tables included (REQUIRES mu)
+  mutex mu;  // chunks, run lists, growth, generation leases, caches
+  std::uint64_t chunks POBJ_GUARDED_BY(mu) = 0;  // chunk slots the pool holds now, tables included
   std::atomic<std::uint64_t> visible_chunks{0};  // the same, for readers that hold no lock
   // Per chunk slot (up to max_size): 1 once the run in it has a DRAM view. A block freed in a run
   // without one must not enter a thread cache: loading the run will find its clear bit.
   std::unique_ptr<std::atomic<std::uint8_t>[]> run_loaded;
-  std::map<std::uint64_t, std::uint64_t> free_chunks;  // first chunk -> count, coalesced
-  std::unordered_map<std::uint64_t, std::unique_ptr<run_state>> runs;
-  std::vector<std::vector<run_state*>> available;      // per class, runs with free blocks
-  std::vector<std::vector<std::uint64_t>> unloaded;    // per class, run chunks not yet read
-  std::vector<std::unique_ptr<thread_cache>> caches;
-  std::unordered_map<std::uint16_t, tracer> tracers;
-  std::mutex tracers_mu;
+  std::map<std::uint64_t, std::uint64_t> free_chunks POBJ_GUARDED_BY(mu);  // first chunk -> count
+  std::unordered_map<std::uint64_t, std::unique_ptr<run_state>> runs POBJ_GUARDED_BY(mu);
+  std::vector<std::vector<run_state*>> available POBJ_GUARDED_BY(mu);    // per class, runs with free blocks
+  std::vector<std::vector<std::uint64_t>> unloaded POBJ_GUARDED_BY(mu);  // per class, run chunks not read yet
+  std::vector<std::unique_ptr<thread_cache>> caches POBJ_GUARDED_BY(mu);
+  mutex tracers_mu;
+  std::unordered_map<std::uint16_t, tracer> tracers POBJ_GUARDED_BY(tracers_mu);
 
   // Layout helpers.
   std::uint64_t chunk_offset(std::uint64_t chunk) const noexcept;
@@ -109,14 +110,14 @@ struct heap_impl {
   static std::size_t max_run_size() noexcept;
 
  private:
-  void refill(thread_cache& tc, std::uint32_t cls);
-  run_state* load_run(std::uint64_t chunk, std::uint32_t cls);
-  run_state* new_run(std::uint32_t cls);
-  std::uint64_t take_chunks(std::uint64_t count);  // REQUIRES mu; grows the pool if needed
-  void return_chunks(std::uint64_t first, std::uint64_t count);  // REQUIRES mu
-  void grow(std::uint64_t min_new_chunks);  // REQUIRES mu
+  void refill(thread_cache& tc, std::uint32_t cls) POBJ_EXCLUDES(mu);
+  run_state* load_run(std::uint64_t chunk, std::uint32_t cls) POBJ_REQUIRES(mu);
+  run_state* new_run(std::uint32_t cls) POBJ_REQUIRES(mu);
+  std::uint64_t take_chunks(std::uint64_t count) POBJ_REQUIRES(mu);  // grows the pool if needed
+  void return_chunks(std::uint64_t first, std::uint64_t count) POBJ_REQUIRES(mu);
+  void grow(std::uint64_t min_new_chunks) POBJ_REQUIRES(mu);
   void build();
-  std::uint64_t gen_global_ = 0;  // next generation to hand to a thread cache (REQUIRES mu)
+  std::uint64_t gen_global_ POBJ_GUARDED_BY(mu) = 0;  // next generation to hand to a thread cache
 };
 
 }  // namespace pobj::detail

@@ -16,6 +16,7 @@
 #include "checksum.hpp"
 #include "heap_impl.hpp"
 #include "pool_impl.hpp"
+#include "sync.hpp"
 #include "tx_impl.hpp"
 
 namespace pobj {
@@ -26,7 +27,7 @@ namespace {
 
 // Open pools by id, so that a thread's exit can give its cached blocks back to a pool that is
 // still open, and ignore one that closed.
-std::mutex registry_mu;
+mutex registry_mu;
 std::unordered_map<std::uint64_t, pool_impl*>& registry() {
   static auto* r = new std::unordered_map<std::uint64_t, pool_impl*>();
   return *r;
@@ -44,7 +45,7 @@ struct thread_contexts {
   ~thread_contexts() {
     tl_contexts_alive = false;
     tl_contexts_destroyed = true;
-    std::lock_guard lock(registry_mu);
+    lock_guard lock(registry_mu);
     for (auto& ctx : list) {
       auto it = registry().find(ctx.pool_id);
       if (it != registry().end() && ctx.cache != nullptr) it->second->heap->release_cache(*ctx.cache);
@@ -102,7 +103,7 @@ pool_impl::pool_impl() : id(next_pool_id.fetch_add(1)) {}
 
 pool_impl::~pool_impl() {
   {
-    std::lock_guard lock(registry_mu);
+    lock_guard lock(registry_mu);
     registry().erase(id);
   }
   tx.reset();
@@ -125,7 +126,7 @@ thread_context& pool_impl::local() {
   }
   // Forget contexts of pools that have closed.
   {
-    std::lock_guard lock(registry_mu);
+    lock_guard lock(registry_mu);
     std::erase_if(tl_contexts.list, [](const thread_context& c) { return !registry().contains(c.pool_id); });
   }
   tl_contexts.list.push_back(thread_context{id, nullptr, nullptr});
@@ -166,7 +167,7 @@ static std::unique_ptr<pool_impl> attach(std::unique_ptr<pool_impl> p, std::uint
   p->persist(&p->super->boot_count, 8);
   p->report.boot_count = boots;
   {
-    std::lock_guard lock(registry_mu);
+    lock_guard lock(registry_mu);
     registry().emplace(p->id, p.get());
   }
   p->report.open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -12,6 +12,7 @@
 #include <pobj/pool.hpp>
 
 #include "layout.hpp"
+#include "sync.hpp"
 
 namespace pobj::detail {
 
@@ -40,8 +41,8 @@ struct pool_impl {
   std::unique_ptr<pobj::heap> heap_handle;
   std::unique_ptr<tx_manager> tx;
   recovery_report report;
-  std::mutex roots_mu;
-  std::unordered_map<std::uint64_t, int> root_tombstones;  // slots freed by open blocks (REQUIRES roots_mu)
+  mutex roots_mu;
+  std::unordered_map<std::uint64_t, int> root_tombstones POBJ_GUARDED_BY(roots_mu);  // slots freed by open blocks
   // A fence that also makes pending log invalidations durable (the ordering rule); installed by
   // the transaction layer for lower layers that make new state reachable.
   void (*ordered_drain)(pool_impl&) = nullptr;

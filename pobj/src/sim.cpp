@@ -12,7 +12,12 @@
 #include <fmt/format.h>
 #include <pobj/error.hpp>
 
+#include "sync.hpp"
+
 namespace pobj::sim {
+
+using detail::lock_guard;
+using detail::mutex;
 
 namespace {
 constexpr std::size_t line = 64;
@@ -40,7 +45,7 @@ void crash_image::materialize(const std::string& path) const {
 }
 
 struct simulator::impl {
-  mutable std::mutex mu;
+  mutable mutex mu;
   std::byte* mem = nullptr;
   std::size_t size = 0;
   std::shared_ptr<std::vector<std::byte>> base;
@@ -106,7 +111,7 @@ simulator::simulator() : impl_(std::make_unique<impl>()) {}
 simulator::~simulator() = default;
 
 void simulator::attach(std::byte* base, std::size_t size) {
-  std::lock_guard lock(impl_->mu);
+  lock_guard lock(impl_->mu);
   impl_->mem = base;
   impl_->size = size;
   impl_->base = std::make_shared<std::vector<std::byte>>(base, base + size);
@@ -116,19 +121,19 @@ void simulator::attach(std::byte* base, std::size_t size) {
 }
 
 void simulator::grow(std::size_t size) {
-  std::lock_guard lock(impl_->mu);
+  lock_guard lock(impl_->mu);
   // The new part of the file reads as zeros (posix_fallocate) until written.
   impl_->guaranteed.resize(size, std::byte{0});
   impl_->size = size;
 }
 
 void simulator::detach() {
-  std::lock_guard lock(impl_->mu);
+  lock_guard lock(impl_->mu);
   impl_->mem = nullptr;
 }
 
 void simulator::flush(const void* p, std::size_t n) {
-  std::lock_guard lock(impl_->mu);
+  lock_guard lock(impl_->mu);
   if (impl_->mem == nullptr) return;
   auto off = static_cast<std::size_t>(static_cast<const std::byte*>(p) - impl_->mem);
   for (std::uint64_t i = off / line; i * line < off + n && (i + 1) * line <= impl_->size; ++i) {
@@ -151,7 +156,7 @@ void simulator::fence() {
   std::function<void(crash_image)> each;
   std::vector<crash_image> images;
   {
-    std::lock_guard lock(impl_->mu);
+    lock_guard lock(impl_->mu);
     if (impl_->mem == nullptr) return;
     auto& req = impl_->request;
     while (impl_->next_request < req.fences.size() && req.fences[impl_->next_request] < impl_->fences) {
@@ -178,7 +183,7 @@ void simulator::fence() {
 }
 
 void simulator::capture_at(capture_request request, std::function<void(crash_image)> each) {
-  std::lock_guard lock(impl_->mu);
+  lock_guard lock(impl_->mu);
   std::sort(request.fences.begin(), request.fences.end());
   impl_->request = std::move(request);
   impl_->next_request = 0;
@@ -186,17 +191,17 @@ void simulator::capture_at(capture_request request, std::function<void(crash_ima
 }
 
 crash_image simulator::image_now(image_policy policy, std::uint64_t seed) {
-  std::lock_guard lock(impl_->mu);
+  lock_guard lock(impl_->mu);
   return impl_->image(policy, seed);
 }
 
 std::uint64_t simulator::fence_count() const {
-  std::lock_guard lock(impl_->mu);
+  lock_guard lock(impl_->mu);
   return impl_->fences;
 }
 
 sim::stats simulator::stats() const {
-  std::lock_guard lock(impl_->mu);
+  lock_guard lock(impl_->mu);
   return impl_->st;
 }
 

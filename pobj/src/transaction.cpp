@@ -201,7 +201,7 @@ recovery_report tx_manager::recover() {
 tx_state& tx_manager::state() {
   thread_context& ctx = pool.local();
   if (ctx.tx == nullptr) {
-    std::lock_guard lock(states_mu);
+    lock_guard lock(states_mu);
     states.push_back(std::make_unique<tx_state>());
     ctx.tx = states.back().get();
   }
@@ -414,6 +414,9 @@ void tx_manager::commit(tx_state& st) {
   tl_own_invalidation = {pool.id, st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
   st.ln->seq++;
   st.ln->buffer ^= 1;
+  // The lane's next block starts in the other buffer, whose line an earlier write-back evicted
+  // (clwb evicts on some CPUs): fetch it back while this thread goes on.
+  __builtin_prefetch(buffer_header(st.ln->index, st.ln->buffer), 1);
   for (auto& f : st.fresh) {
     if (f.freed) give_back(heap, f.offset, f.size);
   }
@@ -746,7 +749,7 @@ std::string_view entry_name(const root_entry& e) { return {e.name, strnlen(e.nam
 
 offset_t pool::root(std::string_view name) const {
   check_root_name(name);
-  std::lock_guard lock(impl_->roots_mu);
+  lock_guard lock(impl_->roots_mu);
   for (std::uint64_t i = 0; i < impl_->header.root_entries; ++i) {
     const root_entry& e = impl_->roots[i];
     if (e.object != 0 && entry_name(e) == name) return e.object;
@@ -774,7 +777,7 @@ void pool::set_root(std::string_view name, offset_t object) {
                 fmt::format("pobj: root '{}' cannot refer to {:#x}: not an allocated object", name, object));
   }
   if (object != 0 && !fresh) type = heap().type_of(object);
-  std::lock_guard lock(impl_->roots_mu);
+  lock_guard lock(impl_->roots_mu);
   root_entry* slot = nullptr;
   root_entry* free_slot = nullptr;
   for (std::uint64_t i = 0; i < impl_->header.root_entries; ++i) {
@@ -804,7 +807,7 @@ void pool::set_root(std::string_view name, offset_t object) {
     ++impl_->root_tombstones[index];
     pool_impl* p = impl_.get();
     st.on_end.push_back([p, index] {
-      std::lock_guard l(p->roots_mu);
+      lock_guard l(p->roots_mu);
       if (--p->root_tombstones[index] == 0) p->root_tombstones.erase(index);
     });
   }
@@ -818,7 +821,7 @@ bool pool::remove_root(std::string_view name) {
 
 std::vector<std::pair<std::string, offset_t>> pool::roots() const {
   std::vector<std::pair<std::string, offset_t>> out;
-  std::lock_guard lock(impl_->roots_mu);
+  lock_guard lock(impl_->roots_mu);
   for (std::uint64_t i = 0; i < impl_->header.root_entries; ++i) {
     const root_entry& e = impl_->roots[i];
     if (e.object != 0) out.emplace_back(std::string(entry_name(e)), e.object);

@@ -13,6 +13,7 @@
 
 #include "checksum.hpp"
 #include "layout.hpp"
+#include "sync.hpp"
 
 namespace pobj::detail {
 
@@ -79,8 +80,8 @@ struct tx_manager {
   pool_impl& pool;
   std::vector<std::unique_ptr<lane>> lanes;
   std::vector<std::atomic<std::uint64_t>> pending_mask;  // bit i: lanes[i].pending != 0
-  std::mutex states_mu;
-  std::vector<std::unique_ptr<tx_state>> states;
+  mutex states_mu;
+  std::vector<std::unique_ptr<tx_state>> states POBJ_GUARDED_BY(states_mu);
 
   recovery_report recover();
 

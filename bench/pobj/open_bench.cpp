@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <vector>
 
@@ -90,11 +91,15 @@ void bench_pobj(std::size_t objects) {
   std::filesystem::remove(path);
 }
 
+// POBJ_BENCH_KEEP=DIR keeps the populated libpmemobj pool in DIR and reuses it on the next run
+// (populating 10M objects takes libpmemobj about ten minutes here).
 void bench_pmemobj(std::size_t objects) {
-  std::string path = bench::pool_path("open-pmemobj");
+  const char* keep = std::getenv("POBJ_BENCH_KEEP");
+  std::string path = keep != nullptr ? fmt::format("{}/open-pmemobj-{}.pool", keep, objects)
+                                     : bench::pool_path("open-pmemobj");
   auto t0 = clock_type::now();
-  {
-    PMEMobjpool* pop = pmemobj_create(path.c_str(), "open", objects * 96 + 256 * pobj::MiB, 0644);
+  if (keep == nullptr || !std::filesystem::exists(path)) {
+    PMEMobjpool* pop = pmemobj_create(path.c_str(), "open", objects * 160 + 256 * pobj::MiB, 0644);
     if (pop == nullptr) {
       fmt::print("pmemobj_create: {}\n", pmemobj_errormsg());
       return;
@@ -103,7 +108,11 @@ void bench_pmemobj(std::size_t objects) {
     auto* head = static_cast<std::uint64_t*>(pmemobj_direct(root));
     for (std::size_t i = 0; i < objects; ++i) {
       PMEMoid oid;
-      pmemobj_alloc(pop, &oid, sizeof(node), 0, nullptr, nullptr);
+      if (pmemobj_alloc(pop, &oid, sizeof(node), 0, nullptr, nullptr) != 0) {
+        fmt::print("pmemobj_alloc failed after {} objects: {}\n", i, pmemobj_errormsg());
+        pmemobj_close(pop);
+        return;
+      }
       auto* nd = static_cast<node*>(pmemobj_direct(oid));
       nd->next = *head;
       nd->value = i;
@@ -126,6 +135,7 @@ void bench_pmemobj(std::size_t objects) {
     open_ms.push_back(ms_since(t));
     PMEMoid root = pmemobj_root(pop, sizeof(std::uint64_t));
     auto* head = static_cast<std::uint64_t*>(pmemobj_direct(root));
+    std::fprintf(stderr, "open %d: root %p head %#lx\n", i, static_cast<void*>(head), head ? *head : 0UL);
     auto* first = static_cast<node*>(pmemobj_direct(PMEMoid{root.pool_uuid_lo, *head}));
     if (first->value != objects - 1) fmt::print("libpmemobj: wrong first object {}\n", first->value);
     pobj_action act;

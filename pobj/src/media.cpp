@@ -92,7 +92,10 @@ struct domain::impl {
 domain::domain(int fd, std::string path, std::size_t size, const options& opts)
     : impl_(std::make_unique<impl>()), path_(std::move(path)), fd_(fd), id_(next_domain_id.fetch_add(1)) {
   persist_mode wanted = opts.mode;
-  if (const char* env = std::getenv("POBJ_PERSIST_MODE"); env != nullptr && *env != '\0') {
+  // The environment overrides the open option, except a request for the crash simulator: a test
+  // that set one up must not silently run without it.
+  if (const char* env = std::getenv("POBJ_PERSIST_MODE");
+      env != nullptr && *env != '\0' && opts.mode != persist_mode::sim) {
     wanted = parse_persist_mode(env);
   }
   if (wanted == persist_mode::sim && !opts.simulator) {

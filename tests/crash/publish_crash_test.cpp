@@ -67,11 +67,14 @@ TEST_CASE("published objects appear whole, with their links, or not at all", "[c
     auto* l = p.at<list_head>(p.root("list"));
     std::uint64_t walked = 0, expect_value = 0;
     for (auto* n = p.at<node>(l->head); n != nullptr; n = p.at<node>(n->next), ++walked) {
+      expect(p.heap().is_allocated(p.offset_of(n)), "node {} is linked but not allocated", walked);
       if (walked == 0) expect_value = n->value;
       expect(n->value == expect_value - walked, "node {} holds value {}", walked, n->value);
       for (auto w : n->pattern) expect(w == n->value * 0x0101010101010101ULL, "node {} is torn", walked);
     }
     expect(walked == l->count, "the list has {} nodes but its count says {}", walked, l->count);
+    expect(walked == 0 || expect_value == walked, "the newest node holds {} but the list has {} nodes", expect_value,
+           walked);
     bool match = walked == values_after(pt.ops_completed) ||
                  (pt.op_in_flight && walked == values_after(pt.ops_completed + 1));
     expect(match, "{} nodes after {} completed publications", walked, pt.ops_completed);

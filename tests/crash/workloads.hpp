@@ -2,6 +2,7 @@
 // them against a deliberately broken library).
 #pragma once
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -130,12 +131,27 @@ inline void bank_verify(pool& p, const crash_point& pt, const std::vector<transf
                (pt.op_in_flight && got == bank_expected(ops, pt.ops_completed + 1));
   expect(match, "balances match neither the {} completed transfers nor those plus the one in flight",
          pt.ops_completed);
+  // The receipt is the one written by the newest receipt-writing transfer that completed, or by
+  // the transfer in flight.
+  auto newest_receipt = [&](std::size_t k) {
+    for (std::size_t i = std::min(k, ops.size()); i-- > 0;) {
+      if (ops[i].shape == 3) return static_cast<std::int64_t>(i);
+    }
+    return std::int64_t{-1};
+  };
+  std::int64_t want = newest_receipt(pt.ops_completed);
+  std::int64_t want_in_flight = pt.op_in_flight ? newest_receipt(pt.ops_completed + 1) : want;
+  std::int64_t got_op = -1;
   if (b->receipt != 0) {
+    expect(p.heap().is_allocated(b->receipt), "the receipt is linked but not allocated");
     auto* r = p.at<receipt>(b->receipt);
+    got_op = static_cast<std::int64_t>(r->op);
     expect(r->op < ops.size() && ops[r->op].shape == 3 && r->from == ops[r->op].from &&
                r->amount == ops[r->op].amount,
            "the receipt does not describe a receipt-writing transfer");
   }
+  expect(got_op == want || got_op == want_in_flight, "the receipt is from transfer {}, expected {} or {}", got_op,
+         want, want_in_flight);
 }
 
 inline pobj::testing::crash_test bank_test(std::size_t n, std::uint64_t seed) {

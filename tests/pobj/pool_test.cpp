@@ -123,7 +123,7 @@ TEST_CASE("opening fails clearly and changes nothing", "[pool]") {
   }
 }
 
-TEST_CASE("a pool is open in one place at a time", "[pool]") {
+TEST_CASE("a pool is open in one place at a time", "[pool][threads]") {
   scratch_path path("lock");
   pool p = pool::create(path, pobj_test::small_options());
   CHECK(open_error(path) == errc::locked);
@@ -223,7 +223,7 @@ TEST_CASE("named roots survive reopening", "[pool][roots]") {
   CHECK(p.roots().size() == 1);
 }
 
-TEST_CASE("page-mode write-backs pending at close do not reach a later pool", "[pool][regression]") {
+TEST_CASE("page-mode write-backs pending at close do not reach a later pool", "[pool][threads][regression]") {
   // A commit leaves its log invalidation flushed but not yet synced, in the committing thread's
   // list of pages. If another thread closes the pool, that range must not be msync'ed (unmapped
   // by then) when the first thread later drains a pool whose domain reuses the address.

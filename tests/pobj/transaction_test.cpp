@@ -174,6 +174,31 @@ TEST_CASE("fences per operation are as documented", "[tx][fences]") {
   CHECK(fences() - f0 == 0);
 
   f0 = fences();
+  run_tx(p, [&](transaction& tx) {
+    for (int i = 0; i < 4; ++i) tx.set(t->balance[4 * i], std::uint64_t{5});
+  });
+  CHECK(fences() - f0 == 5);  // four sets, one commit
+
+  f0 = fences();
+  offset_t lonely = run_tx(p, [&](transaction& tx) { return tx.alloc(64).offset; });
+  CHECK(fences() - f0 == 2);  // an allocation with no snapshot after it: +1 before the commit
+
+  f0 = fences();
+  reservation unused = p.heap().reserve(64);
+  p.heap().cancel(unused);
+  CHECK(fences() - f0 == 0);
+
+  f0 = fences();
+  p.heap().free(lonely);
+  CHECK(fences() - f0 == 2);  // the block above left its log invalidation pending: +1
+  offset_t other = run_tx(p, [&](transaction& tx) { return tx.alloc(64).offset; });
+  p.durable_store(&t->balance[10], 0);  // settles what that block left pending
+  f0 = fences();
+  p.heap().free(other);
+  CHECK(fences() - f0 == 1);
+
+  run_tx(p, [&](transaction& tx) { tx.set(t->balance[11], std::uint64_t{11}); });
+  f0 = fences();
   p.durable_store(&t->balance[9], 9);
   CHECK(fences() - f0 == 2);  // a block committed just before: its log is made stale first
   f0 = fences();

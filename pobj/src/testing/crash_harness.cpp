@@ -42,7 +42,8 @@ pool_options sim_options(const crash_test& t, std::shared_ptr<sim::simulator> s)
 
 // Runs the workload once on a fresh copy of the base file; fills `ctx` counters.
 void run_workload(const crash_test& t, const std::string& base, const std::string& work,
-                  const std::shared_ptr<sim::simulator>& s, crash_context& ctx) {
+                  const std::shared_ptr<sim::simulator>& s, crash_context& ctx,
+                  const std::function<void()>& at_end = {}) {
   fs::remove(work);
   if (!t.create_in_workload) {
     fs::copy_file(base, work, fs::copy_options::overwrite_existing);
@@ -50,8 +51,22 @@ void run_workload(const crash_test& t, const std::string& base, const std::strin
     ctx.set_pool(&ctx.owned);
   }
   t.workload(ctx);
+  if (ctx.owned.is_open() && ctx.owned.mode() != persist_mode::sim) {
+    throw std::runtime_error("crash harness: the pool is not in sim mode; nothing would be simulated");
+  }
+  if (at_end) at_end();
   ctx.owned.close();
 }
+
+// Removes the scratch directory however run() ends, unless asked to keep a failing run's files.
+struct scratch_dir {
+  std::string path;
+  const crash_result* result;
+  ~scratch_dir() {
+    std::error_code ec;
+    if (result->ok() || std::getenv("POBJ_CRASH_KEEP") == nullptr) fs::remove_all(path, ec);
+  }
+};
 
 }  // namespace
 
@@ -69,8 +84,8 @@ pool& crash_context::create() {
 }
 
 std::string crash_result::summary() const {
-  std::string s = fmt::format("{} fences, {} crash points, {} images, {} recovery images, {} failures", fences,
-                              points, images, recovery_images, failures.size());
+  std::string s = fmt::format("{} fences, {} crash points, {} images, {} recoveries crashed in {} images, {} failures",
+                              fences, points, images, recoveries_crashed, recovery_images, failures.size());
   for (std::size_t i = 0; i < failures.size() && i < 10; ++i) s += "\n  " + failures[i];
   if (failures.size() > 10) s += fmt::format("\n  ... and {} more", failures.size() - 10);
   return s;
@@ -87,6 +102,7 @@ crash_result run(const crash_test& t) {
   std::string tmpl = root_dir + "/pobj-crash-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("crash harness: cannot make a directory in " + root_dir);
   const std::string dir = tmpl;
+  scratch_dir cleanup{dir, &result};
   const std::string base = dir + "/base.pool", work = dir + "/work.pool", image = dir + "/image.pool",
                     image2 = dir + "/recovery.pool";
 
@@ -103,6 +119,10 @@ crash_result run(const crash_test& t) {
     crash_context ctx(work, sim_options(t, s));
     run_workload(t, base, work, s, ctx);
     result.fences = s->fence_count();
+  }
+  if (result.fences == 0) {
+    result.failures.push_back(fmt::format("{}: the workload issued no fence in sim mode; nothing was tested", t.name));
+    return result;
   }
 
   std::vector<std::uint64_t> points;
@@ -155,16 +175,47 @@ crash_result run(const crash_test& t) {
     return true;
   };
 
-  constexpr std::size_t batch = 24;
+  // Crashes the recovery of an untouched image at each of its fences (oldest, newest and random
+  // images of each), if that recovery has blocks to roll back or forward.
   std::size_t recovery_left = t.recovery_points;
-  const std::size_t recovery_stride = std::max<std::size_t>(1, points.size() / std::max<std::size_t>(1, t.recovery_points));
+  auto crash_recovery = [&](const sim::crash_image& img, const crash_point& pt) {
+    img.materialize(image2);
+    auto dry = std::make_shared<sim::simulator>();
+    std::uint64_t fences = 0;
+    try {
+      pool p = pool::open(image2, sim_options(t, dry));
+      if (p.recovery().blocks_rolled_back + p.recovery().blocks_rolled_forward == 0) return;
+    } catch (const error&) {
+      return;  // verify_image judged this open failure already
+    }
+    fences = dry->fence_count();
+    --recovery_left;
+    ++result.recoveries_crashed;
+    std::vector<std::uint64_t> all(fences);
+    for (std::uint64_t f = 0; f < fences; ++f) all[f] = f;
+    std::vector<sim::crash_image> nested;
+    img.materialize(image2);
+    auto rs = std::make_shared<sim::simulator>();
+    rs->capture_at({all, policies, seed ^ pt.seed}, [&](sim::crash_image ri) { nested.push_back(std::move(ri)); });
+    { pool p = pool::open(image2, sim_options(t, rs)); }
+    for (auto& ri : nested) {
+      ri.materialize(image2);
+      ++result.recovery_images;
+      crash_point rp = pt;
+      rp.during_recovery = true;
+      rp.recovery_fence = ri.fence_index;
+      verify_image(image2, rp);
+    }
+  };
+
+  constexpr std::size_t batch = 24;
   for (std::size_t first = 0; first < points.size(); first += batch) {
     std::vector<std::uint64_t> these(points.begin() + static_cast<std::ptrdiff_t>(first),
                                      points.begin() + static_cast<std::ptrdiff_t>(std::min(points.size(), first + batch)));
     auto s = std::make_shared<sim::simulator>();
     crash_context ctx(work, sim_options(t, s));
     std::vector<captured> images;
-    s->capture_at({these, policies, seed}, [&](sim::crash_image img) {
+    auto record = [&](sim::crash_image img) {
       crash_point pt;
       pt.fence = img.fence_index;
       pt.seed = img.seed;
@@ -172,46 +223,30 @@ crash_result run(const crash_test& t) {
       pt.ops_completed = ctx.ops_completed();
       pt.op_in_flight = ctx.op_in_flight();
       images.push_back({std::move(img), pt});
-    });
-    run_workload(t, base, work, s, ctx);
+    };
+    s->capture_at({these, policies, seed}, record);
+    // The first batch also crashes after the workload's last fence: everything completed.
+    std::function<void()> at_end;
+    if (first == 0 && only_env == nullptr) {
+      at_end = [&] {
+        for (std::size_t k = 0; k < policies.size(); ++k) record(s->image_now(policies[k], seed ^ (k + 1)));
+      };
+    }
+    run_workload(t, base, work, s, ctx, at_end);
+    std::size_t expected = these.size() * policies.size() + (at_end ? policies.size() : 0);
+    if (images.size() != expected) {
+      result.failures.push_back(fmt::format("{}: expected {} crash images in a rerun but captured {}: is the workload "
+                                            "deterministic?",
+                                            t.name, expected, images.size()));
+    }
     for (std::size_t i = 0; i < images.size(); ++i) {
       auto& [img, pt] = images[i];
       img.materialize(image);
       ++result.images;
-      bool crash_recovery = recovery_left > 0 && i % policies.size() == 2 &&
-                            ((first + i / policies.size()) % recovery_stride == 0);
-      if (!verify_image(image, pt) || !crash_recovery) continue;
-      --recovery_left;
-      // Crash the recovery of this image at each of its fences.
-      std::uint64_t recovery_fences = 0;
-      {
-        fs::copy_file(image, image2, fs::copy_options::overwrite_existing);
-        auto rs = std::make_shared<sim::simulator>();
-        try {
-          pool p = pool::open(image2, sim_options(t, rs));
-        } catch (const error&) {
-          continue;  // verify_image accepted an open failure here
-        }
-        recovery_fences = rs->fence_count();
-      }
-      std::vector<std::uint64_t> all(recovery_fences);
-      for (std::uint64_t f = 0; f < recovery_fences; ++f) all[f] = f;
-      std::vector<sim::crash_image> nested;
-      fs::copy_file(image, image2, fs::copy_options::overwrite_existing);
-      auto rs = std::make_shared<sim::simulator>();
-      rs->capture_at({all, {sim::image_policy::random}, seed ^ pt.seed}, [&](sim::crash_image ri) { nested.push_back(std::move(ri)); });
-      { pool p = pool::open(image2, sim_options(t, rs)); }
-      for (auto& ri : nested) {
-        ri.materialize(image2);
-        ++result.recovery_images;
-        crash_point rp = pt;
-        rp.during_recovery = true;
-        rp.recovery_fence = ri.fence_index;
-        verify_image(image2, rp);
-      }
+      if (!verify_image(image, pt)) continue;
+      if (recovery_left > 0 && pt.op_in_flight) crash_recovery(img, pt);
     }
   }
-  if (result.ok() || std::getenv("POBJ_CRASH_KEEP") == nullptr) fs::remove_all(dir);
   return result;
 }
 

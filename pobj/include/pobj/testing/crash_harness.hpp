@@ -80,13 +80,14 @@ struct crash_test {
   std::size_t exhaustive_limit = 400; // crash at every fence if the workload has at most this many
   std::size_t random_points = 200;    // otherwise at this many seeded random fences
   std::size_t random_images = 2;      // random images per point, besides the oldest and newest
-  std::size_t recovery_points = 6;    // images whose recovery is crashed at each of its fences
+  std::size_t recovery_points = 6;    // recoveries (with blocks to roll back or forward) crashed at each fence
 };
 
 struct crash_result {
   std::uint64_t fences = 0;  // in one run of the workload
   std::size_t points = 0;
   std::size_t images = 0;
+  std::size_t recoveries_crashed = 0;  // recoveries with work to do, crashed at each fence
   std::size_t recovery_images = 0;
   std::vector<std::string> failures;
   bool ok() const { return failures.empty(); }

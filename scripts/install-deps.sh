@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  meson ninja-build pkg-config g++ clang-14 libclang-rt-14-dev
+  meson ninja-build pkg-config g++ clang-14
   libpmem2-dev libpmemobj-dev libpmem-dev
   libboost1.81-dev libfmt-dev catch2 libbenchmark-dev
   libclang-14-dev llvm-14-dev libfabric-dev
@@ -23,7 +23,13 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "install-deps: missing ${missing[*]}; run this script as root (or install sudo)" >&2
+    exit 1
+  fi
+  sudo="sudo"
+fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq

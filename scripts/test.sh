@@ -18,6 +18,8 @@ run_suite() {  # name, meson options..., -- test args...
   echo "== $name: building"
   if [ ! -f "$dir/build.ninja" ]; then
     CXX=${SUITE_CXX:-c++} meson setup "$dir" -Dwerror=true "${opts[@]}" >/dev/null
+  else
+    meson configure "$dir" -Dwerror=true "${opts[@]}" >/dev/null  # options may have changed
   fi
   ninja -C "$dir" -j "$jobs" >/dev/null
   echo "== $name: testing"

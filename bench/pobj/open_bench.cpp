@@ -80,7 +80,7 @@ void bench_pobj(std::size_t objects) {
     open_ms.push_back(ms_since(t));
     auto* head = p.at<std::uint64_t>(p.root("head"));
     auto* first = p.at<node>(*head);
-    if (first->value != objects - 1) fmt::print("pobj: wrong first object {}\n", first->value);
+    if (first->value != objects - 1) throw std::runtime_error(fmt::format("pobj: wrong first object {}", first->value));
     // The first allocation after opening touches the allocator's lazily built state.
     pobj::reservation r = p.heap().reserve(64);
     p.heap().cancel(r);
@@ -135,9 +135,10 @@ void bench_pmemobj(std::size_t objects) {
     open_ms.push_back(ms_since(t));
     PMEMoid root = pmemobj_root(pop, sizeof(std::uint64_t));
     auto* head = static_cast<std::uint64_t*>(pmemobj_direct(root));
-    std::fprintf(stderr, "open %d: root %p head %#lx\n", i, static_cast<void*>(head), head ? *head : 0UL);
     auto* first = static_cast<node*>(pmemobj_direct(PMEMoid{root.pool_uuid_lo, *head}));
-    if (first->value != objects - 1) fmt::print("libpmemobj: wrong first object {}\n", first->value);
+    if (first->value != objects - 1) {
+      throw std::runtime_error(fmt::format("libpmemobj: wrong first object {}", first->value));
+    }
     pobj_action act;
     PMEMoid r = pmemobj_reserve(pop, &act, 64, 0);
     (void)r;

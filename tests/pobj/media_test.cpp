@@ -76,14 +76,16 @@ TEST_CASE("auto mode reports what libpmem2 detects and POBJ_PERSIST_MODE overrid
     // PMEM2_FORCE_GRANULARITY says otherwise.
     if (std::getenv("PMEM2_FORCE_GRANULARITY") == nullptr) CHECK(d.mode() == persist_mode::page);
   }
-  setenv("POBJ_PERSIST_MODE", "byte", 1);
   {
+    struct env_guard {  // the override must not leak into later tests, whatever happens here
+      env_guard() { setenv("POBJ_PERSIST_MODE", "byte", 1); }
+      ~env_guard() { unsetenv("POBJ_PERSIST_MODE"); }
+    } guard;
     media::domain::options o;
     o.mode = persist_mode::page;
     media::domain d(fd, path, 1 << 20, o);
     CHECK(d.mode() == persist_mode::byte);
   }
-  unsetenv("POBJ_PERSIST_MODE");
   media::domain::options o;
   o.mode = persist_mode::sim;
   CHECK_THROWS_AS(media::domain(fd, path, 1 << 20, o), error);

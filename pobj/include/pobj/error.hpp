@@ -17,7 +17,7 @@
 namespace pobj {
 
 enum class errc {
-  not_found = 1,        // the pool file (or a named root) does not exist
+  not_found = 1,        // the pool file does not exist
   already_exists,       // create() on a path that exists
   not_a_pool,           // the file is not a pobj pool (bad magic)
   truncated,            // the file is shorter than its header says

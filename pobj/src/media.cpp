@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include <cpuid.h>
@@ -71,6 +72,20 @@ std::string pmem2_message() {
 }  // namespace
 
 counters thread_counters() noexcept { return tl_counters; }
+
+void sync_directory_of(const std::string& path, persist_mode mode) {
+  if (mode == persist_mode::sim) return;
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || fsync(fd) != 0) {
+    int e = errno;
+    if (fd >= 0) ::close(fd);
+    throw error(errc::io_error, fmt::format("pobj: cannot make the directory entry of '{}' durable: {}", path,
+                                            std::strerror(e)));
+  }
+  ::close(fd);
+}
 
 namespace detail {
 flush_insn detect_flush_insn() noexcept {

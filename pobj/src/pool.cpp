@@ -233,7 +233,9 @@ pool pool::create(const std::string& path, const pool_options& options) {
   h.zone_chunks = zone_chunks;
   h.min_size = l.min_size;
   h.checksum = header_checksum(h);
-  return pool(attach(std::move(p), size, options, true));
+  pool created(attach(std::move(p), size, options, true));
+  media::sync_directory_of(path, created.mode());
+  return created;
 }
 
 pool pool::open(const std::string& path, const pool_options& options) {

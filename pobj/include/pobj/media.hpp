@@ -50,6 +50,10 @@ struct counters {
 
 counters thread_counters() noexcept;
 
+// Makes a new or renamed entry in `path`'s directory durable (fsync of the directory), so that a
+// created pool file still exists after a power failure. No-op in sim mode. Throws io_error.
+void sync_directory_of(const std::string& path, persist_mode mode);
+
 namespace detail {
 enum class flush_insn : std::uint8_t { clwb, clflushopt, clflush };
 flush_insn detect_flush_insn() noexcept;

@@ -92,7 +92,7 @@ void bench_pobj(std::size_t objects) {
 }
 
 // POBJ_BENCH_KEEP=DIR keeps the populated libpmemobj pool in DIR and reuses it on the next run
-// (populating 10M objects takes libpmemobj about ten minutes here).
+// (libpmemobj takes 10-20 s to populate 10M objects here; much longer when its pool is nearly full).
 void bench_pmemobj(std::size_t objects) {
   const char* keep = std::getenv("POBJ_BENCH_KEEP");
   std::string path = keep != nullptr ? fmt::format("{}/open-pmemobj-{}.pool", keep, objects)

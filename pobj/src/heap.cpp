@@ -396,22 +396,25 @@ void heap_impl::give_back(std::uint64_t off) noexcept {
   if (list.size() < 4 * batch) return;
   // Keep the cache bounded: return half of it to the runs.
   lock_guard lock(mu);
-  const size_class& sc = size_classes()[cls];
   for (std::size_t k = 0; k < 2 * batch; ++k) {
-    std::uint64_t o = list.back();
+    release_block(list.back());
     list.pop_back();
-    std::uint64_t g = (o - pool.header.heap_offset) / chunk_size;
-    auto it = runs.find(g);
-    if (it == runs.end()) continue;
-    run_state* r = it->second.get();
-    lock_guard rl(r->mu);
-    std::uint64_t idx = (o - chunk_offset(g) - sc.data_offset) / sc.block_size;
-    r->taken[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
-    ++r->free_count;
-    if (!r->listed) {
-      available[cls].push_back(r);
-      r->listed = true;
-    }
+  }
+}
+
+void heap_impl::release_block(std::uint64_t off) noexcept {
+  std::uint64_t g = (off - pool.header.heap_offset) / chunk_size;
+  auto it = runs.find(g);
+  if (it == runs.end()) return;  // not loaded: its persistent bit decides
+  run_state* r = it->second.get();
+  const size_class& sc = size_classes()[r->cls];
+  lock_guard rl(r->mu);
+  std::uint64_t idx = (off - chunk_offset(g) - sc.data_offset) / sc.block_size;
+  r->taken[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
+  ++r->free_count;
+  if (!r->listed) {
+    available[r->cls].push_back(r);
+    r->listed = true;
   }
 }
 
@@ -423,23 +426,9 @@ void heap_impl::give_back_extent(std::uint64_t off, std::size_t size) noexcept {
 
 void heap_impl::release_cache(thread_cache& tc) noexcept {
   lock_guard lock(mu);
-  for (std::uint32_t cls = 0; cls < tc.free.size(); ++cls) {
-    const size_class& sc = size_classes()[cls];
-    for (std::uint64_t o : tc.free[cls]) {
-      std::uint64_t g = (o - pool.header.heap_offset) / chunk_size;
-      auto it = runs.find(g);
-      if (it == runs.end()) continue;
-      run_state* r = it->second.get();
-      lock_guard rl(r->mu);
-      std::uint64_t idx = (o - chunk_offset(g) - sc.data_offset) / sc.block_size;
-      r->taken[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
-      ++r->free_count;
-      if (!r->listed) {
-        available[cls].push_back(r);
-        r->listed = true;
-      }
-    }
-    tc.free[cls].clear();
+  for (auto& list : tc.free) {
+    for (std::uint64_t o : list) release_block(o);
+    list.clear();
   }
 }
 

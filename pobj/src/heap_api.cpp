@@ -218,17 +218,7 @@ check_report heap::repair() {
     h.persist_free(off);
     if (b.run != nullptr) {
       lock_guard lock(h.mu);
-      auto it = h.runs.find(b.chunk);
-      if (it != h.runs.end()) {
-        run_state* r = it->second.get();
-        lock_guard rl(r->mu);
-        r->taken[b.index / 64] &= ~b.bit;
-        ++r->free_count;
-        if (!r->listed) {
-          h.available[r->cls].push_back(r);
-          r->listed = true;
-        }
-      }
+      h.release_block(off);
     } else if (b.entry != nullptr) {
       h.give_back_extent(off, b.size);
     }

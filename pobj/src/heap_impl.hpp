@@ -93,6 +93,8 @@ struct heap_impl {
   void give_back(std::uint64_t off) noexcept;  // a run block becomes free in DRAM
   void give_back_extent(std::uint64_t off, std::size_t size) noexcept;
   void release_cache(thread_cache& tc) noexcept;
+  // Marks a run block free in the run's DRAM view (the block leaves every cache).
+  void release_block(std::uint64_t off) noexcept POBJ_REQUIRES(mu);
   std::uint64_t next_generation(thread_cache& tc);
 
   // Persistent allocation state: flush only, the caller drains.

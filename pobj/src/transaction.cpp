@@ -631,15 +631,13 @@ void transaction::free(offset_t object) {
       return;
     }
   }
-  block_ref b = pool_->impl().heap->locate(object);
-  bool allocated = b.entry != nullptr && (b.run != nullptr ? (b.bitmap_word->load() & b.bit) != 0
-                                                           : b.state == chunk_state::extent);
-  if (!allocated) {
+  if (!pool_->heap().is_allocated(object)) {
     throw error(errc::invalid_argument, fmt::format("pobj: free of {:#x}, which is not an allocated object", object));
   }
   if (std::any_of(st.freed.begin(), st.freed.end(), [&](const freed_object& f) { return f.offset == object; })) {
     throw error(errc::invalid_argument, fmt::format("pobj: {:#x} is freed twice in one block", object));
   }
+  block_ref b = pool_->impl().heap->locate(object);
   std::uint64_t gen = meta_gen(b.meta->load(std::memory_order_relaxed));
   std::uint64_t payload[2] = {gen, b.size};
   append(m, st, entry_kind::free, object, payload, sizeof(payload));
@@ -715,9 +713,7 @@ void pool::durable_store(std::uint64_t* word, std::uint64_t value) {
 void heap::free(offset_t object) {
   pool_impl& p = impl_->pool;
   block_ref b = impl_->locate(object);
-  bool allocated = b.entry != nullptr && (b.run != nullptr ? (b.bitmap_word->load() & b.bit) != 0
-                                                           : b.state == chunk_state::extent);
-  if (!allocated) {
+  if (!is_allocated(object)) {
     throw error(errc::invalid_argument, fmt::format("pobj: free of {:#x}, which is not an allocated object", object));
   }
   thread_context& ctx = p.local();

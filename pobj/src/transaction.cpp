@@ -382,7 +382,8 @@ void tx_manager::commit(tx_state& st) {
     fence_with_rule(*this, st);
   }
   heap_impl& heap = *pool.heap;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;
+  auto& objects = st.objects;
+  objects.clear();
   for (auto& f : st.fresh) {
     if (f.freed) continue;
     heap.persist_alloc(f.offset, f.size, f.gen, f.type, false);

@@ -72,6 +72,7 @@ struct tx_state {
   std::vector<logged_range> todo;
   std::vector<const void*> todo_values;
   std::vector<byte_range> words;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;  // (offset, bytes) the commit covers
 };
 
 struct tx_manager {

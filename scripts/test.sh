@@ -32,6 +32,6 @@ SUITE_CXX=clang++-14 run_suite clang --buildtype=debugoptimized -Dbench=false -D
 run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=40 -Dbench=false -- \
   --timeout-multiplier 3
 # ThreadSanitizer: the tests that run several threads.
-run_suite tsan --buildtype=debug -Db_sanitize=thread -Dexamples=false -Dbench=false -- pobj \
+run_suite tsan --buildtype=debug -Db_sanitize=thread -Dexamples=false -Dbench=false -Dcodegen=false -- pobj \
   --test-args '[threads]' --timeout-multiplier 3
 echo "== all suites passed in $(( $(date +%s) - start )) s"

@@ -5,6 +5,9 @@
 // thread allocates from its own cache of free blocks kept in DRAM, refilled from the runs in
 // batches, so the common path takes no lock and writes nothing persistent.
 //
+// A run keeps its size class once made: memory freed in one class is reused by that class, not
+// by others (no compaction). Extents return their chunks to the pool's free chunks at once.
+//
 // An allocation becomes persistent only together with the link that makes it reachable: either
 // inside a failure-atomic block (transaction::alloc) or through publish() of a reservation
 // (transaction.hpp). A reservation the process did not publish before it died is free after

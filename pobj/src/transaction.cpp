@@ -691,14 +691,20 @@ void publish(pool& p, std::span<reservation> objects, std::span<const publish_li
   // ... and one at commit, when the outermost scope ends.
 }
 
-void pool::durable_store(std::uint64_t* word, std::uint64_t value) {
-  if (!contains(word, 8) || reinterpret_cast<std::uintptr_t>(word) % 8 != 0 ||
-      !impl_->data_range(offset_of(word), 8)) {
-    throw error(errc::invalid_argument, "pobj: durable_store to a word outside the pool's data or not 8-aligned");
+void pool::durable_store(std::uint64_t* word, std::uint64_t value) { durable_store(word, &value, 8); }
+
+void pool::durable_store(void* field, const void* value, std::size_t n) {
+  auto addr = reinterpret_cast<std::uintptr_t>(field);
+  if ((n != 1 && n != 2 && n != 4 && n != 8) || addr % n != 0 || !contains(field, n) ||
+      !impl_->data_range(offset_of(field), n)) {
+    throw error(errc::invalid_argument,
+                "pobj: durable_store of a field that is not 1, 2, 4 or 8 naturally aligned bytes in the pool's data");
   }
   if (transaction::active(*this)) {
     transaction tx(*this);
-    tx.set(*word, value);
+    byte_range r{field, n};
+    tx.log(std::span<const byte_range>(&r, 1), &value);
+    std::memcpy(field, value, n);
     return;
   }
   tx_manager& m = *impl_->tx;
@@ -707,7 +713,15 @@ void pool::durable_store(std::uint64_t* word, std::uint64_t value) {
     impl_->drain();
     m.settle_pending(seen);
   }
-  std::atomic_ref<std::uint64_t>(*word).store(value, std::memory_order_release);
+  // One aligned word holds the field: replace its bytes with a compare-and-swap, so stores to the
+  // word's other fields by other threads are not lost.
+  auto* word = reinterpret_cast<std::uint64_t*>(addr & ~std::uintptr_t{7});
+  std::atomic_ref<std::uint64_t> w(*word);
+  std::uint64_t old = w.load(std::memory_order_relaxed), updated;
+  do {
+    updated = old;
+    std::memcpy(reinterpret_cast<std::byte*>(&updated) + (addr & 7), value, n);
+  } while (!w.compare_exchange_weak(old, updated, std::memory_order_release, std::memory_order_relaxed));
   impl_->persist(word, 8);
 }
 

@@ -2,6 +2,8 @@
 // check the layout against the compiler's), and its constants say what the classes hold.
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <string_view>
 #include <new>
 
 #include <catch2/catch.hpp>
@@ -50,4 +52,55 @@ TEST_CASE("the generated reference map drives the heap's check", "[codegen]") {
   auto report = p.heap().check();
   CHECK(report.reachable_objects == 2);
   CHECK(report.unreachable == std::vector<pobj::offset_t>{decoy});
+}
+
+TEST_CASE("proxies read and write persistent objects durably", "[codegen]") {
+  pobj_test::scratch_path path("proxies");
+  pobj::ref<bank::account> first;
+  {
+    pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+    first = pobj::run_tx(p, [&](pobj::transaction& tx) {
+      auto branch = pobj::make<bank::branch>(tx);
+      branch.set_balance(tx, 1000);
+      const char name[24] = "main street";
+      branch.set_name(tx, name);
+      auto a = pobj::make<bank::account>(tx);
+      a.set_balance(tx, 10);
+      a.set_home(tx, branch.ref());
+      auto b = pobj::make<bank::account>(tx);
+      b.set_balance(tx, 20);
+      b.set_next(tx, a.ref());
+      a.set_next(tx, b.ref());  // a cycle
+      b.set_limit(tx, bank::money{500, 978});
+      p.set_root("first", a.ref().offset);
+      return a.ref();
+    });
+    static_assert(sizeof(pobj::proxy<bank::account>) == 2 * sizeof(void*));
+    auto a = pobj::deref(p, first);
+    std::uint64_t before = pobj::media::thread_counters().drains;
+    a.set_rate(0.25);  // one durable store outside a block
+    a.set_frozen(true);
+    CHECK(pobj::media::thread_counters().drains - before <= 3);
+    // Inside a block, the same setter joins it and is rolled back with it.
+    try {
+      pobj::run_tx(p, [&](pobj::transaction&) {
+        a.set_balance(999);
+        throw std::runtime_error("roll back");
+      });
+    } catch (const std::runtime_error&) {
+    }
+    CHECK(a.balance() == 10);
+  }
+  pobj::pool p = pobj::pool::open(path, pobj_test::small_options());
+  auto a = pobj::deref(p, pobj::ref<bank::account>(p.root("first")));
+  CHECK(a.balance() == 10);
+  CHECK(a.rate() == 0.25);
+  CHECK(a.frozen());
+  CHECK(a.home_object().balance() == 1000);
+  CHECK(std::string_view(a.home_object().name()) == "main street");
+  auto b = a.next_object();
+  CHECK(b.balance() == 20);
+  CHECK(b.limit().cents == 500);
+  CHECK(b.next_object().ref() == a.ref());
+  CHECK(p.heap().check().ok());
 }

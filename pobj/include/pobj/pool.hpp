@@ -102,6 +102,9 @@ class pool {
   // value is persistent. (Inside a block, use transaction::set.) REQUIRES: `word` is 8-aligned
   // and inside the pool.
   void durable_store(std::uint64_t* word, std::uint64_t value);
+  // The same for a field of 1, 2, 4 or 8 naturally aligned bytes (so within one aligned word);
+  // the word's other bytes are preserved even if other threads store into them concurrently.
+  void durable_store(void* field, const void* value, std::size_t n);
 
   // Named roots: a persistent directory from names (1 to 47 bytes) to objects.
   // root() returns 0 when the name is unknown. set_root() and remove_root() are failure-atomic;

@@ -101,6 +101,7 @@ class transaction {
   void log_set(void* field, const void* value, std::size_t n);
   void log(std::span<const byte_range> ranges, const void* const* values);
   friend void publish(pool&, std::span<reservation>, std::span<const publish_link>);
+  friend class pool;
   pool* pool_;
   detail::tx_state* state_;
   int uncaught_;

@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 
+#include <pobj/object.hpp>
 #include <pobj/ref.hpp>
 
 #include "bank.hpp"
@@ -60,5 +62,116 @@ static_assert(offsetof(::bank::account, rate) == 48);
 inline constexpr std::uint64_t bank_account_class_id = 0xfe9ccef2a5ad4b12ULL;
 inline constexpr std::uint64_t bank_account_schema_hash = 0x1fdc1b4db6c7f800ULL;
 inline constexpr std::size_t bank_account_reference_offsets[] = {16, 24};
+
+}  // namespace pobj::generated
+
+namespace pobj::generated {
+class bank_branch_proxy;
+class bank_account_proxy;
+}  // namespace pobj::generated
+
+template <>
+struct pobj::persistent_traits<::bank::branch> {
+  static constexpr std::uint64_t class_id = pobj::generated::bank_branch_class_id;
+  static constexpr std::uint64_t schema_hash = pobj::generated::bank_branch_schema_hash;
+  static constexpr std::size_t size = 32;
+  using proxy = pobj::generated::bank_branch_proxy;
+};
+
+template <>
+struct pobj::persistent_traits<::bank::account> {
+  static constexpr std::uint64_t class_id = pobj::generated::bank_account_class_id;
+  static constexpr std::uint64_t schema_hash = pobj::generated::bank_account_schema_hash;
+  static constexpr std::size_t size = 56;
+  using proxy = pobj::generated::bank_account_proxy;
+};
+
+namespace pobj::generated {
+
+// A proxy of a ::bank::branch in a pool: two words, made on dereference, never allocated.
+class bank_branch_proxy {
+ public:
+  bank_branch_proxy(pobj::pool& p, ::bank::branch* object) noexcept : pool_(&p), object_(object) {}
+  pobj::pool& pool() const noexcept { return *pool_; }
+  const ::bank::branch* get() const noexcept { return object_; }
+  pobj::ref<::bank::branch> ref() const noexcept { return pobj::ref<::bank::branch>(pool_->offset_of(object_)); }
+
+  // balance: std::int64_t
+  std::int64_t balance() const noexcept { return object_->balance; }
+  void set_balance(const std::int64_t& value) { pobj::detail::store_field(*pool_, object_->balance, value); }
+  void set_balance(pobj::transaction& tx, const std::int64_t& value) { tx.set(object_->balance, value); }
+
+  // name: char[24]
+  const char (&name() const noexcept)[24] { return object_->name; }
+  void set_name(pobj::transaction& tx, const char (&value)[24]) {
+    tx.snapshot(&object_->name, sizeof(object_->name));
+    for (std::size_t i = 0; i < std::size(value); ++i) object_->name[i] = value[i];
+  }
+
+ private:
+  pobj::pool* pool_;
+  ::bank::branch* object_;
+};
+static_assert(sizeof(bank_branch_proxy) == 2 * sizeof(void*));
+
+// A proxy of a ::bank::account in a pool: two words, made on dereference, never allocated.
+class bank_account_proxy {
+ public:
+  bank_account_proxy(pobj::pool& p, ::bank::account* object) noexcept : pool_(&p), object_(object) {}
+  pobj::pool& pool() const noexcept { return *pool_; }
+  const ::bank::account* get() const noexcept { return object_; }
+  pobj::ref<::bank::account> ref() const noexcept { return pobj::ref<::bank::account>(pool_->offset_of(object_)); }
+
+  // balance: std::int64_t
+  std::int64_t balance() const noexcept { return object_->balance; }
+  void set_balance(const std::int64_t& value) { pobj::detail::store_field(*pool_, object_->balance, value); }
+  void set_balance(pobj::transaction& tx, const std::int64_t& value) { tx.set(object_->balance, value); }
+
+  // type: ::bank::kind
+  ::bank::kind type() const noexcept { return object_->type; }
+  void set_type(const ::bank::kind& value) { pobj::detail::store_field(*pool_, object_->type, value); }
+  void set_type(pobj::transaction& tx, const ::bank::kind& value) { tx.set(object_->type, value); }
+
+  // frozen: bool
+  bool frozen() const noexcept { return object_->frozen; }
+  void set_frozen(const bool& value) { pobj::detail::store_field(*pool_, object_->frozen, value); }
+  void set_frozen(pobj::transaction& tx, const bool& value) { tx.set(object_->frozen, value); }
+
+  // home: ::pobj::ref<bank::branch>
+  ::pobj::ref<bank::branch> home() const noexcept { return object_->home; }
+  void set_home(const ::pobj::ref<bank::branch>& value) { pobj::detail::store_field(*pool_, object_->home, value); }
+  void set_home(pobj::transaction& tx, const ::pobj::ref<bank::branch>& value) { tx.set(object_->home, value); }
+  // The object home refers to. REQUIRES: home() is not null.
+  pobj::proxy<::bank::branch> home_object() const noexcept;
+
+  // next: ::pobj::ref<bank::account>
+  ::pobj::ref<bank::account> next() const noexcept { return object_->next; }
+  void set_next(const ::pobj::ref<bank::account>& value) { pobj::detail::store_field(*pool_, object_->next, value); }
+  void set_next(pobj::transaction& tx, const ::pobj::ref<bank::account>& value) { tx.set(object_->next, value); }
+  // The object next refers to. REQUIRES: next() is not null.
+  pobj::proxy<::bank::account> next_object() const noexcept;
+
+  // limit: ::bank::money
+  ::bank::money limit() const noexcept { return object_->limit; }
+  void set_limit(pobj::transaction& tx, const ::bank::money& value) { tx.set(object_->limit, value); }
+
+  // rate: double
+  double rate() const noexcept { return object_->rate; }
+  void set_rate(const double& value) { pobj::detail::store_field(*pool_, object_->rate, value); }
+  void set_rate(pobj::transaction& tx, const double& value) { tx.set(object_->rate, value); }
+
+ private:
+  pobj::pool* pool_;
+  ::bank::account* object_;
+};
+static_assert(sizeof(bank_account_proxy) == 2 * sizeof(void*));
+
+inline pobj::proxy<::bank::branch> bank_account_proxy::home_object() const noexcept {
+  return pobj::deref(*pool_, object_->home);
+}
+
+inline pobj::proxy<::bank::account> bank_account_proxy::next_object() const noexcept {
+  return pobj::deref(*pool_, object_->next);
+}
 
 }  // namespace pobj::generated

@@ -443,6 +443,22 @@ std::string generate(const std::vector<persistent_class>& classes, const std::st
           << "  pobj::proxy<::" << f.target << "> " << f.name << "_object() const noexcept;\n";
       }
     }
+    o << "\n  // Field by field (references by offset), whether or not a and b are the same object.\n"
+      << "  friend bool operator==(const " << id << "_proxy& a, const " << id << "_proxy& b) noexcept {\n"
+      << "    return true";
+    for (const auto& f : c.fields) {
+      o << "\n        && pobj::detail::field_equal(a.object_->" << f.name << ", b.object_->" << f.name << ")";
+    }
+    o << ";\n  }\n";
+    o << "\n  template <class Out>\n  Out format_to(Out out) const {\n"
+      << "    out = fmt::format_to(out, \"" << c.qualified << "{{\");\n";
+    bool first_field = true;
+    for (const auto& f : c.fields) {
+      o << "    out = pobj::detail::format_field(fmt::format_to(out, \"" << (first_field ? "" : ", ") << f.name
+        << ": \"), object_->" << f.name << ");\n";
+      first_field = false;
+    }
+    o << "    return fmt::format_to(out, \"}}\");\n  }\n";
     o << "\n private:\n  pobj::pool* pool_;\n  " << self << "* object_;\n};\n"
       << "static_assert(sizeof(" << id << "_proxy) == 2 * sizeof(void*));\n";
   }
@@ -454,6 +470,13 @@ std::string generate(const std::vector<persistent_class>& classes, const std::st
     }
   }
   o << "\n}  // namespace pobj::generated\n";
+  for (const auto& c : classes) {
+    std::string id = identifier(c.qualified);
+    o << "\ntemplate <>\nstruct fmt::formatter<pobj::generated::" << id << "_proxy> : fmt::formatter<std::string_view> {\n"
+      << "  template <class Context>\n"
+      << "  auto format(const pobj::generated::" << id << "_proxy& p, Context& ctx) const { return p.format_to(ctx.out()); }\n"
+      << "};\n";
+  }
   return o.str();
 }
 

@@ -7,6 +7,7 @@
 #include <new>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <pobj/pobj.hpp>
 
 #include "bank.pobj.hpp"
@@ -103,4 +104,29 @@ TEST_CASE("proxies read and write persistent objects durably", "[codegen]") {
   CHECK(b.limit().cents == 500);
   CHECK(b.next_object().ref() == a.ref());
   CHECK(p.heap().check().ok());
+}
+
+TEST_CASE("proxies compare field by field and format with fmt", "[codegen]") {
+  pobj_test::scratch_path path("format");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    bank::account init{};
+    init.balance = 42;
+    init.type = bank::kind::savings;
+    init.limit = bank::money{700, 978};
+    init.rate = 1.5;
+    auto a = pobj::make<bank::account>(tx, init);  // all fields at once
+    auto b = pobj::make<bank::account>(tx, init);
+    CHECK(a == b);  // different objects, equal fields
+    b.set_rate(tx, 2.5);
+    CHECK_FALSE(a == b);
+    a.set_next(tx, b.ref());
+    CHECK(fmt::format("{}", b) ==
+          "bank::account{balance: 42, type: 1, frozen: false, home: null, next: null, limit: {700, 978}, rate: 2.5}");
+    CHECK(fmt::format("{}", a).find(fmt::format("next: @{:#x}", b.ref().offset)) != std::string::npos);
+    auto br = pobj::make<bank::branch>(tx);
+    const char name[24] = "dock";
+    br.set_name(tx, name);
+    CHECK(fmt::format("{}", br) == "bank::branch{balance: 0, name: \"dock\"}");
+  });
 }

@@ -14,9 +14,14 @@
 // that take a transaction are part of its block.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <new>
+#include <string_view>
 #include <type_traits>
+
+#include <boost/pfr.hpp>
+#include <fmt/format.h>
 
 #include <pobj/pool.hpp>
 #include <pobj/ref.hpp>
@@ -40,14 +45,65 @@ proxy<T> deref(pool& p, ref<T> r) noexcept {
   return proxy<T>(p, p.at<T>(r.offset));
 }
 
-// A new T (value-initialized) allocated in the block: it exists only if the block commits.
+// A new T allocated in the block, value-initialized or a copy of `init` (all fields at once):
+// it exists only if the block commits. Written in place, never logged.
 template <persistent T>
-proxy<T> make(transaction& tx) {
+proxy<T> make(transaction& tx, const T& init = T{}) {
   allocation a = tx.alloc(sizeof(T));
-  return proxy<T>(tx.get_pool(), ::new (a.pointer) T{});
+  return proxy<T>(tx.get_pool(), ::new (a.pointer) T(init));
 }
 
 namespace detail {
+
+// Field-wise equality and formatting for generated proxies: scalars and enums by value, arrays
+// element by element, references by offset, value records field by field (Boost.PFR).
+template <class F>
+bool field_equal(const F& a, const F& b) noexcept {
+  if constexpr (std::is_array_v<F>) {
+    for (std::size_t i = 0; i < std::extent_v<F>; ++i) {
+      if (!field_equal(a[i], b[i])) return false;
+    }
+    return true;
+  } else if constexpr (std::is_arithmetic_v<F> || std::is_enum_v<F>) {
+    return a == b;
+  } else if constexpr (requires { a.offset; }) {
+    return a.offset == b.offset;
+  } else {
+    return boost::pfr::eq_fields(a, b);
+  }
+}
+
+template <class Out, class F>
+Out format_field(Out out, const F& v) {
+  if constexpr (std::is_array_v<F> && std::is_same_v<std::remove_extent_t<F>, char>) {
+    std::size_t n = 0;
+    while (n < std::extent_v<F> && v[n] != '\0') ++n;
+    return fmt::format_to(out, "\"{}\"", std::string_view(v, n));
+  } else if constexpr (std::is_array_v<F>) {
+    out = fmt::format_to(out, "[");
+    for (std::size_t i = 0; i < std::extent_v<F>; ++i) {
+      if (i > 0) out = fmt::format_to(out, ", ");
+      out = format_field(out, v[i]);
+    }
+    return fmt::format_to(out, "]");
+  } else if constexpr (std::is_enum_v<F>) {
+    return fmt::format_to(out, "{}", static_cast<std::underlying_type_t<F>>(v));
+  } else if constexpr (std::is_arithmetic_v<F>) {
+    return fmt::format_to(out, "{}", v);
+  } else if constexpr (requires { v.offset; }) {
+    return v.offset == 0 ? fmt::format_to(out, "null") : fmt::format_to(out, "@{:#x}", v.offset);
+  } else {
+    out = fmt::format_to(out, "{{");
+    bool first = true;
+    boost::pfr::for_each_field(v, [&](const auto& f) {
+      if (!first) out = fmt::format_to(out, ", ");
+      out = format_field(out, f);
+      first = false;
+    });
+    return fmt::format_to(out, "}}");
+  }
+}
+
 template <class F>
 void store_field(pool& p, F& field, const F& value) {
   static_assert(std::is_trivially_copyable_v<F> && (sizeof(F) == 1 || sizeof(F) == 2 || sizeof(F) == 4 || sizeof(F) == 8),

@@ -98,9 +98,10 @@ class pool {
   }
   bool contains(const void* p, std::size_t n = 1) const noexcept;
 
-  // A durable, linearizable 8-byte store outside a failure-atomic block: when it returns, the
-  // value is persistent. (Inside a block, use transaction::set.) REQUIRES: `word` is 8-aligned
-  // and inside the pool.
+  // A durable 8-byte store outside a failure-atomic block: when it returns, the value is
+  // persistent (inside a block, it joins the block). Other threads can read the value between the
+  // store and its write-back: data they act on needs the caller's lock held across the call.
+  // REQUIRES: `word` is 8-aligned and inside the pool.
   void durable_store(std::uint64_t* word, std::uint64_t value);
   // The same for a field of 1, 2, 4 or 8 naturally aligned bytes (so within one aligned word);
   // the word's other bytes are preserved even if other threads store into them concurrently.

@@ -108,6 +108,21 @@ class bank_branch_proxy {
     for (std::size_t i = 0; i < std::size(value); ++i) object_->name[i] = value[i];
   }
 
+  // Field by field (references by offset), whether or not a and b are the same object.
+  friend bool operator==(const bank_branch_proxy& a, const bank_branch_proxy& b) noexcept {
+    return true
+        && pobj::detail::field_equal(a.object_->balance, b.object_->balance)
+        && pobj::detail::field_equal(a.object_->name, b.object_->name);
+  }
+
+  template <class Out>
+  Out format_to(Out out) const {
+    out = fmt::format_to(out, "bank::branch{{");
+    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), object_->balance);
+    out = pobj::detail::format_field(fmt::format_to(out, ", name: "), object_->name);
+    return fmt::format_to(out, "}}");
+  }
+
  private:
   pobj::pool* pool_;
   ::bank::branch* object_;
@@ -160,6 +175,31 @@ class bank_account_proxy {
   void set_rate(const double& value) { pobj::detail::store_field(*pool_, object_->rate, value); }
   void set_rate(pobj::transaction& tx, const double& value) { tx.set(object_->rate, value); }
 
+  // Field by field (references by offset), whether or not a and b are the same object.
+  friend bool operator==(const bank_account_proxy& a, const bank_account_proxy& b) noexcept {
+    return true
+        && pobj::detail::field_equal(a.object_->balance, b.object_->balance)
+        && pobj::detail::field_equal(a.object_->type, b.object_->type)
+        && pobj::detail::field_equal(a.object_->frozen, b.object_->frozen)
+        && pobj::detail::field_equal(a.object_->home, b.object_->home)
+        && pobj::detail::field_equal(a.object_->next, b.object_->next)
+        && pobj::detail::field_equal(a.object_->limit, b.object_->limit)
+        && pobj::detail::field_equal(a.object_->rate, b.object_->rate);
+  }
+
+  template <class Out>
+  Out format_to(Out out) const {
+    out = fmt::format_to(out, "bank::account{{");
+    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), object_->balance);
+    out = pobj::detail::format_field(fmt::format_to(out, ", type: "), object_->type);
+    out = pobj::detail::format_field(fmt::format_to(out, ", frozen: "), object_->frozen);
+    out = pobj::detail::format_field(fmt::format_to(out, ", home: "), object_->home);
+    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), object_->next);
+    out = pobj::detail::format_field(fmt::format_to(out, ", limit: "), object_->limit);
+    out = pobj::detail::format_field(fmt::format_to(out, ", rate: "), object_->rate);
+    return fmt::format_to(out, "}}");
+  }
+
  private:
   pobj::pool* pool_;
   ::bank::account* object_;
@@ -175,3 +215,15 @@ inline pobj::proxy<::bank::account> bank_account_proxy::next_object() const noex
 }
 
 }  // namespace pobj::generated
+
+template <>
+struct fmt::formatter<pobj::generated::bank_branch_proxy> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(const pobj::generated::bank_branch_proxy& p, Context& ctx) const { return p.format_to(ctx.out()); }
+};
+
+template <>
+struct fmt::formatter<pobj::generated::bank_account_proxy> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(const pobj::generated::bank_account_proxy& p, Context& ctx) const { return p.format_to(ctx.out()); }
+};

@@ -27,7 +27,25 @@ run_suite() {  # name, meson options..., -- test args...
 }
 
 start=$(date +%s)
-run_suite release --buildtype=debugoptimized -Dcrash_points=200 --
+prefix=$PWD/build-test/prefix
+run_suite release --buildtype=debugoptimized -Dcrash_points=200 --prefix="$prefix" --
+
+# The installed pobj, as a user outside the tree meets it: examples/external built with meson and
+# with CMake against the install, and run.
+echo "== installed: meson install, then examples/external with meson and with CMake"
+rm -rf "$prefix" build-test/external-meson build-test/external-cmake
+meson install -C build-test/release --quiet >/dev/null
+libdir=$(dirname "$(find "$prefix" -name libpobj.so | head -n 1)")
+PATH=$prefix/bin:$PATH PKG_CONFIG_PATH=$libdir/pkgconfig \
+  meson setup build-test/external-meson examples/external >/dev/null
+ninja -C build-test/external-meson >/dev/null
+cmake -S examples/external -B build-test/external-cmake -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build build-test/external-cmake >/dev/null
+pool=$(mktemp -d)/orders.pool
+LD_LIBRARY_PATH=$libdir build-test/external-meson/external "$pool"
+LD_LIBRARY_PATH=$libdir build-test/external-cmake/external "$pool" | grep -q "^1 orders before"
+rm -rf "$(dirname "$pool")"
+echo "external builds: ok"
 SUITE_CXX=clang++-14 run_suite clang --buildtype=debugoptimized -Dbench=false -Dexamples=false -Dcrash_points=40 --
 run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=40 -Dbench=false -- \
   --timeout-multiplier 3

@@ -378,15 +378,15 @@ void heap_impl::grow(std::uint64_t min_new) {
   visible_chunks.store(target, std::memory_order_release);
 }
 
-void heap_impl::give_back(std::uint64_t off) noexcept {
-  block_ref b = locate(off);
-  if (b.entry == nullptr) return;
-  if (b.run == nullptr) {
-    // An extent (allocated or only reserved): its entry tells its length when allocated; a
-    // reserved extent was never written, so the caller's size is unknown here. Extents are
-    // returned by give_back_extent.
+void heap_impl::give_back(std::uint64_t off, std::size_t size) noexcept {
+  if (size > max_run_size()) {
+    // An extent: a reserved one was never written, so its length comes from the caller.
+    lock_guard lock(mu);
+    return_chunks((off - pool.header.heap_offset) / chunk_size, (size + chunk_size - 1) / chunk_size);
     return;
   }
+  block_ref b = locate(off);
+  if (b.run == nullptr) return;
   // Not loaded: the cleared bit is how the block becomes available (when the run is loaded).
   if (run_loaded[b.chunk].load(std::memory_order_acquire) == 0) return;
   thread_cache& tc = cache();
@@ -416,12 +416,6 @@ void heap_impl::release_block(std::uint64_t off) noexcept {
     available[r->cls].push_back(r);
     r->listed = true;
   }
-}
-
-void heap_impl::give_back_extent(std::uint64_t off, std::size_t size) noexcept {
-  lock_guard lock(mu);
-  std::uint64_t g = (off - pool.header.heap_offset) / chunk_size;
-  return_chunks(g, (size + chunk_size - 1) / chunk_size);
 }
 
 void heap_impl::release_cache(thread_cache& tc) noexcept {

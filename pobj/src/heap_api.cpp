@@ -80,8 +80,7 @@ reservation heap::reserve(std::size_t size, std::uint16_t type) { return impl_->
 
 void heap::cancel(reservation& r) noexcept {
   if (!r) return;
-  if (r.size > heap_impl::max_run_size()) impl_->give_back_extent(r.offset, r.size);
-  else impl_->give_back(r.offset);
+  impl_->give_back(r.offset, r.size);
   r = reservation{};
 }
 
@@ -220,7 +219,7 @@ check_report heap::repair() {
       lock_guard lock(h.mu);
       h.release_block(off);
     } else if (b.entry != nullptr) {
-      h.give_back_extent(off, b.size);
+      h.give_back(off, b.size);
     }
     ++report.repaired;
   }

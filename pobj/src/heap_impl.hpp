@@ -90,8 +90,9 @@ struct heap_impl {
   // Allocation state (DRAM).
   thread_cache& cache();
   reservation reserve(std::size_t size, std::uint16_t type);
-  void give_back(std::uint64_t off) noexcept;  // a run block becomes free in DRAM
-  void give_back_extent(std::uint64_t off, std::size_t size) noexcept;
+  // A block or extent of `size` usable bytes becomes free in DRAM (it is free, or was never
+  // allocated, persistently): run blocks go to this thread's cache, extents to the free chunks.
+  void give_back(std::uint64_t off, std::size_t size) noexcept;
   void release_cache(thread_cache& tc) noexcept;
   // Marks a run block free in the run's DRAM view (the block leaves every cache).
   void release_block(std::uint64_t off) noexcept POBJ_REQUIRES(mu);

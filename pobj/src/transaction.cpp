@@ -354,11 +354,6 @@ void reset(tx_state& st) {
   st.freed.clear();
 }
 
-void give_back(heap_impl& h, std::uint64_t off, std::uint64_t size) noexcept {
-  if (size > heap_impl::max_run_size()) h.give_back_extent(off, size);
-  else h.give_back(off);
-}
-
 }  // namespace
 
 void tx_manager::begin(tx_state& st) {
@@ -419,9 +414,9 @@ void tx_manager::commit(tx_state& st) {
   // (clwb evicts on some CPUs): fetch it back while this thread goes on.
   __builtin_prefetch(buffer_header(st.ln->index, st.ln->buffer), 1);
   for (auto& f : st.fresh) {
-    if (f.freed) give_back(heap, f.offset, f.size);
+    if (f.freed) heap.give_back(f.offset, f.size);
   }
-  for (auto& f : st.freed) give_back(heap, f.offset, f.size);
+  for (auto& f : st.freed) heap.give_back(f.offset, f.size);
   release_lane(st.ln);
   reset(st);
 }
@@ -442,7 +437,8 @@ void tx_manager::abort(tx_state& st) noexcept {
       std::memcpy(pool.at<std::byte>(e->offset), reinterpret_cast<const std::byte*>(e) + entry_header_size, n);
       pool.flush(pool.at<std::byte>(e->offset), n);
     }
-    flush_log(*this, st);
+    // The restored bytes are durable before the invalidation can be (the log itself needs no
+    // write-back: it is about to be invalid).
     fence_with_rule(*this, st);
     auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
     hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
@@ -452,7 +448,7 @@ void tx_manager::abort(tx_state& st) noexcept {
     st.ln->seq++;
     st.ln->buffer ^= 1;
   }
-  for (auto& f : st.fresh) give_back(heap, f.offset, f.size);
+  for (auto& f : st.fresh) heap.give_back(f.offset, f.size);
   release_lane(st.ln);
   reset(st);
 }
@@ -743,7 +739,7 @@ void heap::free(offset_t object) {
   }
   impl_->persist_free(object);
   p.drain();
-  give_back(*impl_, object, b.size);
+  impl_->give_back(object, b.size);
 }
 
 // ---- named roots ----------------------------------------------------------------------------

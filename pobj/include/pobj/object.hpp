@@ -10,8 +10,10 @@
 //
 // Thread safety: proxies are values; concurrent access to one object needs the caller's locks,
 // except that single-store setters on different fields never lose each other's stores.
-// Crash consistency: a single-store setter is durable and linearizable when it returns; setters
-// that take a transaction are part of its block.
+// Crash consistency: a single-store setter is durable when it returns; like pool::durable_store,
+// another thread may read the new value before it is persistent, so values other threads act on
+// need the caller's lock held across the call. Setters that take a transaction are part of its
+// block.
 #pragma once
 
 #include <cstddef>

@@ -1,8 +1,10 @@
 // pobj-gen: reads a header of classes marked POBJ_PERSISTENT (pobj/annotate.hpp) with libclang and
-// writes, for each, the persistent layout with explicit padding and static_asserts on size,
+// writes, for each: the persistent layout with explicit padding and static_asserts on size,
 // alignment and every offset (of the layout and of the user's class, so a compiler that lays the
-// class out differently from libclang fails to build), the class id, the schema hash and the
-// offsets of the references (for the heap's check).
+// class out differently from libclang fails to build); the class id, the schema hash and the
+// class description that registers the class with every pool the program opens; the proxy (typed
+// getters and setters, references followed, strings as views, the user's persistent methods,
+// equality, an fmt formatter); and a builder.
 //
 //   pobj-gen [-I DIR]... [-D NAME[=VALUE]]... -o OUT.pobj.hpp INPUT.hpp
 //
@@ -82,13 +84,32 @@ std::uint64_t fnv1a(const std::string& s, std::uint64_t h = 0xcbf29ce484222325UL
   return h;
 }
 
+enum class kind { value, array, reference, record, string, bytes };
+
+char kind_code(kind k) {
+  switch (k) {
+    case kind::reference:
+    case kind::record: return 'r';
+    case kind::string:
+    case kind::bytes: return 's';
+    default: return 'v';
+  }
+}
+
 struct field {
   std::string name;
-  std::string type;       // the element type for arrays
-  std::string array;      // "[N]" or empty
+  std::string type;        // the element type for arrays
+  std::string array;       // "[N]" or empty
   std::uint64_t offset = 0, size = 0;
-  bool reference = false;  // a pobj::ref<T>
-  std::string target;      // for references: the qualified persistent class
+  kind k = kind::value;
+  std::string target;      // references: the qualified persistent class; records: the value type
+  std::string owner;       // the qualified class that declares it
+};
+
+struct method {
+  std::string name, result;
+  std::vector<std::pair<std::string, std::string>> params;  // type, name
+  bool is_const = false, failure_atomic = false;
 };
 
 struct persistent_class {
@@ -96,7 +117,8 @@ struct persistent_class {
   std::string qualified;  // with namespaces
   std::string base;       // qualified name of a persistent base class, or empty
   std::uint64_t size = 0, align = 0;
-  std::vector<field> fields;
+  std::vector<field> fields;  // every field: the base's first, then its own
+  std::vector<method> methods;
 };
 
 // The name the generated code uses for a type: fixed-width names for integers, fully qualified
@@ -157,8 +179,16 @@ bool scalar(CXType t) {
   }
 }
 
-// Why a type cannot be stored in a persistent field, with a hint; empty if it can.
-std::pair<std::string, std::string> unsupported(CXType t, bool* is_ref) {
+struct field_kind {
+  kind k = kind::value;
+  std::string target;
+};
+
+using why_not = std::pair<std::string, std::string>;  // reason and hint; empty if storable
+
+// Why a type cannot be stored in a persistent field (or, with in_record, in a value record), with
+// a hint; empty if it can, and then `out` says what kind of field it is.
+why_not unsupported(CXType t, field_kind* out, bool in_record) {
   CXType c = clang_getCanonicalType(t);
   std::string spelled = str(clang_getTypeSpelling(t));
   switch (c.kind) {
@@ -172,7 +202,10 @@ std::pair<std::string, std::string> unsupported(CXType t, bool* is_ref) {
       return {"long double, whose size and format differ between compilers and machines", "use double"};
     case CXType_ConstantArray: {
       CXType e = clang_getArrayElementType(t);
-      if (scalar(e)) return {};
+      if (scalar(e)) {
+        out->k = kind::array;
+        return {};
+      }
       return {"an array of '" + str(clang_getTypeSpelling(e)) + "'; arrays may hold integers, floating point and enums",
               "use a pobj container (durable types) for anything else"};
     }
@@ -186,30 +219,76 @@ std::pair<std::string, std::string> unsupported(CXType t, bool* is_ref) {
           return {"a reference to '" + str(clang_getTypeSpelling(target)) + "', which is not a persistent class",
                   "mark that class POBJ_PERSISTENT, or store its value"};
         }
-        *is_ref = true;
+        out->k = kind::reference;
+        out->target = qualified_name(target_decl);
+        return {};
+      }
+      if (qualified == "pobj::record") {
+        CXType target = clang_Type_getTemplateArgumentAsType(c, 0);
+        field_kind inner;
+        auto why = unsupported(target, &inner, true);
+        if (!why.first.empty()) return {"a record of " + why.first, why.second};
+        if (inner.k != kind::value || clang_getCanonicalType(target).kind != CXType_Record) {
+          return {"a pobj::record of '" + str(clang_getTypeSpelling(target)) + "', which is not a value record",
+                  "store scalars as plain fields; records hold trivially copyable aggregates"};
+        }
+        out->k = kind::record;
+        out->target = type_name(target);
+        return {};
+      }
+      if (qualified == "pobj::string" || qualified == "pobj::bytes") {
+        if (in_record) {
+          return {"'" + qualified + "', which owns a block of its own and so cannot live in a value record",
+                  "make it a field of the persistent class itself"};
+        }
+        out->k = qualified == "pobj::string" ? kind::string : kind::bytes;
         return {};
       }
       if (qualified.rfind("std::", 0) == 0) {
         return {"'" + spelled + "', a standard-library type whose bytes point into the memory of the process",
-                "use the pobj durable types (pobj::string, pobj::vector, ...) instead"};
+                "use the pobj durable types (pobj::string, pobj::bytes, ...) instead"};
       }
       if (has_annotation(decl, "pobj::persistent")) {
         return {"the persistent class '" + spelled + "' by value", "store a reference: pobj::ref<" + spelled + ">"};
       }
-      if (!clang_isPODType(c)) {
-        return {"'" + spelled + "', which is not a plain trivially copyable aggregate",
-                "store plain value records (trivially copyable aggregates) or persistent classes by reference"};
-      }
-      // A value record: each of its fields must be storable too.
+      // A value record: a plain aggregate (no bases, constructors, destructor, copy assignment or
+      // virtual functions; the generated code also asserts it is trivially copyable) whose fields
+      // can all be stored in a record.
       struct check {
-        std::pair<std::string, std::string> why;
+        why_not why;
+        bool plain = true;
       } k;
+      clang_visitChildren(
+          decl,
+          [](CXCursor m, CXCursor, CXClientData data) {
+            auto* state = static_cast<check*>(data);
+            switch (clang_getCursorKind(m)) {
+              case CXCursor_CXXBaseSpecifier:
+              case CXCursor_Constructor:
+              case CXCursor_Destructor:
+                state->plain = false;
+                break;
+              case CXCursor_CXXMethod:
+                if (clang_CXXMethod_isVirtual(m) || str(clang_getCursorSpelling(m)) == "operator=") state->plain = false;
+                break;
+              default:
+                break;
+            }
+            return CXChildVisit_Continue;
+          },
+          &k);
       clang_Type_visitFields(
           c,
           [](CXCursor f, CXClientData data) {
             auto* state = static_cast<check*>(data);
-            bool r = false;
-            auto why = unsupported(clang_getCursorType(f), &r);
+            field_kind ignored;
+            if (clang_Cursor_isBitField(f)) {
+              state->why = {"a value record whose field '" + str(clang_getCursorSpelling(f)) +
+                                "' is a bit-field, whose layout differs between compilers",
+                            "use a whole integer field and mask it"};
+              return CXVisit_Break;
+            }
+            auto why = unsupported(clang_getCursorType(f), &ignored, true);
             if (!why.first.empty()) {
               state->why = {"a value record whose field '" + str(clang_getCursorSpelling(f)) + "' is " + why.first, why.second};
               return CXVisit_Break;
@@ -217,13 +296,20 @@ std::pair<std::string, std::string> unsupported(CXType t, bool* is_ref) {
             return CXVisit_Continue;
           },
           &k);
-      return k.why;
+      out->k = kind::value;
+      if (!k.why.first.empty()) return k.why;
+      if (!k.plain) {
+        return {"'" + spelled + "', which is not a plain aggregate (it has bases, constructors, a destructor, a copy "
+                "assignment or virtual functions)",
+                "store plain value records (trivially copyable aggregates) or persistent classes by reference"};
+      }
+      return {};
     }
     default:
       if (scalar(t)) return {};
       return {"'" + spelled + "', which pobj cannot store",
               "persistent fields are bool, fixed-width integers, float, double, enums, arrays of these, "
-              "value records and pobj::ref<T>"};
+              "value records, pobj::string, pobj::bytes, pobj::record<T> and pobj::ref<T>"};
   }
 }
 
@@ -233,6 +319,15 @@ struct parse_state {
   std::vector<persistent_class> classes;
 };
 
+const persistent_class* find_class(const parse_state& ps, const std::string& qualified) {
+  for (const auto& c : ps.classes) {
+    if (c.qualified == qualified) return &c;
+  }
+  return nullptr;
+}
+
+std::string canonical(CXType t) { return str(clang_getTypeSpelling(clang_getCanonicalType(t))); }
+
 void collect_class(CXCursor c, parse_state& ps) {
   persistent_class pc;
   pc.name = str(clang_getCursorSpelling(c));
@@ -240,6 +335,7 @@ void collect_class(CXCursor c, parse_state& ps) {
   CXType t = clang_getCursorType(c);
   pc.size = static_cast<std::uint64_t>(clang_Type_getSizeOf(t));
   pc.align = static_cast<std::uint64_t>(clang_Type_getAlignOf(t));
+  const int errors_before = ps.diag->errors;
   struct ctx {
     parse_state* ps;
     persistent_class* pc;
@@ -255,6 +351,7 @@ void collect_class(CXCursor c, parse_state& ps) {
           case CXCursor_CXXBaseSpecifier: {
             CXCursor base = clang_getTypeDeclaration(clang_getCanonicalType(clang_getCursorType(child)));
             ++x->bases;
+            const persistent_class* known = find_class(*x->ps, qualified_name(base));
             if (clang_isVirtualBase(child)) {
               d.error(child, "persistent class '" + x->pc->name + "' has a virtual base class",
                       "use single, non-virtual inheritance between persistent classes");
@@ -265,19 +362,51 @@ void collect_class(CXCursor c, parse_state& ps) {
             } else if (x->bases > 1) {
               d.error(child, "persistent class '" + x->pc->name + "' has more than one base class",
                       "persistent classes use single inheritance");
+            } else if (clang_getCXXAccessSpecifier(child) != CX_CXXPublic) {
+              d.error(child, "persistent class '" + x->pc->name + "' derives from '" + qualified_name(base) +
+                                 "' privately or protectedly",
+                      "derive publicly, so a reference to the base may hold this class");
+            } else if (known == nullptr) {
+              d.error(child, "the base class '" + qualified_name(base) + "' of persistent class '" + x->pc->name +
+                                 "' is not declared in this header",
+                      "declare persistent classes and their persistent bases in one header");
             } else {
-              x->pc->base = qualified_name(base);
+              x->pc->base = known->qualified;
+              x->pc->fields = known->fields;  // the base's fields come first
             }
             break;
           }
-          case CXCursor_CXXMethod:
+          case CXCursor_CXXMethod: {
+            std::string mname = str(clang_getCursorSpelling(child));
             if (clang_CXXMethod_isVirtual(child)) {
-              d.error(child, "persistent class '" + x->pc->name + "' declares the virtual function '" +
-                                 str(clang_getCursorSpelling(child)) + "'; a vtable pointer in a pool is meaningless "
-                                 "after a restart",
-                      "dispatch on the concrete class with pobj's class ids instead");
+              d.error(child, "persistent class '" + x->pc->name + "' declares the virtual function '" + mname +
+                                 "'; a vtable pointer in a pool is meaningless after a restart",
+                      "dispatch on the concrete class with pobj::visit instead");
+              break;
             }
+            bool fa = has_annotation(child, "pobj::failure_atomic");
+            if (!fa && !has_annotation(child, "pobj::method")) break;
+            if (clang_CXXMethod_isStatic(child)) {
+              d.error(child, "static method '" + mname + "' of persistent class '" + x->pc->name +
+                                 "' is marked as a persistent method",
+                      "only non-static methods run on an object; remove the mark");
+              break;
+            }
+            method m;
+            m.name = mname;
+            m.failure_atomic = fa;
+            m.is_const = clang_CXXMethod_isConst(child) != 0;
+            m.result = canonical(clang_getCursorResultType(child));
+            int n = clang_Cursor_getNumArguments(child);
+            for (int i = 0; i < n; ++i) {
+              CXCursor arg = clang_Cursor_getArgument(child, static_cast<unsigned>(i));
+              std::string aname = str(clang_getCursorSpelling(arg));
+              if (aname.empty()) aname = "arg" + std::to_string(i);
+              m.params.emplace_back(canonical(clang_getCursorType(arg)), aname);
+            }
+            x->pc->methods.push_back(std::move(m));
             break;
+          }
           case CXCursor_FieldDecl: {
             std::string name = str(clang_getCursorSpelling(child));
             if (clang_Cursor_isBitField(child)) {
@@ -287,21 +416,19 @@ void collect_class(CXCursor c, parse_state& ps) {
               break;
             }
             CXType ft = clang_getCursorType(child);
-            bool is_ref = false;
-            auto [why, hint] = unsupported(ft, &is_ref);
+            field_kind fk;
+            auto [why, hint] = unsupported(ft, &fk, false);
             if (!why.empty()) {
               d.error(child, "field '" + name + "' of persistent class '" + x->pc->name + "' is " + why, hint);
               break;
             }
             field f;
             f.name = name;
-            f.reference = is_ref;
-            if (is_ref) {
-              CXType target = clang_Type_getTemplateArgumentAsType(clang_getCanonicalType(ft), 0);
-              f.target = qualified_name(clang_getTypeDeclaration(clang_getCanonicalType(target)));
-            }
+            f.k = fk.k;
+            f.target = fk.target;
+            f.owner = x->pc->qualified;
             CXType spelled = ft;
-            if (clang_getCanonicalType(ft).kind == CXType_ConstantArray) {
+            if (fk.k == kind::array) {
               f.array = "[" + std::to_string(clang_getArraySize(clang_getCanonicalType(ft))) + "]";
               spelled = clang_getArrayElementType(ft);
             }
@@ -317,6 +444,11 @@ void collect_class(CXCursor c, parse_state& ps) {
         return CXChildVisit_Continue;
       },
       &context);
+  if (pc.align > 8 && ps.diag->errors == errors_before) {
+    ps.diag->error(c, "persistent class '" + pc.name + "' needs " + std::to_string(pc.align) +
+                          "-byte alignment; objects in a pool are 8-byte aligned",
+                   "remove the alignas, or store the over-aligned data in a byte array");
+  }
   ps.classes.push_back(std::move(pc));
 }
 
@@ -347,57 +479,259 @@ std::string identifier(const std::string& qualified) {
   return out;
 }
 
+// The layout as the pool records it (pobj/src/schema.cpp writes the same text): its hash is the
+// schema hash.
+std::string schema_text(const persistent_class& c) {
+  std::string out = "pobj-schema 1\nclass " + c.qualified + "\nbase " + (c.base.empty() ? "-" : c.base) +
+                    "\nsize " + std::to_string(c.size) + "\n";
+  for (const auto& f : c.fields) {
+    out += "field " + f.name + " " + kind_code(f.k) + " " + std::to_string(f.offset) + " " + std::to_string(f.size) +
+           " " + f.type + f.array + "\n";
+  }
+  return out;
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+// The type a getter returns for a field.
+std::string getter_type(const field& f) {
+  switch (f.k) {
+    case kind::string: return "std::string_view";
+    case kind::bytes: return "std::span<const std::byte>";
+    default: return f.type;
+  }
+}
+
+void emit_layouts(std::ostringstream& o, const persistent_class& c) {
+  std::string id = identifier(c.qualified);
+  o << "\n// ::" << c.qualified << (c.base.empty() ? "" : " : ::" + c.base) << "\n"
+    << "struct " << id << "_layout {\n";
+  std::uint64_t at = 0;
+  int pad = 0;
+  for (const auto& f : c.fields) {
+    if (f.offset > at) o << "  std::uint8_t pad" << pad++ << "_[" << f.offset - at << "];  // offset " << at << "\n";
+    o << "  " << f.type << " " << f.name << f.array << ";  // offset " << f.offset << ", " << f.size
+      << (f.size == 1 ? " byte" : " bytes") << (f.owner != c.qualified ? ", from ::" + f.owner : "") << "\n";
+    at = f.offset + f.size;
+  }
+  if (c.size > at) o << "  std::uint8_t pad" << pad++ << "_[" << c.size - at << "];  // offset " << at << "\n";
+  o << "};\n"
+    << "static_assert(sizeof(" << id << "_layout) == " << c.size << ");\n"
+    << "static_assert(alignof(" << id << "_layout) == " << c.align << ");\n"
+    << "static_assert(sizeof(::" << c.qualified << ") == " << c.size << ");\n"
+    << "static_assert(alignof(::" << c.qualified << ") == " << c.align << ");\n";
+  if (!c.base.empty()) {
+    // A class with fields in a base and in itself is not standard-layout; offsetof still works on
+    // it (no virtual bases are allowed), but GCC warns.
+    o << "#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Winvalid-offsetof\"\n";
+  }
+  for (const auto& f : c.fields) {
+    o << "static_assert(offsetof(" << id << "_layout, " << f.name << ") == " << f.offset << ");\n"
+      << "static_assert(offsetof(::" << c.qualified << ", " << f.name << ") == " << f.offset << ");\n";
+  }
+  if (!c.base.empty()) o << "#pragma GCC diagnostic pop\n";
+  for (const auto& f : c.fields) {
+    if (f.k == kind::value && f.owner == c.qualified && f.type.rfind("::", 0) == 0) {
+      o << "static_assert(std::is_trivially_copyable_v<" << f.type << ">, \"value records are trivially copyable\");\n";
+    }
+  }
+  o << "inline constexpr std::uint64_t " << id << "_class_id = " << hex(fnv1a(c.qualified)) << ";\n"
+    << "inline constexpr std::uint64_t " << id << "_schema_hash = " << hex(fnv1a(schema_text(c))) << ";\n"
+    << "inline constexpr std::size_t " << id << "_reference_offsets[] = {";
+  bool first = true;
+  for (const auto& f : c.fields) {
+    if (kind_code(f.k) == 'v') continue;
+    o << (first ? "" : ", ") << f.offset;
+    first = false;
+  }
+  if (first) o << "static_cast<std::size_t>(-1)";  // none (an empty array is not allowed)
+  o << "};\n";
+  if (!c.fields.empty()) {
+    o << "inline constexpr pobj::detail::field_info " << id << "_fields[] = {\n";
+    for (const auto& f : c.fields) {
+      o << "    {" << quoted(f.name) << ", " << quoted(f.type + f.array) << ", '" << kind_code(f.k) << "', " << f.offset
+        << ", " << f.size << "},\n";
+    }
+    o << "};\n";
+  }
+  o << "inline constexpr pobj::detail::class_info " << id << "_info{" << id << "_class_id, " << id << "_schema_hash, "
+    << quoted(c.qualified) << ", " << (c.base.empty() ? "0" : identifier(c.base) + "_class_id") << ", "
+    << quoted(c.base) << ", " << c.size << ", " << c.align << ", "
+    << (c.fields.empty() ? "{}" : id + "_fields") << "};\n"
+    << "// Registered before main; pool::open checks it against the pool's record.\n"
+    << "inline const bool " << id << "_registered = pobj::detail::register_class(" << id << "_info);\n";
+}
+
+void emit_proxy(std::ostringstream& o, const persistent_class& c) {
+  std::string id = identifier(c.qualified);
+  std::string self = "::" + c.qualified;
+  std::string parent = c.base.empty() ? "pobj::detail::proxy_base" : identifier(c.base) + "_proxy";
+  o << "\n// A proxy of a ::" << c.qualified << " in a pool: two words, made on dereference, never allocated.\n"
+    << "class " << id << "_proxy : public " << parent << " {\n public:\n"
+    << "  " << id << "_proxy(pobj::pool& p, void* object) noexcept : " << parent << "(p, object) {}\n"
+    << "  const " << self << "* get() const noexcept { return static_cast<const " << self << "*>(object_); }\n"
+    << "  pobj::ref<" << self << "> ref() const noexcept {\n    return pobj::ref<" << self
+    << ">(pool_->offset_of(object_) - pobj::object_header_size);\n  }\n";
+  for (const auto& f : c.fields) {
+    if (f.owner != c.qualified) continue;  // the base's proxy has it
+    std::string end = std::to_string(f.offset + f.size);
+    std::string missing = "if (stored_size() < " + end + ") [[unlikely]] ";
+    std::string require = "    if (stored_size() < " + end + ") [[unlikely]] pobj::detail::throw_field_too_new(" +
+                          quoted(c.qualified) + ", " + quoted(f.name) + ", stored_size());\n";
+    o << "\n  // " << f.name << ": " << f.type << f.array << "\n";
+    switch (f.k) {
+      case kind::array:
+        o << "  const " << f.type << " (&" << f.name << "() const noexcept)" << f.array << " {\n    " << missing
+          << "return pobj::detail::defaults<" << self << ">()." << f.name << ";\n    return self()->" << f.name
+          << ";\n  }\n"
+          << "  void set_" << f.name << "(pobj::transaction& tx, const " << f.type << " (&value)" << f.array << ") {\n"
+          << require << "    tx.snapshot(&self()->" << f.name << ", sizeof(self()->" << f.name << "));\n"
+          << "    for (std::size_t i = 0; i < std::size(value); ++i) self()->" << f.name << "[i] = value[i];\n  }\n";
+        continue;
+      case kind::string:
+      case kind::bytes: {
+        bool bytes = f.k == kind::bytes;
+        o << "  " << getter_type(f) << " " << f.name << "() const noexcept {\n    " << missing << "return {};\n"
+          << "    " << (bytes ? "return pobj::as_bytes_view(" : "return ") << "pobj::detail::read_string(*pool_, self()->"
+          << f.name << ".word)" << (bytes ? ")" : "") << ";\n  }\n"
+          << "  void set_" << f.name << "(pobj::transaction& tx, " << getter_type(f) << " value) {\n" << require
+          << "    pobj::detail::assign_string(tx, self()->" << f.name << ".word, "
+          << (bytes ? "pobj::as_string_view(value)" : "value") << ");\n  }\n";
+        continue;
+      }
+      default:
+        break;
+    }
+    bool single = (f.size == 1 || f.size == 2 || f.size == 4 || f.size == 8) && f.offset % f.size == 0;
+    o << "  " << f.type << " " << f.name << "() const noexcept {\n    " << missing << "return pobj::detail::defaults<"
+      << self << ">()." << f.name << ";\n    return self()->" << f.name << ";\n  }\n";
+    if (single) {
+      o << "  void set_" << f.name << "(const " << f.type << "& value) {\n" << require
+        << "    pobj::detail::store_field(*pool_, self()->" << f.name << ", value);\n  }\n";
+    }
+    o << "  void set_" << f.name << "(pobj::transaction& tx, const " << f.type << "& value) {\n" << require
+      << "    tx.set(self()->" << f.name << ", value);\n  }\n";
+    if (f.k == kind::reference) {
+      o << "  // The object " << f.name << " refers to. REQUIRES: " << f.name << "() is not null.\n"
+        << "  pobj::proxy<::" << f.target << "> " << f.name << "_object() const noexcept;\n";
+    } else if (f.k == kind::record) {
+      o << "  // The record " << f.name << " holds. REQUIRES: " << f.name << "() is not null.\n"
+        << "  const " << f.target << "& " << f.name << "_value() const noexcept { return pobj::get(*pool_, " << f.name
+        << "()); }\n";
+    }
+  }
+  for (const auto& m : c.methods) {
+    std::string params, args, tx_params = "pobj::transaction& tx";
+    for (const auto& [type, name] : m.params) {
+      params += (params.empty() ? "" : ", ") + type + " " + name;
+      args += ", " + name;
+      tx_params += ", " + type + " " + name;
+    }
+    std::string cq = m.is_const ? " const" : "";
+    if (m.failure_atomic) {
+      o << "\n  // " << m.name << ": failure-atomic. Defined by the user as\n  //   " << m.result << " " << id
+        << "_proxy::" << m.name << "(" << tx_params << ")" << cq << "\n"
+        << "  // and run here in a block of its own (or as part of the caller's).\n"
+        << "  " << m.result << " " << m.name << "(" << params << ")" << cq << " {\n"
+        << "    pobj::transaction tx(*pool_);\n    return " << m.name << "(tx"
+        << args << ");\n  }\n"
+        << "  " << m.result << " " << m.name << "(" << tx_params << ")" << cq << ";\n";
+    } else {
+      o << "\n  // " << m.name << ": defined by the user as " << m.result << " " << id << "_proxy::" << m.name << "("
+        << params << ")" << cq << "\n"
+        << "  " << m.result << " " << m.name << "(" << params << ")" << cq << ";\n";
+    }
+  }
+  o << "\n  // Field by field (strings by content, references by offset), whether or not a and b are the\n"
+    << "  // same object.\n"
+    << "  friend bool operator==(const " << id << "_proxy& a, const " << id << "_proxy& b) noexcept {\n"
+    << "    return true";
+  for (const auto& f : c.fields) {
+    o << "\n        && pobj::detail::field_equal(a." << f.name << "(), b." << f.name << "())";
+  }
+  o << ";\n  }\n";
+  o << "\n  template <class Out>\n  Out format_to(Out out) const {\n"
+    << "    out = fmt::format_to(out, \"" << c.qualified << "{{\");\n";
+  bool first_field = true;
+  for (const auto& f : c.fields) {
+    o << "    out = pobj::detail::format_field(fmt::format_to(out, \"" << (first_field ? "" : ", ") << f.name
+      << ": \"), " << f.name << "());\n";
+    first_field = false;
+  }
+  o << "    return fmt::format_to(out, \"}}\");\n  }\n";
+  o << "\n private:\n  " << self << "* self() const noexcept { return static_cast<" << self << "*>(object_); }\n};\n"
+    << "static_assert(sizeof(" << id << "_proxy) == 2 * sizeof(void*));\n";
+}
+
+void emit_builder(std::ostringstream& o, const persistent_class& c) {
+  std::string id = identifier(c.qualified);
+  std::string self = "::" + c.qualified;
+  o << "\n// Builds a ::" << c.qualified << " field by field in DRAM, then makes it in a block:\n"
+    << "//   pobj::builder<::" << c.qualified << ">()";
+  for (std::size_t i = 0; i < c.fields.size() && i < 2; ++i) o << "." << c.fields[i].name << "(...)";
+  o << ".make(tx)\n"
+    << "class " << id << "_builder {\n public:\n";
+  for (const auto& f : c.fields) {
+    switch (f.k) {
+      case kind::array:
+        o << "  " << id << "_builder& " << f.name << "(const " << f.type << " (&value)" << f.array << ") {\n"
+          << "    for (std::size_t i = 0; i < std::size(value); ++i) pobj_value_." << f.name << "[i] = value[i];\n"
+          << "    return *this;\n  }\n";
+        break;
+      case kind::string:
+        o << "  " << id << "_builder& " << f.name << "(std::string_view value) {\n    pobj_" << f.name
+          << "_.assign(value);\n    return *this;\n  }\n";
+        break;
+      case kind::bytes:
+        o << "  " << id << "_builder& " << f.name << "(std::span<const std::byte> value) {\n    pobj_" << f.name
+          << "_.assign(pobj::as_string_view(value));\n    return *this;\n  }\n";
+        break;
+      default:
+        o << "  " << id << "_builder& " << f.name << "(const " << f.type << "& value) {\n    pobj_value_." << f.name
+          << " = value;\n    return *this;\n  }\n";
+    }
+  }
+  o << "  // The object, made in the block (it exists only if the block commits).\n"
+    << "  " << id << "_proxy make(pobj::transaction& tx) const {\n"
+    << "    " << id << "_proxy object = pobj::make<" << self << ">(tx, pobj_value_);\n";
+  for (const auto& f : c.fields) {
+    if (f.k != kind::string && f.k != kind::bytes) continue;
+    o << "    if (!pobj_" << f.name << "_.empty()) object.set_" << f.name << "(tx, "
+      << (f.k == kind::bytes ? "pobj::as_bytes_view(pobj_" + f.name + "_)" : "pobj_" + f.name + "_") << ");\n";
+  }
+  o << "    return object;\n  }\n\n private:\n  " << self << " pobj_value_{};\n";
+  for (const auto& f : c.fields) {
+    if (f.k == kind::string || f.k == kind::bytes) o << "  std::string pobj_" << f.name << "_;\n";
+  }
+  o << "};\n";
+}
+
 std::string generate(const std::vector<persistent_class>& classes, const std::string& include) {
   std::ostringstream o;
   o << "// generated by pobj-gen, do not edit\n"
     << "// from " << include << "\n"
-    << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <iterator>\n\n#include <pobj/object.hpp>\n#include <pobj/ref.hpp>\n\n"
+    << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <iterator>\n#include <span>\n"
+    << "#include <string>\n#include <string_view>\n#include <type_traits>\n\n"
+    << "#include <pobj/object.hpp>\n#include <pobj/record.hpp>\n#include <pobj/ref.hpp>\n#include <pobj/string.hpp>\n\n"
     << "#include \"" << include << "\"\n\n"
     << "namespace pobj::generated {\n";
-  for (const auto& c : classes) {
-    std::string id = identifier(c.qualified);
-    std::string schema = c.qualified + "|" + c.base + "|" + std::to_string(c.size);
-    for (const auto& f : c.fields) schema += "|" + f.name + ":" + f.type + f.array + "@" + std::to_string(f.offset);
-    o << "\n// ::" << c.qualified << (c.base.empty() ? "" : " : ::" + c.base) << "\n"
-      << "struct " << id << "_layout {\n";
-    std::uint64_t at = 0;
-    int pad = 0;
-    for (const auto& f : c.fields) {
-      if (f.offset > at) o << "  std::uint8_t pad" << pad++ << "_[" << f.offset - at << "];  // offset " << at << "\n";
-      if (f.offset < at) at = f.offset;  // a base's fields come first; never here for single inheritance
-      o << "  " << f.type << " " << f.name << f.array << ";  // offset " << f.offset << ", " << f.size
-        << (f.size == 1 ? " byte\n" : " bytes\n");
-      at = f.offset + f.size;
-    }
-    if (c.fields.empty() && c.size > 0) at = 0;
-    if (c.size > at) o << "  std::uint8_t pad" << pad++ << "_[" << c.size - at << "];  // offset " << at << "\n";
-    o << "};\n"
-      << "static_assert(sizeof(" << id << "_layout) == " << c.size << ");\n"
-      << "static_assert(alignof(" << id << "_layout) == " << c.align << ");\n"
-      << "static_assert(sizeof(::" << c.qualified << ") == " << c.size << ");\n"
-      << "static_assert(alignof(::" << c.qualified << ") == " << c.align << ");\n";
-    for (const auto& f : c.fields) {
-      o << "static_assert(offsetof(" << id << "_layout, " << f.name << ") == " << f.offset << ");\n"
-        << "static_assert(offsetof(::" << c.qualified << ", " << f.name << ") == " << f.offset << ");\n";
-    }
-    o << "inline constexpr std::uint64_t " << id << "_class_id = " << hex(fnv1a(c.qualified)) << ";\n"
-      << "inline constexpr std::uint64_t " << id << "_schema_hash = " << hex(fnv1a(schema)) << ";\n"
-      << "inline constexpr std::size_t " << id << "_reference_offsets[] = {";
-    bool first = true;
-    for (const auto& f : c.fields) {
-      if (!f.reference) continue;
-      o << (first ? "" : ", ") << f.offset;
-      first = false;
-    }
-    if (first) o << "static_cast<std::size_t>(-1)";  // none (an empty array is not allowed)
-    o << "};\n";
-  }
+  for (const auto& c : classes) emit_layouts(o, c);
   o << "\n}  // namespace pobj::generated\n";
 
-  // Proxies are declared first, then the traits that name them, then the proxies, and last the
-  // members that return another class's proxy (which must be complete there).
+  // Proxies and builders are declared first, then the traits that name them, then the proxies,
+  // the members that return another class's proxy (which must be complete there), and the
+  // builders.
   o << "\nnamespace pobj::generated {\n";
-  for (const auto& c : classes) o << "class " << identifier(c.qualified) << "_proxy;\n";
+  for (const auto& c : classes) {
+    o << "class " << identifier(c.qualified) << "_proxy;\nclass " << identifier(c.qualified) << "_builder;\n";
+  }
   o << "}  // namespace pobj::generated\n";
   for (const auto& c : classes) {
     std::string id = identifier(c.qualified);
@@ -406,69 +740,20 @@ std::string generate(const std::vector<persistent_class>& classes, const std::st
       << "  static constexpr std::uint64_t schema_hash = pobj::generated::" << id << "_schema_hash;\n"
       << "  static constexpr std::size_t size = " << c.size << ";\n"
       << "  using proxy = pobj::generated::" << id << "_proxy;\n"
+      << "  using builder = pobj::generated::" << id << "_builder;\n"
+      << "  static const pobj::detail::class_info& info() noexcept { return pobj::generated::" << id << "_info; }\n"
       << "};\n";
   }
   o << "\nnamespace pobj::generated {\n";
-  for (const auto& c : classes) {
-    std::string id = identifier(c.qualified);
-    std::string self = "::" + c.qualified;
-    o << "\n// A proxy of a ::" << c.qualified << " in a pool: two words, made on dereference, never allocated.\n"
-      << "class " << id << "_proxy {\n public:\n"
-      << "  " << id << "_proxy(pobj::pool& p, " << self << "* object) noexcept : pool_(&p), object_(object) {}\n"
-      << "  pobj::pool& pool() const noexcept { return *pool_; }\n"
-      << "  const " << self << "* get() const noexcept { return object_; }\n"
-      << "  pobj::ref<" << self << "> ref() const noexcept { return pobj::ref<" << self
-      << ">(pool_->offset_of(object_)); }\n";
-    for (const auto& f : c.fields) {
-      bool single = f.array.empty() && (f.size == 1 || f.size == 2 || f.size == 4 || f.size == 8) &&
-                    f.offset % f.size == 0;
-      o << "\n  // " << f.name << ": " << f.type << f.array << "\n";
-      if (!f.array.empty()) {
-        o << "  const " << f.type << " (&" << f.name << "() const noexcept)" << f.array << " { return object_->" << f.name
-          << "; }\n"
-          << "  void set_" << f.name << "(pobj::transaction& tx, const " << f.type << " (&value)" << f.array
-          << ") {\n    tx.snapshot(&object_->" << f.name << ", sizeof(object_->" << f.name << "));\n"
-          << "    for (std::size_t i = 0; i < std::size(value); ++i) object_->" << f.name << "[i] = value[i];\n  }\n";
-        continue;
-      }
-      o << "  " << f.type << " " << f.name << "() const noexcept { return object_->" << f.name << "; }\n";
-      if (single) {
-        o << "  void set_" << f.name << "(const " << f.type << "& value) { pobj::detail::store_field(*pool_, object_->"
-          << f.name << ", value); }\n";
-      }
-      o << "  void set_" << f.name << "(pobj::transaction& tx, const " << f.type << "& value) { tx.set(object_->"
-        << f.name << ", value); }\n";
-      if (f.reference) {
-        o << "  // The object " << f.name << " refers to. REQUIRES: " << f.name << "() is not null.\n"
-          << "  pobj::proxy<::" << f.target << "> " << f.name << "_object() const noexcept;\n";
-      }
-    }
-    o << "\n  // Field by field (references by offset), whether or not a and b are the same object.\n"
-      << "  friend bool operator==(const " << id << "_proxy& a, const " << id << "_proxy& b) noexcept {\n"
-      << "    return true";
-    for (const auto& f : c.fields) {
-      o << "\n        && pobj::detail::field_equal(a.object_->" << f.name << ", b.object_->" << f.name << ")";
-    }
-    o << ";\n  }\n";
-    o << "\n  template <class Out>\n  Out format_to(Out out) const {\n"
-      << "    out = fmt::format_to(out, \"" << c.qualified << "{{\");\n";
-    bool first_field = true;
-    for (const auto& f : c.fields) {
-      o << "    out = pobj::detail::format_field(fmt::format_to(out, \"" << (first_field ? "" : ", ") << f.name
-        << ": \"), object_->" << f.name << ");\n";
-      first_field = false;
-    }
-    o << "    return fmt::format_to(out, \"}}\");\n  }\n";
-    o << "\n private:\n  pobj::pool* pool_;\n  " << self << "* object_;\n};\n"
-      << "static_assert(sizeof(" << id << "_proxy) == 2 * sizeof(void*));\n";
-  }
+  for (const auto& c : classes) emit_proxy(o, c);
   for (const auto& c : classes) {
     for (const auto& f : c.fields) {
-      if (!f.reference) continue;
+      if (f.k != kind::reference || f.owner != c.qualified) continue;
       o << "\ninline pobj::proxy<::" << f.target << "> " << identifier(c.qualified) << "_proxy::" << f.name
-        << "_object() const noexcept {\n  return pobj::deref(*pool_, object_->" << f.name << ");\n}\n";
+        << "_object() const noexcept {\n  return pobj::deref(*pool_, " << f.name << "());\n}\n";
     }
   }
+  for (const auto& c : classes) emit_builder(o, c);
   o << "\n}  // namespace pobj::generated\n";
   for (const auto& c : classes) {
     std::string id = identifier(c.qualified);

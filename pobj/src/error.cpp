@@ -17,6 +17,8 @@ std::string_view to_string(errc code) noexcept {
     case errc::transaction_aborted: return "transaction_aborted";
     case errc::invalid_argument: return "invalid_argument";
     case errc::io_error: return "io_error";
+    case errc::schema_mismatch: return "schema_mismatch";
+    case errc::wrong_class: return "wrong_class";
   }
   return "unknown";
 }

@@ -16,6 +16,7 @@
 #include "checksum.hpp"
 #include "heap_impl.hpp"
 #include "pool_impl.hpp"
+#include "schema_impl.hpp"
 #include "sync.hpp"
 #include "tx_impl.hpp"
 
@@ -235,6 +236,7 @@ pool pool::create(const std::string& path, const pool_options& options) {
   h.checksum = header_checksum(h);
   pool created(attach(std::move(p), size, options, true));
   media::sync_directory_of(path, created.mode());
+  detail::attach_classes(created);
   return created;
 }
 
@@ -298,7 +300,9 @@ pool pool::open(const std::string& path, const pool_options& options) {
     throw error(errc::truncated,
                 fmt::format("pobj: pool '{}' is truncated: the file has {} bytes, the pool needs {}", path, file_size, size));
   }
-  return pool(attach(std::move(p), size, options, false));
+  pool opened(attach(std::move(p), size, options, false));
+  detail::attach_classes(opened);  // checks the program's classes against the pool's first
+  return opened;
 }
 
 pool pool::open_or_create(const std::string& path, const pool_options& options) {
@@ -325,6 +329,7 @@ void pool::close() {
 }
 
 std::byte* pool::base() const noexcept { return impl_->base(); }
+std::uint64_t pool::instance_id() const noexcept { return impl_->id; }
 std::size_t pool::size() const noexcept { return impl_->super->size.load(std::memory_order_acquire); }
 std::size_t pool::max_size() const noexcept { return impl_->domain->reserved(); }
 persist_mode pool::mode() const noexcept { return impl_->domain->mode(); }

@@ -20,6 +20,7 @@ struct heap_impl;
 struct tx_manager;
 struct thread_cache;
 struct tx_state;
+struct class_state;
 
 // What one thread keeps for one open pool.
 struct thread_context {
@@ -40,6 +41,7 @@ struct pool_impl {
   std::unique_ptr<heap_impl> heap;
   std::unique_ptr<pobj::heap> heap_handle;
   std::unique_ptr<tx_manager> tx;
+  std::unique_ptr<class_state> classes;  // the pool's class table, in DRAM (schema.cpp)
   recovery_report report;
   mutex roots_mu;
   std::unordered_map<std::uint64_t, int> root_tombstones POBJ_GUARDED_BY(roots_mu);  // slots freed by open blocks

@@ -1,58 +1,76 @@
-// Compile-and-run test of pobj-gen's output: the generated header builds (its static_asserts
-// check the layout against the compiler's), and its constants say what the classes hold.
+// Compile-and-run tests of pobj-gen's output: the generated headers build (their static_asserts
+// check the layouts against the compiler's), and proxies, builders, strings, records, methods,
+// inheritance and the class table behave as docs/objects.md says.
 #include <algorithm>
 #include <cstring>
-#include <stdexcept>
-#include <string_view>
 #include <new>
+#include <stdexcept>
+#include <string>
+#include <string_view>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <pobj/pobj.hpp>
 
 #include "bank.pobj.hpp"
+#include "shapes.pobj.hpp"
 
 #include "../test_util.hpp"
 
 namespace gen = pobj::generated;
 
+// The persistent methods the classes declare (pobj-gen declares them on the proxies).
+void gen::bank_account_proxy::deposit(pobj::transaction& tx, std::int64_t cents) {
+  if (frozen()) throw std::runtime_error("frozen");
+  set_balance(tx, balance() + cents);
+  if (balance() < 0) throw std::runtime_error("overdrawn");
+}
+bool gen::bank_account_proxy::overdrawn() const { return balance() < limit().cents * -1; }
+void gen::shapes_shape_proxy::move_by(pobj::transaction& tx, std::int32_t dx, std::int32_t dy) {
+  set_x(tx, x() + dx);
+  set_y(tx, y() + dy);
+}
+void gen::shapes_square_proxy::grow(pobj::transaction& tx, double by) {
+  set_width(tx, width() + by);
+  set_height(tx, height() + by);
+}
+
 TEST_CASE("generated layouts match the classes and list their references", "[codegen]") {
   CHECK(sizeof(gen::bank_account_layout) == sizeof(bank::account));
   CHECK(gen::bank_account_class_id != gen::bank_branch_class_id);
-  CHECK(std::size(gen::bank_account_reference_offsets) == 2);
+  CHECK(std::size(gen::bank_account_reference_offsets) == 4);  // home, next, key, last_statement
   CHECK(gen::bank_account_reference_offsets[0] == offsetof(bank::account, home));
   CHECK(gen::bank_account_reference_offsets[1] == offsetof(bank::account, next));
-  CHECK(gen::bank_branch_reference_offsets[0] == static_cast<std::size_t>(-1));  // none
+  CHECK(gen::bank_branch_reference_offsets[0] == offsetof(bank::branch, name));
+  CHECK(gen::shapes_square_info.base_id == gen::shapes_rectangle_class_id);
+  CHECK(gen::shapes_square_info.fields.size() == 7);  // the bases' fields first
+  CHECK(std::string_view(gen::shapes_square_info.fields[0].name) == "x");
 }
 
-TEST_CASE("the generated reference map drives the heap's check", "[codegen]") {
-  // Objects typed as accounts are traced through their reference fields only; the balance is
-  // never taken for a reference, however it looks.
+TEST_CASE("the pool records each class and traces objects through their references only", "[codegen]") {
   pobj_test::scratch_path path("codegen");
-  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
-  constexpr std::uint16_t account_type = 1, branch_type = 2;
-  p.heap().set_tracer(account_type, [](const void* object, std::size_t, const pobj::reference_visitor& visit) {
-    for (std::size_t off : gen::bank_account_reference_offsets) {
-      std::uint64_t ref;
-      std::memcpy(&ref, static_cast<const std::byte*>(object) + off, 8);
-      visit(ref);
-    }
-  });
   pobj::offset_t decoy = 0;
-  pobj::run_tx(p, [&](pobj::transaction& tx) {
-    pobj::allocation b = tx.alloc(sizeof(bank::branch), branch_type);
-    std::memset(b.pointer, 0, sizeof(bank::branch));
-    pobj::allocation d = tx.alloc(64);  // reachable only if a balance were mistaken for a reference
-    decoy = d.offset;
-    pobj::allocation a = tx.alloc(sizeof(bank::account), account_type);
-    auto* acc = new (a.pointer) bank::account{};
-    acc->home = pobj::ref<bank::branch>(b.offset);
-    acc->balance = static_cast<std::int64_t>(d.offset);
-    p.set_root("account", a.offset);
-  });
-  auto report = p.heap().check();
-  CHECK(report.reachable_objects == 2);
-  CHECK(report.unreachable == std::vector<pobj::offset_t>{decoy});
+  {
+    pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+    CHECK(p.root("pobj.classes") != 0);
+    pobj::run_tx(p, [&](pobj::transaction& tx) {
+      auto b = pobj::make<bank::branch>(tx);
+      b.set_name(tx, "a name long enough to need a block of its own");
+      pobj::allocation d = tx.alloc(64);  // reachable only if a balance were mistaken for a reference
+      decoy = d.offset;
+      auto a = pobj::make<bank::account>(tx);
+      a.set_home(tx, b.ref());
+      a.set_balance(tx, static_cast<std::int64_t>(d.offset));
+      a.set_last_statement(tx, pobj::make_record(tx, bank::money{1, 2}));
+      pobj::set_root(p, "account", a.ref());
+    });
+    auto report = p.heap().check();
+    CHECK(report.corrupt.empty());
+    CHECK(report.unreachable == std::vector<pobj::offset_t>{decoy});
+  }
+  // Reopened, the recorded classes trace the same way.
+  pobj::pool p = pobj::pool::open(path, pobj_test::small_options());
+  CHECK(p.heap().check().unreachable == std::vector<pobj::offset_t>{decoy});
 }
 
 TEST_CASE("proxies read and write persistent objects durably", "[codegen]") {
@@ -63,8 +81,9 @@ TEST_CASE("proxies read and write persistent objects durably", "[codegen]") {
     first = pobj::run_tx(p, [&](pobj::transaction& tx) {
       auto branch = pobj::make<bank::branch>(tx);
       branch.set_balance(tx, 1000);
-      const char name[24] = "main street";
-      branch.set_name(tx, name);
+      branch.set_name(tx, "main street");
+      const char code[8] = "MS01";
+      branch.set_code(tx, code);
       auto a = pobj::make<bank::account>(tx);
       a.set_balance(tx, 10);
       a.set_home(tx, branch.ref());
@@ -73,7 +92,7 @@ TEST_CASE("proxies read and write persistent objects durably", "[codegen]") {
       b.set_next(tx, a.ref());
       a.set_next(tx, b.ref());  // a cycle
       b.set_limit(tx, bank::money{500, 978});
-      p.set_root("first", a.ref().offset);
+      pobj::set_root(p, "first", a.ref());
       return a.ref();
     });
     static_assert(sizeof(pobj::proxy<bank::account>) == 2 * sizeof(void*));
@@ -93,16 +112,94 @@ TEST_CASE("proxies read and write persistent objects durably", "[codegen]") {
     CHECK(a.balance() == 10);
   }
   pobj::pool p = pobj::pool::open(path, pobj_test::small_options());
-  auto a = pobj::deref(p, pobj::ref<bank::account>(p.root("first")));
+  auto a = *pobj::root<bank::account>(p, "first");
+  CHECK(a.ref() == first);
   CHECK(a.balance() == 10);
   CHECK(a.rate() == 0.25);
   CHECK(a.frozen());
   CHECK(a.home_object().balance() == 1000);
-  CHECK(std::string_view(a.home_object().name()) == "main street");
+  CHECK(a.home_object().name() == "main street");
+  CHECK(std::string_view(a.home_object().code()) == "MS01");
   auto b = a.next_object();
   CHECK(b.balance() == 20);
   CHECK(b.limit().cents == 500);
   CHECK(b.next_object().ref() == a.ref());
+  CHECK(p.heap().check().ok());
+  CHECK_FALSE(pobj::root<bank::account>(p, "no such root"));
+  CHECK_THROWS_MATCHES(pobj::root<bank::branch>(p, "first"), pobj::error,
+                       Catch::Matchers::Predicate<pobj::error>([](const pobj::error& e) {
+                         return e.code() == pobj::errc::wrong_class &&
+                                std::string(e.what()).find("'bank::account', not a 'bank::branch'") != std::string::npos;
+                       }));
+}
+
+TEST_CASE("strings and byte strings: inline when short, a block of their own when long, never leaked",
+          "[codegen]") {
+  pobj_test::scratch_path path("strings");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  auto used = [&] { return p.heap().stats().bytes_used; };
+  auto b = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make<bank::branch>(tx); });
+  pobj::set_root(p, "b", b.ref());
+  const std::size_t base = used();
+  CHECK(b.name().empty());
+  pobj::run_tx(p, [&](pobj::transaction& tx) { b.set_name(tx, "seven!!"); });
+  CHECK(b.name() == "seven!!");
+  CHECK(used() == base);  // inline
+  const std::string long_name(300, 'n');
+  pobj::run_tx(p, [&](pobj::transaction& tx) { b.set_name(tx, long_name); });
+  CHECK(b.name() == long_name);
+  CHECK(used() > base);
+  pobj::run_tx(p, [&](pobj::transaction& tx) { b.set_name(tx, "x"); });  // the old block is freed
+  CHECK(used() == base);
+  try {
+    pobj::run_tx(p, [&](pobj::transaction& tx) {
+      b.set_name(tx, long_name);
+      throw std::runtime_error("roll back");
+    });
+  } catch (const std::runtime_error&) {
+  }
+  CHECK(b.name() == "x");
+  CHECK(used() == base);
+  CHECK(p.heap().check().ok());
+
+  auto a = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make<bank::account>(tx); });
+  pobj::set_root(p, "a", a.ref());
+  const std::byte key[3] = {std::byte{0}, std::byte{0xff}, std::byte{7}};
+  pobj::run_tx(p, [&](pobj::transaction& tx) { a.set_key(tx, key); });
+  REQUIRE(a.key().size() == 3);
+  CHECK(a.key()[1] == std::byte{0xff});
+  CHECK(fmt::format("{}", a).find("key: x\"00ff07\"") != std::string::npos);
+  // Destroying an object frees the strings it owns.
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    b.set_name(tx, long_name);
+    p.remove_root("b");
+    pobj::destroy(tx, b);
+  });
+  CHECK(p.heap().check().ok());
+}
+
+TEST_CASE("value records are stored whole and hash, compare and format by their fields", "[codegen]") {
+  pobj_test::scratch_path path("records");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  auto a = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    auto made = pobj::make<bank::account>(tx);
+    made.set_last_statement(tx, pobj::make_record(tx, bank::money{12345, 840}));
+    return made;
+  });
+  pobj::set_root(p, "a", a.ref());
+  const bank::money& m = a.last_statement_value();
+  CHECK(m.cents == 12345);
+  CHECK(pobj::equal_records(m, bank::money{12345, 840}));
+  CHECK_FALSE(pobj::equal_records(m, bank::money{12345, 978}));
+  CHECK(pobj::hash_record(m) == pobj::hash_record(bank::money{12345, 840}));
+  CHECK(pobj::hash_record(m) != pobj::hash_record(bank::money{12346, 840}));
+  // Replacing a record is a new record and a swapped handle, in one block.
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    auto old = a.last_statement();
+    a.set_last_statement(tx, pobj::make_record(tx, bank::money{1, 840}));
+    pobj::free_record(tx, old);
+  });
+  CHECK(a.last_statement_value().cents == 1);
   CHECK(p.heap().check().ok());
 }
 
@@ -122,11 +219,111 @@ TEST_CASE("proxies compare field by field and format with fmt", "[codegen]") {
     CHECK_FALSE(a == b);
     a.set_next(tx, b.ref());
     CHECK(fmt::format("{}", b) ==
-          "bank::account{balance: 42, type: 1, frozen: false, home: null, next: null, limit: {700, 978}, rate: 2.5}");
+          "bank::account{balance: 42, type: 1, frozen: false, home: null, next: null, limit: {700, 978}, rate: 2.5, "
+          "key: x\"\", last_statement: null}");
     CHECK(fmt::format("{}", a).find(fmt::format("next: @{:#x}", b.ref().offset)) != std::string::npos);
     auto br = pobj::make<bank::branch>(tx);
-    const char name[24] = "dock";
-    br.set_name(tx, name);
-    CHECK(fmt::format("{}", br) == "bank::branch{balance: 0, name: \"dock\"}");
+    br.set_name(tx, "dock");
+    auto br2 = pobj::make<bank::branch>(tx);
+    br2.set_name(tx, "a long name that lives in a block");
+    CHECK_FALSE(br == br2);
+    br2.set_name(tx, "dock");
+    CHECK(br == br2);  // strings compare by content
+    CHECK(fmt::format("{}", br) == "bank::branch{balance: 0, code: \"\", name: \"dock\"}");
   });
+}
+
+TEST_CASE("builders make objects with every field, strings included", "[codegen]") {
+  pobj_test::scratch_path path("builder");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  const char code[8] = "B7";
+  auto b = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    return pobj::builder<bank::branch>().balance(77).code(code).name("built by a builder, long enough").make(tx);
+  });
+  pobj::set_root(p, "b", b.ref());
+  CHECK(b.balance() == 77);
+  CHECK(std::string_view(b.code()) == "B7");
+  CHECK(b.name() == "built by a builder, long enough");
+  CHECK(p.heap().check().ok());
+}
+
+TEST_CASE("failure-atomic methods run in a block of their own, or join the caller's", "[codegen]") {
+  pobj_test::scratch_path path("methods");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  auto a = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::builder<bank::account>().balance(100).make(tx); });
+  a.deposit(50);
+  CHECK(a.balance() == 150);
+  CHECK_THROWS_WITH(a.deposit(-500), "overdrawn");  // the whole method is rolled back
+  CHECK(a.balance() == 150);
+  try {
+    pobj::run_tx(p, [&](pobj::transaction&) {
+      a.deposit(10);  // joins this block
+      throw std::runtime_error("caller aborts");
+    });
+  } catch (const std::runtime_error&) {
+  }
+  CHECK(a.balance() == 150);
+  CHECK_FALSE(a.overdrawn());
+}
+
+TEST_CASE("a reference to a base holds derived objects: checked downcasts and dispatch", "[codegen]") {
+  pobj_test::scratch_path path("shapes");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  pobj::ref<shapes::shape> head = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    auto c = pobj::builder<shapes::circle>().x(1).y(2).radius(3).label("circle").make(tx);
+    auto s = pobj::builder<shapes::square>().width(4).height(4).label("a square with a long label").make(tx);
+    auto r = pobj::builder<shapes::rectangle>().width(2).height(5).make(tx);
+    c.set_next(tx, s.ref());  // ref<square> converts to ref<shape>
+    s.set_next(tx, r.ref());
+    pobj::ref<shapes::shape> h = c.ref();
+    pobj::set_root(p, "shapes", h);
+    return h;
+  });
+  std::vector<std::string> seen;
+  double area = 0;
+  for (auto r = head; r; r = pobj::deref(p, r).next()) {
+    auto s = pobj::deref(p, r);
+    seen.emplace_back(s.label());
+    area += pobj::visit<shapes::circle, shapes::square, shapes::rectangle>(s, [](auto shape) -> double {
+      if constexpr (requires { shape.radius(); }) {
+        return 3 * shape.radius() * shape.radius();
+      } else {
+        return shape.width() * shape.height();
+      }
+    });
+  }
+  CHECK(seen == std::vector<std::string>{"circle", "a square with a long label", ""});
+  CHECK(area == 27 + 16 + 10);
+
+  auto first = pobj::deref(p, head);
+  CHECK(pobj::is<shapes::circle>(first));
+  CHECK(pobj::is<shapes::shape>(first));
+  CHECK_FALSE(pobj::is<shapes::rectangle>(first));
+  CHECK(pobj::as<shapes::circle>(first)->radius() == 3);
+  CHECK_FALSE(pobj::as<shapes::square>(first));
+  auto sq = pobj::deref(p, first.next());
+  CHECK(pobj::is<shapes::rectangle>(sq));  // a square is a rectangle
+  CHECK(pobj::cast<shapes::rectangle>(sq).width() == 4);
+  CHECK_THROWS_AS(pobj::cast<shapes::circle>(sq), pobj::error);
+  // Methods of the base run on derived objects; the derived class's own methods too.
+  first.move_by(10, 10);
+  CHECK(pobj::cast<shapes::circle>(first).x() == 11);
+  pobj::cast<shapes::square>(sq).grow(1);
+  CHECK(pobj::cast<shapes::square>(sq).width() == 5);
+  CHECK(fmt::format("{}", pobj::cast<shapes::square>(sq)) ==
+        "shapes::square{x: 0, y: 0, label: \"a square with a long label\", next: " +
+            fmt::format("@{:#x}", sq.next().offset) + ", width: 5, height: 5, rotated: 0}");
+  // Destroying through the base frees what the derived object owns.
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    first.set_next(tx, sq.next());
+    pobj::destroy(tx, sq);
+  });
+  CHECK(p.heap().check().ok());
+  // Reopened, the class table still knows which class each object is.
+  p.close();
+  p = pobj::pool::open(path, pobj_test::small_options());
+  auto again = *pobj::root<shapes::shape>(p, "shapes");
+  CHECK(pobj::is<shapes::circle>(again));
+  CHECK(pobj::is<shapes::rectangle>(pobj::deref(p, again.next())));
+  CHECK_FALSE(pobj::is<shapes::square>(pobj::deref(p, again.next())));
 }

@@ -13,10 +13,16 @@
 // Crash consistency: not applicable.
 #pragma once
 
+// POBJ_PERSISTENT marks a class. In a persistent class, POBJ_METHOD marks a method that pobj-gen
+// declares on the proxy, for the user to define there; POBJ_FAILURE_ATOMIC marks one that also
+// runs in a failure-atomic block: the user defines it with a pobj::transaction& first parameter,
+// and pobj-gen adds the overload without it, which opens the block (docs/objects.md).
 #if defined(__clang__)
 #define POBJ_PERSISTENT [[clang::annotate("pobj::persistent")]]
+#define POBJ_METHOD [[clang::annotate("pobj::method")]]
 #define POBJ_FAILURE_ATOMIC [[clang::annotate("pobj::failure_atomic")]]
 #else
 #define POBJ_PERSISTENT
+#define POBJ_METHOD
 #define POBJ_FAILURE_ATOMIC
 #endif

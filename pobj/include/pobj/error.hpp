@@ -30,6 +30,8 @@ enum class errc {
   transaction_aborted,  // use of a block that an inner scope already aborted
   invalid_argument,     // bad option or argument
   io_error,             // the operating system refused an operation
+  schema_mismatch,      // the pool holds a class with another layout than the program's
+  wrong_class,          // a checked downcast or typed root found an object of another class
 };
 
 std::string_view to_string(errc code) noexcept;

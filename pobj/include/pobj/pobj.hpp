@@ -1,9 +1,12 @@
 // pobj: persistent objects for C++20. Include this header for the whole public API, or the
-// headers of the concepts you use (pool, heap, transaction, media).
+// headers of the concepts you use (pool, heap, transaction, media, object, string, record).
 #pragma once
 
 #include <pobj/error.hpp>
 #include <pobj/heap.hpp>
 #include <pobj/media.hpp>
+#include <pobj/object.hpp>
 #include <pobj/pool.hpp>
+#include <pobj/record.hpp>
+#include <pobj/string.hpp>
 #include <pobj/transaction.hpp>

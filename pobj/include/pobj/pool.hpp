@@ -84,6 +84,8 @@ class pool {
   std::size_t max_size() const noexcept;
   persist_mode mode() const noexcept;
   const std::string& path() const noexcept;
+  // Unique among the pools this process has opened, never reused (caches key on it).
+  std::uint64_t instance_id() const noexcept;
   std::array<std::uint8_t, 16> uuid() const noexcept;
   const recovery_report& recovery() const noexcept;
   media::domain& media() const noexcept;

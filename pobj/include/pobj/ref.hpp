@@ -17,6 +17,10 @@ struct ref {
 
   constexpr ref() = default;
   constexpr explicit ref(std::uint64_t off) noexcept : offset(off) {}
+  // A reference to a derived class converts to one to its base (the object is the same block).
+  template <class U>
+    requires(std::is_base_of_v<T, U> && !std::is_same_v<T, U>)
+  constexpr ref(ref<U> derived) noexcept : offset(derived.offset) {}
   constexpr explicit operator bool() const noexcept { return offset != 0; }
   friend constexpr bool operator==(ref a, ref b) noexcept = default;
 };

@@ -5,9 +5,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
 
 #include <pobj/object.hpp>
+#include <pobj/record.hpp>
 #include <pobj/ref.hpp>
+#include <pobj/string.hpp>
 
 #include "bank.hpp"
 
@@ -16,19 +22,30 @@ namespace pobj::generated {
 // ::bank::branch
 struct bank_branch_layout {
   std::int64_t balance;  // offset 0, 8 bytes
-  char name[24];  // offset 8, 24 bytes
+  char code[8];  // offset 8, 8 bytes
+  ::pobj::string name;  // offset 16, 8 bytes
 };
-static_assert(sizeof(bank_branch_layout) == 32);
+static_assert(sizeof(bank_branch_layout) == 24);
 static_assert(alignof(bank_branch_layout) == 8);
-static_assert(sizeof(::bank::branch) == 32);
+static_assert(sizeof(::bank::branch) == 24);
 static_assert(alignof(::bank::branch) == 8);
 static_assert(offsetof(bank_branch_layout, balance) == 0);
 static_assert(offsetof(::bank::branch, balance) == 0);
-static_assert(offsetof(bank_branch_layout, name) == 8);
-static_assert(offsetof(::bank::branch, name) == 8);
+static_assert(offsetof(bank_branch_layout, code) == 8);
+static_assert(offsetof(::bank::branch, code) == 8);
+static_assert(offsetof(bank_branch_layout, name) == 16);
+static_assert(offsetof(::bank::branch, name) == 16);
 inline constexpr std::uint64_t bank_branch_class_id = 0xb91984a95374e4e7ULL;
-inline constexpr std::uint64_t bank_branch_schema_hash = 0xc00e5c0a2c5b7df2ULL;
-inline constexpr std::size_t bank_branch_reference_offsets[] = {static_cast<std::size_t>(-1)};
+inline constexpr std::uint64_t bank_branch_schema_hash = 0x098cf352acf41c5bULL;
+inline constexpr std::size_t bank_branch_reference_offsets[] = {16};
+inline constexpr pobj::detail::field_info bank_branch_fields[] = {
+    {"balance", "std::int64_t", 'v', 0, 8},
+    {"code", "char[8]", 'v', 8, 8},
+    {"name", "::pobj::string", 's', 16, 8},
+};
+inline constexpr pobj::detail::class_info bank_branch_info{bank_branch_class_id, bank_branch_schema_hash, "bank::branch", 0, "", 24, 8, bank_branch_fields};
+// Registered before main; pool::open checks it against the pool's record.
+inline const bool bank_branch_registered = pobj::detail::register_class(bank_branch_info);
 
 // ::bank::account
 struct bank_account_layout {
@@ -40,10 +57,12 @@ struct bank_account_layout {
   ::pobj::ref<bank::account> next;  // offset 24, 8 bytes
   ::bank::money limit;  // offset 32, 16 bytes
   double rate;  // offset 48, 8 bytes
+  ::pobj::bytes key;  // offset 56, 8 bytes
+  ::pobj::record<bank::money> last_statement;  // offset 64, 8 bytes
 };
-static_assert(sizeof(bank_account_layout) == 56);
+static_assert(sizeof(bank_account_layout) == 72);
 static_assert(alignof(bank_account_layout) == 8);
-static_assert(sizeof(::bank::account) == 56);
+static_assert(sizeof(::bank::account) == 72);
 static_assert(alignof(::bank::account) == 8);
 static_assert(offsetof(bank_account_layout, balance) == 0);
 static_assert(offsetof(::bank::account, balance) == 0);
@@ -59,160 +78,395 @@ static_assert(offsetof(bank_account_layout, limit) == 32);
 static_assert(offsetof(::bank::account, limit) == 32);
 static_assert(offsetof(bank_account_layout, rate) == 48);
 static_assert(offsetof(::bank::account, rate) == 48);
+static_assert(offsetof(bank_account_layout, key) == 56);
+static_assert(offsetof(::bank::account, key) == 56);
+static_assert(offsetof(bank_account_layout, last_statement) == 64);
+static_assert(offsetof(::bank::account, last_statement) == 64);
+static_assert(std::is_trivially_copyable_v<::bank::kind>, "value records are trivially copyable");
+static_assert(std::is_trivially_copyable_v<::bank::money>, "value records are trivially copyable");
 inline constexpr std::uint64_t bank_account_class_id = 0xfe9ccef2a5ad4b12ULL;
-inline constexpr std::uint64_t bank_account_schema_hash = 0x1fdc1b4db6c7f800ULL;
-inline constexpr std::size_t bank_account_reference_offsets[] = {16, 24};
+inline constexpr std::uint64_t bank_account_schema_hash = 0xf903c535db69f38fULL;
+inline constexpr std::size_t bank_account_reference_offsets[] = {16, 24, 56, 64};
+inline constexpr pobj::detail::field_info bank_account_fields[] = {
+    {"balance", "std::int64_t", 'v', 0, 8},
+    {"type", "::bank::kind", 'v', 8, 1},
+    {"frozen", "bool", 'v', 9, 1},
+    {"home", "::pobj::ref<bank::branch>", 'r', 16, 8},
+    {"next", "::pobj::ref<bank::account>", 'r', 24, 8},
+    {"limit", "::bank::money", 'v', 32, 16},
+    {"rate", "double", 'v', 48, 8},
+    {"key", "::pobj::bytes", 's', 56, 8},
+    {"last_statement", "::pobj::record<bank::money>", 'r', 64, 8},
+};
+inline constexpr pobj::detail::class_info bank_account_info{bank_account_class_id, bank_account_schema_hash, "bank::account", 0, "", 72, 8, bank_account_fields};
+// Registered before main; pool::open checks it against the pool's record.
+inline const bool bank_account_registered = pobj::detail::register_class(bank_account_info);
 
 }  // namespace pobj::generated
 
 namespace pobj::generated {
 class bank_branch_proxy;
+class bank_branch_builder;
 class bank_account_proxy;
+class bank_account_builder;
 }  // namespace pobj::generated
 
 template <>
 struct pobj::persistent_traits<::bank::branch> {
   static constexpr std::uint64_t class_id = pobj::generated::bank_branch_class_id;
   static constexpr std::uint64_t schema_hash = pobj::generated::bank_branch_schema_hash;
-  static constexpr std::size_t size = 32;
+  static constexpr std::size_t size = 24;
   using proxy = pobj::generated::bank_branch_proxy;
+  using builder = pobj::generated::bank_branch_builder;
+  static const pobj::detail::class_info& info() noexcept { return pobj::generated::bank_branch_info; }
 };
 
 template <>
 struct pobj::persistent_traits<::bank::account> {
   static constexpr std::uint64_t class_id = pobj::generated::bank_account_class_id;
   static constexpr std::uint64_t schema_hash = pobj::generated::bank_account_schema_hash;
-  static constexpr std::size_t size = 56;
+  static constexpr std::size_t size = 72;
   using proxy = pobj::generated::bank_account_proxy;
+  using builder = pobj::generated::bank_account_builder;
+  static const pobj::detail::class_info& info() noexcept { return pobj::generated::bank_account_info; }
 };
 
 namespace pobj::generated {
 
 // A proxy of a ::bank::branch in a pool: two words, made on dereference, never allocated.
-class bank_branch_proxy {
+class bank_branch_proxy : public pobj::detail::proxy_base {
  public:
-  bank_branch_proxy(pobj::pool& p, ::bank::branch* object) noexcept : pool_(&p), object_(object) {}
-  pobj::pool& pool() const noexcept { return *pool_; }
-  const ::bank::branch* get() const noexcept { return object_; }
-  pobj::ref<::bank::branch> ref() const noexcept { return pobj::ref<::bank::branch>(pool_->offset_of(object_)); }
-
-  // balance: std::int64_t
-  std::int64_t balance() const noexcept { return object_->balance; }
-  void set_balance(const std::int64_t& value) { pobj::detail::store_field(*pool_, object_->balance, value); }
-  void set_balance(pobj::transaction& tx, const std::int64_t& value) { tx.set(object_->balance, value); }
-
-  // name: char[24]
-  const char (&name() const noexcept)[24] { return object_->name; }
-  void set_name(pobj::transaction& tx, const char (&value)[24]) {
-    tx.snapshot(&object_->name, sizeof(object_->name));
-    for (std::size_t i = 0; i < std::size(value); ++i) object_->name[i] = value[i];
+  bank_branch_proxy(pobj::pool& p, void* object) noexcept : pobj::detail::proxy_base(p, object) {}
+  const ::bank::branch* get() const noexcept { return static_cast<const ::bank::branch*>(object_); }
+  pobj::ref<::bank::branch> ref() const noexcept {
+    return pobj::ref<::bank::branch>(pool_->offset_of(object_) - pobj::object_header_size);
   }
 
-  // Field by field (references by offset), whether or not a and b are the same object.
+  // balance: std::int64_t
+  std::int64_t balance() const noexcept {
+    if (stored_size() < 8) [[unlikely]] return pobj::detail::defaults<::bank::branch>().balance;
+    return self()->balance;
+  }
+  void set_balance(const std::int64_t& value) {
+    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "balance", stored_size());
+    pobj::detail::store_field(*pool_, self()->balance, value);
+  }
+  void set_balance(pobj::transaction& tx, const std::int64_t& value) {
+    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "balance", stored_size());
+    tx.set(self()->balance, value);
+  }
+
+  // code: char[8]
+  const char (&code() const noexcept)[8] {
+    if (stored_size() < 16) [[unlikely]] return pobj::detail::defaults<::bank::branch>().code;
+    return self()->code;
+  }
+  void set_code(pobj::transaction& tx, const char (&value)[8]) {
+    if (stored_size() < 16) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "code", stored_size());
+    tx.snapshot(&self()->code, sizeof(self()->code));
+    for (std::size_t i = 0; i < std::size(value); ++i) self()->code[i] = value[i];
+  }
+
+  // name: ::pobj::string
+  std::string_view name() const noexcept {
+    if (stored_size() < 24) [[unlikely]] return {};
+    return pobj::detail::read_string(*pool_, self()->name.word);
+  }
+  void set_name(pobj::transaction& tx, std::string_view value) {
+    if (stored_size() < 24) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "name", stored_size());
+    pobj::detail::assign_string(tx, self()->name.word, value);
+  }
+
+  // Field by field (strings by content, references by offset), whether or not a and b are the
+  // same object.
   friend bool operator==(const bank_branch_proxy& a, const bank_branch_proxy& b) noexcept {
     return true
-        && pobj::detail::field_equal(a.object_->balance, b.object_->balance)
-        && pobj::detail::field_equal(a.object_->name, b.object_->name);
+        && pobj::detail::field_equal(a.balance(), b.balance())
+        && pobj::detail::field_equal(a.code(), b.code())
+        && pobj::detail::field_equal(a.name(), b.name());
   }
 
   template <class Out>
   Out format_to(Out out) const {
     out = fmt::format_to(out, "bank::branch{{");
-    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), object_->balance);
-    out = pobj::detail::format_field(fmt::format_to(out, ", name: "), object_->name);
+    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), balance());
+    out = pobj::detail::format_field(fmt::format_to(out, ", code: "), code());
+    out = pobj::detail::format_field(fmt::format_to(out, ", name: "), name());
     return fmt::format_to(out, "}}");
   }
 
  private:
-  pobj::pool* pool_;
-  ::bank::branch* object_;
+  ::bank::branch* self() const noexcept { return static_cast<::bank::branch*>(object_); }
 };
 static_assert(sizeof(bank_branch_proxy) == 2 * sizeof(void*));
 
 // A proxy of a ::bank::account in a pool: two words, made on dereference, never allocated.
-class bank_account_proxy {
+class bank_account_proxy : public pobj::detail::proxy_base {
  public:
-  bank_account_proxy(pobj::pool& p, ::bank::account* object) noexcept : pool_(&p), object_(object) {}
-  pobj::pool& pool() const noexcept { return *pool_; }
-  const ::bank::account* get() const noexcept { return object_; }
-  pobj::ref<::bank::account> ref() const noexcept { return pobj::ref<::bank::account>(pool_->offset_of(object_)); }
+  bank_account_proxy(pobj::pool& p, void* object) noexcept : pobj::detail::proxy_base(p, object) {}
+  const ::bank::account* get() const noexcept { return static_cast<const ::bank::account*>(object_); }
+  pobj::ref<::bank::account> ref() const noexcept {
+    return pobj::ref<::bank::account>(pool_->offset_of(object_) - pobj::object_header_size);
+  }
 
   // balance: std::int64_t
-  std::int64_t balance() const noexcept { return object_->balance; }
-  void set_balance(const std::int64_t& value) { pobj::detail::store_field(*pool_, object_->balance, value); }
-  void set_balance(pobj::transaction& tx, const std::int64_t& value) { tx.set(object_->balance, value); }
+  std::int64_t balance() const noexcept {
+    if (stored_size() < 8) [[unlikely]] return pobj::detail::defaults<::bank::account>().balance;
+    return self()->balance;
+  }
+  void set_balance(const std::int64_t& value) {
+    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "balance", stored_size());
+    pobj::detail::store_field(*pool_, self()->balance, value);
+  }
+  void set_balance(pobj::transaction& tx, const std::int64_t& value) {
+    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "balance", stored_size());
+    tx.set(self()->balance, value);
+  }
 
   // type: ::bank::kind
-  ::bank::kind type() const noexcept { return object_->type; }
-  void set_type(const ::bank::kind& value) { pobj::detail::store_field(*pool_, object_->type, value); }
-  void set_type(pobj::transaction& tx, const ::bank::kind& value) { tx.set(object_->type, value); }
+  ::bank::kind type() const noexcept {
+    if (stored_size() < 9) [[unlikely]] return pobj::detail::defaults<::bank::account>().type;
+    return self()->type;
+  }
+  void set_type(const ::bank::kind& value) {
+    if (stored_size() < 9) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "type", stored_size());
+    pobj::detail::store_field(*pool_, self()->type, value);
+  }
+  void set_type(pobj::transaction& tx, const ::bank::kind& value) {
+    if (stored_size() < 9) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "type", stored_size());
+    tx.set(self()->type, value);
+  }
 
   // frozen: bool
-  bool frozen() const noexcept { return object_->frozen; }
-  void set_frozen(const bool& value) { pobj::detail::store_field(*pool_, object_->frozen, value); }
-  void set_frozen(pobj::transaction& tx, const bool& value) { tx.set(object_->frozen, value); }
+  bool frozen() const noexcept {
+    if (stored_size() < 10) [[unlikely]] return pobj::detail::defaults<::bank::account>().frozen;
+    return self()->frozen;
+  }
+  void set_frozen(const bool& value) {
+    if (stored_size() < 10) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "frozen", stored_size());
+    pobj::detail::store_field(*pool_, self()->frozen, value);
+  }
+  void set_frozen(pobj::transaction& tx, const bool& value) {
+    if (stored_size() < 10) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "frozen", stored_size());
+    tx.set(self()->frozen, value);
+  }
 
   // home: ::pobj::ref<bank::branch>
-  ::pobj::ref<bank::branch> home() const noexcept { return object_->home; }
-  void set_home(const ::pobj::ref<bank::branch>& value) { pobj::detail::store_field(*pool_, object_->home, value); }
-  void set_home(pobj::transaction& tx, const ::pobj::ref<bank::branch>& value) { tx.set(object_->home, value); }
+  ::pobj::ref<bank::branch> home() const noexcept {
+    if (stored_size() < 24) [[unlikely]] return pobj::detail::defaults<::bank::account>().home;
+    return self()->home;
+  }
+  void set_home(const ::pobj::ref<bank::branch>& value) {
+    if (stored_size() < 24) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "home", stored_size());
+    pobj::detail::store_field(*pool_, self()->home, value);
+  }
+  void set_home(pobj::transaction& tx, const ::pobj::ref<bank::branch>& value) {
+    if (stored_size() < 24) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "home", stored_size());
+    tx.set(self()->home, value);
+  }
   // The object home refers to. REQUIRES: home() is not null.
   pobj::proxy<::bank::branch> home_object() const noexcept;
 
   // next: ::pobj::ref<bank::account>
-  ::pobj::ref<bank::account> next() const noexcept { return object_->next; }
-  void set_next(const ::pobj::ref<bank::account>& value) { pobj::detail::store_field(*pool_, object_->next, value); }
-  void set_next(pobj::transaction& tx, const ::pobj::ref<bank::account>& value) { tx.set(object_->next, value); }
+  ::pobj::ref<bank::account> next() const noexcept {
+    if (stored_size() < 32) [[unlikely]] return pobj::detail::defaults<::bank::account>().next;
+    return self()->next;
+  }
+  void set_next(const ::pobj::ref<bank::account>& value) {
+    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "next", stored_size());
+    pobj::detail::store_field(*pool_, self()->next, value);
+  }
+  void set_next(pobj::transaction& tx, const ::pobj::ref<bank::account>& value) {
+    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "next", stored_size());
+    tx.set(self()->next, value);
+  }
   // The object next refers to. REQUIRES: next() is not null.
   pobj::proxy<::bank::account> next_object() const noexcept;
 
   // limit: ::bank::money
-  ::bank::money limit() const noexcept { return object_->limit; }
-  void set_limit(pobj::transaction& tx, const ::bank::money& value) { tx.set(object_->limit, value); }
+  ::bank::money limit() const noexcept {
+    if (stored_size() < 48) [[unlikely]] return pobj::detail::defaults<::bank::account>().limit;
+    return self()->limit;
+  }
+  void set_limit(pobj::transaction& tx, const ::bank::money& value) {
+    if (stored_size() < 48) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "limit", stored_size());
+    tx.set(self()->limit, value);
+  }
 
   // rate: double
-  double rate() const noexcept { return object_->rate; }
-  void set_rate(const double& value) { pobj::detail::store_field(*pool_, object_->rate, value); }
-  void set_rate(pobj::transaction& tx, const double& value) { tx.set(object_->rate, value); }
+  double rate() const noexcept {
+    if (stored_size() < 56) [[unlikely]] return pobj::detail::defaults<::bank::account>().rate;
+    return self()->rate;
+  }
+  void set_rate(const double& value) {
+    if (stored_size() < 56) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "rate", stored_size());
+    pobj::detail::store_field(*pool_, self()->rate, value);
+  }
+  void set_rate(pobj::transaction& tx, const double& value) {
+    if (stored_size() < 56) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "rate", stored_size());
+    tx.set(self()->rate, value);
+  }
 
-  // Field by field (references by offset), whether or not a and b are the same object.
+  // key: ::pobj::bytes
+  std::span<const std::byte> key() const noexcept {
+    if (stored_size() < 64) [[unlikely]] return {};
+    return pobj::as_bytes_view(pobj::detail::read_string(*pool_, self()->key.word));
+  }
+  void set_key(pobj::transaction& tx, std::span<const std::byte> value) {
+    if (stored_size() < 64) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "key", stored_size());
+    pobj::detail::assign_string(tx, self()->key.word, pobj::as_string_view(value));
+  }
+
+  // last_statement: ::pobj::record<bank::money>
+  ::pobj::record<bank::money> last_statement() const noexcept {
+    if (stored_size() < 72) [[unlikely]] return pobj::detail::defaults<::bank::account>().last_statement;
+    return self()->last_statement;
+  }
+  void set_last_statement(const ::pobj::record<bank::money>& value) {
+    if (stored_size() < 72) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "last_statement", stored_size());
+    pobj::detail::store_field(*pool_, self()->last_statement, value);
+  }
+  void set_last_statement(pobj::transaction& tx, const ::pobj::record<bank::money>& value) {
+    if (stored_size() < 72) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "last_statement", stored_size());
+    tx.set(self()->last_statement, value);
+  }
+  // The record last_statement holds. REQUIRES: last_statement() is not null.
+  const ::bank::money& last_statement_value() const noexcept { return pobj::get(*pool_, last_statement()); }
+
+  // deposit: failure-atomic. Defined by the user as
+  //   void bank_account_proxy::deposit(pobj::transaction& tx, long cents)
+  // and run here in a block of its own (or as part of the caller's).
+  void deposit(long cents) {
+    pobj::transaction tx(*pool_);
+    return deposit(tx, cents);
+  }
+  void deposit(pobj::transaction& tx, long cents);
+
+  // overdrawn: defined by the user as bool bank_account_proxy::overdrawn() const
+  bool overdrawn() const;
+
+  // Field by field (strings by content, references by offset), whether or not a and b are the
+  // same object.
   friend bool operator==(const bank_account_proxy& a, const bank_account_proxy& b) noexcept {
     return true
-        && pobj::detail::field_equal(a.object_->balance, b.object_->balance)
-        && pobj::detail::field_equal(a.object_->type, b.object_->type)
-        && pobj::detail::field_equal(a.object_->frozen, b.object_->frozen)
-        && pobj::detail::field_equal(a.object_->home, b.object_->home)
-        && pobj::detail::field_equal(a.object_->next, b.object_->next)
-        && pobj::detail::field_equal(a.object_->limit, b.object_->limit)
-        && pobj::detail::field_equal(a.object_->rate, b.object_->rate);
+        && pobj::detail::field_equal(a.balance(), b.balance())
+        && pobj::detail::field_equal(a.type(), b.type())
+        && pobj::detail::field_equal(a.frozen(), b.frozen())
+        && pobj::detail::field_equal(a.home(), b.home())
+        && pobj::detail::field_equal(a.next(), b.next())
+        && pobj::detail::field_equal(a.limit(), b.limit())
+        && pobj::detail::field_equal(a.rate(), b.rate())
+        && pobj::detail::field_equal(a.key(), b.key())
+        && pobj::detail::field_equal(a.last_statement(), b.last_statement());
   }
 
   template <class Out>
   Out format_to(Out out) const {
     out = fmt::format_to(out, "bank::account{{");
-    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), object_->balance);
-    out = pobj::detail::format_field(fmt::format_to(out, ", type: "), object_->type);
-    out = pobj::detail::format_field(fmt::format_to(out, ", frozen: "), object_->frozen);
-    out = pobj::detail::format_field(fmt::format_to(out, ", home: "), object_->home);
-    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), object_->next);
-    out = pobj::detail::format_field(fmt::format_to(out, ", limit: "), object_->limit);
-    out = pobj::detail::format_field(fmt::format_to(out, ", rate: "), object_->rate);
+    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), balance());
+    out = pobj::detail::format_field(fmt::format_to(out, ", type: "), type());
+    out = pobj::detail::format_field(fmt::format_to(out, ", frozen: "), frozen());
+    out = pobj::detail::format_field(fmt::format_to(out, ", home: "), home());
+    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), next());
+    out = pobj::detail::format_field(fmt::format_to(out, ", limit: "), limit());
+    out = pobj::detail::format_field(fmt::format_to(out, ", rate: "), rate());
+    out = pobj::detail::format_field(fmt::format_to(out, ", key: "), key());
+    out = pobj::detail::format_field(fmt::format_to(out, ", last_statement: "), last_statement());
     return fmt::format_to(out, "}}");
   }
 
  private:
-  pobj::pool* pool_;
-  ::bank::account* object_;
+  ::bank::account* self() const noexcept { return static_cast<::bank::account*>(object_); }
 };
 static_assert(sizeof(bank_account_proxy) == 2 * sizeof(void*));
 
 inline pobj::proxy<::bank::branch> bank_account_proxy::home_object() const noexcept {
-  return pobj::deref(*pool_, object_->home);
+  return pobj::deref(*pool_, home());
 }
 
 inline pobj::proxy<::bank::account> bank_account_proxy::next_object() const noexcept {
-  return pobj::deref(*pool_, object_->next);
+  return pobj::deref(*pool_, next());
 }
+
+// Builds a ::bank::branch field by field in DRAM, then makes it in a block:
+//   pobj::builder<::bank::branch>().balance(...).code(...).make(tx)
+class bank_branch_builder {
+ public:
+  bank_branch_builder& balance(const std::int64_t& value) {
+    pobj_value_.balance = value;
+    return *this;
+  }
+  bank_branch_builder& code(const char (&value)[8]) {
+    for (std::size_t i = 0; i < std::size(value); ++i) pobj_value_.code[i] = value[i];
+    return *this;
+  }
+  bank_branch_builder& name(std::string_view value) {
+    pobj_name_.assign(value);
+    return *this;
+  }
+  // The object, made in the block (it exists only if the block commits).
+  bank_branch_proxy make(pobj::transaction& tx) const {
+    bank_branch_proxy object = pobj::make<::bank::branch>(tx, pobj_value_);
+    if (!pobj_name_.empty()) object.set_name(tx, pobj_name_);
+    return object;
+  }
+
+ private:
+  ::bank::branch pobj_value_{};
+  std::string pobj_name_;
+};
+
+// Builds a ::bank::account field by field in DRAM, then makes it in a block:
+//   pobj::builder<::bank::account>().balance(...).type(...).make(tx)
+class bank_account_builder {
+ public:
+  bank_account_builder& balance(const std::int64_t& value) {
+    pobj_value_.balance = value;
+    return *this;
+  }
+  bank_account_builder& type(const ::bank::kind& value) {
+    pobj_value_.type = value;
+    return *this;
+  }
+  bank_account_builder& frozen(const bool& value) {
+    pobj_value_.frozen = value;
+    return *this;
+  }
+  bank_account_builder& home(const ::pobj::ref<bank::branch>& value) {
+    pobj_value_.home = value;
+    return *this;
+  }
+  bank_account_builder& next(const ::pobj::ref<bank::account>& value) {
+    pobj_value_.next = value;
+    return *this;
+  }
+  bank_account_builder& limit(const ::bank::money& value) {
+    pobj_value_.limit = value;
+    return *this;
+  }
+  bank_account_builder& rate(const double& value) {
+    pobj_value_.rate = value;
+    return *this;
+  }
+  bank_account_builder& key(std::span<const std::byte> value) {
+    pobj_key_.assign(pobj::as_string_view(value));
+    return *this;
+  }
+  bank_account_builder& last_statement(const ::pobj::record<bank::money>& value) {
+    pobj_value_.last_statement = value;
+    return *this;
+  }
+  // The object, made in the block (it exists only if the block commits).
+  bank_account_proxy make(pobj::transaction& tx) const {
+    bank_account_proxy object = pobj::make<::bank::account>(tx, pobj_value_);
+    if (!pobj_key_.empty()) object.set_key(tx, pobj::as_bytes_view(pobj_key_));
+    return object;
+  }
+
+ private:
+  ::bank::account pobj_value_{};
+  std::string pobj_key_;
+};
 
 }  // namespace pobj::generated
 

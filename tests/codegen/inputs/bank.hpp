@@ -1,10 +1,12 @@
-// A valid input: the classes of the bank example (issue 3 will grow this into examples/bank).
+// A valid input: the classes of a small bank, with every kind of field pobj-gen supports.
 #pragma once
 
 #include <cstdint>
 
 #include <pobj/annotate.hpp>
+#include <pobj/record.hpp>
 #include <pobj/ref.hpp>
+#include <pobj/string.hpp>
 
 namespace bank {
 
@@ -17,7 +19,8 @@ struct money {  // a value record, stored whole
 
 struct POBJ_PERSISTENT branch {
   std::int64_t balance;
-  char name[24];
+  char code[8];
+  pobj::string name;
 };
 
 struct POBJ_PERSISTENT account {
@@ -28,6 +31,11 @@ struct POBJ_PERSISTENT account {
   pobj::ref<account> next;  // self-references are fine
   money limit;
   double rate;
+  pobj::bytes key;
+  pobj::record<money> last_statement;
+
+  POBJ_FAILURE_ATOMIC void deposit(std::int64_t cents);
+  POBJ_METHOD bool overdrawn() const;
 };
 
 }  // namespace bank

@@ -163,16 +163,26 @@ static std::unique_ptr<pool_impl> attach(std::unique_ptr<pool_impl> p, std::uint
     p->heap = std::make_unique<heap_impl>(*p);  // recovery changed allocation state
     p->heap_handle = std::make_unique<pobj::heap>(*p->heap);
   }
-  std::uint64_t boots = p->super->boot_count.load(std::memory_order_relaxed) + 1;
-  p->super->boot_count.store(boots, std::memory_order_relaxed);
-  p->persist(&p->super->boot_count, 8);
-  p->report.boot_count = boots;
   {
     lock_guard lock(registry_mu);
     registry().emplace(p->id, p.get());
   }
   p->report.open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return p;
+}
+
+// The last step of create and open: the program's classes are checked against the pool's (which
+// throws, changing nothing, if one is incompatible) and recorded, then the boot is counted.
+static pool finish_open(pool opened) {
+  auto t0 = std::chrono::steady_clock::now();
+  detail::attach_classes(opened);
+  pool_impl& p = opened.impl();
+  std::uint64_t boots = p.super->boot_count.load(std::memory_order_relaxed) + 1;
+  p.super->boot_count.store(boots, std::memory_order_relaxed);
+  p.persist(&p.super->boot_count, 8);
+  p.report.boot_count = boots;
+  p.report.open_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return opened;
 }
 
 std::size_t pool::minimum_size(const pool_options& options) {
@@ -236,8 +246,7 @@ pool pool::create(const std::string& path, const pool_options& options) {
   h.checksum = header_checksum(h);
   pool created(attach(std::move(p), size, options, true));
   media::sync_directory_of(path, created.mode());
-  detail::attach_classes(created);
-  return created;
+  return finish_open(std::move(created));
 }
 
 pool pool::open(const std::string& path, const pool_options& options) {
@@ -300,9 +309,7 @@ pool pool::open(const std::string& path, const pool_options& options) {
     throw error(errc::truncated,
                 fmt::format("pobj: pool '{}' is truncated: the file has {} bytes, the pool needs {}", path, file_size, size));
   }
-  pool opened(attach(std::move(p), size, options, false));
-  detail::attach_classes(opened);  // checks the program's classes against the pool's first
-  return opened;
+  return finish_open(pool(attach(std::move(p), size, options, false)));
 }
 
 pool pool::open_or_create(const std::string& path, const pool_options& options) {

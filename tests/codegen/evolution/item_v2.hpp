@@ -1,0 +1,18 @@
+// Schema evolution, version 2 of evo::item: fields appended at the end (an additive change).
+#pragma once
+
+#include <cstdint>
+
+#include <pobj/annotate.hpp>
+#include <pobj/string.hpp>
+
+namespace evo {
+
+struct POBJ_PERSISTENT item {
+  std::int64_t id;
+  std::int32_t count;
+  double weight = 2.5;  // what objects made by version 1 read
+  pobj::string note;
+};
+
+}  // namespace evo

@@ -84,11 +84,12 @@ std::uint64_t fnv1a(const std::string& s, std::uint64_t h = 0xcbf29ce484222325UL
   return h;
 }
 
-enum class kind { value, array, reference, record, string, bytes };
+enum class kind { value, array, reference, reference_array, record, string, bytes };
 
 char kind_code(kind k) {
   switch (k) {
     case kind::reference:
+    case kind::reference_array:
     case kind::record: return 'r';
     case kind::string:
     case kind::bytes: return 's';
@@ -206,7 +207,14 @@ why_not unsupported(CXType t, field_kind* out, bool in_record) {
         out->k = kind::array;
         return {};
       }
-      return {"an array of '" + str(clang_getTypeSpelling(e)) + "'; arrays may hold integers, floating point and enums",
+      CXCursor element = clang_getTypeDeclaration(clang_getCanonicalType(e));
+      if (!in_record && qualified_name(element) == "pobj::ref") {
+        auto why = unsupported(e, out, false);
+        if (why.first.empty()) out->k = kind::reference_array;
+        return why;
+      }
+      return {"an array of '" + str(clang_getTypeSpelling(e)) + "'; arrays may hold integers, floating point, enums "
+              "and (in persistent classes) references",
               "use a pobj container (durable types) for anything else"};
     }
     case CXType_Record: {
@@ -428,7 +436,7 @@ void collect_class(CXCursor c, parse_state& ps) {
             f.target = fk.target;
             f.owner = x->pc->qualified;
             CXType spelled = ft;
-            if (fk.k == kind::array) {
+            if (fk.k == kind::array || fk.k == kind::reference_array) {
               f.array = "[" + std::to_string(clang_getArraySize(clang_getCanonicalType(ft))) + "]";
               spelled = clang_getArrayElementType(ft);
             }
@@ -588,13 +596,33 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
     o << "\n  // " << f.name << ": " << f.type << f.array << "\n";
     switch (f.k) {
       case kind::array:
+      case kind::reference_array: {
+        const std::uint64_t count = std::stoull(f.array.substr(1));
+        const std::uint64_t element = f.size / count;
+        const bool single_element = element == 1 || element == 2 || element == 4 || element == 8;
+        const std::string bounds = "    if (i >= " + std::to_string(count) +
+                                   ") [[unlikely]] pobj::detail::throw_index(" + quoted(c.qualified) + ", " +
+                                   quoted(f.name) + ", i, " + std::to_string(count) + ");\n";
         o << "  const " << f.type << " (&" << f.name << "() const noexcept)" << f.array << " {\n    " << missing
           << "return pobj::detail::defaults<" << self << ">()." << f.name << ";\n    return self()->" << f.name
           << ";\n  }\n"
           << "  void set_" << f.name << "(pobj::transaction& tx, const " << f.type << " (&value)" << f.array << ") {\n"
           << require << "    tx.snapshot(&self()->" << f.name << ", sizeof(self()->" << f.name << "));\n"
           << "    for (std::size_t i = 0; i < std::size(value); ++i) self()->" << f.name << "[i] = value[i];\n  }\n";
+        // Elements one at a time (bounds-checked).
+        if (single_element) {
+          o << "  void set_" << f.name << "(std::size_t i, const " << f.type << "& value) {\n" << require << bounds
+            << "    pobj::detail::store_field(*pool_, self()->" << f.name << "[i], value);\n  }\n";
+        }
+        o << "  void set_" << f.name << "(pobj::transaction& tx, std::size_t i, const " << f.type << "& value) {\n"
+          << require << bounds << "    tx.set(self()->" << f.name << "[i], value);\n  }\n";
+        if (f.k == kind::reference_array) {
+          o << "  // The object element i of " << f.name << " refers to. REQUIRES: it is not null.\n"
+            << "  pobj::proxy<::" << f.target << "> " << f.name << "_object(std::size_t i) const noexcept {\n"
+            << "    return pobj::deref(*pool_, " << f.name << "()[i]);\n  }\n";
+        }
         continue;
+      }
       case kind::string:
       case kind::bytes: {
         bool bytes = f.k == kind::bytes;
@@ -681,6 +709,7 @@ void emit_builder(std::ostringstream& o, const persistent_class& c) {
   for (const auto& f : c.fields) {
     switch (f.k) {
       case kind::array:
+      case kind::reference_array:
         o << "  " << id << "_builder& " << f.name << "(const " << f.type << " (&value)" << f.array << ") {\n"
           << "    for (std::size_t i = 0; i < std::size(value); ++i) pobj_value_." << f.name << "[i] = value[i];\n"
           << "    return *this;\n  }\n";

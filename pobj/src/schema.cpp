@@ -131,9 +131,10 @@ std::string incompatibility(const class_entry& recorded, const class_info& progr
 }
 
 void set_tracer_for(pool& p, std::uint16_t key, const class_entry& e) {
-  std::vector<std::pair<std::uint32_t, char>> refs;
+  std::vector<std::pair<std::uint32_t, char>> refs;  // every reference word (arrays of them too)
   for (const auto& f : e.fields) {
-    if (f.kind != 'v' && f.size == 8) refs.emplace_back(f.offset, f.kind);
+    if (f.kind == 'v' || f.size % 8 != 0) continue;
+    for (std::uint32_t at = 0; at < f.size; at += 8) refs.emplace_back(f.offset + at, f.kind);
   }
   p.heap().set_tracer(key, [refs](const void* object, std::size_t block, const reference_visitor& visit) {
     const auto* base = static_cast<const std::byte*>(object);
@@ -381,6 +382,11 @@ void throw_field_too_new(const char* cls, const char* field, std::uint32_t objec
               fmt::format("pobj: this '{}' was made before field '{}' was added (it has {} bytes): the field reads "
                           "as its default and cannot be set; make a new object",
                           cls, field, object_size));
+}
+
+void throw_index(const char* cls, const char* field, std::size_t i, std::size_t count) {
+  throw error(errc::invalid_argument,
+              fmt::format("pobj: index {} is out of range for field '{}' of '{}' ({} elements)", i, field, cls, count));
 }
 
 void destroy_object(transaction& tx, offset_t block) {

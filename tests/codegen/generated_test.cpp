@@ -327,3 +327,20 @@ TEST_CASE("a reference to a base holds derived objects: checked downcasts and di
   CHECK(pobj::is<shapes::rectangle>(pobj::deref(p, again.next())));
   CHECK_FALSE(pobj::is<shapes::square>(pobj::deref(p, again.next())));
 }
+
+TEST_CASE("arrays of references and scalars: whole or element by element, bounds-checked", "[codegen]") {
+  pobj_test::scratch_path path("arrays");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  auto d = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    auto drawing = pobj::make<shapes::drawing>(tx);
+    drawing.set_layers(tx, 2, pobj::make<shapes::circle>(tx).ref());
+    return drawing;
+  });
+  pobj::set_root(p, "d", d.ref());
+  d.set_depth(1, 7);  // one durable store
+  CHECK(d.depth()[1] == 7);
+  CHECK(pobj::is<shapes::circle>(d.layers_object(2)));
+  CHECK_FALSE(d.layers()[0]);
+  CHECK_THROWS_AS(d.set_depth(4, 1), pobj::error);
+  CHECK(p.heap().check().ok());  // the circle is reachable through the array
+}

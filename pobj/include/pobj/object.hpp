@@ -98,6 +98,7 @@ std::string class_name(const pool& p, std::uint16_t key);
 // Frees the object whose block starts at `block`, and the strings it owns, in the block.
 void destroy_object(transaction& tx, offset_t block);
 [[noreturn]] void throw_wrong_class(const pool& p, std::uint16_t key, const char* wanted);
+[[noreturn]] void throw_index(const char* cls, const char* field, std::size_t i, std::size_t count);
 [[noreturn]] void throw_field_too_new(const char* cls, const char* field, std::uint32_t object_size);
 
 template <class First, class... Rest, class F>

@@ -166,6 +166,16 @@ class bank_branch_proxy : public pobj::detail::proxy_base {
     tx.snapshot(&self()->code, sizeof(self()->code));
     for (std::size_t i = 0; i < std::size(value); ++i) self()->code[i] = value[i];
   }
+  void set_code(std::size_t i, const char& value) {
+    if (stored_size() < 16) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "code", stored_size());
+    if (i >= 8) [[unlikely]] pobj::detail::throw_index("bank::branch", "code", i, 8);
+    pobj::detail::store_field(*pool_, self()->code[i], value);
+  }
+  void set_code(pobj::transaction& tx, std::size_t i, const char& value) {
+    if (stored_size() < 16) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "code", stored_size());
+    if (i >= 8) [[unlikely]] pobj::detail::throw_index("bank::branch", "code", i, 8);
+    tx.set(self()->code[i], value);
+  }
 
   // name: ::pobj::string
   std::string_view name() const noexcept {

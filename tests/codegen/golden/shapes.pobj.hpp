@@ -181,6 +181,30 @@ inline constexpr pobj::detail::class_info shapes_square_info{shapes_square_class
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool shapes_square_registered = pobj::detail::register_class(shapes_square_info);
 
+// ::shapes::drawing
+struct shapes_drawing_layout {
+  ::pobj::ref<shapes::shape> layers[4];  // offset 0, 32 bytes
+  std::int32_t depth[4];  // offset 32, 16 bytes
+};
+static_assert(sizeof(shapes_drawing_layout) == 48);
+static_assert(alignof(shapes_drawing_layout) == 8);
+static_assert(sizeof(::shapes::drawing) == 48);
+static_assert(alignof(::shapes::drawing) == 8);
+static_assert(offsetof(shapes_drawing_layout, layers) == 0);
+static_assert(offsetof(::shapes::drawing, layers) == 0);
+static_assert(offsetof(shapes_drawing_layout, depth) == 32);
+static_assert(offsetof(::shapes::drawing, depth) == 32);
+inline constexpr std::uint64_t shapes_drawing_class_id = 0x644ab5fb3303e733ULL;
+inline constexpr std::uint64_t shapes_drawing_schema_hash = 0x5daa960e7eabfbabULL;
+inline constexpr std::size_t shapes_drawing_reference_offsets[] = {0};
+inline constexpr pobj::detail::field_info shapes_drawing_fields[] = {
+    {"layers", "::pobj::ref<shapes::shape>[4]", 'r', 0, 32},
+    {"depth", "std::int32_t[4]", 'v', 32, 16},
+};
+inline constexpr pobj::detail::class_info shapes_drawing_info{shapes_drawing_class_id, shapes_drawing_schema_hash, "shapes::drawing", 0, "", 48, 8, shapes_drawing_fields};
+// Registered before main; pool::open checks it against the pool's record.
+inline const bool shapes_drawing_registered = pobj::detail::register_class(shapes_drawing_info);
+
 }  // namespace pobj::generated
 
 namespace pobj::generated {
@@ -192,6 +216,8 @@ class shapes_rectangle_proxy;
 class shapes_rectangle_builder;
 class shapes_square_proxy;
 class shapes_square_builder;
+class shapes_drawing_proxy;
+class shapes_drawing_builder;
 }  // namespace pobj::generated
 
 template <>
@@ -232,6 +258,16 @@ struct pobj::persistent_traits<::shapes::square> {
   using proxy = pobj::generated::shapes_square_proxy;
   using builder = pobj::generated::shapes_square_builder;
   static const pobj::detail::class_info& info() noexcept { return pobj::generated::shapes_square_info; }
+};
+
+template <>
+struct pobj::persistent_traits<::shapes::drawing> {
+  static constexpr std::uint64_t class_id = pobj::generated::shapes_drawing_class_id;
+  static constexpr std::uint64_t schema_hash = pobj::generated::shapes_drawing_schema_hash;
+  static constexpr std::size_t size = 48;
+  using proxy = pobj::generated::shapes_drawing_proxy;
+  using builder = pobj::generated::shapes_drawing_builder;
+  static const pobj::detail::class_info& info() noexcept { return pobj::generated::shapes_drawing_info; }
 };
 
 namespace pobj::generated {
@@ -512,6 +548,82 @@ class shapes_square_proxy : public shapes_rectangle_proxy {
 };
 static_assert(sizeof(shapes_square_proxy) == 2 * sizeof(void*));
 
+// A proxy of a ::shapes::drawing in a pool: two words, made on dereference, never allocated.
+class shapes_drawing_proxy : public pobj::detail::proxy_base {
+ public:
+  shapes_drawing_proxy(pobj::pool& p, void* object) noexcept : pobj::detail::proxy_base(p, object) {}
+  const ::shapes::drawing* get() const noexcept { return static_cast<const ::shapes::drawing*>(object_); }
+  pobj::ref<::shapes::drawing> ref() const noexcept {
+    return pobj::ref<::shapes::drawing>(pool_->offset_of(object_) - pobj::object_header_size);
+  }
+
+  // layers: ::pobj::ref<shapes::shape>[4]
+  const ::pobj::ref<shapes::shape> (&layers() const noexcept)[4] {
+    if (stored_size() < 32) [[unlikely]] return pobj::detail::defaults<::shapes::drawing>().layers;
+    return self()->layers;
+  }
+  void set_layers(pobj::transaction& tx, const ::pobj::ref<shapes::shape> (&value)[4]) {
+    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "layers", stored_size());
+    tx.snapshot(&self()->layers, sizeof(self()->layers));
+    for (std::size_t i = 0; i < std::size(value); ++i) self()->layers[i] = value[i];
+  }
+  void set_layers(std::size_t i, const ::pobj::ref<shapes::shape>& value) {
+    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "layers", stored_size());
+    if (i >= 4) [[unlikely]] pobj::detail::throw_index("shapes::drawing", "layers", i, 4);
+    pobj::detail::store_field(*pool_, self()->layers[i], value);
+  }
+  void set_layers(pobj::transaction& tx, std::size_t i, const ::pobj::ref<shapes::shape>& value) {
+    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "layers", stored_size());
+    if (i >= 4) [[unlikely]] pobj::detail::throw_index("shapes::drawing", "layers", i, 4);
+    tx.set(self()->layers[i], value);
+  }
+  // The object element i of layers refers to. REQUIRES: it is not null.
+  pobj::proxy<::shapes::shape> layers_object(std::size_t i) const noexcept {
+    return pobj::deref(*pool_, layers()[i]);
+  }
+
+  // depth: std::int32_t[4]
+  const std::int32_t (&depth() const noexcept)[4] {
+    if (stored_size() < 48) [[unlikely]] return pobj::detail::defaults<::shapes::drawing>().depth;
+    return self()->depth;
+  }
+  void set_depth(pobj::transaction& tx, const std::int32_t (&value)[4]) {
+    if (stored_size() < 48) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "depth", stored_size());
+    tx.snapshot(&self()->depth, sizeof(self()->depth));
+    for (std::size_t i = 0; i < std::size(value); ++i) self()->depth[i] = value[i];
+  }
+  void set_depth(std::size_t i, const std::int32_t& value) {
+    if (stored_size() < 48) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "depth", stored_size());
+    if (i >= 4) [[unlikely]] pobj::detail::throw_index("shapes::drawing", "depth", i, 4);
+    pobj::detail::store_field(*pool_, self()->depth[i], value);
+  }
+  void set_depth(pobj::transaction& tx, std::size_t i, const std::int32_t& value) {
+    if (stored_size() < 48) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "depth", stored_size());
+    if (i >= 4) [[unlikely]] pobj::detail::throw_index("shapes::drawing", "depth", i, 4);
+    tx.set(self()->depth[i], value);
+  }
+
+  // Field by field (strings by content, references by offset), whether or not a and b are the
+  // same object.
+  friend bool operator==(const shapes_drawing_proxy& a, const shapes_drawing_proxy& b) noexcept {
+    return true
+        && pobj::detail::field_equal(a.layers(), b.layers())
+        && pobj::detail::field_equal(a.depth(), b.depth());
+  }
+
+  template <class Out>
+  Out format_to(Out out) const {
+    out = fmt::format_to(out, "shapes::drawing{{");
+    out = pobj::detail::format_field(fmt::format_to(out, "layers: "), layers());
+    out = pobj::detail::format_field(fmt::format_to(out, ", depth: "), depth());
+    return fmt::format_to(out, "}}");
+  }
+
+ private:
+  ::shapes::drawing* self() const noexcept { return static_cast<::shapes::drawing*>(object_); }
+};
+static_assert(sizeof(shapes_drawing_proxy) == 2 * sizeof(void*));
+
 inline pobj::proxy<::shapes::shape> shapes_shape_proxy::next_object() const noexcept {
   return pobj::deref(*pool_, next());
 }
@@ -668,6 +780,28 @@ class shapes_square_builder {
   std::string pobj_label_;
 };
 
+// Builds a ::shapes::drawing field by field in DRAM, then makes it in a block:
+//   pobj::builder<::shapes::drawing>().layers(...).depth(...).make(tx)
+class shapes_drawing_builder {
+ public:
+  shapes_drawing_builder& layers(const ::pobj::ref<shapes::shape> (&value)[4]) {
+    for (std::size_t i = 0; i < std::size(value); ++i) pobj_value_.layers[i] = value[i];
+    return *this;
+  }
+  shapes_drawing_builder& depth(const std::int32_t (&value)[4]) {
+    for (std::size_t i = 0; i < std::size(value); ++i) pobj_value_.depth[i] = value[i];
+    return *this;
+  }
+  // The object, made in the block (it exists only if the block commits).
+  shapes_drawing_proxy make(pobj::transaction& tx) const {
+    shapes_drawing_proxy object = pobj::make<::shapes::drawing>(tx, pobj_value_);
+    return object;
+  }
+
+ private:
+  ::shapes::drawing pobj_value_{};
+};
+
 }  // namespace pobj::generated
 
 template <>
@@ -692,4 +826,10 @@ template <>
 struct fmt::formatter<pobj::generated::shapes_square_proxy> : fmt::formatter<std::string_view> {
   template <class Context>
   auto format(const pobj::generated::shapes_square_proxy& p, Context& ctx) const { return p.format_to(ctx.out()); }
+};
+
+template <>
+struct fmt::formatter<pobj::generated::shapes_drawing_proxy> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(const pobj::generated::shapes_drawing_proxy& p, Context& ctx) const { return p.format_to(ctx.out()); }
 };

@@ -31,4 +31,9 @@ struct POBJ_PERSISTENT square : rectangle {
   POBJ_FAILURE_ATOMIC void grow(double by);
 };
 
+struct POBJ_PERSISTENT drawing {
+  pobj::ref<shape> layers[4];  // arrays of references
+  std::int32_t depth[4];
+};
+
 }  // namespace shapes

@@ -12,6 +12,7 @@
 // pobj-gen exits with status 1 without writing OUT. Status 2: bad arguments or unparsable input.
 #include <clang-c/Index.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -105,6 +106,7 @@ struct field {
   kind k = kind::value;
   std::string target;      // references: the qualified persistent class; records: the value type
   std::string owner;       // the qualified class that declares it
+  bool appended = false;   // marked POBJ_APPENDED: getters check the object is new enough
 };
 
 struct method {
@@ -432,6 +434,7 @@ void collect_class(CXCursor c, parse_state& ps) {
             }
             field f;
             f.name = name;
+            f.appended = has_annotation(child, "pobj::appended");
             f.k = fk.k;
             f.target = fk.target;
             f.owner = x->pc->qualified;
@@ -565,7 +568,7 @@ void emit_layouts(std::ostringstream& o, const persistent_class& c) {
     o << "inline constexpr pobj::detail::field_info " << id << "_fields[] = {\n";
     for (const auto& f : c.fields) {
       o << "    {" << quoted(f.name) << ", " << quoted(f.type + f.array) << ", '" << kind_code(f.k) << "', " << f.offset
-        << ", " << f.size << "},\n";
+        << ", " << f.size << ", " << (f.appended ? "true" : "false") << "},\n";
     }
     o << "};\n";
   }
@@ -589,10 +592,17 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
     << ">(pool_->offset_of(object_) - pobj::object_header_size);\n  }\n";
   for (const auto& f : c.fields) {
     if (f.owner != c.qualified) continue;  // the base's proxy has it
+    // Only fields marked POBJ_APPENDED can be missing from an object (the pool checks the marks
+    // when it opens), so only they pay for the check.
     std::string end = std::to_string(f.offset + f.size);
-    std::string missing = "if (stored_size() < " + end + ") [[unlikely]] ";
-    std::string require = "    if (stored_size() < " + end + ") [[unlikely]] pobj::detail::throw_field_too_new(" +
-                          quoted(c.qualified) + ", " + quoted(f.name) + ", stored_size());\n";
+    auto missing = [&](const std::string& fallback) {
+      return f.appended ? "    if (stored_size() < " + end + ") [[unlikely]] return " + fallback + ";\n" : std::string();
+    };
+    const std::string fallback = "pobj::detail::defaults<" + self + ">()." + f.name;
+    std::string require = f.appended ? "    if (stored_size() < " + end +
+                                           ") [[unlikely]] pobj::detail::throw_field_too_new(" + quoted(c.qualified) +
+                                           ", " + quoted(f.name) + ", stored_size());\n"
+                                     : "";
     o << "\n  // " << f.name << ": " << f.type << f.array << "\n";
     switch (f.k) {
       case kind::array:
@@ -603,9 +613,8 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
         const std::string bounds = "    if (i >= " + std::to_string(count) +
                                    ") [[unlikely]] pobj::detail::throw_index(" + quoted(c.qualified) + ", " +
                                    quoted(f.name) + ", i, " + std::to_string(count) + ");\n";
-        o << "  const " << f.type << " (&" << f.name << "() const noexcept)" << f.array << " {\n    " << missing
-          << "return pobj::detail::defaults<" << self << ">()." << f.name << ";\n    return self()->" << f.name
-          << ";\n  }\n"
+        o << "  const " << f.type << " (&" << f.name << "() const noexcept)" << f.array << " {\n" << missing(fallback)
+          << "    return self()->" << f.name << ";\n  }\n"
           << "  void set_" << f.name << "(pobj::transaction& tx, const " << f.type << " (&value)" << f.array << ") {\n"
           << require << "    tx.snapshot(&self()->" << f.name << ", sizeof(self()->" << f.name << "));\n"
           << "    for (std::size_t i = 0; i < std::size(value); ++i) self()->" << f.name << "[i] = value[i];\n  }\n";
@@ -626,7 +635,7 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
       case kind::string:
       case kind::bytes: {
         bool bytes = f.k == kind::bytes;
-        o << "  " << getter_type(f) << " " << f.name << "() const noexcept {\n    " << missing << "return {};\n"
+        o << "  " << getter_type(f) << " " << f.name << "() const noexcept {\n" << missing("{}")
           << "    " << (bytes ? "return pobj::as_bytes_view(" : "return ") << "pobj::detail::read_string(*pool_, self()->"
           << f.name << ".word)" << (bytes ? ")" : "") << ";\n  }\n"
           << "  void set_" << f.name << "(pobj::transaction& tx, " << getter_type(f) << " value) {\n" << require
@@ -638,8 +647,8 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
         break;
     }
     bool single = (f.size == 1 || f.size == 2 || f.size == 4 || f.size == 8) && f.offset % f.size == 0;
-    o << "  " << f.type << " " << f.name << "() const noexcept {\n    " << missing << "return pobj::detail::defaults<"
-      << self << ">()." << f.name << ";\n    return self()->" << f.name << ";\n  }\n";
+    o << "  " << f.type << " " << f.name << "() const noexcept {\n" << missing(fallback) << "    return self()->" << f.name
+      << ";\n  }\n";
     if (single) {
       o << "  void set_" << f.name << "(const " << f.type << "& value) {\n" << require
         << "    pobj::detail::store_field(*pool_, self()->" << f.name << ", value);\n  }\n";
@@ -676,6 +685,19 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
         << params << ")" << cq << "\n"
         << "  " << m.result << " " << m.name << "(" << params << ")" << cq << ";\n";
     }
+  }
+  bool owns_blocks = false;
+  for (const auto& f : c.fields) owns_blocks = owns_blocks || f.k == kind::string || f.k == kind::bytes;
+  if (!owns_blocks) {
+    o << "\n  // Every field at once, in the block: one snapshot of the object. Throws for an object made\n"
+      << "  // before fields were appended to the class.\n"
+      << "  void assign(pobj::transaction& tx, const " << self << "& value) {\n"
+      << (std::any_of(c.fields.begin(), c.fields.end(), [](const field& f) { return f.appended; })
+              ? "    if (stored_size() != sizeof(" + self + ")) [[unlikely]] pobj::detail::throw_field_too_new(" +
+                    quoted(c.qualified) + ", " + quoted(c.fields.back().name) + ", stored_size());\n"
+              : std::string())
+      << "    tx.snapshot(object_, sizeof(" << self << "));\n"
+      << "    std::memcpy(object_, &value, sizeof(" << self << "));\n  }\n";
   }
   o << "\n  // Field by field (strings by content, references by offset), whether or not a and b are the\n"
     << "  // same object.\n"
@@ -746,7 +768,7 @@ std::string generate(const std::vector<persistent_class>& classes, const std::st
   std::ostringstream o;
   o << "// generated by pobj-gen, do not edit\n"
     << "// from " << include << "\n"
-    << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <iterator>\n#include <span>\n"
+    << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <cstring>\n#include <iterator>\n#include <span>\n"
     << "#include <string>\n#include <string_view>\n#include <type_traits>\n\n"
     << "#include <pobj/object.hpp>\n#include <pobj/record.hpp>\n#include <pobj/ref.hpp>\n#include <pobj/string.hpp>\n\n"
     << "#include \"" << include << "\"\n\n"

@@ -322,7 +322,7 @@ pool pool::open_or_create(const std::string& path, const pool_options& options) 
 }
 
 pool::pool() noexcept = default;
-pool::pool(std::unique_ptr<detail::pool_impl> impl) noexcept : impl_(std::move(impl)) {}
+pool::pool(std::unique_ptr<detail::pool_impl> impl) noexcept : impl_(std::move(impl)), base_(impl_->base()) {}
 pool::pool(pool&&) noexcept = default;
 pool& pool::operator=(pool&&) noexcept = default;
 pool::~pool() = default;
@@ -333,9 +333,9 @@ void pool::close() {
     throw error(errc::invalid_argument, "pobj: close() inside a failure-atomic block on this pool; end it first");
   }
   impl_.reset();
+  base_ = nullptr;
 }
 
-std::byte* pool::base() const noexcept { return impl_->base(); }
 std::uint64_t pool::instance_id() const noexcept { return impl_->id; }
 std::size_t pool::size() const noexcept { return impl_->super->size.load(std::memory_order_acquire); }
 std::size_t pool::max_size() const noexcept { return impl_->domain->reserved(); }

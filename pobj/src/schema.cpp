@@ -85,12 +85,13 @@ bool parse_schema(std::string_view text, class_entry& e) {
   return true;
 }
 
-std::unique_ptr<class_entry> entry_of(const class_info& c) {
+std::unique_ptr<class_entry> entry_of(const class_info& c, std::uint32_t min_size) {
   auto e = std::make_unique<class_entry>();
   e->class_id = c.class_id;
   e->base_id = c.base_id;
   e->schema_hash = c.schema_hash;
   e->size = c.size;
+  e->min_size = min_size;
   e->name = c.name;
   e->base_name = c.base_name;
   for (const auto& f : c.fields) e->fields.push_back({f.name, f.type, f.kind, f.offset, f.size});
@@ -99,6 +100,19 @@ std::unique_ptr<class_entry> entry_of(const class_info& c) {
 
 std::string describe(const recorded_field& f) {
   return fmt::format("'{}' ({}, {} bytes at offset {})", f.name, f.type, f.size, f.offset);
+}
+
+// A field that objects in the pool may be too old to hold, and that the program reads without
+// checking (not marked POBJ_APPENDED); empty if none.
+std::string unmarked_appended(std::uint32_t min_size, const class_info& program) {
+  for (const field_info& f : program.fields) {
+    if (std::uint64_t{f.offset} + f.size > min_size && !f.appended) {
+      return fmt::format("field '{}' was appended after objects of {} bytes were made: mark it POBJ_APPENDED, so "
+                         "that they read its default",
+                         f.name, min_size);
+    }
+  }
+  return {};
 }
 
 // Why the compiled class cannot use the recorded one; empty if it is the same or only appends
@@ -127,7 +141,7 @@ std::string incompatibility(const class_entry& recorded, const class_info& progr
   if (program.size < recorded.size) {
     return fmt::format("it has {} bytes in the pool and {} in the program", recorded.size, program.size);
   }
-  return {};
+  return unmarked_appended(recorded.min_size, program);
 }
 
 void set_tracer_for(pool& p, std::uint16_t key, const class_entry& e) {
@@ -210,7 +224,15 @@ void sync_classes(pool& p, class_state& st, const std::vector<const class_info*>
       continue;
     }
     const class_entry& e = st.entry(static_cast<std::uint32_t>(i));
-    if (e.schema_hash == c->schema_hash) continue;
+    if (e.schema_hash == c->schema_hash) {
+      std::string why = unmarked_appended(e.min_size, *c);
+      if (!why.empty()) {
+        throw error(errc::schema_mismatch,
+                    fmt::format("pobj: pool '{}' holds objects of class '{}' older than this program's layout: {}",
+                                p.path(), c->name, why));
+      }
+      continue;
+    }
     if (e.name != c->name) {
       throw error(errc::schema_mismatch,
                   fmt::format("pobj: pool '{}' records class '{}' under the id of the program's class '{}' "
@@ -260,7 +282,7 @@ void sync_classes(pool& p, class_state& st, const std::vector<const class_info*>
     for (const class_info* c : added) {
       class_record& r = table->records[n++];
       tx.snapshot(&r, sizeof(r));
-      r = class_record{c->class_id, c->schema_hash, c->base_id, 0, c->size, 0};
+      r = class_record{c->class_id, c->schema_hash, c->base_id, 0, c->size, c->size};
       assign_string(tx, r.schema, schema_text(*c));
     }
     for (auto [i, c] : upgraded) {
@@ -276,9 +298,9 @@ void sync_classes(pool& p, class_state& st, const std::vector<const class_info*>
   // Committed: publish the DRAM image.
   st.table = p.root(class_table_root);
   std::vector<std::pair<std::uint32_t, std::unique_ptr<class_entry>>> fresh;
-  for (auto [i, c] : upgraded) fresh.emplace_back(i, entry_of(*c));
+  for (auto [i, c] : upgraded) fresh.emplace_back(i, entry_of(*c, st.entry(i).min_size));
   std::uint32_t n = count;
-  for (const class_info* c : added) fresh.emplace_back(n++, entry_of(*c));
+  for (const class_info* c : added) fresh.emplace_back(n++, entry_of(*c, c->size));
   publish_entries(p, st, count, std::move(fresh));
 }
 
@@ -332,6 +354,8 @@ void attach_classes(pool& p) {
       e->class_id = r.class_id;
       e->base_id = r.base_id;
       e->schema_hash = r.schema_hash;
+      e->min_size = r.min_size;
+      if (e->min_size == 0 || e->min_size > e->size) throw damaged(fmt::format("record {} has a bad size", i));
       loaded.emplace_back(i, std::move(e));
     }
     st.table = t;

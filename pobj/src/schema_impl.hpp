@@ -28,7 +28,7 @@ struct class_record {
   std::uint64_t base_id;
   std::uint64_t schema;  // a string word (string.hpp): the layout as text, see schema.cpp
   std::uint32_t size;
-  std::uint32_t reserved;
+  std::uint32_t min_size;  // the size when first recorded: no object of the class is smaller
 };
 static_assert(sizeof(class_record) == 40);
 
@@ -47,7 +47,7 @@ struct recorded_field {
 
 struct class_entry {
   std::uint64_t class_id = 0, base_id = 0, schema_hash = 0;
-  std::uint32_t size = 0;
+  std::uint32_t size = 0, min_size = 0;
   std::string name;
   std::string base_name;
   std::vector<recorded_field> fields;

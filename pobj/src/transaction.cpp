@@ -709,10 +709,17 @@ void pool::durable_store(void* field, const void* value, std::size_t n) {
     impl_->drain();
     m.settle_pending(seen);
   }
-  // One aligned word holds the field: replace its bytes with a compare-and-swap, so stores to the
-  // word's other fields by other threads are not lost.
   auto* word = reinterpret_cast<std::uint64_t*>(addr & ~std::uintptr_t{7});
   std::atomic_ref<std::uint64_t> w(*word);
+  if (n == 8) {
+    std::uint64_t v;
+    std::memcpy(&v, value, 8);
+    w.store(v, std::memory_order_release);
+    impl_->persist(word, 8);
+    return;
+  }
+  // A smaller field shares its aligned word with others: replace its bytes with a compare-and-swap,
+  // so stores to the word's other fields by other threads are not lost.
   std::uint64_t old = w.load(std::memory_order_relaxed), updated;
   do {
     updated = old;

@@ -17,12 +17,17 @@
 // declares on the proxy, for the user to define there; POBJ_FAILURE_ATOMIC marks one that also
 // runs in a failure-atomic block: the user defines it with a pobj::transaction& first parameter,
 // and pobj-gen adds the overload without it, which opens the block (docs/objects.md).
+// POBJ_APPENDED marks a field appended to a class after objects of it were made: objects older
+// than the field read its default. Only marked fields pay for that check; opening a pool that holds
+// older objects fails, naming the field, if it is not marked.
 #if defined(__clang__)
 #define POBJ_PERSISTENT [[clang::annotate("pobj::persistent")]]
 #define POBJ_METHOD [[clang::annotate("pobj::method")]]
 #define POBJ_FAILURE_ATOMIC [[clang::annotate("pobj::failure_atomic")]]
+#define POBJ_APPENDED [[clang::annotate("pobj::appended")]]
 #else
 #define POBJ_PERSISTENT
 #define POBJ_METHOD
 #define POBJ_FAILURE_ATOMIC
+#define POBJ_APPENDED
 #endif

@@ -13,12 +13,14 @@
 // the layout the compiler gives T. A ref<T> holds the offset of the block. The header names the
 // concrete class (its number in the pool's class table) and the size of the layout the object was
 // made with, so a reference to a base may hold a derived object (is/cast/visit below), and an
-// object made before fields were appended reads their defaults (docs/objects.md).
+// object made before fields were appended (marked POBJ_APPENDED) reads their defaults
+// (docs/objects.md).
 //
 // Classes: every class whose generated header is linked into the program registers itself before
 // main. Opening a pool checks each one against the layout the pool recorded for it: equal layouts
-// open, a layout with fields appended at the end upgrades the record in place, anything else fails
-// with errc::schema_mismatch naming the class and the field, before the pool is changed.
+// open, a layout with fields appended at the end (and marked POBJ_APPENDED) upgrades the record in
+// place, anything else fails with errc::schema_mismatch naming the class and the field, before the
+// pool is changed.
 //
 // Thread safety: proxies are values; concurrent access to one object needs the caller's locks,
 // except that single-store setters on different fields never lose each other's stores. Class
@@ -74,6 +76,7 @@ struct field_info {
   char kind;            // 'v' value, 'r' reference (ref<T>, record<T>), 's' string or bytes
   std::uint32_t offset;
   std::uint32_t size;
+  bool appended;        // marked POBJ_APPENDED: objects older than the field read its default
 };
 
 struct class_info {

@@ -79,7 +79,8 @@ class pool {
   void close();
   bool is_open() const noexcept { return impl_ != nullptr; }
 
-  std::byte* base() const noexcept;
+  // Where the pool is mapped; it never moves while the pool is open (growth maps after it).
+  std::byte* base() const noexcept { return base_; }
   std::size_t size() const noexcept;  // bytes of the file in use now
   std::size_t max_size() const noexcept;
   persist_mode mode() const noexcept;
@@ -124,6 +125,7 @@ class pool {
  private:
   explicit pool(std::unique_ptr<detail::pool_impl> impl) noexcept;
   std::unique_ptr<detail::pool_impl> impl_;
+  std::byte* base_ = nullptr;  // impl_->base(), kept here so that dereferencing is inline
 };
 
 }  // namespace pobj

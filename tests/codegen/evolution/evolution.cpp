@@ -1,4 +1,5 @@
-// One program per version of evo::item (EVO_VERSION 1, 2, or 0 for the incompatible one), driven by
+// One program per version of evo::item (EVO_VERSION 1, 2, 0 for the incompatible one, 3 for version
+// 2 without its POBJ_APPENDED marks), driven by
 // evolution_test.sh:  evo-vN create|open POOL. Exit status 0 when everything the version expects
 // holds; messages on stderr otherwise.
 #include <cstdio>
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
     expect(false, "opening succeeds");
 #endif
   } catch (const pobj::error& e) {
-    // Versions 0 and 1 expect to be refused (1 only after version 2 upgraded the pool).
+    // Versions 0 and 3 expect to be refused, and 1 after version 2 upgraded the pool.
     std::printf("%s\n", e.what());
     return e.code() == pobj::errc::schema_mismatch && EVO_VERSION != 2 ? 3 : 1;
   }

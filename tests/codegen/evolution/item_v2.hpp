@@ -1,4 +1,5 @@
-// Schema evolution, version 2 of evo::item: fields appended at the end (an additive change).
+// Schema evolution, version 2 of evo::item: fields appended at the end (an additive change), marked
+// so that objects made by version 1 read their defaults.
 #pragma once
 
 #include <cstdint>
@@ -11,8 +12,8 @@ namespace evo {
 struct POBJ_PERSISTENT item {
   std::int64_t id;
   std::int32_t count;
-  double weight = 2.5;  // what objects made by version 1 read
-  pobj::string note;
+  POBJ_APPENDED double weight = 2.5;  // what objects made by version 1 read
+  POBJ_APPENDED pobj::string note;
 };
 
 }  // namespace evo

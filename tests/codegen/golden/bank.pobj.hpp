@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <span>
 #include <string>
@@ -39,9 +40,9 @@ inline constexpr std::uint64_t bank_branch_class_id = 0xb91984a95374e4e7ULL;
 inline constexpr std::uint64_t bank_branch_schema_hash = 0x098cf352acf41c5bULL;
 inline constexpr std::size_t bank_branch_reference_offsets[] = {16};
 inline constexpr pobj::detail::field_info bank_branch_fields[] = {
-    {"balance", "std::int64_t", 'v', 0, 8},
-    {"code", "char[8]", 'v', 8, 8},
-    {"name", "::pobj::string", 's', 16, 8},
+    {"balance", "std::int64_t", 'v', 0, 8, false},
+    {"code", "char[8]", 'v', 8, 8, false},
+    {"name", "::pobj::string", 's', 16, 8, false},
 };
 inline constexpr pobj::detail::class_info bank_branch_info{bank_branch_class_id, bank_branch_schema_hash, "bank::branch", 0, "", 24, 8, bank_branch_fields};
 // Registered before main; pool::open checks it against the pool's record.
@@ -88,15 +89,15 @@ inline constexpr std::uint64_t bank_account_class_id = 0xfe9ccef2a5ad4b12ULL;
 inline constexpr std::uint64_t bank_account_schema_hash = 0xf903c535db69f38fULL;
 inline constexpr std::size_t bank_account_reference_offsets[] = {16, 24, 56, 64};
 inline constexpr pobj::detail::field_info bank_account_fields[] = {
-    {"balance", "std::int64_t", 'v', 0, 8},
-    {"type", "::bank::kind", 'v', 8, 1},
-    {"frozen", "bool", 'v', 9, 1},
-    {"home", "::pobj::ref<bank::branch>", 'r', 16, 8},
-    {"next", "::pobj::ref<bank::account>", 'r', 24, 8},
-    {"limit", "::bank::money", 'v', 32, 16},
-    {"rate", "double", 'v', 48, 8},
-    {"key", "::pobj::bytes", 's', 56, 8},
-    {"last_statement", "::pobj::record<bank::money>", 'r', 64, 8},
+    {"balance", "std::int64_t", 'v', 0, 8, false},
+    {"type", "::bank::kind", 'v', 8, 1, false},
+    {"frozen", "bool", 'v', 9, 1, false},
+    {"home", "::pobj::ref<bank::branch>", 'r', 16, 8, false},
+    {"next", "::pobj::ref<bank::account>", 'r', 24, 8, false},
+    {"limit", "::bank::money", 'v', 32, 16, false},
+    {"rate", "double", 'v', 48, 8, false},
+    {"key", "::pobj::bytes", 's', 56, 8, false},
+    {"last_statement", "::pobj::record<bank::money>", 'r', 64, 8, false},
 };
 inline constexpr pobj::detail::class_info bank_account_info{bank_account_class_id, bank_account_schema_hash, "bank::account", 0, "", 72, 8, bank_account_fields};
 // Registered before main; pool::open checks it against the pool's record.
@@ -144,46 +145,37 @@ class bank_branch_proxy : public pobj::detail::proxy_base {
 
   // balance: std::int64_t
   std::int64_t balance() const noexcept {
-    if (stored_size() < 8) [[unlikely]] return pobj::detail::defaults<::bank::branch>().balance;
     return self()->balance;
   }
   void set_balance(const std::int64_t& value) {
-    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "balance", stored_size());
     pobj::detail::store_field(*pool_, self()->balance, value);
   }
   void set_balance(pobj::transaction& tx, const std::int64_t& value) {
-    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "balance", stored_size());
     tx.set(self()->balance, value);
   }
 
   // code: char[8]
   const char (&code() const noexcept)[8] {
-    if (stored_size() < 16) [[unlikely]] return pobj::detail::defaults<::bank::branch>().code;
     return self()->code;
   }
   void set_code(pobj::transaction& tx, const char (&value)[8]) {
-    if (stored_size() < 16) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "code", stored_size());
     tx.snapshot(&self()->code, sizeof(self()->code));
     for (std::size_t i = 0; i < std::size(value); ++i) self()->code[i] = value[i];
   }
   void set_code(std::size_t i, const char& value) {
-    if (stored_size() < 16) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "code", stored_size());
     if (i >= 8) [[unlikely]] pobj::detail::throw_index("bank::branch", "code", i, 8);
     pobj::detail::store_field(*pool_, self()->code[i], value);
   }
   void set_code(pobj::transaction& tx, std::size_t i, const char& value) {
-    if (stored_size() < 16) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "code", stored_size());
     if (i >= 8) [[unlikely]] pobj::detail::throw_index("bank::branch", "code", i, 8);
     tx.set(self()->code[i], value);
   }
 
   // name: ::pobj::string
   std::string_view name() const noexcept {
-    if (stored_size() < 24) [[unlikely]] return {};
     return pobj::detail::read_string(*pool_, self()->name.word);
   }
   void set_name(pobj::transaction& tx, std::string_view value) {
-    if (stored_size() < 24) [[unlikely]] pobj::detail::throw_field_too_new("bank::branch", "name", stored_size());
     pobj::detail::assign_string(tx, self()->name.word, value);
   }
 
@@ -221,57 +213,45 @@ class bank_account_proxy : public pobj::detail::proxy_base {
 
   // balance: std::int64_t
   std::int64_t balance() const noexcept {
-    if (stored_size() < 8) [[unlikely]] return pobj::detail::defaults<::bank::account>().balance;
     return self()->balance;
   }
   void set_balance(const std::int64_t& value) {
-    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "balance", stored_size());
     pobj::detail::store_field(*pool_, self()->balance, value);
   }
   void set_balance(pobj::transaction& tx, const std::int64_t& value) {
-    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "balance", stored_size());
     tx.set(self()->balance, value);
   }
 
   // type: ::bank::kind
   ::bank::kind type() const noexcept {
-    if (stored_size() < 9) [[unlikely]] return pobj::detail::defaults<::bank::account>().type;
     return self()->type;
   }
   void set_type(const ::bank::kind& value) {
-    if (stored_size() < 9) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "type", stored_size());
     pobj::detail::store_field(*pool_, self()->type, value);
   }
   void set_type(pobj::transaction& tx, const ::bank::kind& value) {
-    if (stored_size() < 9) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "type", stored_size());
     tx.set(self()->type, value);
   }
 
   // frozen: bool
   bool frozen() const noexcept {
-    if (stored_size() < 10) [[unlikely]] return pobj::detail::defaults<::bank::account>().frozen;
     return self()->frozen;
   }
   void set_frozen(const bool& value) {
-    if (stored_size() < 10) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "frozen", stored_size());
     pobj::detail::store_field(*pool_, self()->frozen, value);
   }
   void set_frozen(pobj::transaction& tx, const bool& value) {
-    if (stored_size() < 10) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "frozen", stored_size());
     tx.set(self()->frozen, value);
   }
 
   // home: ::pobj::ref<bank::branch>
   ::pobj::ref<bank::branch> home() const noexcept {
-    if (stored_size() < 24) [[unlikely]] return pobj::detail::defaults<::bank::account>().home;
     return self()->home;
   }
   void set_home(const ::pobj::ref<bank::branch>& value) {
-    if (stored_size() < 24) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "home", stored_size());
     pobj::detail::store_field(*pool_, self()->home, value);
   }
   void set_home(pobj::transaction& tx, const ::pobj::ref<bank::branch>& value) {
-    if (stored_size() < 24) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "home", stored_size());
     tx.set(self()->home, value);
   }
   // The object home refers to. REQUIRES: home() is not null.
@@ -279,15 +259,12 @@ class bank_account_proxy : public pobj::detail::proxy_base {
 
   // next: ::pobj::ref<bank::account>
   ::pobj::ref<bank::account> next() const noexcept {
-    if (stored_size() < 32) [[unlikely]] return pobj::detail::defaults<::bank::account>().next;
     return self()->next;
   }
   void set_next(const ::pobj::ref<bank::account>& value) {
-    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "next", stored_size());
     pobj::detail::store_field(*pool_, self()->next, value);
   }
   void set_next(pobj::transaction& tx, const ::pobj::ref<bank::account>& value) {
-    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "next", stored_size());
     tx.set(self()->next, value);
   }
   // The object next refers to. REQUIRES: next() is not null.
@@ -295,49 +272,39 @@ class bank_account_proxy : public pobj::detail::proxy_base {
 
   // limit: ::bank::money
   ::bank::money limit() const noexcept {
-    if (stored_size() < 48) [[unlikely]] return pobj::detail::defaults<::bank::account>().limit;
     return self()->limit;
   }
   void set_limit(pobj::transaction& tx, const ::bank::money& value) {
-    if (stored_size() < 48) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "limit", stored_size());
     tx.set(self()->limit, value);
   }
 
   // rate: double
   double rate() const noexcept {
-    if (stored_size() < 56) [[unlikely]] return pobj::detail::defaults<::bank::account>().rate;
     return self()->rate;
   }
   void set_rate(const double& value) {
-    if (stored_size() < 56) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "rate", stored_size());
     pobj::detail::store_field(*pool_, self()->rate, value);
   }
   void set_rate(pobj::transaction& tx, const double& value) {
-    if (stored_size() < 56) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "rate", stored_size());
     tx.set(self()->rate, value);
   }
 
   // key: ::pobj::bytes
   std::span<const std::byte> key() const noexcept {
-    if (stored_size() < 64) [[unlikely]] return {};
     return pobj::as_bytes_view(pobj::detail::read_string(*pool_, self()->key.word));
   }
   void set_key(pobj::transaction& tx, std::span<const std::byte> value) {
-    if (stored_size() < 64) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "key", stored_size());
     pobj::detail::assign_string(tx, self()->key.word, pobj::as_string_view(value));
   }
 
   // last_statement: ::pobj::record<bank::money>
   ::pobj::record<bank::money> last_statement() const noexcept {
-    if (stored_size() < 72) [[unlikely]] return pobj::detail::defaults<::bank::account>().last_statement;
     return self()->last_statement;
   }
   void set_last_statement(const ::pobj::record<bank::money>& value) {
-    if (stored_size() < 72) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "last_statement", stored_size());
     pobj::detail::store_field(*pool_, self()->last_statement, value);
   }
   void set_last_statement(pobj::transaction& tx, const ::pobj::record<bank::money>& value) {
-    if (stored_size() < 72) [[unlikely]] pobj::detail::throw_field_too_new("bank::account", "last_statement", stored_size());
     tx.set(self()->last_statement, value);
   }
   // The record last_statement holds. REQUIRES: last_statement() is not null.

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <span>
 #include <string>
@@ -42,10 +43,10 @@ inline constexpr std::uint64_t shapes_shape_class_id = 0xf6c42254f04215f8ULL;
 inline constexpr std::uint64_t shapes_shape_schema_hash = 0x0652e920954dcc2eULL;
 inline constexpr std::size_t shapes_shape_reference_offsets[] = {8, 16};
 inline constexpr pobj::detail::field_info shapes_shape_fields[] = {
-    {"x", "std::int32_t", 'v', 0, 4},
-    {"y", "std::int32_t", 'v', 4, 4},
-    {"label", "::pobj::string", 's', 8, 8},
-    {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8},
+    {"x", "std::int32_t", 'v', 0, 4, false},
+    {"y", "std::int32_t", 'v', 4, 4, false},
+    {"label", "::pobj::string", 's', 8, 8, false},
+    {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8, false},
 };
 inline constexpr pobj::detail::class_info shapes_shape_info{shapes_shape_class_id, shapes_shape_schema_hash, "shapes::shape", 0, "", 24, 8, shapes_shape_fields};
 // Registered before main; pool::open checks it against the pool's record.
@@ -80,11 +81,11 @@ inline constexpr std::uint64_t shapes_circle_class_id = 0x5099d064c2adc357ULL;
 inline constexpr std::uint64_t shapes_circle_schema_hash = 0x503eb4bdfc01ef07ULL;
 inline constexpr std::size_t shapes_circle_reference_offsets[] = {8, 16};
 inline constexpr pobj::detail::field_info shapes_circle_fields[] = {
-    {"x", "std::int32_t", 'v', 0, 4},
-    {"y", "std::int32_t", 'v', 4, 4},
-    {"label", "::pobj::string", 's', 8, 8},
-    {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8},
-    {"radius", "double", 'v', 24, 8},
+    {"x", "std::int32_t", 'v', 0, 4, false},
+    {"y", "std::int32_t", 'v', 4, 4, false},
+    {"label", "::pobj::string", 's', 8, 8, false},
+    {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8, false},
+    {"radius", "double", 'v', 24, 8, false},
 };
 inline constexpr pobj::detail::class_info shapes_circle_info{shapes_circle_class_id, shapes_circle_schema_hash, "shapes::circle", shapes_shape_class_id, "shapes::shape", 32, 8, shapes_circle_fields};
 // Registered before main; pool::open checks it against the pool's record.
@@ -122,12 +123,12 @@ inline constexpr std::uint64_t shapes_rectangle_class_id = 0xffeb7a55e810f39cULL
 inline constexpr std::uint64_t shapes_rectangle_schema_hash = 0xfe837ecca51742d4ULL;
 inline constexpr std::size_t shapes_rectangle_reference_offsets[] = {8, 16};
 inline constexpr pobj::detail::field_info shapes_rectangle_fields[] = {
-    {"x", "std::int32_t", 'v', 0, 4},
-    {"y", "std::int32_t", 'v', 4, 4},
-    {"label", "::pobj::string", 's', 8, 8},
-    {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8},
-    {"width", "double", 'v', 24, 8},
-    {"height", "double", 'v', 32, 8},
+    {"x", "std::int32_t", 'v', 0, 4, false},
+    {"y", "std::int32_t", 'v', 4, 4, false},
+    {"label", "::pobj::string", 's', 8, 8, false},
+    {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8, false},
+    {"width", "double", 'v', 24, 8, false},
+    {"height", "double", 'v', 32, 8, false},
 };
 inline constexpr pobj::detail::class_info shapes_rectangle_info{shapes_rectangle_class_id, shapes_rectangle_schema_hash, "shapes::rectangle", shapes_shape_class_id, "shapes::shape", 40, 8, shapes_rectangle_fields};
 // Registered before main; pool::open checks it against the pool's record.
@@ -169,13 +170,13 @@ inline constexpr std::uint64_t shapes_square_class_id = 0xffedeedf9eebead8ULL;
 inline constexpr std::uint64_t shapes_square_schema_hash = 0xcc444ce40703d088ULL;
 inline constexpr std::size_t shapes_square_reference_offsets[] = {8, 16};
 inline constexpr pobj::detail::field_info shapes_square_fields[] = {
-    {"x", "std::int32_t", 'v', 0, 4},
-    {"y", "std::int32_t", 'v', 4, 4},
-    {"label", "::pobj::string", 's', 8, 8},
-    {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8},
-    {"width", "double", 'v', 24, 8},
-    {"height", "double", 'v', 32, 8},
-    {"rotated", "std::uint8_t", 'v', 40, 1},
+    {"x", "std::int32_t", 'v', 0, 4, false},
+    {"y", "std::int32_t", 'v', 4, 4, false},
+    {"label", "::pobj::string", 's', 8, 8, false},
+    {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8, false},
+    {"width", "double", 'v', 24, 8, false},
+    {"height", "double", 'v', 32, 8, false},
+    {"rotated", "std::uint8_t", 'v', 40, 1, false},
 };
 inline constexpr pobj::detail::class_info shapes_square_info{shapes_square_class_id, shapes_square_schema_hash, "shapes::square", shapes_rectangle_class_id, "shapes::rectangle", 48, 8, shapes_square_fields};
 // Registered before main; pool::open checks it against the pool's record.
@@ -198,8 +199,8 @@ inline constexpr std::uint64_t shapes_drawing_class_id = 0x644ab5fb3303e733ULL;
 inline constexpr std::uint64_t shapes_drawing_schema_hash = 0x5daa960e7eabfbabULL;
 inline constexpr std::size_t shapes_drawing_reference_offsets[] = {0};
 inline constexpr pobj::detail::field_info shapes_drawing_fields[] = {
-    {"layers", "::pobj::ref<shapes::shape>[4]", 'r', 0, 32},
-    {"depth", "std::int32_t[4]", 'v', 32, 16},
+    {"layers", "::pobj::ref<shapes::shape>[4]", 'r', 0, 32, false},
+    {"depth", "std::int32_t[4]", 'v', 32, 16, false},
 };
 inline constexpr pobj::detail::class_info shapes_drawing_info{shapes_drawing_class_id, shapes_drawing_schema_hash, "shapes::drawing", 0, "", 48, 8, shapes_drawing_fields};
 // Registered before main; pool::open checks it against the pool's record.
@@ -283,53 +284,42 @@ class shapes_shape_proxy : public pobj::detail::proxy_base {
 
   // x: std::int32_t
   std::int32_t x() const noexcept {
-    if (stored_size() < 4) [[unlikely]] return pobj::detail::defaults<::shapes::shape>().x;
     return self()->x;
   }
   void set_x(const std::int32_t& value) {
-    if (stored_size() < 4) [[unlikely]] pobj::detail::throw_field_too_new("shapes::shape", "x", stored_size());
     pobj::detail::store_field(*pool_, self()->x, value);
   }
   void set_x(pobj::transaction& tx, const std::int32_t& value) {
-    if (stored_size() < 4) [[unlikely]] pobj::detail::throw_field_too_new("shapes::shape", "x", stored_size());
     tx.set(self()->x, value);
   }
 
   // y: std::int32_t
   std::int32_t y() const noexcept {
-    if (stored_size() < 8) [[unlikely]] return pobj::detail::defaults<::shapes::shape>().y;
     return self()->y;
   }
   void set_y(const std::int32_t& value) {
-    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("shapes::shape", "y", stored_size());
     pobj::detail::store_field(*pool_, self()->y, value);
   }
   void set_y(pobj::transaction& tx, const std::int32_t& value) {
-    if (stored_size() < 8) [[unlikely]] pobj::detail::throw_field_too_new("shapes::shape", "y", stored_size());
     tx.set(self()->y, value);
   }
 
   // label: ::pobj::string
   std::string_view label() const noexcept {
-    if (stored_size() < 16) [[unlikely]] return {};
     return pobj::detail::read_string(*pool_, self()->label.word);
   }
   void set_label(pobj::transaction& tx, std::string_view value) {
-    if (stored_size() < 16) [[unlikely]] pobj::detail::throw_field_too_new("shapes::shape", "label", stored_size());
     pobj::detail::assign_string(tx, self()->label.word, value);
   }
 
   // next: ::pobj::ref<shapes::shape>
   ::pobj::ref<shapes::shape> next() const noexcept {
-    if (stored_size() < 24) [[unlikely]] return pobj::detail::defaults<::shapes::shape>().next;
     return self()->next;
   }
   void set_next(const ::pobj::ref<shapes::shape>& value) {
-    if (stored_size() < 24) [[unlikely]] pobj::detail::throw_field_too_new("shapes::shape", "next", stored_size());
     pobj::detail::store_field(*pool_, self()->next, value);
   }
   void set_next(pobj::transaction& tx, const ::pobj::ref<shapes::shape>& value) {
-    if (stored_size() < 24) [[unlikely]] pobj::detail::throw_field_too_new("shapes::shape", "next", stored_size());
     tx.set(self()->next, value);
   }
   // The object next refers to. REQUIRES: next() is not null.
@@ -380,15 +370,12 @@ class shapes_circle_proxy : public shapes_shape_proxy {
 
   // radius: double
   double radius() const noexcept {
-    if (stored_size() < 32) [[unlikely]] return pobj::detail::defaults<::shapes::circle>().radius;
     return self()->radius;
   }
   void set_radius(const double& value) {
-    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::circle", "radius", stored_size());
     pobj::detail::store_field(*pool_, self()->radius, value);
   }
   void set_radius(pobj::transaction& tx, const double& value) {
-    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::circle", "radius", stored_size());
     tx.set(self()->radius, value);
   }
 
@@ -430,29 +417,23 @@ class shapes_rectangle_proxy : public shapes_shape_proxy {
 
   // width: double
   double width() const noexcept {
-    if (stored_size() < 32) [[unlikely]] return pobj::detail::defaults<::shapes::rectangle>().width;
     return self()->width;
   }
   void set_width(const double& value) {
-    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::rectangle", "width", stored_size());
     pobj::detail::store_field(*pool_, self()->width, value);
   }
   void set_width(pobj::transaction& tx, const double& value) {
-    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::rectangle", "width", stored_size());
     tx.set(self()->width, value);
   }
 
   // height: double
   double height() const noexcept {
-    if (stored_size() < 40) [[unlikely]] return pobj::detail::defaults<::shapes::rectangle>().height;
     return self()->height;
   }
   void set_height(const double& value) {
-    if (stored_size() < 40) [[unlikely]] pobj::detail::throw_field_too_new("shapes::rectangle", "height", stored_size());
     pobj::detail::store_field(*pool_, self()->height, value);
   }
   void set_height(pobj::transaction& tx, const double& value) {
-    if (stored_size() < 40) [[unlikely]] pobj::detail::throw_field_too_new("shapes::rectangle", "height", stored_size());
     tx.set(self()->height, value);
   }
 
@@ -496,15 +477,12 @@ class shapes_square_proxy : public shapes_rectangle_proxy {
 
   // rotated: std::uint8_t
   std::uint8_t rotated() const noexcept {
-    if (stored_size() < 41) [[unlikely]] return pobj::detail::defaults<::shapes::square>().rotated;
     return self()->rotated;
   }
   void set_rotated(const std::uint8_t& value) {
-    if (stored_size() < 41) [[unlikely]] pobj::detail::throw_field_too_new("shapes::square", "rotated", stored_size());
     pobj::detail::store_field(*pool_, self()->rotated, value);
   }
   void set_rotated(pobj::transaction& tx, const std::uint8_t& value) {
-    if (stored_size() < 41) [[unlikely]] pobj::detail::throw_field_too_new("shapes::square", "rotated", stored_size());
     tx.set(self()->rotated, value);
   }
 
@@ -559,21 +537,17 @@ class shapes_drawing_proxy : public pobj::detail::proxy_base {
 
   // layers: ::pobj::ref<shapes::shape>[4]
   const ::pobj::ref<shapes::shape> (&layers() const noexcept)[4] {
-    if (stored_size() < 32) [[unlikely]] return pobj::detail::defaults<::shapes::drawing>().layers;
     return self()->layers;
   }
   void set_layers(pobj::transaction& tx, const ::pobj::ref<shapes::shape> (&value)[4]) {
-    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "layers", stored_size());
     tx.snapshot(&self()->layers, sizeof(self()->layers));
     for (std::size_t i = 0; i < std::size(value); ++i) self()->layers[i] = value[i];
   }
   void set_layers(std::size_t i, const ::pobj::ref<shapes::shape>& value) {
-    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "layers", stored_size());
     if (i >= 4) [[unlikely]] pobj::detail::throw_index("shapes::drawing", "layers", i, 4);
     pobj::detail::store_field(*pool_, self()->layers[i], value);
   }
   void set_layers(pobj::transaction& tx, std::size_t i, const ::pobj::ref<shapes::shape>& value) {
-    if (stored_size() < 32) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "layers", stored_size());
     if (i >= 4) [[unlikely]] pobj::detail::throw_index("shapes::drawing", "layers", i, 4);
     tx.set(self()->layers[i], value);
   }
@@ -584,23 +558,26 @@ class shapes_drawing_proxy : public pobj::detail::proxy_base {
 
   // depth: std::int32_t[4]
   const std::int32_t (&depth() const noexcept)[4] {
-    if (stored_size() < 48) [[unlikely]] return pobj::detail::defaults<::shapes::drawing>().depth;
     return self()->depth;
   }
   void set_depth(pobj::transaction& tx, const std::int32_t (&value)[4]) {
-    if (stored_size() < 48) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "depth", stored_size());
     tx.snapshot(&self()->depth, sizeof(self()->depth));
     for (std::size_t i = 0; i < std::size(value); ++i) self()->depth[i] = value[i];
   }
   void set_depth(std::size_t i, const std::int32_t& value) {
-    if (stored_size() < 48) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "depth", stored_size());
     if (i >= 4) [[unlikely]] pobj::detail::throw_index("shapes::drawing", "depth", i, 4);
     pobj::detail::store_field(*pool_, self()->depth[i], value);
   }
   void set_depth(pobj::transaction& tx, std::size_t i, const std::int32_t& value) {
-    if (stored_size() < 48) [[unlikely]] pobj::detail::throw_field_too_new("shapes::drawing", "depth", stored_size());
     if (i >= 4) [[unlikely]] pobj::detail::throw_index("shapes::drawing", "depth", i, 4);
     tx.set(self()->depth[i], value);
+  }
+
+  // Every field at once, in the block: one snapshot of the object. Throws for an object made
+  // before fields were appended to the class.
+  void assign(pobj::transaction& tx, const ::shapes::drawing& value) {
+    tx.snapshot(object_, sizeof(::shapes::drawing));
+    std::memcpy(object_, &value, sizeof(::shapes::drawing));
   }
 
   // Field by field (strings by content, references by offset), whether or not a and b are the

@@ -696,7 +696,8 @@ void pool::durable_store(void* field, const void* value, std::size_t n) {
     throw error(errc::invalid_argument,
                 "pobj: durable_store of a field that is not 1, 2, 4 or 8 naturally aligned bytes in the pool's data");
   }
-  if (transaction::active(*this)) {
+  thread_context& ctx = impl_->local();
+  if (ctx.tx != nullptr && ctx.tx->depth > 0) {  // a block is open on this thread: join it
     transaction tx(*this);
     byte_range r{field, n};
     tx.log(std::span<const byte_range>(&r, 1), &value);
@@ -704,7 +705,7 @@ void pool::durable_store(void* field, const void* value, std::size_t n) {
     return;
   }
   tx_manager& m = *impl_->tx;
-  auto& seen = m.state().seen;
+  auto& seen = (ctx.tx != nullptr ? *ctx.tx : m.state()).seen;
   if (m.flush_pending(nullptr, seen)) {
     impl_->drain();
     m.settle_pending(seen);

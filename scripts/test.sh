@@ -49,7 +49,7 @@ echo "external builds: ok"
 SUITE_CXX=clang++-14 run_suite clang --buildtype=debugoptimized -Dbench=false -Dexamples=false -Dcrash_points=40 --
 run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=40 -Dbench=false -- \
   --timeout-multiplier 3
-# ThreadSanitizer: the tests that run several threads.
-run_suite tsan --buildtype=debug -Db_sanitize=thread -Dexamples=false -Dbench=false -Dcodegen=false -- pobj \
+# ThreadSanitizer: the tests that run several threads (the core's, and generated classes').
+run_suite tsan --buildtype=debug -Db_sanitize=thread -Dexamples=false -Dbench=false -- pobj codegen \
   --test-args '[threads]' --timeout-multiplier 3
 echo "== all suites passed in $(( $(date +%s) - start )) s"

@@ -7,6 +7,9 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <type_traits>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -343,4 +346,35 @@ TEST_CASE("arrays of references and scalars: whole or element by element, bounds
   CHECK_FALSE(d.layers()[0]);
   CHECK_THROWS_AS(d.set_depth(4, 1), pobj::error);
   CHECK(p.heap().check().ok());  // the circle is reachable through the array
+}
+
+TEST_CASE("threads make, read and dispatch objects of several classes at once", "[codegen][threads]") {
+  pobj_test::scratch_path path("threads");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  constexpr int threads = 4, per_thread = 200;
+  std::vector<std::vector<pobj::ref<shapes::shape>>> made(threads);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        made[t].push_back(pobj::run_tx(p, [&](pobj::transaction& tx) -> pobj::ref<shapes::shape> {
+          if (i % 2 == 0) return pobj::builder<shapes::circle>().x(t).radius(i).make(tx).ref();
+          return pobj::builder<shapes::square>().x(t).width(i).label("a label long enough for a block").make(tx).ref();
+        }));
+        auto s = pobj::deref(p, made[t].back());
+        const bool circle = pobj::visit<shapes::circle, shapes::square>(s, [](auto c) {
+          return std::is_same_v<decltype(c), pobj::proxy<shapes::circle>>;
+        });
+        if (circle != (i % 2 == 0) || s.x() != t) throw std::runtime_error("wrong object");
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  for (int t = 0; t < threads; ++t) {
+    for (int i = 0; i < per_thread; ++i) {
+      auto s = pobj::deref(p, made[t][static_cast<std::size_t>(i)]);
+      CHECK(pobj::is<shapes::circle>(s) == (i % 2 == 0));
+      CHECK(s.x() == t);
+    }
+  }
 }

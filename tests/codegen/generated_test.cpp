@@ -196,6 +196,7 @@ TEST_CASE("value records are stored whole and hash, compare and format by their 
   CHECK_FALSE(pobj::equal_records(m, bank::money{12345, 978}));
   CHECK(pobj::hash_record(m) == pobj::hash_record(bank::money{12345, 840}));
   CHECK(pobj::hash_record(m) != pobj::hash_record(bank::money{12346, 840}));
+  CHECK(pobj::format_record(m) == "{12345, 840}");
   // Replacing a record is a new record and a swapped handle, in one block.
   pobj::run_tx(p, [&](pobj::transaction& tx) {
     auto old = a.last_statement();

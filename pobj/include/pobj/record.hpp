@@ -15,11 +15,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
+#include <string>
 #include <type_traits>
 
 #include <boost/pfr.hpp>
 #include <fmt/format.h>
 
+#include <pobj/object.hpp>
 #include <pobj/pool.hpp>
 #include <pobj/transaction.hpp>
 
@@ -70,6 +73,13 @@ std::size_t hash_record(const T& v) noexcept {
 template <value_record T>
 bool equal_records(const T& a, const T& b) noexcept {
   return boost::pfr::eq_fields(a, b);
+}
+// "{12345, 840}": the fields in order, nested records in braces, char arrays as strings.
+template <value_record T>
+std::string format_record(const T& v) {
+  std::string out;
+  detail::format_field(std::back_inserter(out), v);
+  return out;
 }
 
 }  // namespace pobj

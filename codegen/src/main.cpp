@@ -137,13 +137,13 @@ std::string type_name(CXType t) {
     case CXType_SChar:
     case CXType_Short:
     case CXType_Int:
-    case CXType_Long:
-    case CXType_LongLong: return "std::int" + std::to_string(clang_Type_getSizeOf(c) * 8) + "_t";
+    case CXType_Long: return "std::int" + std::to_string(clang_Type_getSizeOf(c) * 8) + "_t";
+    case CXType_LongLong: return "long long";  // a type of its own, even where it has long's size
     case CXType_UChar:
     case CXType_UShort:
     case CXType_UInt:
-    case CXType_ULong:
-    case CXType_ULongLong: return "std::uint" + std::to_string(clang_Type_getSizeOf(c) * 8) + "_t";
+    case CXType_ULong: return "std::uint" + std::to_string(clang_Type_getSizeOf(c) * 8) + "_t";
+    case CXType_ULongLong: return "unsigned long long";
     default: return "::" + str(clang_getTypeSpelling(c));
   }
 }
@@ -205,6 +205,10 @@ why_not unsupported(CXType t, field_kind* out, bool in_record) {
       return {"long double, whose size and format differ between compilers and machines", "use double"};
     case CXType_ConstantArray: {
       CXType e = clang_getArrayElementType(t);
+      if (in_record) {
+        return {"an array, which Boost.PFR cannot reflect in a value record",
+                "give the record one field per element, or make the array a field of the persistent class"};
+      }
       if (scalar(e)) {
         out->k = kind::array;
         return {};
@@ -222,6 +226,12 @@ why_not unsupported(CXType t, field_kind* out, bool in_record) {
     case CXType_Record: {
       CXCursor decl = clang_getTypeDeclaration(c);
       std::string qualified = qualified_name(decl);
+      if (qualified == "pobj::ref" || qualified == "pobj::record") {
+        if (in_record) {
+          return {"a reference, which the heap's check does not follow inside a value record",
+                  "make the reference a field of the persistent class itself"};
+        }
+      }
       if (qualified == "pobj::ref") {
         CXType target = clang_Type_getTemplateArgumentAsType(c, 0);
         CXCursor target_decl = clang_getTypeDeclaration(clang_getCanonicalType(target));
@@ -426,6 +436,22 @@ void collect_class(CXCursor c, parse_state& ps) {
               break;
             }
             CXType ft = clang_getCursorType(child);
+            static const char* const reserved[] = {"get", "ref", "pool", "stored_size", "assign", "format_to", "self"};
+            if (std::find_if(std::begin(reserved), std::end(reserved), [&](const char* r) { return name == r; }) !=
+                std::end(reserved)) {
+              d.error(child, "field '" + name + "' of persistent class '" + x->pc->name +
+                                 "' has a name the generated proxy uses for itself",
+                      "rename the field (get, ref, pool, stored_size, assign, format_to and self are taken)");
+              break;
+            }
+            if (clang_isConstQualifiedType(ft) ||
+                (clang_getCanonicalType(ft).kind == CXType_ConstantArray &&
+                 clang_isConstQualifiedType(clang_getArrayElementType(ft)))) {
+              d.error(child, "field '" + name + "' of persistent class '" + x->pc->name +
+                                 "' is const, so no setter could write it",
+                      "drop the const; a proxy is how the field is read and written");
+              break;
+            }
             field_kind fk;
             auto [why, hint] = unsupported(ft, &fk, false);
             if (!why.empty()) {
@@ -488,6 +514,13 @@ std::string identifier(const std::string& qualified) {
   for (char ch : qualified) out += ch == ':' ? '_' : ch;
   while (out.find("__") != std::string::npos) out.replace(out.find("__"), 2, "_");
   return out;
+}
+
+// Where the last field ends: the bytes an object of the class holds (its header records this).
+std::uint64_t data_size(const persistent_class& c) {
+  std::uint64_t end = 0;
+  for (const auto& f : c.fields) end = std::max(end, f.offset + f.size);
+  return end;
 }
 
 // The layout as the pool records it (pobj/src/schema.cpp writes the same text): its hash is the
@@ -574,7 +607,7 @@ void emit_layouts(std::ostringstream& o, const persistent_class& c) {
   }
   o << "inline constexpr pobj::detail::class_info " << id << "_info{" << id << "_class_id, " << id << "_schema_hash, "
     << quoted(c.qualified) << ", " << (c.base.empty() ? "0" : identifier(c.base) + "_class_id") << ", "
-    << quoted(c.base) << ", " << c.size << ", " << c.align << ", "
+    << quoted(c.base) << ", " << c.size << ", " << data_size(c) << ", " << c.align << ", "
     << (c.fields.empty() ? "{}" : id + "_fields") << "};\n"
     << "// Registered before main; pool::open checks it against the pool's record.\n"
     << "inline const bool " << id << "_registered = pobj::detail::register_class(" << id << "_info);\n";
@@ -667,9 +700,11 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
   for (const auto& m : c.methods) {
     std::string params, args, tx_params = "pobj::transaction& tx";
     for (const auto& [type, name] : m.params) {
-      params += (params.empty() ? "" : ", ") + type + " " + name;
-      args += ", " + name;
-      tx_params += ", " + type + " " + name;
+      // type_identity_t makes any type (function pointers, array references) a plain declarator.
+      const std::string decl = "std::type_identity_t<" + type + "> " + name;
+      params += (params.empty() ? "" : ", ") + decl;
+      args += ", std::forward<" + type + ">(" + name + ")";
+      tx_params += ", " + decl;
     }
     std::string cq = m.is_const ? " const" : "";
     if (m.failure_atomic) {
@@ -689,22 +724,32 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
   bool owns_blocks = false;
   for (const auto& f : c.fields) owns_blocks = owns_blocks || f.k == kind::string || f.k == kind::bytes;
   if (!owns_blocks) {
+    // Up to the end of the last field only: a derived class may keep its fields in this class's
+    // tail padding.
+    const std::string n = std::to_string(data_size(c));
     o << "\n  // Every field at once, in the block: one snapshot of the object. Throws for an object made\n"
       << "  // before fields were appended to the class.\n"
       << "  void assign(pobj::transaction& tx, const " << self << "& value) {\n"
       << (std::any_of(c.fields.begin(), c.fields.end(), [](const field& f) { return f.appended; })
-              ? "    if (stored_size() != sizeof(" + self + ")) [[unlikely]] pobj::detail::throw_field_too_new(" +
+              ? "    if (stored_size() < " + n + ") [[unlikely]] pobj::detail::throw_field_too_new(" +
                     quoted(c.qualified) + ", " + quoted(c.fields.back().name) + ", stored_size());\n"
               : std::string())
-      << "    tx.snapshot(object_, sizeof(" << self << "));\n"
-      << "    std::memcpy(object_, &value, sizeof(" << self << "));\n  }\n";
+      << "    tx.snapshot(object_, " << n << ");\n"
+      << "    std::memcpy(object_, &value, " << n << ");\n  }\n";
+  } else {
+    o << "\n  // Not for a class that owns strings (they would be shared): set the fields one by one.\n"
+      << "  void assign(pobj::transaction& tx, const " << self << "& value) = delete;\n";
   }
   o << "\n  // Field by field (strings by content, references by offset), whether or not a and b are the\n"
     << "  // same object.\n"
-    << "  friend bool operator==(const " << id << "_proxy& a, const " << id << "_proxy& b) noexcept {\n"
+    << "  friend bool operator==([[maybe_unused]] const " << id << "_proxy& a, [[maybe_unused]] const " << id
+    << "_proxy& b) noexcept {\n"
     << "    return true";
+  // Getters are called through the class that declares them, so a derived class's member of the
+  // same name cannot stand in for them.
+  auto getter = [](const field& f) { return identifier(f.owner) + "_proxy::" + f.name + "()"; };
   for (const auto& f : c.fields) {
-    o << "\n        && pobj::detail::field_equal(a." << f.name << "(), b." << f.name << "())";
+    o << "\n        && pobj::detail::field_equal(a." << getter(f) << ", b." << getter(f) << ")";
   }
   o << ";\n  }\n";
   o << "\n  template <class Out>\n  Out format_to(Out out) const {\n"
@@ -712,7 +757,7 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
   bool first_field = true;
   for (const auto& f : c.fields) {
     o << "    out = pobj::detail::format_field(fmt::format_to(out, \"" << (first_field ? "" : ", ") << f.name
-      << ": \"), " << f.name << "());\n";
+      << ": \"), " << getter(f) << ");\n";
     first_field = false;
   }
   o << "    return fmt::format_to(out, \"}}\");\n  }\n";
@@ -769,7 +814,7 @@ std::string generate(const std::vector<persistent_class>& classes, const std::st
   o << "// generated by pobj-gen, do not edit\n"
     << "// from " << include << "\n"
     << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <cstring>\n#include <iterator>\n#include <span>\n"
-    << "#include <string>\n#include <string_view>\n#include <type_traits>\n\n"
+    << "#include <string>\n#include <string_view>\n#include <type_traits>\n#include <utility>\n\n"
     << "#include <pobj/object.hpp>\n#include <pobj/record.hpp>\n#include <pobj/ref.hpp>\n#include <pobj/string.hpp>\n\n"
     << "#include \"" << include << "\"\n\n"
     << "namespace pobj::generated {\n";

@@ -282,7 +282,7 @@ void sync_classes(pool& p, class_state& st, const std::vector<const class_info*>
     for (const class_info* c : added) {
       class_record& r = table->records[n++];
       tx.snapshot(&r, sizeof(r));
-      r = class_record{c->class_id, c->schema_hash, c->base_id, 0, c->size, c->size};
+      r = class_record{c->class_id, c->schema_hash, c->base_id, 0, c->size, c->data_size};
       assign_string(tx, r.schema, schema_text(*c));
     }
     for (auto [i, c] : upgraded) {
@@ -300,7 +300,7 @@ void sync_classes(pool& p, class_state& st, const std::vector<const class_info*>
   std::vector<std::pair<std::uint32_t, std::unique_ptr<class_entry>>> fresh;
   for (auto [i, c] : upgraded) fresh.emplace_back(i, entry_of(*c, st.entry(i).min_size));
   std::uint32_t n = count;
-  for (const class_info* c : added) fresh.emplace_back(n++, entry_of(*c, c->size));
+  for (const class_info* c : added) fresh.emplace_back(n++, entry_of(*c, c->data_size));
   publish_entries(p, st, count, std::move(fresh));
 }
 
@@ -355,7 +355,7 @@ void attach_classes(pool& p) {
       e->base_id = r.base_id;
       e->schema_hash = r.schema_hash;
       e->min_size = r.min_size;
-      if (e->min_size == 0 || e->min_size > e->size) throw damaged(fmt::format("record {} has a bad size", i));
+      if (e->min_size > e->size) throw damaged(fmt::format("record {} has a bad size", i));
       loaded.emplace_back(i, std::move(e));
     }
     st.table = t;
@@ -376,8 +376,17 @@ std::uint16_t class_key(pool& p, const class_info& info) {
     return 0;
   };
   if (std::uint16_t k = lookup(); k != 0) return k;
+  if (transaction::active(p)) {  // registering needs a block of its own: refuse before locking
+    throw error(errc::invalid_argument,
+                fmt::format("pobj: class '{}' is not yet recorded in pool '{}' (its code was loaded after the pool "
+                            "was opened): call pobj::register_classes(pool) outside a failure-atomic block first",
+                            info.name, p.path()));
+  }
   lock_guard lock(st.mu);
-  sync_classes(p, st, {&info});
+  // Everything the program has that the pool lacks, bases included, so ancestors are complete.
+  std::vector<const class_info*> program = compiled_classes();
+  if (std::find(program.begin(), program.end(), &info) == program.end()) program.push_back(&info);
+  sync_classes(p, st, program);
   return lookup();
 }
 

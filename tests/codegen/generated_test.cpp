@@ -29,6 +29,7 @@ void gen::bank_account_proxy::deposit(pobj::transaction& tx, std::int64_t cents)
   if (balance() < 0) throw std::runtime_error("overdrawn");
 }
 bool gen::bank_account_proxy::overdrawn() const { return balance() < limit().cents * -1; }
+void gen::bank_branch_proxy::rename(pobj::transaction& tx, std::string&& name) { set_name(tx, name); }
 void gen::shapes_shape_proxy::move_by(pobj::transaction& tx, std::int32_t dx, std::int32_t dy) {
   set_x(tx, x() + dx);
   set_y(tx, y() + dy);
@@ -197,6 +198,12 @@ TEST_CASE("value records are stored whole and hash, compare and format by their 
   CHECK(pobj::hash_record(m) == pobj::hash_record(bank::money{12345, 840}));
   CHECK(pobj::hash_record(m) != pobj::hash_record(bank::money{12346, 840}));
   CHECK(pobj::format_record(m) == "{12345, 840}");
+  // Records nest: equality, hashing and formatting follow them.
+  const bank::dated d1{7, {5, 978}}, d2{7, {6, 978}};
+  CHECK(pobj::equal_records(d1, d1));
+  CHECK_FALSE(pobj::equal_records(d1, d2));
+  CHECK(pobj::hash_record(d1) != pobj::hash_record(d2));
+  CHECK(pobj::format_record(d2) == "{7, {6, 978}}");
   // Replacing a record is a new record and a swapped handle, in one block.
   pobj::run_tx(p, [&](pobj::transaction& tx) {
     auto old = a.last_statement();
@@ -224,7 +231,7 @@ TEST_CASE("proxies compare field by field and format with fmt", "[codegen]") {
     a.set_next(tx, b.ref());
     CHECK(fmt::format("{}", b) ==
           "bank::account{balance: 42, type: 1, frozen: false, home: null, next: null, limit: {700, 978}, rate: 2.5, "
-          "key: x\"\", last_statement: null}");
+          "key: x\"\", last_statement: null, opened: {0, {0, 0}}}");
     CHECK(fmt::format("{}", a).find(fmt::format("next: @{:#x}", b.ref().offset)) != std::string::npos);
     auto br = pobj::make<bank::branch>(tx);
     br.set_name(tx, "dock");
@@ -233,7 +240,13 @@ TEST_CASE("proxies compare field by field and format with fmt", "[codegen]") {
     CHECK_FALSE(br == br2);
     br2.set_name(tx, "dock");
     CHECK(br == br2);  // strings compare by content
-    CHECK(fmt::format("{}", br) == "bank::branch{balance: 0, code: \"\", name: \"dock\"}");
+    CHECK(fmt::format("{}", br) == "bank::branch{balance: 0, code: \"\", name: \"dock\", visits: 0}");
+    br.set_visits(3);  // long long: its own setters
+    br.rename(tx, std::string("renamed by a method with an rvalue parameter"));
+    CHECK(br.name() == "renamed by a method with an rvalue parameter");
+    auto m = pobj::make<bank::marker>(tx);  // a class without fields
+    CHECK(m == m);
+    CHECK(fmt::format("{}", m) == "bank::marker{}");
   });
 }
 

@@ -42,6 +42,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include <boost/pfr.hpp>
 #include <fmt/format.h>
@@ -57,7 +58,7 @@ namespace pobj {
 struct object_header {
   std::uint16_t key;    // the concrete class: its number in the pool's class table (1-based)
   std::uint16_t flags;  // reserved, 0
-  std::uint32_t size;   // bytes of the layout the object was made with
+  std::uint32_t size;   // where the last field of the layout the object was made with ends
 };
 static_assert(sizeof(object_header) == 8);
 inline constexpr std::size_t object_header_size = sizeof(object_header);
@@ -85,7 +86,8 @@ struct class_info {
   const char* name;           // qualified
   std::uint64_t base_id;      // the persistent base class, 0 if none
   const char* base_name;      // its qualified name, "" if none
-  std::uint32_t size;
+  std::uint32_t size;       // sizeof the class
+  std::uint32_t data_size;  // where its last field ends (object headers record this)
   std::uint32_t align;
   std::span<const field_info> fields;  // every field, the base's first
 };
@@ -167,7 +169,7 @@ proxy<T> make(transaction& tx, const T& init = T{}) {
   pool& p = tx.get_pool();
   const std::uint16_t key = class_key<T>(p);
   allocation a = tx.alloc(object_header_size + sizeof(T), key);
-  ::new (a.pointer) object_header{key, 0, static_cast<std::uint32_t>(sizeof(T))};
+  ::new (a.pointer) object_header{key, 0, persistent_traits<T>::info().data_size};
   T* object = ::new (static_cast<std::byte*>(a.pointer) + object_header_size) T(init);
   for (const auto& f : persistent_traits<T>::info().fields) {
     if (f.kind == 's') std::memset(reinterpret_cast<std::byte*>(object) + f.offset, 0, 8);
@@ -248,8 +250,24 @@ bool field_equal(const F& a, const F& b) noexcept {
     return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
   } else if constexpr (requires { a.offset; }) {
     return a.offset == b.offset;
+  } else {  // a value record: field by field, nested records too
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return (field_equal(boost::pfr::get<I>(a), boost::pfr::get<I>(b)) && ...);
+    }(std::make_index_sequence<boost::pfr::tuple_size_v<F>>{});
+  }
+}
+
+// Field-wise hashing on the same terms.
+template <class F>
+std::size_t hash_field(const F& v) noexcept {
+  if constexpr (std::is_arithmetic_v<F> || std::is_enum_v<F>) {
+    return std::hash<F>{}(v);
+  } else if constexpr (requires { v.offset; }) {
+    return std::hash<std::uint64_t>{}(v.offset);
   } else {
-    return boost::pfr::eq_fields(a, b);
+    std::size_t h = 0;
+    boost::pfr::for_each_field(v, [&](const auto& f) { h ^= hash_field(f) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); });
+    return h;
   }
 }
 
@@ -302,8 +320,8 @@ class proxy_base {
  public:
   proxy_base(pobj::pool& p, void* object) noexcept : pool_(&p), object_(object) {}
   pobj::pool& pool() const noexcept { return *pool_; }
-  // The size of the layout this object was made with (smaller than the class's if fields were
-  // appended since).
+  // Where the last field of the layout this object was made with ends (before the end of the
+  // class's if fields were appended since).
   std::uint32_t stored_size() const noexcept { return header_of(object_).size; }
 
  protected:

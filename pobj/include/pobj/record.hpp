@@ -68,11 +68,11 @@ void free_record(transaction& tx, record<T> r) {
 // Field-by-field hashing, equality and formatting (Boost.PFR): no code from the user.
 template <value_record T>
 std::size_t hash_record(const T& v) noexcept {
-  return boost::pfr::hash_fields(v);
+  return detail::hash_field(v);
 }
 template <value_record T>
 bool equal_records(const T& a, const T& b) noexcept {
-  return boost::pfr::eq_fields(a, b);
+  return detail::field_equal(a, b);
 }
 // "{12345, 840}": the fields in order, nested records in braces, char arrays as strings.
 template <value_record T>

@@ -14,6 +14,7 @@
 // the old value (with its block) or the new one, and no block leaks.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -47,7 +48,9 @@ inline bool string_is_block(std::uint64_t word) noexcept { return word != 0 && (
 inline std::string_view read_string(const pool& p, const std::uint64_t& word) noexcept {
   const std::uint64_t w = word;
   if (w == 0) return {};
-  if (w & 1) return {reinterpret_cast<const char*>(&word) + 1, static_cast<std::size_t>((w & 0xff) >> 1)};
+  if (w & 1) {  // at most 7 bytes, whatever a damaged word says
+    return {reinterpret_cast<const char*>(&word) + 1, std::min<std::size_t>((w & 0xff) >> 1, inline_string_max)};
+  }
   const std::byte* block = p.base() + w;
   std::uint64_t n;
   std::memcpy(&n, block, 8);

@@ -23,7 +23,7 @@ cmp -s "$pool" "$dir/before" || fail "the refused open changed the pool"
 out=$("$unmarked" open "$pool"); rc=$?
 echo "appended fields not marked: $out"
 [ $rc -eq 3 ] || fail "unmarked appended fields were not refused (status $rc)"
-echo "$out" | grep -q "field 'weight'.*mark it POBJ_APPENDED" || fail "the error does not name the field and the fix"
+echo "$out" | grep -q "field 'rank'.*mark it POBJ_APPENDED" || fail "the error does not name the field and the fix"
 cmp -s "$pool" "$dir/before" || fail "the refused open changed the pool"
 "$v2" open "$pool" || fail "v2 did not upgrade the pool"
 out=$("$unmarked" open "$pool"); rc=$?
@@ -32,5 +32,5 @@ out=$("$unmarked" open "$pool"); rc=$?
 out=$("$v1" open "$pool"); rc=$?
 echo "downgrade: $out"
 [ $rc -eq 3 ] || fail "v1 opened a pool whose class has fields v1 does not know (status $rc)"
-echo "$out" | grep -q "field 'weight'" || fail "the downgrade error does not name the field"
+echo "$out" | grep -q "field 'rank'" || fail "the downgrade error does not name the field"
 echo "evolution: ok"

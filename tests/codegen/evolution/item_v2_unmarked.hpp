@@ -12,6 +12,7 @@ namespace evo {
 struct POBJ_PERSISTENT item {
   std::int64_t id;
   std::int32_t count;
+  std::int32_t rank = 9;  // in version 1's tail padding
   double weight = 2.5;
   pobj::string note;
 };

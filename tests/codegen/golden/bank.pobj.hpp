@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include <pobj/object.hpp>
 #include <pobj/record.hpp>
@@ -25,10 +26,11 @@ struct bank_branch_layout {
   std::int64_t balance;  // offset 0, 8 bytes
   char code[8];  // offset 8, 8 bytes
   ::pobj::string name;  // offset 16, 8 bytes
+  long long visits;  // offset 24, 8 bytes
 };
-static_assert(sizeof(bank_branch_layout) == 24);
+static_assert(sizeof(bank_branch_layout) == 32);
 static_assert(alignof(bank_branch_layout) == 8);
-static_assert(sizeof(::bank::branch) == 24);
+static_assert(sizeof(::bank::branch) == 32);
 static_assert(alignof(::bank::branch) == 8);
 static_assert(offsetof(bank_branch_layout, balance) == 0);
 static_assert(offsetof(::bank::branch, balance) == 0);
@@ -36,17 +38,35 @@ static_assert(offsetof(bank_branch_layout, code) == 8);
 static_assert(offsetof(::bank::branch, code) == 8);
 static_assert(offsetof(bank_branch_layout, name) == 16);
 static_assert(offsetof(::bank::branch, name) == 16);
+static_assert(offsetof(bank_branch_layout, visits) == 24);
+static_assert(offsetof(::bank::branch, visits) == 24);
 inline constexpr std::uint64_t bank_branch_class_id = 0xb91984a95374e4e7ULL;
-inline constexpr std::uint64_t bank_branch_schema_hash = 0x098cf352acf41c5bULL;
+inline constexpr std::uint64_t bank_branch_schema_hash = 0x3eee16dec4d680a2ULL;
 inline constexpr std::size_t bank_branch_reference_offsets[] = {16};
 inline constexpr pobj::detail::field_info bank_branch_fields[] = {
     {"balance", "std::int64_t", 'v', 0, 8, false},
     {"code", "char[8]", 'v', 8, 8, false},
     {"name", "::pobj::string", 's', 16, 8, false},
+    {"visits", "long long", 'v', 24, 8, false},
 };
-inline constexpr pobj::detail::class_info bank_branch_info{bank_branch_class_id, bank_branch_schema_hash, "bank::branch", 0, "", 24, 8, bank_branch_fields};
+inline constexpr pobj::detail::class_info bank_branch_info{bank_branch_class_id, bank_branch_schema_hash, "bank::branch", 0, "", 32, 32, 8, bank_branch_fields};
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool bank_branch_registered = pobj::detail::register_class(bank_branch_info);
+
+// ::bank::marker
+struct bank_marker_layout {
+  std::uint8_t pad0_[1];  // offset 0
+};
+static_assert(sizeof(bank_marker_layout) == 1);
+static_assert(alignof(bank_marker_layout) == 1);
+static_assert(sizeof(::bank::marker) == 1);
+static_assert(alignof(::bank::marker) == 1);
+inline constexpr std::uint64_t bank_marker_class_id = 0xdd995cfe960a65d5ULL;
+inline constexpr std::uint64_t bank_marker_schema_hash = 0x1671303c22239f07ULL;
+inline constexpr std::size_t bank_marker_reference_offsets[] = {static_cast<std::size_t>(-1)};
+inline constexpr pobj::detail::class_info bank_marker_info{bank_marker_class_id, bank_marker_schema_hash, "bank::marker", 0, "", 1, 0, 1, {}};
+// Registered before main; pool::open checks it against the pool's record.
+inline const bool bank_marker_registered = pobj::detail::register_class(bank_marker_info);
 
 // ::bank::account
 struct bank_account_layout {
@@ -60,10 +80,11 @@ struct bank_account_layout {
   double rate;  // offset 48, 8 bytes
   ::pobj::bytes key;  // offset 56, 8 bytes
   ::pobj::record<bank::money> last_statement;  // offset 64, 8 bytes
+  ::bank::dated opened;  // offset 72, 24 bytes
 };
-static_assert(sizeof(bank_account_layout) == 72);
+static_assert(sizeof(bank_account_layout) == 96);
 static_assert(alignof(bank_account_layout) == 8);
-static_assert(sizeof(::bank::account) == 72);
+static_assert(sizeof(::bank::account) == 96);
 static_assert(alignof(::bank::account) == 8);
 static_assert(offsetof(bank_account_layout, balance) == 0);
 static_assert(offsetof(::bank::account, balance) == 0);
@@ -83,10 +104,13 @@ static_assert(offsetof(bank_account_layout, key) == 56);
 static_assert(offsetof(::bank::account, key) == 56);
 static_assert(offsetof(bank_account_layout, last_statement) == 64);
 static_assert(offsetof(::bank::account, last_statement) == 64);
+static_assert(offsetof(bank_account_layout, opened) == 72);
+static_assert(offsetof(::bank::account, opened) == 72);
 static_assert(std::is_trivially_copyable_v<::bank::kind>, "value records are trivially copyable");
 static_assert(std::is_trivially_copyable_v<::bank::money>, "value records are trivially copyable");
+static_assert(std::is_trivially_copyable_v<::bank::dated>, "value records are trivially copyable");
 inline constexpr std::uint64_t bank_account_class_id = 0xfe9ccef2a5ad4b12ULL;
-inline constexpr std::uint64_t bank_account_schema_hash = 0xf903c535db69f38fULL;
+inline constexpr std::uint64_t bank_account_schema_hash = 0xf39d04cc235b2e4dULL;
 inline constexpr std::size_t bank_account_reference_offsets[] = {16, 24, 56, 64};
 inline constexpr pobj::detail::field_info bank_account_fields[] = {
     {"balance", "std::int64_t", 'v', 0, 8, false},
@@ -98,8 +122,9 @@ inline constexpr pobj::detail::field_info bank_account_fields[] = {
     {"rate", "double", 'v', 48, 8, false},
     {"key", "::pobj::bytes", 's', 56, 8, false},
     {"last_statement", "::pobj::record<bank::money>", 'r', 64, 8, false},
+    {"opened", "::bank::dated", 'v', 72, 24, false},
 };
-inline constexpr pobj::detail::class_info bank_account_info{bank_account_class_id, bank_account_schema_hash, "bank::account", 0, "", 72, 8, bank_account_fields};
+inline constexpr pobj::detail::class_info bank_account_info{bank_account_class_id, bank_account_schema_hash, "bank::account", 0, "", 96, 96, 8, bank_account_fields};
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool bank_account_registered = pobj::detail::register_class(bank_account_info);
 
@@ -108,6 +133,8 @@ inline const bool bank_account_registered = pobj::detail::register_class(bank_ac
 namespace pobj::generated {
 class bank_branch_proxy;
 class bank_branch_builder;
+class bank_marker_proxy;
+class bank_marker_builder;
 class bank_account_proxy;
 class bank_account_builder;
 }  // namespace pobj::generated
@@ -116,17 +143,27 @@ template <>
 struct pobj::persistent_traits<::bank::branch> {
   static constexpr std::uint64_t class_id = pobj::generated::bank_branch_class_id;
   static constexpr std::uint64_t schema_hash = pobj::generated::bank_branch_schema_hash;
-  static constexpr std::size_t size = 24;
+  static constexpr std::size_t size = 32;
   using proxy = pobj::generated::bank_branch_proxy;
   using builder = pobj::generated::bank_branch_builder;
   static const pobj::detail::class_info& info() noexcept { return pobj::generated::bank_branch_info; }
 };
 
 template <>
+struct pobj::persistent_traits<::bank::marker> {
+  static constexpr std::uint64_t class_id = pobj::generated::bank_marker_class_id;
+  static constexpr std::uint64_t schema_hash = pobj::generated::bank_marker_schema_hash;
+  static constexpr std::size_t size = 1;
+  using proxy = pobj::generated::bank_marker_proxy;
+  using builder = pobj::generated::bank_marker_builder;
+  static const pobj::detail::class_info& info() noexcept { return pobj::generated::bank_marker_info; }
+};
+
+template <>
 struct pobj::persistent_traits<::bank::account> {
   static constexpr std::uint64_t class_id = pobj::generated::bank_account_class_id;
   static constexpr std::uint64_t schema_hash = pobj::generated::bank_account_schema_hash;
-  static constexpr std::size_t size = 72;
+  static constexpr std::size_t size = 96;
   using proxy = pobj::generated::bank_account_proxy;
   using builder = pobj::generated::bank_account_builder;
   static const pobj::detail::class_info& info() noexcept { return pobj::generated::bank_account_info; }
@@ -179,21 +216,40 @@ class bank_branch_proxy : public pobj::detail::proxy_base {
     pobj::detail::assign_string(tx, self()->name.word, value);
   }
 
+  // visits: long long
+  long long visits() const noexcept {
+    return self()->visits;
+  }
+  void set_visits(const long long& value) {
+    pobj::detail::store_field(*pool_, self()->visits, value);
+  }
+  void set_visits(pobj::transaction& tx, const long long& value) {
+    tx.set(self()->visits, value);
+  }
+
+  // rename: defined by the user as void bank_branch_proxy::rename(std::type_identity_t<pobj::transaction &> tx, std::type_identity_t<std::basic_string<char> &&> name)
+  void rename(std::type_identity_t<pobj::transaction &> tx, std::type_identity_t<std::basic_string<char> &&> name);
+
+  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  void assign(pobj::transaction& tx, const ::bank::branch& value) = delete;
+
   // Field by field (strings by content, references by offset), whether or not a and b are the
   // same object.
-  friend bool operator==(const bank_branch_proxy& a, const bank_branch_proxy& b) noexcept {
+  friend bool operator==([[maybe_unused]] const bank_branch_proxy& a, [[maybe_unused]] const bank_branch_proxy& b) noexcept {
     return true
-        && pobj::detail::field_equal(a.balance(), b.balance())
-        && pobj::detail::field_equal(a.code(), b.code())
-        && pobj::detail::field_equal(a.name(), b.name());
+        && pobj::detail::field_equal(a.bank_branch_proxy::balance(), b.bank_branch_proxy::balance())
+        && pobj::detail::field_equal(a.bank_branch_proxy::code(), b.bank_branch_proxy::code())
+        && pobj::detail::field_equal(a.bank_branch_proxy::name(), b.bank_branch_proxy::name())
+        && pobj::detail::field_equal(a.bank_branch_proxy::visits(), b.bank_branch_proxy::visits());
   }
 
   template <class Out>
   Out format_to(Out out) const {
     out = fmt::format_to(out, "bank::branch{{");
-    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), balance());
-    out = pobj::detail::format_field(fmt::format_to(out, ", code: "), code());
-    out = pobj::detail::format_field(fmt::format_to(out, ", name: "), name());
+    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), bank_branch_proxy::balance());
+    out = pobj::detail::format_field(fmt::format_to(out, ", code: "), bank_branch_proxy::code());
+    out = pobj::detail::format_field(fmt::format_to(out, ", name: "), bank_branch_proxy::name());
+    out = pobj::detail::format_field(fmt::format_to(out, ", visits: "), bank_branch_proxy::visits());
     return fmt::format_to(out, "}}");
   }
 
@@ -201,6 +257,39 @@ class bank_branch_proxy : public pobj::detail::proxy_base {
   ::bank::branch* self() const noexcept { return static_cast<::bank::branch*>(object_); }
 };
 static_assert(sizeof(bank_branch_proxy) == 2 * sizeof(void*));
+
+// A proxy of a ::bank::marker in a pool: two words, made on dereference, never allocated.
+class bank_marker_proxy : public pobj::detail::proxy_base {
+ public:
+  bank_marker_proxy(pobj::pool& p, void* object) noexcept : pobj::detail::proxy_base(p, object) {}
+  const ::bank::marker* get() const noexcept { return static_cast<const ::bank::marker*>(object_); }
+  pobj::ref<::bank::marker> ref() const noexcept {
+    return pobj::ref<::bank::marker>(pool_->offset_of(object_) - pobj::object_header_size);
+  }
+
+  // Every field at once, in the block: one snapshot of the object. Throws for an object made
+  // before fields were appended to the class.
+  void assign(pobj::transaction& tx, const ::bank::marker& value) {
+    tx.snapshot(object_, 0);
+    std::memcpy(object_, &value, 0);
+  }
+
+  // Field by field (strings by content, references by offset), whether or not a and b are the
+  // same object.
+  friend bool operator==([[maybe_unused]] const bank_marker_proxy& a, [[maybe_unused]] const bank_marker_proxy& b) noexcept {
+    return true;
+  }
+
+  template <class Out>
+  Out format_to(Out out) const {
+    out = fmt::format_to(out, "bank::marker{{");
+    return fmt::format_to(out, "}}");
+  }
+
+ private:
+  ::bank::marker* self() const noexcept { return static_cast<::bank::marker*>(object_); }
+};
+static_assert(sizeof(bank_marker_proxy) == 2 * sizeof(void*));
 
 // A proxy of a ::bank::account in a pool: two words, made on dereference, never allocated.
 class bank_account_proxy : public pobj::detail::proxy_base {
@@ -310,45 +399,58 @@ class bank_account_proxy : public pobj::detail::proxy_base {
   // The record last_statement holds. REQUIRES: last_statement() is not null.
   const ::bank::money& last_statement_value() const noexcept { return pobj::get(*pool_, last_statement()); }
 
-  // deposit: failure-atomic. Defined by the user as
-  //   void bank_account_proxy::deposit(pobj::transaction& tx, long cents)
-  // and run here in a block of its own (or as part of the caller's).
-  void deposit(long cents) {
-    pobj::transaction tx(*pool_);
-    return deposit(tx, cents);
+  // opened: ::bank::dated
+  ::bank::dated opened() const noexcept {
+    return self()->opened;
   }
-  void deposit(pobj::transaction& tx, long cents);
+  void set_opened(pobj::transaction& tx, const ::bank::dated& value) {
+    tx.set(self()->opened, value);
+  }
+
+  // deposit: failure-atomic. Defined by the user as
+  //   void bank_account_proxy::deposit(pobj::transaction& tx, std::type_identity_t<long> cents)
+  // and run here in a block of its own (or as part of the caller's).
+  void deposit(std::type_identity_t<long> cents) {
+    pobj::transaction tx(*pool_);
+    return deposit(tx, std::forward<long>(cents));
+  }
+  void deposit(pobj::transaction& tx, std::type_identity_t<long> cents);
 
   // overdrawn: defined by the user as bool bank_account_proxy::overdrawn() const
   bool overdrawn() const;
 
+  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  void assign(pobj::transaction& tx, const ::bank::account& value) = delete;
+
   // Field by field (strings by content, references by offset), whether or not a and b are the
   // same object.
-  friend bool operator==(const bank_account_proxy& a, const bank_account_proxy& b) noexcept {
+  friend bool operator==([[maybe_unused]] const bank_account_proxy& a, [[maybe_unused]] const bank_account_proxy& b) noexcept {
     return true
-        && pobj::detail::field_equal(a.balance(), b.balance())
-        && pobj::detail::field_equal(a.type(), b.type())
-        && pobj::detail::field_equal(a.frozen(), b.frozen())
-        && pobj::detail::field_equal(a.home(), b.home())
-        && pobj::detail::field_equal(a.next(), b.next())
-        && pobj::detail::field_equal(a.limit(), b.limit())
-        && pobj::detail::field_equal(a.rate(), b.rate())
-        && pobj::detail::field_equal(a.key(), b.key())
-        && pobj::detail::field_equal(a.last_statement(), b.last_statement());
+        && pobj::detail::field_equal(a.bank_account_proxy::balance(), b.bank_account_proxy::balance())
+        && pobj::detail::field_equal(a.bank_account_proxy::type(), b.bank_account_proxy::type())
+        && pobj::detail::field_equal(a.bank_account_proxy::frozen(), b.bank_account_proxy::frozen())
+        && pobj::detail::field_equal(a.bank_account_proxy::home(), b.bank_account_proxy::home())
+        && pobj::detail::field_equal(a.bank_account_proxy::next(), b.bank_account_proxy::next())
+        && pobj::detail::field_equal(a.bank_account_proxy::limit(), b.bank_account_proxy::limit())
+        && pobj::detail::field_equal(a.bank_account_proxy::rate(), b.bank_account_proxy::rate())
+        && pobj::detail::field_equal(a.bank_account_proxy::key(), b.bank_account_proxy::key())
+        && pobj::detail::field_equal(a.bank_account_proxy::last_statement(), b.bank_account_proxy::last_statement())
+        && pobj::detail::field_equal(a.bank_account_proxy::opened(), b.bank_account_proxy::opened());
   }
 
   template <class Out>
   Out format_to(Out out) const {
     out = fmt::format_to(out, "bank::account{{");
-    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), balance());
-    out = pobj::detail::format_field(fmt::format_to(out, ", type: "), type());
-    out = pobj::detail::format_field(fmt::format_to(out, ", frozen: "), frozen());
-    out = pobj::detail::format_field(fmt::format_to(out, ", home: "), home());
-    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), next());
-    out = pobj::detail::format_field(fmt::format_to(out, ", limit: "), limit());
-    out = pobj::detail::format_field(fmt::format_to(out, ", rate: "), rate());
-    out = pobj::detail::format_field(fmt::format_to(out, ", key: "), key());
-    out = pobj::detail::format_field(fmt::format_to(out, ", last_statement: "), last_statement());
+    out = pobj::detail::format_field(fmt::format_to(out, "balance: "), bank_account_proxy::balance());
+    out = pobj::detail::format_field(fmt::format_to(out, ", type: "), bank_account_proxy::type());
+    out = pobj::detail::format_field(fmt::format_to(out, ", frozen: "), bank_account_proxy::frozen());
+    out = pobj::detail::format_field(fmt::format_to(out, ", home: "), bank_account_proxy::home());
+    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), bank_account_proxy::next());
+    out = pobj::detail::format_field(fmt::format_to(out, ", limit: "), bank_account_proxy::limit());
+    out = pobj::detail::format_field(fmt::format_to(out, ", rate: "), bank_account_proxy::rate());
+    out = pobj::detail::format_field(fmt::format_to(out, ", key: "), bank_account_proxy::key());
+    out = pobj::detail::format_field(fmt::format_to(out, ", last_statement: "), bank_account_proxy::last_statement());
+    out = pobj::detail::format_field(fmt::format_to(out, ", opened: "), bank_account_proxy::opened());
     return fmt::format_to(out, "}}");
   }
 
@@ -381,6 +483,10 @@ class bank_branch_builder {
     pobj_name_.assign(value);
     return *this;
   }
+  bank_branch_builder& visits(const long long& value) {
+    pobj_value_.visits = value;
+    return *this;
+  }
   // The object, made in the block (it exists only if the block commits).
   bank_branch_proxy make(pobj::transaction& tx) const {
     bank_branch_proxy object = pobj::make<::bank::branch>(tx, pobj_value_);
@@ -391,6 +497,20 @@ class bank_branch_builder {
  private:
   ::bank::branch pobj_value_{};
   std::string pobj_name_;
+};
+
+// Builds a ::bank::marker field by field in DRAM, then makes it in a block:
+//   pobj::builder<::bank::marker>().make(tx)
+class bank_marker_builder {
+ public:
+  // The object, made in the block (it exists only if the block commits).
+  bank_marker_proxy make(pobj::transaction& tx) const {
+    bank_marker_proxy object = pobj::make<::bank::marker>(tx, pobj_value_);
+    return object;
+  }
+
+ private:
+  ::bank::marker pobj_value_{};
 };
 
 // Builds a ::bank::account field by field in DRAM, then makes it in a block:
@@ -433,6 +553,10 @@ class bank_account_builder {
     pobj_value_.last_statement = value;
     return *this;
   }
+  bank_account_builder& opened(const ::bank::dated& value) {
+    pobj_value_.opened = value;
+    return *this;
+  }
   // The object, made in the block (it exists only if the block commits).
   bank_account_proxy make(pobj::transaction& tx) const {
     bank_account_proxy object = pobj::make<::bank::account>(tx, pobj_value_);
@@ -451,6 +575,12 @@ template <>
 struct fmt::formatter<pobj::generated::bank_branch_proxy> : fmt::formatter<std::string_view> {
   template <class Context>
   auto format(const pobj::generated::bank_branch_proxy& p, Context& ctx) const { return p.format_to(ctx.out()); }
+};
+
+template <>
+struct fmt::formatter<pobj::generated::bank_marker_proxy> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(const pobj::generated::bank_marker_proxy& p, Context& ctx) const { return p.format_to(ctx.out()); }
 };
 
 template <>

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include <pobj/object.hpp>
 #include <pobj/record.hpp>
@@ -48,7 +49,7 @@ inline constexpr pobj::detail::field_info shapes_shape_fields[] = {
     {"label", "::pobj::string", 's', 8, 8, false},
     {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8, false},
 };
-inline constexpr pobj::detail::class_info shapes_shape_info{shapes_shape_class_id, shapes_shape_schema_hash, "shapes::shape", 0, "", 24, 8, shapes_shape_fields};
+inline constexpr pobj::detail::class_info shapes_shape_info{shapes_shape_class_id, shapes_shape_schema_hash, "shapes::shape", 0, "", 24, 24, 8, shapes_shape_fields};
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool shapes_shape_registered = pobj::detail::register_class(shapes_shape_info);
 
@@ -87,7 +88,7 @@ inline constexpr pobj::detail::field_info shapes_circle_fields[] = {
     {"next", "::pobj::ref<shapes::shape>", 'r', 16, 8, false},
     {"radius", "double", 'v', 24, 8, false},
 };
-inline constexpr pobj::detail::class_info shapes_circle_info{shapes_circle_class_id, shapes_circle_schema_hash, "shapes::circle", shapes_shape_class_id, "shapes::shape", 32, 8, shapes_circle_fields};
+inline constexpr pobj::detail::class_info shapes_circle_info{shapes_circle_class_id, shapes_circle_schema_hash, "shapes::circle", shapes_shape_class_id, "shapes::shape", 32, 32, 8, shapes_circle_fields};
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool shapes_circle_registered = pobj::detail::register_class(shapes_circle_info);
 
@@ -130,7 +131,7 @@ inline constexpr pobj::detail::field_info shapes_rectangle_fields[] = {
     {"width", "double", 'v', 24, 8, false},
     {"height", "double", 'v', 32, 8, false},
 };
-inline constexpr pobj::detail::class_info shapes_rectangle_info{shapes_rectangle_class_id, shapes_rectangle_schema_hash, "shapes::rectangle", shapes_shape_class_id, "shapes::shape", 40, 8, shapes_rectangle_fields};
+inline constexpr pobj::detail::class_info shapes_rectangle_info{shapes_rectangle_class_id, shapes_rectangle_schema_hash, "shapes::rectangle", shapes_shape_class_id, "shapes::shape", 40, 40, 8, shapes_rectangle_fields};
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool shapes_rectangle_registered = pobj::detail::register_class(shapes_rectangle_info);
 
@@ -178,7 +179,7 @@ inline constexpr pobj::detail::field_info shapes_square_fields[] = {
     {"height", "double", 'v', 32, 8, false},
     {"rotated", "std::uint8_t", 'v', 40, 1, false},
 };
-inline constexpr pobj::detail::class_info shapes_square_info{shapes_square_class_id, shapes_square_schema_hash, "shapes::square", shapes_rectangle_class_id, "shapes::rectangle", 48, 8, shapes_square_fields};
+inline constexpr pobj::detail::class_info shapes_square_info{shapes_square_class_id, shapes_square_schema_hash, "shapes::square", shapes_rectangle_class_id, "shapes::rectangle", 48, 41, 8, shapes_square_fields};
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool shapes_square_registered = pobj::detail::register_class(shapes_square_info);
 
@@ -202,7 +203,7 @@ inline constexpr pobj::detail::field_info shapes_drawing_fields[] = {
     {"layers", "::pobj::ref<shapes::shape>[4]", 'r', 0, 32, false},
     {"depth", "std::int32_t[4]", 'v', 32, 16, false},
 };
-inline constexpr pobj::detail::class_info shapes_drawing_info{shapes_drawing_class_id, shapes_drawing_schema_hash, "shapes::drawing", 0, "", 48, 8, shapes_drawing_fields};
+inline constexpr pobj::detail::class_info shapes_drawing_info{shapes_drawing_class_id, shapes_drawing_schema_hash, "shapes::drawing", 0, "", 48, 48, 8, shapes_drawing_fields};
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool shapes_drawing_registered = pobj::detail::register_class(shapes_drawing_info);
 
@@ -326,31 +327,34 @@ class shapes_shape_proxy : public pobj::detail::proxy_base {
   pobj::proxy<::shapes::shape> next_object() const noexcept;
 
   // move_by: failure-atomic. Defined by the user as
-  //   void shapes_shape_proxy::move_by(pobj::transaction& tx, int dx, int dy)
+  //   void shapes_shape_proxy::move_by(pobj::transaction& tx, std::type_identity_t<int> dx, std::type_identity_t<int> dy)
   // and run here in a block of its own (or as part of the caller's).
-  void move_by(int dx, int dy) {
+  void move_by(std::type_identity_t<int> dx, std::type_identity_t<int> dy) {
     pobj::transaction tx(*pool_);
-    return move_by(tx, dx, dy);
+    return move_by(tx, std::forward<int>(dx), std::forward<int>(dy));
   }
-  void move_by(pobj::transaction& tx, int dx, int dy);
+  void move_by(pobj::transaction& tx, std::type_identity_t<int> dx, std::type_identity_t<int> dy);
+
+  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  void assign(pobj::transaction& tx, const ::shapes::shape& value) = delete;
 
   // Field by field (strings by content, references by offset), whether or not a and b are the
   // same object.
-  friend bool operator==(const shapes_shape_proxy& a, const shapes_shape_proxy& b) noexcept {
+  friend bool operator==([[maybe_unused]] const shapes_shape_proxy& a, [[maybe_unused]] const shapes_shape_proxy& b) noexcept {
     return true
-        && pobj::detail::field_equal(a.x(), b.x())
-        && pobj::detail::field_equal(a.y(), b.y())
-        && pobj::detail::field_equal(a.label(), b.label())
-        && pobj::detail::field_equal(a.next(), b.next());
+        && pobj::detail::field_equal(a.shapes_shape_proxy::x(), b.shapes_shape_proxy::x())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::y(), b.shapes_shape_proxy::y())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::label(), b.shapes_shape_proxy::label())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::next(), b.shapes_shape_proxy::next());
   }
 
   template <class Out>
   Out format_to(Out out) const {
     out = fmt::format_to(out, "shapes::shape{{");
-    out = pobj::detail::format_field(fmt::format_to(out, "x: "), x());
-    out = pobj::detail::format_field(fmt::format_to(out, ", y: "), y());
-    out = pobj::detail::format_field(fmt::format_to(out, ", label: "), label());
-    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), next());
+    out = pobj::detail::format_field(fmt::format_to(out, "x: "), shapes_shape_proxy::x());
+    out = pobj::detail::format_field(fmt::format_to(out, ", y: "), shapes_shape_proxy::y());
+    out = pobj::detail::format_field(fmt::format_to(out, ", label: "), shapes_shape_proxy::label());
+    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), shapes_shape_proxy::next());
     return fmt::format_to(out, "}}");
   }
 
@@ -379,25 +383,28 @@ class shapes_circle_proxy : public shapes_shape_proxy {
     tx.set(self()->radius, value);
   }
 
+  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  void assign(pobj::transaction& tx, const ::shapes::circle& value) = delete;
+
   // Field by field (strings by content, references by offset), whether or not a and b are the
   // same object.
-  friend bool operator==(const shapes_circle_proxy& a, const shapes_circle_proxy& b) noexcept {
+  friend bool operator==([[maybe_unused]] const shapes_circle_proxy& a, [[maybe_unused]] const shapes_circle_proxy& b) noexcept {
     return true
-        && pobj::detail::field_equal(a.x(), b.x())
-        && pobj::detail::field_equal(a.y(), b.y())
-        && pobj::detail::field_equal(a.label(), b.label())
-        && pobj::detail::field_equal(a.next(), b.next())
-        && pobj::detail::field_equal(a.radius(), b.radius());
+        && pobj::detail::field_equal(a.shapes_shape_proxy::x(), b.shapes_shape_proxy::x())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::y(), b.shapes_shape_proxy::y())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::label(), b.shapes_shape_proxy::label())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::next(), b.shapes_shape_proxy::next())
+        && pobj::detail::field_equal(a.shapes_circle_proxy::radius(), b.shapes_circle_proxy::radius());
   }
 
   template <class Out>
   Out format_to(Out out) const {
     out = fmt::format_to(out, "shapes::circle{{");
-    out = pobj::detail::format_field(fmt::format_to(out, "x: "), x());
-    out = pobj::detail::format_field(fmt::format_to(out, ", y: "), y());
-    out = pobj::detail::format_field(fmt::format_to(out, ", label: "), label());
-    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), next());
-    out = pobj::detail::format_field(fmt::format_to(out, ", radius: "), radius());
+    out = pobj::detail::format_field(fmt::format_to(out, "x: "), shapes_shape_proxy::x());
+    out = pobj::detail::format_field(fmt::format_to(out, ", y: "), shapes_shape_proxy::y());
+    out = pobj::detail::format_field(fmt::format_to(out, ", label: "), shapes_shape_proxy::label());
+    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), shapes_shape_proxy::next());
+    out = pobj::detail::format_field(fmt::format_to(out, ", radius: "), shapes_circle_proxy::radius());
     return fmt::format_to(out, "}}");
   }
 
@@ -437,27 +444,30 @@ class shapes_rectangle_proxy : public shapes_shape_proxy {
     tx.set(self()->height, value);
   }
 
+  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  void assign(pobj::transaction& tx, const ::shapes::rectangle& value) = delete;
+
   // Field by field (strings by content, references by offset), whether or not a and b are the
   // same object.
-  friend bool operator==(const shapes_rectangle_proxy& a, const shapes_rectangle_proxy& b) noexcept {
+  friend bool operator==([[maybe_unused]] const shapes_rectangle_proxy& a, [[maybe_unused]] const shapes_rectangle_proxy& b) noexcept {
     return true
-        && pobj::detail::field_equal(a.x(), b.x())
-        && pobj::detail::field_equal(a.y(), b.y())
-        && pobj::detail::field_equal(a.label(), b.label())
-        && pobj::detail::field_equal(a.next(), b.next())
-        && pobj::detail::field_equal(a.width(), b.width())
-        && pobj::detail::field_equal(a.height(), b.height());
+        && pobj::detail::field_equal(a.shapes_shape_proxy::x(), b.shapes_shape_proxy::x())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::y(), b.shapes_shape_proxy::y())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::label(), b.shapes_shape_proxy::label())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::next(), b.shapes_shape_proxy::next())
+        && pobj::detail::field_equal(a.shapes_rectangle_proxy::width(), b.shapes_rectangle_proxy::width())
+        && pobj::detail::field_equal(a.shapes_rectangle_proxy::height(), b.shapes_rectangle_proxy::height());
   }
 
   template <class Out>
   Out format_to(Out out) const {
     out = fmt::format_to(out, "shapes::rectangle{{");
-    out = pobj::detail::format_field(fmt::format_to(out, "x: "), x());
-    out = pobj::detail::format_field(fmt::format_to(out, ", y: "), y());
-    out = pobj::detail::format_field(fmt::format_to(out, ", label: "), label());
-    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), next());
-    out = pobj::detail::format_field(fmt::format_to(out, ", width: "), width());
-    out = pobj::detail::format_field(fmt::format_to(out, ", height: "), height());
+    out = pobj::detail::format_field(fmt::format_to(out, "x: "), shapes_shape_proxy::x());
+    out = pobj::detail::format_field(fmt::format_to(out, ", y: "), shapes_shape_proxy::y());
+    out = pobj::detail::format_field(fmt::format_to(out, ", label: "), shapes_shape_proxy::label());
+    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), shapes_shape_proxy::next());
+    out = pobj::detail::format_field(fmt::format_to(out, ", width: "), shapes_rectangle_proxy::width());
+    out = pobj::detail::format_field(fmt::format_to(out, ", height: "), shapes_rectangle_proxy::height());
     return fmt::format_to(out, "}}");
   }
 
@@ -487,37 +497,40 @@ class shapes_square_proxy : public shapes_rectangle_proxy {
   }
 
   // grow: failure-atomic. Defined by the user as
-  //   void shapes_square_proxy::grow(pobj::transaction& tx, double by)
+  //   void shapes_square_proxy::grow(pobj::transaction& tx, std::type_identity_t<double> by)
   // and run here in a block of its own (or as part of the caller's).
-  void grow(double by) {
+  void grow(std::type_identity_t<double> by) {
     pobj::transaction tx(*pool_);
-    return grow(tx, by);
+    return grow(tx, std::forward<double>(by));
   }
-  void grow(pobj::transaction& tx, double by);
+  void grow(pobj::transaction& tx, std::type_identity_t<double> by);
+
+  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  void assign(pobj::transaction& tx, const ::shapes::square& value) = delete;
 
   // Field by field (strings by content, references by offset), whether or not a and b are the
   // same object.
-  friend bool operator==(const shapes_square_proxy& a, const shapes_square_proxy& b) noexcept {
+  friend bool operator==([[maybe_unused]] const shapes_square_proxy& a, [[maybe_unused]] const shapes_square_proxy& b) noexcept {
     return true
-        && pobj::detail::field_equal(a.x(), b.x())
-        && pobj::detail::field_equal(a.y(), b.y())
-        && pobj::detail::field_equal(a.label(), b.label())
-        && pobj::detail::field_equal(a.next(), b.next())
-        && pobj::detail::field_equal(a.width(), b.width())
-        && pobj::detail::field_equal(a.height(), b.height())
-        && pobj::detail::field_equal(a.rotated(), b.rotated());
+        && pobj::detail::field_equal(a.shapes_shape_proxy::x(), b.shapes_shape_proxy::x())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::y(), b.shapes_shape_proxy::y())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::label(), b.shapes_shape_proxy::label())
+        && pobj::detail::field_equal(a.shapes_shape_proxy::next(), b.shapes_shape_proxy::next())
+        && pobj::detail::field_equal(a.shapes_rectangle_proxy::width(), b.shapes_rectangle_proxy::width())
+        && pobj::detail::field_equal(a.shapes_rectangle_proxy::height(), b.shapes_rectangle_proxy::height())
+        && pobj::detail::field_equal(a.shapes_square_proxy::rotated(), b.shapes_square_proxy::rotated());
   }
 
   template <class Out>
   Out format_to(Out out) const {
     out = fmt::format_to(out, "shapes::square{{");
-    out = pobj::detail::format_field(fmt::format_to(out, "x: "), x());
-    out = pobj::detail::format_field(fmt::format_to(out, ", y: "), y());
-    out = pobj::detail::format_field(fmt::format_to(out, ", label: "), label());
-    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), next());
-    out = pobj::detail::format_field(fmt::format_to(out, ", width: "), width());
-    out = pobj::detail::format_field(fmt::format_to(out, ", height: "), height());
-    out = pobj::detail::format_field(fmt::format_to(out, ", rotated: "), rotated());
+    out = pobj::detail::format_field(fmt::format_to(out, "x: "), shapes_shape_proxy::x());
+    out = pobj::detail::format_field(fmt::format_to(out, ", y: "), shapes_shape_proxy::y());
+    out = pobj::detail::format_field(fmt::format_to(out, ", label: "), shapes_shape_proxy::label());
+    out = pobj::detail::format_field(fmt::format_to(out, ", next: "), shapes_shape_proxy::next());
+    out = pobj::detail::format_field(fmt::format_to(out, ", width: "), shapes_rectangle_proxy::width());
+    out = pobj::detail::format_field(fmt::format_to(out, ", height: "), shapes_rectangle_proxy::height());
+    out = pobj::detail::format_field(fmt::format_to(out, ", rotated: "), shapes_square_proxy::rotated());
     return fmt::format_to(out, "}}");
   }
 
@@ -576,23 +589,23 @@ class shapes_drawing_proxy : public pobj::detail::proxy_base {
   // Every field at once, in the block: one snapshot of the object. Throws for an object made
   // before fields were appended to the class.
   void assign(pobj::transaction& tx, const ::shapes::drawing& value) {
-    tx.snapshot(object_, sizeof(::shapes::drawing));
-    std::memcpy(object_, &value, sizeof(::shapes::drawing));
+    tx.snapshot(object_, 48);
+    std::memcpy(object_, &value, 48);
   }
 
   // Field by field (strings by content, references by offset), whether or not a and b are the
   // same object.
-  friend bool operator==(const shapes_drawing_proxy& a, const shapes_drawing_proxy& b) noexcept {
+  friend bool operator==([[maybe_unused]] const shapes_drawing_proxy& a, [[maybe_unused]] const shapes_drawing_proxy& b) noexcept {
     return true
-        && pobj::detail::field_equal(a.layers(), b.layers())
-        && pobj::detail::field_equal(a.depth(), b.depth());
+        && pobj::detail::field_equal(a.shapes_drawing_proxy::layers(), b.shapes_drawing_proxy::layers())
+        && pobj::detail::field_equal(a.shapes_drawing_proxy::depth(), b.shapes_drawing_proxy::depth());
   }
 
   template <class Out>
   Out format_to(Out out) const {
     out = fmt::format_to(out, "shapes::drawing{{");
-    out = pobj::detail::format_field(fmt::format_to(out, "layers: "), layers());
-    out = pobj::detail::format_field(fmt::format_to(out, ", depth: "), depth());
+    out = pobj::detail::format_field(fmt::format_to(out, "layers: "), shapes_drawing_proxy::layers());
+    out = pobj::detail::format_field(fmt::format_to(out, ", depth: "), shapes_drawing_proxy::depth());
     return fmt::format_to(out, "}}");
   }
 

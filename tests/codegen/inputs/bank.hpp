@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <pobj/annotate.hpp>
 #include <pobj/record.hpp>
 #include <pobj/ref.hpp>
 #include <pobj/string.hpp>
+#include <pobj/transaction.hpp>
 
 namespace bank {
 
@@ -17,11 +19,21 @@ struct money {  // a value record, stored whole
   std::uint32_t currency;
 };
 
+struct dated {  // a value record holding another
+  std::int64_t day;
+  money amount;
+};
+
 struct POBJ_PERSISTENT branch {
   std::int64_t balance;
   char code[8];
   pobj::string name;
+  long long visits;  // a type of its own, though the size of std::int64_t
+
+  POBJ_METHOD void rename(pobj::transaction& tx, std::string&& name);
 };
+
+struct POBJ_PERSISTENT marker {};  // no fields at all
 
 struct POBJ_PERSISTENT account {
   std::int64_t balance;
@@ -33,6 +45,7 @@ struct POBJ_PERSISTENT account {
   double rate;
   pobj::bytes key;
   pobj::record<money> last_statement;
+  dated opened;
 
   POBJ_FAILURE_ATOMIC void deposit(std::int64_t cents);
   POBJ_METHOD bool overdrawn() const;

@@ -1,6 +1,7 @@
 // Internal state of an open pool, shared by the pool, heap and transaction layers.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -42,6 +43,12 @@ struct pool_impl {
   std::unique_ptr<pobj::heap> heap_handle;
   std::unique_ptr<tx_manager> tx;
   std::unique_ptr<class_state> classes;  // the pool's class table, in DRAM (schema.cpp)
+  // Writers of pobj::atomic words in flight, by stripe of the word's line (pobj/atomic.hpp).
+  struct alignas(64) inflight_counter {
+    std::atomic<std::uint64_t> writers{0};
+  };
+  static constexpr std::size_t inflight_stripes = 256;
+  std::array<inflight_counter, inflight_stripes> inflight{};
   recovery_report report;
   mutex roots_mu;
   std::unordered_map<std::uint64_t, int> root_tombstones POBJ_GUARDED_BY(roots_mu);  // slots freed by open blocks

@@ -1,4 +1,5 @@
 #include <pobj/transaction.hpp>
+#include <pobj/atomic.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -688,6 +689,33 @@ void publish(pool& p, std::span<reservation> objects, std::span<const publish_li
 }
 
 void pool::durable_store(std::uint64_t* word, std::uint64_t value) { durable_store(word, &value, 8); }
+
+namespace detail {
+
+std::atomic<std::uint64_t>& inflight(pool& p, const void* word) noexcept {
+  const std::uint64_t line = p.offset_of(word) / 64;
+  return p.impl().inflight[line % pool_impl::inflight_stripes].writers;
+}
+
+void before_atomic_store(pool& p) {
+  pool_impl& impl = p.impl();
+  thread_context& ctx = impl.local();
+  if (ctx.tx != nullptr && ctx.tx->depth > 0) {
+    throw error(errc::invalid_argument,
+                "pobj: an atomic operation inside a failure-atomic block (atomics are durable on their own; "
+                "inside a block, change the value with the block's stores)");
+  }
+  tx_manager& m = *impl.tx;
+  auto& seen = (ctx.tx != nullptr ? *ctx.tx : m.state()).seen;
+  if (m.flush_pending(nullptr, seen)) {
+    impl.drain();
+    m.settle_pending(seen);
+  }
+}
+
+void persist_word(pool& p, const void* word) noexcept { p.impl().persist(word, 8); }
+
+}  // namespace detail
 
 void pool::durable_store(void* field, const void* value, std::size_t n) {
   auto addr = reinterpret_cast<std::uintptr_t>(field);

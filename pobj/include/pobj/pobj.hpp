@@ -2,6 +2,7 @@
 // headers of the concepts you use (pool, heap, transaction, media, object, string, record).
 #pragma once
 
+#include <pobj/atomic.hpp>
 #include <pobj/error.hpp>
 #include <pobj/heap.hpp>
 #include <pobj/media.hpp>

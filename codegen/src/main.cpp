@@ -85,12 +85,13 @@ std::uint64_t fnv1a(const std::string& s, std::uint64_t h = 0xcbf29ce484222325UL
   return h;
 }
 
-enum class kind { value, array, reference, reference_array, record, string, bytes };
+enum class kind { value, array, reference, reference_array, record, string, bytes, atomic, atomic_reference };
 
 char kind_code(kind k) {
   switch (k) {
     case kind::reference:
     case kind::reference_array:
+    case kind::atomic_reference:
     case kind::record: return 'r';
     case kind::string:
     case kind::bytes: return 's';
@@ -254,6 +255,22 @@ why_not unsupported(CXType t, field_kind* out, bool in_record) {
         }
         out->k = kind::record;
         out->target = type_name(target);
+        return {};
+      }
+      if (qualified == "pobj::atomic") {
+        if (in_record) {
+          return {"a pobj::atomic, which is shared state and cannot live in a value record (records are copied)",
+                  "make it a field of the persistent class itself"};
+        }
+        CXType value = clang_Type_getTemplateArgumentAsType(c, 0);
+        field_kind inner;
+        if (clang_getCanonicalType(value).kind == CXType_Record) {
+          auto why = unsupported(value, &inner, false);
+          if (!why.first.empty()) return {"an atomic of " + why.first, why.second};
+          out->k = kind::atomic_reference;
+        } else {
+          out->k = kind::atomic;
+        }
         return {};
       }
       if (qualified == "pobj::string" || qualified == "pobj::bytes") {
@@ -665,6 +682,14 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
         }
         continue;
       }
+      case kind::atomic:
+      case kind::atomic_reference:
+        // Operations through the handle are durable linearizable on their own (pobj/atomic.hpp);
+        // there are no setters, and no block may change the field.
+        o << "  // Durable linearizable: load, store, exchange, compare_exchange, fetch_add.\n"
+          << "  auto " << f.name << "() const {\n" << require << "    return pobj::atomic_ref(*pool_, self()->" << f.name
+          << ");\n  }\n";
+        continue;
       case kind::string:
       case kind::bytes: {
         bool bytes = f.k == kind::bytes;
@@ -721,8 +746,11 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
         << "  " << m.result << " " << m.name << "(" << params << ")" << cq << ";\n";
     }
   }
-  bool owns_blocks = false;
-  for (const auto& f : c.fields) owns_blocks = owns_blocks || f.k == kind::string || f.k == kind::bytes;
+  bool owns_blocks = false;  // or holds atomics, which a block must not write
+  for (const auto& f : c.fields) {
+    owns_blocks = owns_blocks || f.k == kind::string || f.k == kind::bytes || f.k == kind::atomic ||
+                  f.k == kind::atomic_reference;
+  }
   if (!owns_blocks) {
     // Up to the end of the last field only: a derived class may keep its fields in this class's
     // tail padding.
@@ -737,7 +765,8 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
       << "    tx.snapshot(object_, " << n << ");\n"
       << "    std::memcpy(object_, &value, " << n << ");\n  }\n";
   } else {
-    o << "\n  // Not for a class that owns strings (they would be shared): set the fields one by one.\n"
+    o << "\n  // Not for a class that owns strings (they would be shared) or holds atomics (a block must not\n"
+      << "  // write them): set the fields one by one.\n"
       << "  void assign(pobj::transaction& tx, const " << self << "& value) = delete;\n";
   }
   o << "\n  // Field by field (strings by content, references by offset), whether or not a and b are the\n"

@@ -240,7 +240,8 @@ TEST_CASE("proxies compare field by field and format with fmt", "[codegen]") {
     CHECK_FALSE(br == br2);
     br2.set_name(tx, "dock");
     CHECK(br == br2);  // strings compare by content
-    CHECK(fmt::format("{}", br) == "bank::branch{balance: 0, code: \"\", name: \"dock\", visits: 0}");
+    CHECK(fmt::format("{}", br) ==
+          "bank::branch{balance: 0, code: \"\", name: \"dock\", visits: 0, hits: 0, newest: null}");
     br.set_visits(3);  // long long: its own setters
     br.rename(tx, std::string("renamed by a method with an rvalue parameter"));
     CHECK(br.name() == "renamed by a method with an rvalue parameter");
@@ -391,4 +392,28 @@ TEST_CASE("threads make, read and dispatch objects of several classes at once", 
       CHECK(s.x() == t);
     }
   }
+}
+
+TEST_CASE("atomic fields: durable linearizable through the proxy, shared by threads", "[codegen][threads]") {
+  pobj_test::scratch_path path("atomic-fields");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  auto b = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    return pobj::builder<bank::branch>().hits(pobj::atomic<std::uint64_t>::of(10)).make(tx);
+  });
+  pobj::set_root(p, "b", b.ref());
+  CHECK(b.hits().load() == 10);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) b.hits().fetch_add(1);
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(b.hits().load() == 1510);
+  auto a = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make<bank::account>(tx); });
+  pobj::ref<bank::account> none;
+  CHECK(b.newest().compare_exchange(none, a.ref()));
+  CHECK(fmt::format("{}", b).find(fmt::format("hits: 1510, newest: @{:#x}", a.ref().offset)) != std::string::npos);
+  CHECK(p.heap().check().ok());  // the account is reachable through the atomic reference
+  CHECK_THROWS_AS(pobj::run_tx(p, [&](pobj::transaction&) { b.hits().fetch_add(1); }), pobj::error);
 }

@@ -45,6 +45,15 @@ concept atomic_value = (std::is_integral_v<T> && sizeof(T) == 8) || detail::is_r
 template <atomic_value T>
 struct atomic {
   alignas(8) std::uint64_t word = 0;
+
+  // Storage holding `v`, to initialize a new object's field (a builder's, or make()'s init).
+  static constexpr atomic of(T v) noexcept {
+    if constexpr (detail::is_ref<T>::value) {
+      return atomic{v.offset};
+    } else {
+      return atomic{static_cast<std::uint64_t>(v)};
+    }
+  }
 };
 static_assert(sizeof(atomic<std::int64_t>) == 8);
 
@@ -134,5 +143,8 @@ class atomic_ref {
   pool* pool_;
   std::uint64_t* word_;
 };
+
+template <class T>
+atomic_ref(pool&, atomic<T>&) -> atomic_ref<T>;
 
 }  // namespace pobj

@@ -47,6 +47,7 @@
 #include <boost/pfr.hpp>
 #include <fmt/format.h>
 
+#include <pobj/atomic.hpp>
 #include <pobj/pool.hpp>
 #include <pobj/ref.hpp>
 #include <pobj/string.hpp>
@@ -248,6 +249,8 @@ bool field_equal(const F& a, const F& b) noexcept {
     return a == b;
   } else if constexpr (std::is_same_v<F, std::span<const std::byte>>) {
     return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+  } else if constexpr (requires { a.load(); }) {  // an atomic: what it holds now
+    return field_equal(a.load(), b.load());
   } else if constexpr (requires { a.offset; }) {
     return a.offset == b.offset;
   } else {  // a value record: field by field, nested records too
@@ -296,6 +299,8 @@ Out format_field(Out out, const F& v) {
     return fmt::format_to(out, "\"");
   } else if constexpr (requires { v.offset; }) {
     return v.offset == 0 ? fmt::format_to(out, "null") : fmt::format_to(out, "@{:#x}", v.offset);
+  } else if constexpr (requires { v.load(); }) {  // an atomic: what it holds now
+    return format_field(out, v.load());
   } else {
     out = fmt::format_to(out, "{{");
     bool first = true;

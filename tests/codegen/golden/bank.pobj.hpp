@@ -27,10 +27,12 @@ struct bank_branch_layout {
   char code[8];  // offset 8, 8 bytes
   ::pobj::string name;  // offset 16, 8 bytes
   long long visits;  // offset 24, 8 bytes
+  ::pobj::atomic<unsigned long> hits;  // offset 32, 8 bytes
+  ::pobj::atomic<pobj::ref<bank::account>> newest;  // offset 40, 8 bytes
 };
-static_assert(sizeof(bank_branch_layout) == 32);
+static_assert(sizeof(bank_branch_layout) == 48);
 static_assert(alignof(bank_branch_layout) == 8);
-static_assert(sizeof(::bank::branch) == 32);
+static_assert(sizeof(::bank::branch) == 48);
 static_assert(alignof(::bank::branch) == 8);
 static_assert(offsetof(bank_branch_layout, balance) == 0);
 static_assert(offsetof(::bank::branch, balance) == 0);
@@ -40,16 +42,22 @@ static_assert(offsetof(bank_branch_layout, name) == 16);
 static_assert(offsetof(::bank::branch, name) == 16);
 static_assert(offsetof(bank_branch_layout, visits) == 24);
 static_assert(offsetof(::bank::branch, visits) == 24);
+static_assert(offsetof(bank_branch_layout, hits) == 32);
+static_assert(offsetof(::bank::branch, hits) == 32);
+static_assert(offsetof(bank_branch_layout, newest) == 40);
+static_assert(offsetof(::bank::branch, newest) == 40);
 inline constexpr std::uint64_t bank_branch_class_id = 0xb91984a95374e4e7ULL;
-inline constexpr std::uint64_t bank_branch_schema_hash = 0x3eee16dec4d680a2ULL;
-inline constexpr std::size_t bank_branch_reference_offsets[] = {16};
+inline constexpr std::uint64_t bank_branch_schema_hash = 0xa19104791ca46522ULL;
+inline constexpr std::size_t bank_branch_reference_offsets[] = {16, 40};
 inline constexpr pobj::detail::field_info bank_branch_fields[] = {
     {"balance", "std::int64_t", 'v', 0, 8, false},
     {"code", "char[8]", 'v', 8, 8, false},
     {"name", "::pobj::string", 's', 16, 8, false},
     {"visits", "long long", 'v', 24, 8, false},
+    {"hits", "::pobj::atomic<unsigned long>", 'v', 32, 8, false},
+    {"newest", "::pobj::atomic<pobj::ref<bank::account>>", 'r', 40, 8, false},
 };
-inline constexpr pobj::detail::class_info bank_branch_info{bank_branch_class_id, bank_branch_schema_hash, "bank::branch", 0, "", 32, 32, 8, bank_branch_fields};
+inline constexpr pobj::detail::class_info bank_branch_info{bank_branch_class_id, bank_branch_schema_hash, "bank::branch", 0, "", 48, 48, 8, bank_branch_fields};
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool bank_branch_registered = pobj::detail::register_class(bank_branch_info);
 
@@ -143,7 +151,7 @@ template <>
 struct pobj::persistent_traits<::bank::branch> {
   static constexpr std::uint64_t class_id = pobj::generated::bank_branch_class_id;
   static constexpr std::uint64_t schema_hash = pobj::generated::bank_branch_schema_hash;
-  static constexpr std::size_t size = 32;
+  static constexpr std::size_t size = 48;
   using proxy = pobj::generated::bank_branch_proxy;
   using builder = pobj::generated::bank_branch_builder;
   static const pobj::detail::class_info& info() noexcept { return pobj::generated::bank_branch_info; }
@@ -227,10 +235,23 @@ class bank_branch_proxy : public pobj::detail::proxy_base {
     tx.set(self()->visits, value);
   }
 
+  // hits: ::pobj::atomic<unsigned long>
+  // Durable linearizable: load, store, exchange, compare_exchange, fetch_add.
+  auto hits() const {
+    return pobj::atomic_ref(*pool_, self()->hits);
+  }
+
+  // newest: ::pobj::atomic<pobj::ref<bank::account>>
+  // Durable linearizable: load, store, exchange, compare_exchange, fetch_add.
+  auto newest() const {
+    return pobj::atomic_ref(*pool_, self()->newest);
+  }
+
   // rename: defined by the user as void bank_branch_proxy::rename(std::type_identity_t<pobj::transaction &> tx, std::type_identity_t<std::basic_string<char> &&> name)
   void rename(std::type_identity_t<pobj::transaction &> tx, std::type_identity_t<std::basic_string<char> &&> name);
 
-  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  // Not for a class that owns strings (they would be shared) or holds atomics (a block must not
+  // write them): set the fields one by one.
   void assign(pobj::transaction& tx, const ::bank::branch& value) = delete;
 
   // Field by field (strings by content, references by offset), whether or not a and b are the
@@ -240,7 +261,9 @@ class bank_branch_proxy : public pobj::detail::proxy_base {
         && pobj::detail::field_equal(a.bank_branch_proxy::balance(), b.bank_branch_proxy::balance())
         && pobj::detail::field_equal(a.bank_branch_proxy::code(), b.bank_branch_proxy::code())
         && pobj::detail::field_equal(a.bank_branch_proxy::name(), b.bank_branch_proxy::name())
-        && pobj::detail::field_equal(a.bank_branch_proxy::visits(), b.bank_branch_proxy::visits());
+        && pobj::detail::field_equal(a.bank_branch_proxy::visits(), b.bank_branch_proxy::visits())
+        && pobj::detail::field_equal(a.bank_branch_proxy::hits(), b.bank_branch_proxy::hits())
+        && pobj::detail::field_equal(a.bank_branch_proxy::newest(), b.bank_branch_proxy::newest());
   }
 
   template <class Out>
@@ -250,6 +273,8 @@ class bank_branch_proxy : public pobj::detail::proxy_base {
     out = pobj::detail::format_field(fmt::format_to(out, ", code: "), bank_branch_proxy::code());
     out = pobj::detail::format_field(fmt::format_to(out, ", name: "), bank_branch_proxy::name());
     out = pobj::detail::format_field(fmt::format_to(out, ", visits: "), bank_branch_proxy::visits());
+    out = pobj::detail::format_field(fmt::format_to(out, ", hits: "), bank_branch_proxy::hits());
+    out = pobj::detail::format_field(fmt::format_to(out, ", newest: "), bank_branch_proxy::newest());
     return fmt::format_to(out, "}}");
   }
 
@@ -419,7 +444,8 @@ class bank_account_proxy : public pobj::detail::proxy_base {
   // overdrawn: defined by the user as bool bank_account_proxy::overdrawn() const
   bool overdrawn() const;
 
-  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  // Not for a class that owns strings (they would be shared) or holds atomics (a block must not
+  // write them): set the fields one by one.
   void assign(pobj::transaction& tx, const ::bank::account& value) = delete;
 
   // Field by field (strings by content, references by offset), whether or not a and b are the
@@ -485,6 +511,14 @@ class bank_branch_builder {
   }
   bank_branch_builder& visits(const long long& value) {
     pobj_value_.visits = value;
+    return *this;
+  }
+  bank_branch_builder& hits(const ::pobj::atomic<unsigned long>& value) {
+    pobj_value_.hits = value;
+    return *this;
+  }
+  bank_branch_builder& newest(const ::pobj::atomic<pobj::ref<bank::account>>& value) {
+    pobj_value_.newest = value;
     return *this;
   }
   // The object, made in the block (it exists only if the block commits).

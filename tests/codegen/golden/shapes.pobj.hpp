@@ -335,7 +335,8 @@ class shapes_shape_proxy : public pobj::detail::proxy_base {
   }
   void move_by(pobj::transaction& tx, std::type_identity_t<int> dx, std::type_identity_t<int> dy);
 
-  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  // Not for a class that owns strings (they would be shared) or holds atomics (a block must not
+  // write them): set the fields one by one.
   void assign(pobj::transaction& tx, const ::shapes::shape& value) = delete;
 
   // Field by field (strings by content, references by offset), whether or not a and b are the
@@ -383,7 +384,8 @@ class shapes_circle_proxy : public shapes_shape_proxy {
     tx.set(self()->radius, value);
   }
 
-  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  // Not for a class that owns strings (they would be shared) or holds atomics (a block must not
+  // write them): set the fields one by one.
   void assign(pobj::transaction& tx, const ::shapes::circle& value) = delete;
 
   // Field by field (strings by content, references by offset), whether or not a and b are the
@@ -444,7 +446,8 @@ class shapes_rectangle_proxy : public shapes_shape_proxy {
     tx.set(self()->height, value);
   }
 
-  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  // Not for a class that owns strings (they would be shared) or holds atomics (a block must not
+  // write them): set the fields one by one.
   void assign(pobj::transaction& tx, const ::shapes::rectangle& value) = delete;
 
   // Field by field (strings by content, references by offset), whether or not a and b are the
@@ -505,7 +508,8 @@ class shapes_square_proxy : public shapes_rectangle_proxy {
   }
   void grow(pobj::transaction& tx, std::type_identity_t<double> by);
 
-  // Not for a class that owns strings (they would be shared): set the fields one by one.
+  // Not for a class that owns strings (they would be shared) or holds atomics (a block must not
+  // write them): set the fields one by one.
   void assign(pobj::transaction& tx, const ::shapes::square& value) = delete;
 
   // Field by field (strings by content, references by offset), whether or not a and b are the

@@ -5,6 +5,7 @@
 #include <string>
 
 #include <pobj/annotate.hpp>
+#include <pobj/atomic.hpp>
 #include <pobj/record.hpp>
 #include <pobj/ref.hpp>
 #include <pobj/string.hpp>
@@ -24,11 +25,15 @@ struct dated {  // a value record holding another
   money amount;
 };
 
+struct account;
+
 struct POBJ_PERSISTENT branch {
   std::int64_t balance;
   char code[8];
   pobj::string name;
   long long visits;  // a type of its own, though the size of std::int64_t
+  pobj::atomic<std::uint64_t> hits;         // durable linearizable counters and references
+  pobj::atomic<pobj::ref<account>> newest;
 
   POBJ_METHOD void rename(pobj::transaction& tx, std::string&& name);
 };

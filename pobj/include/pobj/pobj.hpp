@@ -4,6 +4,7 @@
 
 #include <pobj/atomic.hpp>
 #include <pobj/error.hpp>
+#include <pobj/hash_map.hpp>
 #include <pobj/heap.hpp>
 #include <pobj/media.hpp>
 #include <pobj/object.hpp>

@@ -1,0 +1,143 @@
+// pobj/hash_map: a concurrent, durable linearizable hash map in a pool.
+//
+// pobj::hash_map<K, V> is the storage: one 8-byte word (the offset of the map's header block),
+// usable as a field of a persistent class or, by its offset, as a named root. Make one with
+// pobj::make_hash_map<K, V>(tx); operate on it through pobj::hash_map_ref<K, V>(pool, map).
+// K and V are trivially copyable types (stored as their bytes) or pobj::bytes / pobj::string
+// (byte strings of any length: passed as std::string_view, returned as std::string).
+//
+// Layout (docs/types.md): extendible hashing. A directory of 2^depth segment offsets; each
+// segment has 128 buckets of singly linked nodes; a node is one heap block holding the link, the
+// key and the value (16 bytes of header). A segment that reaches 128 entries splits in two, in one
+// failure-atomic block; the directory doubles when it must. Nothing is rebuilt when a pool opens.
+//
+// Concurrency: writers of different segments run in parallel (a lock per segment stripe, in
+// DRAM); a split excludes other writers of the map for its duration. Readers take no lock: they
+// read optimistically and retry if a writer of the same segment (or a split) ran meanwhile, so
+// they wait only while a writer of their own segment is between its first store and its commit
+// fence, and they never return what a crash could take back. for_each visits each segment under
+// its lock: it sees each entry present for the whole walk exactly once, may or may not see
+// entries inserted or erased during it, and must not modify the map.
+//
+// Cost (cache_line mode): insert, replace and erase are one failure-atomic block each (2 fences);
+// a split adds one block. find is a hash, a directory and a segment lookup and a chain walk,
+// with no fence and no lock.
+//
+// Crash consistency: each insert, replacement and erase is atomic and durable when it returns; a
+// crash leaves no half-linked node and leaks no block (tests/crash/hash_map_crash_test.cpp).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include <pobj/pool.hpp>
+#include <pobj/string.hpp>
+#include <pobj/transaction.hpp>
+
+namespace pobj {
+
+template <class K, class V>
+struct hash_map {
+  std::uint64_t offset = 0;  // of the map's header block; 0 is none
+  constexpr explicit operator bool() const noexcept { return offset != 0; }
+};
+
+namespace detail::hmap {
+
+struct map_state;
+
+// The engine works on byte strings; hash_map_ref encodes K and V.
+std::uint64_t create(transaction& tx);
+map_state& attach(pool& p, std::uint64_t header);
+bool find(pool& p, map_state& m, std::string_view key, std::string* value);
+// 0: inserted; 1: present and left alone (overwrite false); 2: present and replaced.
+int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite);
+bool erase(pool& p, map_state& m, std::string_view key);
+std::uint64_t size(pool& p, map_state& m);
+void for_each(pool& p, map_state& m, const std::function<void(std::string_view, std::string_view)>& fn);
+// Frees every node, segment and directory of the map, and its header, in the block.
+void destroy(transaction& tx, std::uint64_t header);
+
+template <class T>
+inline constexpr bool is_byte_string = std::is_same_v<T, pobj::bytes> || std::is_same_v<T, pobj::string>;
+
+template <class T>
+struct codec {
+  static_assert(std::is_trivially_copyable_v<T>, "hash_map keys and values are trivially copyable, or pobj::bytes");
+  using in = const T&;
+  using out = T;
+  static std::string_view encode(const T& v) noexcept {
+    return {reinterpret_cast<const char*>(&v), sizeof(T)};
+  }
+  static T decode(std::string_view s) noexcept {
+    T v{};
+    std::memcpy(&v, s.data(), std::min(s.size(), sizeof(T)));
+    return v;
+  }
+};
+
+template <class T>
+  requires is_byte_string<T>
+struct codec<T> {
+  using in = std::string_view;
+  using out = std::string;
+  static std::string_view encode(std::string_view v) noexcept { return v; }
+  static std::string decode(std::string_view s) { return std::string(s); }
+};
+
+}  // namespace detail::hmap
+
+template <class K, class V>
+hash_map<K, V> make_hash_map(transaction& tx) {
+  return hash_map<K, V>{detail::hmap::create(tx)};
+}
+
+// Frees the map and everything in it, when the block commits.
+template <class K, class V>
+void destroy(transaction& tx, hash_map<K, V> map) {
+  detail::hmap::destroy(tx, map.offset);
+}
+
+template <class K, class V>
+class hash_map_ref {
+  using kc = detail::hmap::codec<K>;
+  using vc = detail::hmap::codec<V>;
+
+ public:
+  // REQUIRES: map was made in p by make_hash_map<K, V>.
+  hash_map_ref(pool& p, hash_map<K, V> map) : pool_(&p), state_(&detail::hmap::attach(p, map.offset)) {}
+
+  std::optional<typename vc::out> find(typename kc::in key) const {
+    std::string value;
+    if (!detail::hmap::find(*pool_, *state_, kc::encode(key), &value)) return std::nullopt;
+    return vc::decode(value);
+  }
+  bool contains(typename kc::in key) const { return detail::hmap::find(*pool_, *state_, kc::encode(key), nullptr); }
+  // Inserts if absent; returns false (changing nothing) if the key is present.
+  bool insert(typename kc::in key, typename vc::in value) {
+    return detail::hmap::put(*pool_, *state_, kc::encode(key), vc::encode(value), false) == 0;
+  }
+  // Inserts or replaces; returns true if it inserted.
+  bool insert_or_assign(typename kc::in key, typename vc::in value) {
+    return detail::hmap::put(*pool_, *state_, kc::encode(key), vc::encode(value), true) == 0;
+  }
+  // Returns true if the key was present.
+  bool erase(typename kc::in key) { return detail::hmap::erase(*pool_, *state_, kc::encode(key)); }
+  std::uint64_t size() const { return detail::hmap::size(*pool_, *state_); }
+  // fn(key, value) for every entry (see the header comment for what a concurrent walk sees).
+  template <class F>
+  void for_each(F&& fn) const {
+    detail::hmap::for_each(*pool_, *state_, [&](std::string_view k, std::string_view v) { fn(kc::decode(k), vc::decode(v)); });
+  }
+
+ private:
+  pool* pool_;
+  detail::hmap::map_state* state_;
+};
+
+}  // namespace pobj

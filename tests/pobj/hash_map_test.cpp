@@ -1,0 +1,188 @@
+// pobj::hash_map: the operations, growth through splits, persistence across reopening, no leak,
+// byte-string keys, and concurrent use checked for linearizability (also under TSan).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <pobj/pobj.hpp>
+
+#include "test_util.hpp"
+
+namespace {
+
+using bytes_map = pobj::hash_map<std::uint64_t, pobj::bytes>;
+
+bytes_map root_map(pobj::pool& p) {
+  if (pobj::offset_t off = p.root("map"); off != 0) return bytes_map{off};
+  return pobj::run_tx(p, [&](pobj::transaction& tx) {
+    auto m = pobj::make_hash_map<std::uint64_t, pobj::bytes>(tx);
+    p.set_root("map", m.offset);
+    return m;
+  });
+}
+
+std::string value_for(std::uint64_t k, int version = 0) {
+  return std::string(static_cast<std::size_t>(k % 200), static_cast<char>('a' + k % 26)) + std::to_string(version);
+}
+
+}  // namespace
+
+TEST_CASE("hash_map inserts, finds, replaces and erases, and grows by splitting", "[hash_map]") {
+  pobj_test::scratch_path path("hmap");
+  constexpr std::uint64_t n = 5000;
+  std::size_t used_before = 0;
+  {
+    pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+    pobj::hash_map_ref<std::uint64_t, pobj::bytes> m(p, root_map(p));
+    used_before = p.heap().stats().bytes_used;
+    for (std::uint64_t k = 0; k < n; ++k) CHECK(m.insert(k, value_for(k)));
+    CHECK_FALSE(m.insert(7, "ignored"));  // present: unchanged
+    CHECK(*m.find(7) == value_for(7));
+    CHECK_FALSE(m.insert_or_assign(7, value_for(7, 1)));  // replaced
+    CHECK(*m.find(7) == value_for(7, 1));
+    CHECK(m.erase(8));
+    CHECK_FALSE(m.erase(8));
+    CHECK_FALSE(m.find(8));
+    CHECK(m.size() == n - 1);
+    CHECK(p.heap().check().ok());
+  }
+  pobj::pool p = pobj::pool::open(path, pobj_test::small_options());
+  pobj::hash_map_ref<std::uint64_t, pobj::bytes> m(p, root_map(p));
+  CHECK(m.size() == n - 1);
+  for (std::uint64_t k = 0; k < n; ++k) {
+    auto v = m.find(k);
+    if (k == 8) {
+      CHECK_FALSE(v);
+    } else {
+      REQUIRE(v);
+      CHECK(*v == value_for(k, k == 7 ? 1 : 0));
+    }
+  }
+  std::uint64_t seen = 0;
+  m.for_each([&](std::uint64_t k, const std::string& v) {
+    ++seen;
+    CHECK(v == value_for(k, k == 7 ? 1 : 0));
+  });
+  CHECK(seen == n - 1);
+  CHECK(p.heap().check().ok());
+  (void)used_before;
+}
+
+TEST_CASE("destroying a hash_map frees every block it had", "[hash_map]") {
+  pobj_test::scratch_path path("hmap-destroy");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  const std::size_t used_before = p.heap().stats().bytes_used;
+  pobj::hash_map_ref<std::uint64_t, pobj::bytes> m(p, root_map(p));
+  for (std::uint64_t k = 0; k < 300; ++k) m.insert(k, value_for(k));  // a few splits
+  CHECK(p.heap().stats().bytes_used > used_before);
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    pobj::destroy(tx, root_map(p));
+    p.remove_root("map");
+  });
+  CHECK(p.heap().stats().bytes_used == used_before);
+  CHECK(p.heap().check().ok());
+}
+
+TEST_CASE("hash_map keys and values may be any byte strings", "[hash_map]") {
+  pobj_test::scratch_path path("hmap-bytes");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  auto handle = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx); });
+  p.set_root("m", handle.offset);
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes> m(p, handle);
+  const std::string binary("a\0b\0c", 5), long_key(3000, 'k');
+  CHECK(m.insert("", "empty key"));
+  CHECK(m.insert(binary, ""));
+  CHECK(m.insert(long_key, std::string(10000, 'v')));
+  CHECK(*m.find("") == "empty key");
+  CHECK(m.find(binary)->empty());
+  CHECK(m.find(long_key)->size() == 10000);
+  CHECK_FALSE(m.find(std::string("a\0b\0d", 5)));
+  CHECK(m.size() == 3);
+  using ref_type = pobj::hash_map_ref<pobj::bytes, pobj::bytes>;
+  const pobj::hash_map<pobj::bytes, pobj::bytes> not_a_map{p.root("m") + 8};
+  CHECK_THROWS_AS(ref_type(p, not_a_map), pobj::error);
+}
+
+TEST_CASE("concurrent hash_map histories are linearizable", "[hash_map][threads]") {
+  // Threads write unique values to a few keys and read them back; every read must return the
+  // value of a write that began before the read ended, and that no write finished after it and
+  // before the read began (nor absent once a write has finished before the read began).
+  pobj_test::scratch_path path("hmap-lin");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  pobj::hash_map_ref<std::uint64_t, std::uint64_t> m(p, pobj::run_tx(p, [&](pobj::transaction& tx) {
+    auto h = pobj::make_hash_map<std::uint64_t, std::uint64_t>(tx);
+    p.set_root("m", h.offset);
+    return h;
+  }));
+  struct event {
+    bool write;
+    std::uint64_t key, value;  // reads: 0 if absent
+    std::int64_t start, end;
+  };
+  constexpr int threads = 4, ops = 400;
+  std::vector<std::vector<event>> logs(threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto now = [&] { return (std::chrono::steady_clock::now() - t0).count(); };
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 1);
+      for (int i = 0; i < ops; ++i) {
+        const std::uint64_t key = rng() % 4;
+        event e{rng() % 2 == 0, key, 0, now(), 0};
+        if (e.write) {
+          e.value = static_cast<std::uint64_t>(t + 1) << 32 | static_cast<std::uint64_t>(i + 1);  // unique, nonzero
+          m.insert_or_assign(key, e.value);
+        } else {
+          e.value = m.find(key).value_or(0);
+        }
+        e.end = now();
+        logs[t].push_back(e);
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  std::vector<event> all;
+  for (auto& l : logs) all.insert(all.end(), l.begin(), l.end());
+  std::map<std::uint64_t, const event*> writes;
+  for (const auto& e : all) {
+    if (e.write) writes[e.value] = &e;
+  }
+  std::size_t violations = 0;
+  for (const auto& r : all) {
+    if (r.write) continue;
+    const event* w = r.value != 0 ? writes.at(r.value) : nullptr;
+    if (w != nullptr && w->start > r.end) ++violations;  // read a value written after it ended
+    for (const auto& o : all) {
+      if (!o.write || o.key != r.key || &o == w) continue;
+      // Another write of the key, entirely after w (or any, if the read saw nothing) and entirely
+      // before the read: the read should have seen it or a later one.
+      if (o.end < r.start && (w == nullptr || o.start > w->end)) ++violations;
+    }
+  }
+  CHECK(violations == 0);
+  CHECK(m.size() <= 4);
+}
+
+TEST_CASE("hash_map memory overhead per entry, beyond key and value bytes", "[hash_map]") {
+  // pmemkv's benchmark shape: 8-byte keys, 100-byte values. docs/types.md states the figure.
+  pobj_test::scratch_path path("hmap-memory");
+  pobj::pool_options o = pobj_test::small_options();
+  o.size = 64 * pobj::MiB;
+  pobj::pool p = pobj::pool::create(path, o);
+  pobj::hash_map_ref<std::uint64_t, pobj::bytes> m(p, root_map(p));
+  const std::size_t before = p.heap().stats().bytes_used;
+  constexpr std::uint64_t n = 100000;
+  const std::string v(100, 'x');
+  for (std::uint64_t k = 0; k < n; ++k) m.insert(k * 0x9e3779b97f4a7c15ULL, v);
+  const double overhead = static_cast<double>(p.heap().stats().bytes_used - before - n * (8 + 100)) / n;
+  INFO("overhead per entry: " << overhead << " bytes");
+  CHECK(overhead <= 32);
+}

@@ -9,6 +9,8 @@
 //             bits 0-7, value length in bits 8-30) when the key is under 256 bytes and the value
 //             under 8 MiB, else two (the key's with bit 31 set, then the value's)
 //
+// A replacement with a value of the same length rewrites the node's value in place (logged);
+// otherwise it writes a new node into the slot and frees the old one.
 // Linear probing from the home slot; an erase shifts the rest of its cluster back (no
 // tombstones); a segment splits at 96 entries (75%) into two fresh segments, copying slots (the
 // nodes never change, so a split logs only the directory). Readers load every word with relaxed
@@ -376,6 +378,22 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
     if (r.broken || r.full) broken_map(p);
     if (r.node != 0 && !overwrite) return 1;
     std::byte* slot = v.slot(segment, r.slot);
+    if (r.node != 0) {
+      const lengths l = parse(load(v.at(r.node)));
+      if (l.value == value.size()) {  // the same length: the value is rewritten in place
+        run_tx(p, [&](transaction& tx) {
+          // Whole words, so readers (which load words) never race with byte stores.
+          const std::size_t from = (l.header + l.key) & ~std::size_t{7};
+          const std::size_t to = l.size();
+          std::vector<std::uint64_t> image((to - from) / 8);
+          for (std::size_t i = 0; i < image.size(); ++i) image[i] = load(v.at(r.node + from + i * 8));
+          std::memcpy(reinterpret_cast<char*>(image.data()) + (l.header + l.key - from), value.data(), value.size());
+          tx.snapshot(v.at(r.node + from), to - from);
+          for (std::size_t i = 0; i < image.size(); ++i) store(v.at(r.node + from + i * 8), image[i]);
+        });
+        return 2;
+      }
+    }
     run_tx(p, [&](transaction& tx) {
       const std::uint64_t fresh = make_node(tx, key, value);
       if (r.node != 0) {  // replace: the new node in the old one's slot

@@ -42,7 +42,9 @@ constexpr std::uint32_t max_depth = 40;
 constexpr std::size_t header_size = 16, directory_base = 8, segment_base = 16;
 constexpr std::uint64_t offset_mask = (std::uint64_t{1} << 48) - 1;
 
-std::uint64_t load(const void* p) noexcept { return __atomic_load_n(static_cast<const std::uint64_t*>(p), __ATOMIC_RELAXED); }
+// Every load a reader makes is an acquire (free on x86): the sequence number it checks last
+// cannot be read before the data, with no fence (ThreadSanitizer does not model fences).
+std::uint64_t load(const void* p) noexcept { return __atomic_load_n(static_cast<const std::uint64_t*>(p), __ATOMIC_ACQUIRE); }
 std::uint64_t load_acquire(const void* p) noexcept {
   return __atomic_load_n(static_cast<const std::uint64_t*>(p), __ATOMIC_ACQUIRE);
 }
@@ -106,8 +108,7 @@ class stripe_guard {
     for (int spin = 0; s_.locked.exchange(true, std::memory_order_acquire); ++spin) {
       if (spin > 64) std::this_thread::yield();
     }
-    s_.seq.fetch_add(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
+    s_.seq.fetch_add(1, std::memory_order_acq_rel);  // acquire: no later store moves before it
   }
   ~stripe_guard() {
     s_.seq.fetch_add(1, std::memory_order_release);
@@ -209,8 +210,8 @@ located probe(const view& v, std::uint64_t segment, std::uint64_t hash, std::str
 
 // A new node holding key and value, in the block (fresh: written in place, never logged).
 std::uint64_t make_node(transaction& tx, std::string_view key, std::string_view value) {
-  if (key.size() > 0xffffffffu || value.size() > 0xffffffffu) {
-    throw error(errc::invalid_argument, "pobj: hash_map keys and values hold at most 4 GiB - 1 bytes");
+  if (key.size() >= (std::size_t{1} << 31) || value.size() > 0xffffffffu) {
+    throw error(errc::invalid_argument, "pobj: hash_map keys hold less than 2 GiB and values at most 4 GiB - 1 bytes");
   }
   const lengths l = lengths_for(key.size(), value.size());
   const std::size_t size = l.size();
@@ -247,17 +248,22 @@ std::string key_of(const view& v, std::uint64_t node) {
   return key;
 }
 
+[[noreturn]] void broken_map(pool& p) {
+  throw error(errc::corrupt, fmt::format("pobj: a hash map in pool '{}' is damaged", p.path()));
+}
+
 // Splits the segment the hash falls in, if it is still full. REQUIRES: m.resize held exclusively.
 void split(pool& p, map_state& m, std::uint64_t hash) {
   view v(p);
   const std::uint64_t directory = load(v.at(m.header + 8));
   const std::uint64_t depth = load(v.at(directory));
   const std::uint64_t old = segment_for(v, directory, hash);
+  if (!v.plausible(old, segment_base + slots * 8) || depth > max_depth) broken_map(p);
   const auto local = static_cast<std::uint32_t>(load(v.at(old)));
+  if (local > depth) broken_map(p);
   if (load(v.at(old + 8)) < split_at || local >= max_depth) return;
   stripe_guard lock(stripe_of(p, old));
-  m.dir_seq.fetch_add(1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
+  m.dir_seq.fetch_add(1, std::memory_order_acq_rel);  // acquire: no later store moves before it
   struct seq_end {
     map_state& m;
     ~seq_end() { m.dir_seq.fetch_add(1, std::memory_order_release); }
@@ -302,8 +308,23 @@ void split(pool& p, map_state& m, std::uint64_t hash) {
   });
 }
 
-[[noreturn]] void broken_map(pool& p) {
-  throw error(errc::corrupt, fmt::format("pobj: a hash map in pool '{}' is damaged", p.path()));
+
+// Map operations are blocks of their own: inside the caller's block, its abort could restore
+// slots other writers have changed since, and readers would see changes before they commit.
+void refuse_in_block(pool& p) {
+  if (transaction::active(p)) {
+    throw error(errc::invalid_argument,
+                "pobj: a hash_map operation inside a failure-atomic block (each operation is durable and atomic "
+                "on its own)");
+  }
+}
+
+// The segment of a hash, for a writer (which holds the resize lock): checked, since nothing is
+// rebuilt when a pool opens and a damaged map must fail cleanly.
+std::uint64_t writer_segment(pool& p, const view& v, map_state& m, std::uint64_t hash) {
+  const std::uint64_t segment = segment_for(v, load(v.at(m.header + 8)), hash);
+  if (!v.plausible(segment, segment_base + slots * 8)) broken_map(p);
+  return segment;
 }
 
 }  // namespace
@@ -356,8 +377,8 @@ bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
         read_bytes(v.at(r.node), l.header + l.key, l.value, copy.data());
       }
     }
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (r.broken || s.seq.load(std::memory_order_relaxed) != q1 || m.dir_seq.load(std::memory_order_relaxed) != d1) {
+    // The data loads above are acquires, so these loads come after them.
+    if (r.broken || s.seq.load(std::memory_order_acquire) != q1 || m.dir_seq.load(std::memory_order_acquire) != d1) {
       continue;
     }
     if (r.node != 0 && value != nullptr) *value = std::move(copy);
@@ -366,62 +387,84 @@ bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
 }
 
 int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite) {
+  refuse_in_block(p);
   view v(p);
   const std::uint64_t hash = hash_of(key);
-  int result = 0;
-  bool full = false;
-  {
-    std::shared_lock resize(m.resize);
-    const std::uint64_t segment = segment_for(v, load(v.at(m.header + 8)), hash);
-    stripe_guard lock(stripe_of(p, segment));
-    located r = probe(v, segment, hash, key);
-    if (r.broken || r.full) broken_map(p);
-    if (r.node != 0 && !overwrite) return 1;
-    std::byte* slot = v.slot(segment, r.slot);
-    if (r.node != 0) {
-      const lengths l = parse(load(v.at(r.node)));
-      if (l.value == value.size()) {  // the same length: the value is rewritten in place
-        run_tx(p, [&](transaction& tx) {
-          // Whole words, so readers (which load words) never race with byte stores.
-          const std::size_t from = (l.header + l.key) & ~std::size_t{7};
-          const std::size_t to = l.size();
-          std::vector<std::uint64_t> image((to - from) / 8);
-          for (std::size_t i = 0; i < image.size(); ++i) image[i] = load(v.at(r.node + from + i * 8));
-          std::memcpy(reinterpret_cast<char*>(image.data()) + (l.header + l.key - from), value.data(), value.size());
-          tx.snapshot(v.at(r.node + from), to - from);
-          for (std::size_t i = 0; i < image.size(); ++i) store(v.at(r.node + from + i * 8), image[i]);
-        });
-        return 2;
+  for (;;) {
+    int result = 0;
+    bool split_first = false;
+    {
+      std::shared_lock resize(m.resize);
+      const std::uint64_t segment = writer_segment(p, v, m, hash);
+      stripe_guard lock(stripe_of(p, segment));
+      located r = probe(v, segment, hash, key);
+      if (r.broken) broken_map(p);
+      if (r.node != 0 && !overwrite) return 1;
+      std::byte* count = v.at(segment + 8);
+      // Full (other writers filled it while a split waited): split first, then try again.
+      const bool can_split = load(v.at(segment)) < max_depth;
+      split_first = r.node == 0 && can_split && (r.full || load(count) >= split_at);
+      if (r.node == 0 && r.full && !can_split) {
+        throw error(errc::out_of_space, fmt::format("pobj: a hash map segment in pool '{}' is full and at the "
+                                                    "deepest split (keys with these hashes collide)",
+                                                    p.path()));
       }
+      std::byte* slot = v.slot(segment, r.slot);
+      if (!split_first && r.node != 0) {
+        const lengths l = parse(load(v.at(r.node)));
+        if (l.value == value.size()) {  // the same length: the value is rewritten in place
+          run_tx(p, [&](transaction& tx) {
+            // Whole words, so readers (which load words) never race with byte stores.
+            const std::size_t from = (l.header + l.key) & ~std::size_t{7};
+            const std::size_t to = l.size();
+            std::vector<std::uint64_t> image((to - from) / 8);
+            for (std::size_t i = 0; i < image.size(); ++i) image[i] = load(v.at(r.node + from + i * 8));
+            std::memcpy(reinterpret_cast<char*>(image.data()) + (l.header + l.key - from), value.data(), value.size());
+            tx.snapshot(v.at(r.node + from), to - from);
+            for (std::size_t i = 0; i < image.size(); ++i) store(v.at(r.node + from + i * 8), image[i]);
+          });
+          return 2;
+        }
+      }
+      bool full = false;
+      if (!split_first) run_tx(p, [&](transaction& tx) {
+        const std::uint64_t fresh = make_node(tx, key, value);
+        if (r.node != 0) {  // replace: the new node in the old one's slot
+          tx.snapshot(slot, 8);
+          store_release(slot, slot_for(hash, fresh));
+          tx.free(r.node);
+          result = 2;
+        } else {
+          tx.snapshot({byte_range{slot, 8}, byte_range{count, 8}});
+          store(count, load(count) + 1);
+          store_release(slot, slot_for(hash, fresh));
+          full = load(count) >= split_at;
+        }
+      });
+      if (!split_first && !full) return result;
     }
-    run_tx(p, [&](transaction& tx) {
-      const std::uint64_t fresh = make_node(tx, key, value);
-      if (r.node != 0) {  // replace: the new node in the old one's slot
-        tx.snapshot(slot, 8);
-        store_release(slot, slot_for(hash, fresh));
-        tx.free(r.node);
-        result = 2;
-      } else {
-        std::byte* count = v.at(segment + 8);
-        tx.snapshot({byte_range{slot, 8}, byte_range{count, 8}});
-        store(count, load(count) + 1);
-        store_release(slot, slot_for(hash, fresh));
-        full = load(count) >= split_at;
-      }
-    });
+    if (split_first) {
+      std::unique_lock resize(m.resize);
+      split(p, m, hash);
+      continue;
+    }
+    // The insert has committed; split its segment now if that succeeds (if it does not, the
+    // next insert into the segment splits it first, and reports why).
+    try {
+      std::unique_lock resize(m.resize);
+      split(p, m, hash);
+    } catch (const error&) {
+    }
+    return result;
   }
-  if (full) {
-    std::unique_lock resize(m.resize);
-    split(p, m, hash);
-  }
-  return result;
 }
 
 bool erase(pool& p, map_state& m, std::string_view key) {
+  refuse_in_block(p);
   view v(p);
   const std::uint64_t hash = hash_of(key);
   std::shared_lock resize(m.resize);
-  const std::uint64_t segment = segment_for(v, load(v.at(m.header + 8)), hash);
+  const std::uint64_t segment = writer_segment(p, v, m, hash);
   stripe_guard lock(stripe_of(p, segment));
   located r = probe(v, segment, hash, key);
   if (r.broken) broken_map(p);
@@ -460,12 +503,17 @@ bool erase(pool& p, map_state& m, std::string_view key) {
 namespace {
 // Each segment once (the directory repeats a segment 2^(depth - local) times in a row).
 template <class F>
-void each_segment(const view& v, std::uint64_t directory, F&& fn) {
+void each_segment(pool& p, const view& v, std::uint64_t directory, F&& fn) {
+  if (!v.plausible(directory, directory_base)) broken_map(p);
   const std::uint64_t depth = load(v.at(directory));
+  if (depth > max_depth || !v.plausible(directory, directory_base + (std::uint64_t{8} << depth))) broken_map(p);
   std::uint64_t previous = 0;
   for (std::uint64_t i = 0; i < (std::uint64_t{1} << depth); ++i) {
     const std::uint64_t s = load(v.at(directory + directory_base + i * 8));
-    if (s != previous) fn(s);
+    if (s != previous) {
+      if (!v.plausible(s, segment_base + slots * 8)) broken_map(p);
+      fn(s);
+    }
     previous = s;
   }
 }
@@ -475,24 +523,36 @@ std::uint64_t size(pool& p, map_state& m) {
   view v(p);
   std::shared_lock resize(m.resize);
   std::uint64_t n = 0;
-  each_segment(v, load(v.at(m.header + 8)), [&](std::uint64_t s) { n += load(v.at(s + 8)); });
+  each_segment(p, v, load(v.at(m.header + 8)), [&](std::uint64_t s) { n += load(v.at(s + 8)); });
   return n;
 }
 
 void for_each(pool& p, map_state& m, const std::function<void(std::string_view, std::string_view)>& fn) {
   view v(p);
   std::shared_lock resize(m.resize);
-  std::string kv;
-  each_segment(v, load(v.at(m.header + 8)), [&](std::uint64_t s) {
-    stripe_guard lock(stripe_of(p, s));
-    for (std::uint32_t i = 0; i < slots; ++i) {
-      const std::uint64_t w = load(v.slot(s, i));
-      if (w == 0) continue;
-      const std::uint64_t n = w & offset_mask;
-      const lengths l = parse(load(v.at(n)));
-      kv.resize(std::size_t{l.key} + l.value);
-      read_bytes(v.at(n), l.header, kv.size(), kv.data());
-      fn(std::string_view(kv).substr(0, l.key), std::string_view(kv).substr(l.key));
+  std::vector<std::string> entries;  // one segment's (key, value) pairs, copied under its lock
+  std::vector<std::uint32_t> key_lengths;
+  each_segment(p, v, load(v.at(m.header + 8)), [&](std::uint64_t s) {
+    entries.clear();
+    key_lengths.clear();
+    {
+      stripe_guard lock(stripe_of(p, s));
+      for (std::uint32_t i = 0; i < slots; ++i) {
+        const std::uint64_t w = load(v.slot(s, i));
+        if (w == 0) continue;
+        const std::uint64_t n = w & offset_mask;
+        if (!v.plausible(n, 8)) broken_map(p);
+        const lengths l = parse(load(v.at(n)));
+        if (!v.plausible(n, l.size())) broken_map(p);
+        std::string kv(std::size_t{l.key} + l.value, '\0');
+        read_bytes(v.at(n), l.header, kv.size(), kv.data());
+        entries.push_back(std::move(kv));
+        key_lengths.push_back(l.key);
+      }
+    }
+    // Outside the lock: fn may use this map or others (though it must not modify this one).
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      fn(std::string_view(entries[i]).substr(0, key_lengths[i]), std::string_view(entries[i]).substr(key_lengths[i]));
     }
   });
 }
@@ -501,7 +561,7 @@ void destroy(transaction& tx, std::uint64_t header) {
   pool& p = tx.get_pool();
   view v(p);
   const std::uint64_t directory = load(v.at(header + 8));
-  each_segment(v, directory, [&](std::uint64_t s) {
+  each_segment(p, v, directory, [&](std::uint64_t s) {
     for (std::uint32_t i = 0; i < slots; ++i) {
       if (const std::uint64_t w = load(v.slot(s, i)); w != 0) tx.free(w & offset_mask);
     }

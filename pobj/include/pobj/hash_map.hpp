@@ -7,22 +7,26 @@
 // (byte strings of any length: passed as std::string_view, returned as std::string).
 //
 // Layout (docs/types.md): extendible hashing. A directory of 2^depth segment offsets; each
-// segment has 128 buckets of singly linked nodes; a node is one heap block holding the link, the
-// key and the value (16 bytes of header). A segment that reaches 128 entries splits in two, in one
-// failure-atomic block; the directory doubles when it must. Nothing is rebuilt when a pool opens.
+// segment has 128 linearly probed slots pointing at nodes; a node is one heap block holding the
+// key and the value behind a 4-byte length word. A segment that reaches 96 entries splits in two,
+// in one failure-atomic block; the directory doubles when it must. Nothing is rebuilt when a pool
+// opens.
 //
 // Concurrency: writers of different segments run in parallel (a lock per segment stripe, in
 // DRAM); a split excludes other writers of the map for its duration. Readers take no lock: they
 // read optimistically and retry if a writer of the same segment (or a split) ran meanwhile, so
 // they wait only while a writer of their own segment is between its first store and its commit
-// fence, and they never return what a crash could take back. for_each visits each segment under
-// its lock: it sees each entry present for the whole walk exactly once, may or may not see
-// entries inserted or erased during it, and must not modify the map.
+// fence, and they never return what a crash could take back. for_each copies each segment under
+// its lock and calls fn outside it: it sees each entry present for the whole walk exactly once,
+// may or may not see entries inserted or erased during it; fn must not modify the map.
+// Operations are blocks of their own: inside an open failure-atomic block they throw
+// errc::invalid_argument (find and size excepted).
 //
 // Cost (cache_line mode): insert, replace and erase are one failure-atomic block each (2 fences);
 // a split adds one block. find is a hash, a directory and a segment lookup and a chain walk,
 // with no fence and no lock.
 //
+// Keys are shorter than 2 GiB, values at most 4 GiB - 1 bytes.
 // Crash consistency: each insert, replacement and erase is atomic and durable when it returns; a
 // crash leaves no half-linked node and leaks no block (tests/crash/hash_map_crash_test.cpp).
 #pragma once

@@ -12,3 +12,4 @@
 #include <pobj/record.hpp>
 #include <pobj/string.hpp>
 #include <pobj/transaction.hpp>
+#include <pobj/vector.hpp>

@@ -208,6 +208,17 @@ void publish_entries(pool& p, class_state& st, std::uint32_t count,
   st.count.store(total, std::memory_order_release);
 }
 
+// Recording a class is a block of its own: inside the caller's, its abort would take the record
+// back after the DRAM table had it.
+void refuse_registration_in_block(pool& p, const char* name) {
+  if (transaction::active(p)) {
+    throw error(errc::invalid_argument,
+                fmt::format("pobj: class '{}' is not yet recorded in pool '{}' (its code was loaded after the pool "
+                            "was opened): call pobj::register_classes(pool) outside a failure-atomic block first",
+                            name, p.path()));
+  }
+}
+
 // Brings the pool's class table up to date with `program`: throws schema_mismatch (changing
 // nothing) if one class is incompatible, else records the new classes and upgrades the others in
 // one failure-atomic block. REQUIRES: st.mu held.
@@ -252,12 +263,7 @@ void sync_classes(pool& p, class_state& st, const std::vector<const class_info*>
     throw error(errc::out_of_space,
                 fmt::format("pobj: pool '{}' cannot record more than {} classes", p.path(), max_classes));
   }
-  if (transaction::active(p)) {
-    throw error(errc::invalid_argument,
-                fmt::format("pobj: class '{}' is not yet recorded in pool '{}' (its code was loaded after the pool "
-                            "was opened): call pobj::register_classes(pool) outside a failure-atomic block first",
-                            added.empty() ? upgraded.front().second->name : added.front()->name, p.path()));
-  }
+  refuse_registration_in_block(p, added.empty() ? upgraded.front().second->name : added.front()->name);
 
   const offset_t old_table = st.table;
   run_tx(p, [&](transaction& tx) {
@@ -376,12 +382,7 @@ std::uint16_t class_key(pool& p, const class_info& info) {
     return 0;
   };
   if (std::uint16_t k = lookup(); k != 0) return k;
-  if (transaction::active(p)) {  // registering needs a block of its own: refuse before locking
-    throw error(errc::invalid_argument,
-                fmt::format("pobj: class '{}' is not yet recorded in pool '{}' (its code was loaded after the pool "
-                            "was opened): call pobj::register_classes(pool) outside a failure-atomic block first",
-                            info.name, p.path()));
-  }
+  refuse_registration_in_block(p, info.name);  // before locking: registering needs a block of its own
   lock_guard lock(st.mu);
   // Everything the program has that the pool lacks, bases included, so ancestors are complete.
   std::vector<const class_info*> program = compiled_classes();

@@ -18,8 +18,9 @@ namespace pobj::detail {
 
 inline constexpr char class_table_root[] = "pobj.classes";
 inline constexpr std::uint64_t class_table_magic = 0x31534c434a424f50ULL;  // "POBJCLS1"
-inline constexpr std::uint16_t class_table_type = 0xfffd;                  // heap type of the table
+inline constexpr std::uint16_t class_table_type = heap_type::class_table;
 inline constexpr std::uint32_t max_classes = 4096;
+static_assert(max_classes < heap_type::first_reserved, "class numbers are heap types below the reserved ones");
 
 // One class as the pool records it (40 bytes).
 struct class_record {

@@ -286,6 +286,17 @@ std::byte* log_data(tx_state& st) { return st.log + sizeof(log_buffer_header); }
 
 }  // namespace
 
+// Before an in-place store outside a block (the ordering rule): makes the pending log
+// invalidations of committed blocks durable first, with one fence, and only if there are any.
+void settle_before_store(pool_impl& p, thread_context& ctx) {
+  tx_manager& m = *p.tx;
+  auto& seen = (ctx.tx != nullptr ? *ctx.tx : m.state()).seen;
+  if (m.flush_pending(nullptr, seen)) {
+    p.drain();
+    m.settle_pending(seen);
+  }
+}
+
 void ordered_drain(pool_impl& p) {
   tx_state& st = p.tx->state();
   p.tx->flush_pending(nullptr, st.seen);
@@ -705,12 +716,7 @@ void before_atomic_store(pool& p) {
                 "pobj: an atomic operation inside a failure-atomic block (atomics are durable on their own; "
                 "inside a block, change the value with the block's stores)");
   }
-  tx_manager& m = *impl.tx;
-  auto& seen = (ctx.tx != nullptr ? *ctx.tx : m.state()).seen;
-  if (m.flush_pending(nullptr, seen)) {
-    impl.drain();
-    m.settle_pending(seen);
-  }
+  settle_before_store(impl, ctx);
 }
 
 void persist_word(pool& p, const void* word) noexcept { p.impl().persist(word, 8); }
@@ -732,12 +738,7 @@ void pool::durable_store(void* field, const void* value, std::size_t n) {
     std::memcpy(field, value, n);
     return;
   }
-  tx_manager& m = *impl_->tx;
-  auto& seen = (ctx.tx != nullptr ? *ctx.tx : m.state()).seen;
-  if (m.flush_pending(nullptr, seen)) {
-    impl_->drain();
-    m.settle_pending(seen);
-  }
+  settle_before_store(*impl_, ctx);
   auto* word = reinterpret_cast<std::uint64_t*>(addr & ~std::uintptr_t{7});
   std::atomic_ref<std::uint64_t> w(*word);
   if (n == 8) {
@@ -767,12 +768,7 @@ void heap::free(offset_t object) {
   if (ctx.tx != nullptr && ctx.tx->depth > 0) {
     throw error(errc::invalid_argument, "pobj: heap::free inside a failure-atomic block; use transaction::free");
   }
-  tx_manager& m = *p.tx;
-  auto& seen = m.state().seen;
-  if (m.flush_pending(nullptr, seen)) {
-    p.drain();
-    m.settle_pending(seen);
-  }
+  settle_before_store(p, ctx);
   impl_->persist_free(object);
   p.drain();
   impl_->give_back(object, b.size);

@@ -76,6 +76,21 @@ struct heap_stats {
   std::vector<size_class_stats> classes;  // one per size class with at least one run
 };
 
+// The heap types (the `type` of reserve() and transaction::alloc(), heap::type_of()) pobj itself
+// uses, each with a tracer set when a pool opens; 1 .. 4095 are the classes of the pool's class
+// table (pobj/object.hpp); 0 is untyped (traced conservatively). docs/format/pool.md lists them.
+namespace heap_type {
+inline constexpr std::uint16_t first_reserved = 0xfff0;
+inline constexpr std::uint16_t vector_header = 0xfff7;
+inline constexpr std::uint16_t map_node = 0xfff8;
+inline constexpr std::uint16_t map_segment = 0xfff9;
+inline constexpr std::uint16_t map_directory = 0xfffa;
+inline constexpr std::uint16_t map_header = 0xfffb;
+inline constexpr std::uint16_t record = 0xfffc;
+inline constexpr std::uint16_t class_table = 0xfffd;
+inline constexpr std::uint16_t string = 0xfffe;
+}  // namespace heap_type
+
 // Reports a reference found inside an object: called by a tracer for each offset it holds.
 using reference_visitor = std::function<void(offset_t)>;
 // Lists the references inside an object of some type (pobj-gen emits these).

@@ -35,12 +35,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -224,9 +224,7 @@ template <persistent T>
 std::optional<proxy<T>> root(pool& p, std::string_view name) {
   offset_t off = p.root(name);
   if (off == 0) return std::nullopt;
-  proxy<T> object = deref(p, ref<T>(off));
-  if (!is<T>(object)) detail::throw_wrong_class(p, detail::header_of(object.get()).key, persistent_traits<T>::info().name);
-  return object;
+  return cast<T>(deref(p, ref<T>(off)));
 }
 
 template <persistent T>

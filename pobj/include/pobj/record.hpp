@@ -19,9 +19,6 @@
 #include <string>
 #include <type_traits>
 
-#include <boost/pfr.hpp>
-#include <fmt/format.h>
-
 #include <pobj/object.hpp>
 #include <pobj/pool.hpp>
 #include <pobj/transaction.hpp>
@@ -42,7 +39,7 @@ struct record {
 };
 
 namespace detail {
-inline constexpr std::uint16_t record_block_type = 0xfffc;
+inline constexpr std::uint16_t record_block_type = heap_type::record;
 }
 
 // A copy of `value` in its own block, which exists only if the block commits.

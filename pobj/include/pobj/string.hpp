@@ -38,7 +38,7 @@ struct bytes {
 
 namespace detail {
 
-inline constexpr std::uint16_t string_block_type = 0xfffe;  // heap type of out-of-line values
+inline constexpr std::uint16_t string_block_type = heap_type::string;  // out-of-line values
 inline constexpr std::size_t inline_string_max = 7;
 
 inline bool string_is_block(std::uint64_t word) noexcept { return word != 0 && (word & 1) == 0; }

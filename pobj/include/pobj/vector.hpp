@@ -44,7 +44,7 @@ struct vector_header {
   std::uint64_t capacity;
   std::uint64_t data;  // offset of the element block, 0 while capacity is 0
 };
-inline constexpr std::uint16_t vector_header_type = 0xfff7;  // traced conservatively: data is a reference
+inline constexpr std::uint16_t vector_header_type = heap_type::vector_header;
 }  // namespace detail
 
 template <class T>

@@ -35,7 +35,8 @@ namespace pobj::detail::hmap {
 namespace {
 
 constexpr std::uint64_t header_magic = 0x31504d484a424f50ULL;  // "POBJHMP1"
-constexpr std::uint16_t header_type = 0xfffb, directory_type = 0xfffa, segment_type = 0xfff9, node_type = 0xfff8;
+constexpr std::uint16_t header_type = heap_type::map_header, directory_type = heap_type::map_directory,
+                        segment_type = heap_type::map_segment, node_type = heap_type::map_node;
 constexpr std::uint32_t slots = 128;
 constexpr std::uint32_t split_at = 96;  // entries in a segment (75%)
 constexpr std::uint32_t max_depth = 40;
@@ -262,7 +263,7 @@ void split(pool& p, map_state& m, std::uint64_t hash) {
   const auto local = static_cast<std::uint32_t>(load(v.at(old)));
   if (local > depth) broken_map(p);
   if (load(v.at(old + 8)) < split_at || local >= max_depth) return;
-  stripe_guard lock(stripe_of(p, old));
+  // Other writers are excluded by the resize lock; readers see dir_seq odd and retry.
   m.dir_seq.fetch_add(1, std::memory_order_acq_rel);  // acquire: no later store moves before it
   struct seq_end {
     map_state& m;
@@ -523,7 +524,23 @@ std::uint64_t size(pool& p, map_state& m) {
   view v(p);
   std::shared_lock resize(m.resize);
   std::uint64_t n = 0;
-  each_segment(p, v, load(v.at(m.header + 8)), [&](std::uint64_t s) { n += load(v.at(s + 8)); });
+  each_segment(p, v, load(v.at(m.header + 8)), [&](std::uint64_t s) {
+    // A count a writer has raised but not yet committed could still be taken back: read it only
+    // between writers of the segment, as find() does.
+    stripe& st = stripe_of(p, s);
+    for (;;) {
+      const std::uint64_t q = st.seq.load(std::memory_order_acquire);
+      if (q & 1) {
+        std::this_thread::yield();
+        continue;
+      }
+      const std::uint64_t count = load(v.at(s + 8));
+      if (st.seq.load(std::memory_order_acquire) == q) {
+        n += count;
+        return;
+      }
+    }
+  });
   return n;
 }
 

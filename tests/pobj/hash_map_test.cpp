@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <random>
@@ -13,6 +14,8 @@
 #include <catch2/catch.hpp>
 #include <pobj/pobj.hpp>
 
+#include "hash_map_impl.hpp"
+#include "pool_impl.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -228,4 +231,33 @@ TEST_CASE("hash_map under concurrent inserts, replacements, erases and reads sta
   CHECK(walked == m.size());
   CHECK(p.heap().check().ok());
   CHECK_THROWS_AS(pobj::run_tx(p, [&](pobj::transaction&) { m.erase(1); }), pobj::error);  // not inside a block
+}
+
+// Regression: size() summed the segments' counts without regard to writers in flight, so it could
+// report an insert that had not committed (and that an abort or a crash would take back).
+TEST_CASE("hash_map size() never counts an insert that has not committed", "[hash_map]") {
+  pobj_test::scratch_path path("hmap-size");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  pobj::hash_map_ref<std::uint64_t, pobj::bytes> m(p, root_map(p));
+  for (std::uint64_t k = 0; k < 10; ++k) m.insert(k, "v");
+  // The only segment, and its stripe (the layout of pobj/src/hash_map.cpp).
+  std::byte* base = p.base();
+  std::uint64_t directory, segment;
+  std::memcpy(&directory, base + p.root("map") + 8, 8);
+  std::memcpy(&segment, base + directory + 8, 8);
+  auto& stripe = p.impl().maps->stripes[(segment >> 4) % pobj::detail::hmap::pool_maps::stripe_count];
+  auto* count = reinterpret_cast<std::uint64_t*>(base + segment + 8);
+  // Play a writer between its first store and its commit: stripe held, sequence odd, count raised.
+  stripe.locked.store(true);
+  stripe.seq.fetch_add(1);
+  __atomic_store_n(count, std::uint64_t{11}, __ATOMIC_RELEASE);
+  std::atomic<std::uint64_t> seen{0};
+  std::thread reader([&] { seen = m.size(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // The writer aborts: its count is taken back.
+  __atomic_store_n(count, std::uint64_t{10}, __ATOMIC_RELEASE);
+  stripe.seq.fetch_add(1);
+  stripe.locked.store(false);
+  reader.join();
+  CHECK(seen.load() == 10);
 }

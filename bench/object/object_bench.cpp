@@ -121,166 +121,122 @@ world& W() {
   return w;
 }
 
-// ---- reads
+// Runs op(index) once per iteration over the objects, in the order the argument names (0
+// sequential, 1 random), and counts items, or `bytes` per item when it is not 0.
+template <class Op>
+void over_objects(benchmark::State& s, std::int64_t bytes, Op&& op) {
+  const auto& ord = W().order[s.range(0)];
+  std::size_t i = 0;
+  for (auto _ : s) {
+    op(ord[i]);
+    if (++i == ord.size()) i = 0;
+  }
+  if (bytes != 0) {
+    s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations()) * bytes);
+  } else {
+    s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));
+  }
+}
+
+std::int64_t sum_fields(const obj256* o) { return o->f0 + o->f1 + o->f2 + o->f3 + o->f4 + o->f5 + o->f6 + o->f7 + o->f8 + o->f9 + o->f10 + o->f11 + o->f12 + o->f13 + o->f14 + o->f15 + o->f16 + o->f17 + o->f18 + o->f19 + o->f20 + o->f21 + o->f22 + o->f23 + o->f24 + o->f25 + o->f26 + o->f27 + o->f28 + o->f29 + o->f30 + o->f31; }
+std::int64_t sum_fields(const pobj::proxy<obj256>& o) { return o.f0() + o.f1() + o.f2() + o.f3() + o.f4() + o.f5() + o.f6() + o.f7() + o.f8() + o.f9() + o.f10() + o.f11() + o.f12() + o.f13() + o.f14() + o.f15() + o.f16() + o.f17() + o.f18() + o.f19() + o.f20() + o.f21() + o.f22() + o.f23() + o.f24() + o.f25() + o.f26() + o.f27() + o.f28() + o.f29() + o.f30() + o.f31(); }
+
+// ---- reads (every value read feeds `total`, so no load is optimized away)
 
 void read_field_dram(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
-  std::size_t i = 0;
-  std::int64_t total = 0;  // every value read feeds it, so no load is optimized away
-  for (auto _ : s) {
-    total += w.dram[ord[i]]->f3;
-    if (++i == ord.size()) i = 0;
-  }
+  std::int64_t total = 0;
+  over_objects(s, 0, [&](std::uint32_t k) { total += w.dram[k]->f3; });
   benchmark::DoNotOptimize(total);
-  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));
 }
 
 void read_field_mapped(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
-  std::size_t i = 0;
-  std::int64_t total = 0;  // every value read feeds it, so no load is optimized away
-  for (auto _ : s) {
-    total += w.mapped[ord[i]]->f3;
-    if (++i == ord.size()) i = 0;
-  }
+  std::int64_t total = 0;
+  over_objects(s, 0, [&](std::uint32_t k) { total += w.mapped[k]->f3; });
   benchmark::DoNotOptimize(total);
-  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));
 }
 
 void read_field_proxy(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
-  std::size_t i = 0;
-  std::int64_t total = 0;  // every value read feeds it, so no load is optimized away
-  for (auto _ : s) {
-    total += pobj::deref(w.pool, w.refs[ord[i]]).f3();
-    if (++i == ord.size()) i = 0;
-  }
+  std::int64_t total = 0;
+  over_objects(s, 0, [&](std::uint32_t k) { total += pobj::deref(w.pool, w.refs[k]).f3(); });
   benchmark::DoNotOptimize(total);
-  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));
 }
 
 void read_object_dram(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
-  std::size_t i = 0;
-  std::int64_t total = 0;  // every value read feeds it, so no load is optimized away
-  for (auto _ : s) {
-    const obj256* o = w.dram[ord[i]];
-    std::int64_t sum = o->f0 + o->f1 + o->f2 + o->f3 + o->f4 + o->f5 + o->f6 + o->f7 + o->f8 + o->f9 + o->f10 + o->f11 + o->f12 + o->f13 + o->f14 + o->f15 + o->f16 + o->f17 + o->f18 + o->f19 + o->f20 + o->f21 + o->f22 + o->f23 + o->f24 + o->f25 + o->f26 + o->f27 + o->f28 + o->f29 + o->f30 + o->f31;
-    total += sum;
-    if (++i == ord.size()) i = 0;
-  }
+  std::int64_t total = 0;
+  over_objects(s, 256, [&](std::uint32_t k) { total += sum_fields(w.dram[k]); });
   benchmark::DoNotOptimize(total);
-  s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations() * 256));
 }
 
 void read_object_mapped(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
-  std::size_t i = 0;
-  std::int64_t total = 0;  // every value read feeds it, so no load is optimized away
-  for (auto _ : s) {
-    const obj256* o = w.mapped[ord[i]];
-    std::int64_t sum = o->f0 + o->f1 + o->f2 + o->f3 + o->f4 + o->f5 + o->f6 + o->f7 + o->f8 + o->f9 + o->f10 + o->f11 + o->f12 + o->f13 + o->f14 + o->f15 + o->f16 + o->f17 + o->f18 + o->f19 + o->f20 + o->f21 + o->f22 + o->f23 + o->f24 + o->f25 + o->f26 + o->f27 + o->f28 + o->f29 + o->f30 + o->f31;
-    total += sum;
-    if (++i == ord.size()) i = 0;
-  }
+  std::int64_t total = 0;
+  over_objects(s, 256, [&](std::uint32_t k) { total += sum_fields(w.mapped[k]); });
   benchmark::DoNotOptimize(total);
-  s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations() * 256));
 }
 
 void read_object_proxy(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
-  std::size_t i = 0;
-  std::int64_t total = 0;  // every value read feeds it, so no load is optimized away
-  for (auto _ : s) {
-    auto o = pobj::deref(w.pool, w.refs[ord[i]]);
-    std::int64_t sum = o.f0() + o.f1() + o.f2() + o.f3() + o.f4() + o.f5() + o.f6() + o.f7() + o.f8() + o.f9() + o.f10() + o.f11() + o.f12() + o.f13() + o.f14() + o.f15() + o.f16() + o.f17() + o.f18() + o.f19() + o.f20() + o.f21() + o.f22() + o.f23() + o.f24() + o.f25() + o.f26() + o.f27() + o.f28() + o.f29() + o.f30() + o.f31();
-    total += sum;
-    if (++i == ord.size()) i = 0;
-  }
+  std::int64_t total = 0;
+  over_objects(s, 256, [&](std::uint32_t k) { total += sum_fields(pobj::deref(w.pool, w.refs[k])); });
   benchmark::DoNotOptimize(total);
-  s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations() * 256));
 }
 
 // ---- writes: one field durably, and a whole object
 
 void write_field_dram(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
-  std::size_t i = 0;
   std::int64_t v = 0;
-  for (auto _ : s) {
-    w.dram[ord[i]]->f3 = ++v;
+  over_objects(s, 0, [&](std::uint32_t k) {
+    w.dram[k]->f3 = ++v;
     benchmark::ClobberMemory();
-    if (++i == ord.size()) i = 0;
-  }
-  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));
+  });
 }
 
 // What a durable one-field write amounts to, by hand: a store, a flush of its line, a fence.
 void write_field_store_flush_fence(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
   auto& media = w.pool.media();
-  std::size_t i = 0;
   std::int64_t v = 0;
-  for (auto _ : s) {
-    obj256* o = w.mapped[ord[i]];
+  over_objects(s, 0, [&](std::uint32_t k) {
+    obj256* o = w.mapped[k];
     o->f3 = ++v;
     media.flush(&o->f3, 8);
     media.drain();
-    if (++i == ord.size()) i = 0;
-  }
-  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));
+  });
 }
 
 void write_field_proxy(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
-  std::size_t i = 0;
   std::int64_t v = 0;
-  for (auto _ : s) {
-    pobj::deref(w.pool, w.refs[ord[i]]).set_f3(++v);  // durable when it returns
-    if (++i == ord.size()) i = 0;
-  }
-  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));
+  over_objects(s, 0, [&](std::uint32_t k) { pobj::deref(w.pool, w.refs[k]).set_f3(++v); });  // durable on return
 }
 
 // A whole object by hand: 256 bytes stored, four lines flushed, one fence (not failure-atomic).
 void write_object_store_flush_fence(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
   auto& media = w.pool.media();
   obj256 value{};
-  std::size_t i = 0;
-  for (auto _ : s) {
-    obj256* o = w.mapped[ord[i]];
+  over_objects(s, 256, [&](std::uint32_t k) {
+    obj256* o = w.mapped[k];
     ++value.f0;
     std::memcpy(o, &value, sizeof(value));
     media.flush(o, sizeof(*o));
     media.drain();
-    if (++i == ord.size()) i = 0;
-  }
-  s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations() * 256));
+  });
 }
 
 // A whole object through its proxy, failure-atomically: one block, all fields assigned at once.
 void write_object_proxy_block(benchmark::State& s) {
   auto& w = W();
-  const auto& ord = w.order[s.range(0)];
   obj256 value{};
-  std::size_t i = 0;
-  for (auto _ : s) {
+  over_objects(s, 256, [&](std::uint32_t k) {
     ++value.f0;
-    pobj::run_tx(w.pool, [&](pobj::transaction& tx) { pobj::deref(w.pool, w.refs[ord[i]]).assign(tx, value); });
-    if (++i == ord.size()) i = 0;
-  }
-  s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations() * 256));
+    pobj::run_tx(w.pool, [&](pobj::transaction& tx) { pobj::deref(w.pool, w.refs[k]).assign(tx, value); });
+  });
 }
 
 // The same with libpmemobj: a transaction that snapshots the object and copies into it.
@@ -293,20 +249,16 @@ void write_object_pmemobj_tx(benchmark::State& s) {
     }
     return v;
   }();
-  const auto& ord = w.order[s.range(0)];
   obj256 value{};
-  std::size_t i = 0;
-  for (auto _ : s) {
+  over_objects(s, 256, [&](std::uint32_t k) {
     ++value.f0;
-    PMEMoid oid = objects[ord[i] % objects.size()];
+    PMEMoid oid = objects[k % objects.size()];
     TX_BEGIN(w.pop) {
       pmemobj_tx_add_range(oid, 0, sizeof(obj256));
       std::memcpy(pmemobj_direct(oid), &value, sizeof(value));
     }
     TX_END
-    if (++i == ord.size()) i = 0;
-  }
-  s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations() * 256));
+  });
 }
 
 // ---- creation (objects are left allocated; the pools are large)

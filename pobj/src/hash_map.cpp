@@ -27,12 +27,15 @@
 #include <fmt/format.h>
 #include <pobj/heap.hpp>
 
-#include "hash_map_impl.hpp"
+#include "containers_impl.hpp"
+#include "kv_node.hpp"
 #include "pool_impl.hpp"
 
 namespace pobj::detail::hmap {
 
 namespace {
+
+using namespace kv;
 
 constexpr std::uint64_t header_magic = 0x31504d484a424f50ULL;  // "POBJHMP1"
 constexpr std::uint16_t header_type = heap_type::map_header, directory_type = heap_type::map_directory,
@@ -41,17 +44,9 @@ constexpr std::uint32_t slots = 128;
 constexpr std::uint32_t split_at = 96;  // entries in a segment (75%)
 constexpr std::uint32_t max_depth = 40;
 constexpr std::size_t header_size = 16, directory_base = 8, segment_base = 16;
-constexpr std::uint64_t offset_mask = (std::uint64_t{1} << 48) - 1;
 
-// Every load a reader makes is an acquire (free on x86): the sequence number it checks last
-// cannot be read before the data, with no fence (ThreadSanitizer does not model fences).
-std::uint64_t load(const void* p) noexcept { return __atomic_load_n(static_cast<const std::uint64_t*>(p), __ATOMIC_ACQUIRE); }
-std::uint64_t load_acquire(const void* p) noexcept {
-  return __atomic_load_n(static_cast<const std::uint64_t*>(p), __ATOMIC_ACQUIRE);
-}
-void store(void* p, std::uint64_t v) noexcept { __atomic_store_n(static_cast<std::uint64_t*>(p), v, __ATOMIC_RELAXED); }
-void store_release(void* p, std::uint64_t v) noexcept {
-  __atomic_store_n(static_cast<std::uint64_t*>(p), v, __ATOMIC_RELEASE);
+std::byte* slot_at(const view& v, std::uint64_t segment, std::uint32_t i) noexcept {
+  return v.at(segment + segment_base + std::uint64_t{i % slots} * 8);
 }
 
 // A stable 64-bit hash of a byte string (the map's layout depends on it: never change it).
@@ -77,83 +72,12 @@ std::uint64_t tag_of(std::uint64_t hash) noexcept { return (hash & 0x7f) | ((has
 std::uint32_t home_of(std::uint64_t slot) noexcept { return static_cast<std::uint32_t>((slot >> 48) & 0x7f); }
 std::uint64_t slot_for(std::uint64_t hash, std::uint64_t node) noexcept { return tag_of(hash) << 48 | node; }
 
-struct lengths {
-  std::uint32_t key = 0, value = 0, header = 4;
-  std::size_t size() const noexcept { return (header + std::size_t{key} + value + 7) & ~std::size_t{7}; }
-};
-lengths lengths_for(std::size_t k, std::size_t v) noexcept {
-  if (k < 256 && v < (std::size_t{1} << 23)) return {static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(v), 4};
-  return {static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(v), 8};
-}
-// The lengths a node's first word gives (a reader may be looking at garbage: callers check
-// size() against the pool before reading further).
-lengths parse(std::uint64_t w) noexcept {
-  const auto low = static_cast<std::uint32_t>(w);
-  if ((low & 0x80000000u) == 0) return {low & 0xff, low >> 8, 4};
-  return {low & 0x7fffffffu, static_cast<std::uint32_t>(w >> 32), 8};
-}
-std::uint64_t encode(const lengths& l) noexcept {
-  if (l.header == 4) return l.key | (std::uint64_t{l.value} << 8);
-  return (l.key | 0x80000000u) | (std::uint64_t{l.value} << 32);
-}
 
 pool_maps& maps_of(pool& p) { return *p.impl().maps; }
-stripe& stripe_of(pool& p, std::uint64_t segment) noexcept {
-  return maps_of(p).stripes[(segment >> 4) % pool_maps::stripe_count];
-}
+stripe& stripe_of(pool& p, std::uint64_t segment) noexcept { return maps_of(p).stripe_of(segment); }
 
-// A stripe held by a writer: its sequence number is odd from lock to unlock.
-class stripe_guard {
- public:
-  explicit stripe_guard(stripe& s) noexcept : s_(s) {
-    for (int spin = 0; s_.locked.exchange(true, std::memory_order_acquire); ++spin) {
-      if (spin > 64) std::this_thread::yield();
-    }
-    s_.seq.fetch_add(1, std::memory_order_acq_rel);  // acquire: no later store moves before it
-  }
-  ~stripe_guard() {
-    s_.seq.fetch_add(1, std::memory_order_release);
-    s_.locked.store(false, std::memory_order_release);
-  }
-  stripe_guard(const stripe_guard&) = delete;
-  stripe_guard& operator=(const stripe_guard&) = delete;
 
- private:
-  stripe& s_;
-};
 
-// Copies n bytes at `from` (inside a node, 8-aligned node) with word loads.
-void read_bytes(const std::byte* node, std::size_t from, std::size_t n, char* out) noexcept {
-  std::size_t at = from;
-  while (n > 0) {
-    const std::size_t word = at & ~std::size_t{7};
-    const std::uint64_t w = load(node + word);
-    const std::size_t skip = at - word;
-    const std::size_t take = std::min<std::size_t>(8 - skip, n);
-    std::memcpy(out, reinterpret_cast<const char*>(&w) + skip, take);
-    out += take;
-    at += take;
-    n -= take;
-  }
-}
-
-class view {
- public:
-  explicit view(pool& p) : p_(p), base_(p.base()) {}
-  std::byte* at(std::uint64_t off) const noexcept { return base_ + off; }
-  // An offset a reader may follow: inside the heap, 8-aligned, and `len` bytes from it inside the
-  // pool (a reader racing with writers may have loaded garbage; the sequence check rejects it).
-  bool plausible(std::uint64_t off, std::uint64_t len) const noexcept {
-    return off >= p_.impl().header.heap_offset && off % 8 == 0 && len <= p_.size() && off <= p_.size() - len;
-  }
-  std::byte* slot(std::uint64_t segment, std::uint32_t i) const noexcept {
-    return at(segment + segment_base + std::uint64_t{i % slots} * 8);
-  }
-
- private:
-  pool& p_;
-  std::byte* base_;
-};
 
 // The segment a hash falls in; 0 if the directory looks damaged (a reader's garbage).
 std::uint64_t segment_for(const view& v, std::uint64_t directory, std::uint64_t hash) noexcept {
@@ -180,7 +104,7 @@ located probe(const view& v, std::uint64_t segment, std::uint64_t hash, std::str
   std::string scratch;
   for (std::uint32_t i = 0; i < slots; ++i) {
     const std::uint32_t at = static_cast<std::uint32_t>((hash + i) % slots);
-    const std::uint64_t w = load_acquire(v.slot(segment, at));
+    const std::uint64_t w = load(slot_at(v, segment, at));
     if (w == 0) {
       r.slot = at;
       return r;
@@ -209,24 +133,6 @@ located probe(const view& v, std::uint64_t segment, std::uint64_t hash, std::str
   return r;
 }
 
-// A new node holding key and value, in the block (fresh: written in place, never logged).
-std::uint64_t make_node(transaction& tx, std::string_view key, std::string_view value) {
-  if (key.size() >= (std::size_t{1} << 31) || value.size() > 0xffffffffu) {
-    throw error(errc::invalid_argument, "pobj: hash_map keys hold less than 2 GiB and values at most 4 GiB - 1 bytes");
-  }
-  const lengths l = lengths_for(key.size(), value.size());
-  const std::size_t size = l.size();
-  allocation a = tx.alloc(size, node_type);
-  if (a.offset > offset_mask) throw error(errc::out_of_space, "pobj: hash_map nodes must lie in the first 256 TiB");
-  std::vector<std::uint64_t> image(size / 8, 0);
-  image[0] = encode(l);
-  auto* bytes = reinterpret_cast<char*>(image.data()) + l.header;
-  std::memcpy(bytes, key.data(), key.size());
-  std::memcpy(bytes + key.size(), value.data(), value.size());
-  auto* words = static_cast<std::byte*>(a.pointer);
-  for (std::size_t i = 0; i < image.size(); ++i) store(words + i * 8, image[i]);
-  return a.offset;
-}
 
 std::uint64_t new_segment(transaction& tx, std::uint32_t depth) {
   allocation a = tx.alloc(segment_base + slots * 8, segment_type);
@@ -242,12 +148,6 @@ std::uint64_t new_directory(transaction& tx, std::uint64_t depth) {
   return a.offset;
 }
 
-std::string key_of(const view& v, std::uint64_t node) {
-  const lengths l = parse(load(v.at(node)));
-  std::string key(l.key, '\0');
-  read_bytes(v.at(node), l.header, l.key, key.data());
-  return key;
-}
 
 [[noreturn]] void broken_map(pool& p) {
   throw error(errc::corrupt, fmt::format("pobj: a hash map in pool '{}' is damaged", p.path()));
@@ -275,14 +175,16 @@ void split(pool& p, map_state& m, std::uint64_t hash) {
     // `high`, each into the first free slot from its home. Nodes do not change.
     const std::uint64_t halves[2] = {new_segment(tx, local + 1), new_segment(tx, local + 1)};
     std::uint64_t counts[2] = {0, 0};
+    std::string key;
     for (std::uint32_t i = 0; i < slots; ++i) {
-      const std::uint64_t w = load(v.slot(old, i));
+      const std::uint64_t w = load(slot_at(v, old, i));
       if (w == 0) continue;
-      const std::uint64_t h = hash_of(key_of(v, w & offset_mask));
+      if (!read_key(v, w & offset_mask, key)) broken_map(p);
+      const std::uint64_t h = hash_of(key);
       const int half = static_cast<int>((h >> (63 - local)) & 1);
       std::uint32_t at = home_of(w);
-      while (load(v.slot(halves[half], at)) != 0) at = (at + 1) % slots;
-      store(v.slot(halves[half], at), w);
+      while (load(slot_at(v, halves[half], at)) != 0) at = (at + 1) % slots;
+      store(slot_at(v, halves[half], at), w);
       ++counts[half];
     }
     store(v.at(halves[0] + 8), counts[0]);
@@ -310,15 +212,6 @@ void split(pool& p, map_state& m, std::uint64_t hash) {
 }
 
 
-// Map operations are blocks of their own: inside the caller's block, its abort could restore
-// slots other writers have changed since, and readers would see changes before they commit.
-void refuse_in_block(pool& p) {
-  if (transaction::active(p)) {
-    throw error(errc::invalid_argument,
-                "pobj: a hash_map operation inside a failure-atomic block (each operation is durable and atomic "
-                "on its own)");
-  }
-}
 
 // The segment of a hash, for a writer (which holds the resize lock): checked, since nothing is
 // rebuilt when a pool opens and a damaged map must fail cleanly.
@@ -361,7 +254,7 @@ bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
     if (attempt > 16) std::this_thread::yield();
     const std::uint64_t d1 = m.dir_seq.load(std::memory_order_acquire);
     if (d1 & 1) continue;
-    const std::uint64_t segment = segment_for(v, load_acquire(v.at(m.header + 8)), hash);
+    const std::uint64_t segment = segment_for(v, load(v.at(m.header + 8)), hash);
     // A directory being replaced can give garbage: the sequence check would fail too.
     if (!v.plausible(segment, segment_base + slots * 8)) continue;
     stripe& s = stripe_of(p, segment);
@@ -388,7 +281,7 @@ bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
 }
 
 int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite) {
-  refuse_in_block(p);
+  refuse_in_block(p, "hash_map");
   view v(p);
   const std::uint64_t hash = hash_of(key);
   for (;;) {
@@ -410,26 +303,17 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
                                                     "deepest split (keys with these hashes collide)",
                                                     p.path()));
       }
-      std::byte* slot = v.slot(segment, r.slot);
+      std::byte* slot = slot_at(v, segment, r.slot);
       if (!split_first && r.node != 0) {
         const lengths l = parse(load(v.at(r.node)));
         if (l.value == value.size()) {  // the same length: the value is rewritten in place
-          run_tx(p, [&](transaction& tx) {
-            // Whole words, so readers (which load words) never race with byte stores.
-            const std::size_t from = (l.header + l.key) & ~std::size_t{7};
-            const std::size_t to = l.size();
-            std::vector<std::uint64_t> image((to - from) / 8);
-            for (std::size_t i = 0; i < image.size(); ++i) image[i] = load(v.at(r.node + from + i * 8));
-            std::memcpy(reinterpret_cast<char*>(image.data()) + (l.header + l.key - from), value.data(), value.size());
-            tx.snapshot(v.at(r.node + from), to - from);
-            for (std::size_t i = 0; i < image.size(); ++i) store(v.at(r.node + from + i * 8), image[i]);
-          });
+          run_tx(p, [&](transaction& tx) { rewrite_value(tx, v, r.node, value); });
           return 2;
         }
       }
       bool full = false;
       if (!split_first) run_tx(p, [&](transaction& tx) {
-        const std::uint64_t fresh = make_node(tx, key, value);
+        const std::uint64_t fresh = make_node(tx, node_type, key, value, "hash_map");
         if (r.node != 0) {  // replace: the new node in the old one's slot
           tx.snapshot(slot, 8);
           store_release(slot, slot_for(hash, fresh));
@@ -461,7 +345,7 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
 }
 
 bool erase(pool& p, map_state& m, std::string_view key) {
-  refuse_in_block(p);
+  refuse_in_block(p, "hash_map");
   view v(p);
   const std::uint64_t hash = hash_of(key);
   std::shared_lock resize(m.resize);
@@ -472,29 +356,29 @@ bool erase(pool& p, map_state& m, std::string_view key) {
   if (r.node == 0) return false;
   // The cluster after the hole: its entries may move back into it (backward-shift deletion).
   std::uint32_t end = r.slot;
-  while (load(v.slot(segment, end + 1)) != 0 && (end + 1) % slots != r.slot) ++end;
+  while (load(slot_at(v, segment, end + 1)) != 0 && (end + 1) % slots != r.slot) ++end;
   run_tx(p, [&](transaction& tx) {
     std::vector<byte_range> ranges{{v.at(segment + 8), 8}};
     const std::uint32_t first = r.slot % slots, last = end % slots;
     if (first <= last) {
-      ranges.push_back({v.slot(segment, first), (last - first + 1) * 8});
+      ranges.push_back({slot_at(v, segment, first), (last - first + 1) * 8});
     } else {  // the cluster wraps around
-      ranges.push_back({v.slot(segment, first), (slots - first) * 8});
-      ranges.push_back({v.slot(segment, 0), (last + 1) * 8});
+      ranges.push_back({slot_at(v, segment, first), (slots - first) * 8});
+      ranges.push_back({slot_at(v, segment, 0), (last + 1) * 8});
     }
     tx.snapshot(std::span<const byte_range>(ranges));
     std::uint32_t hole = r.slot;
     for (std::uint32_t j = r.slot + 1; j <= end; ++j) {
-      const std::uint64_t w = load(v.slot(segment, j));
+      const std::uint64_t w = load(slot_at(v, segment, j));
       const std::uint32_t home = home_of(w);
       // The entry at j may fill the hole if its home is not cyclically in (hole, j].
       const std::uint32_t d_home = (j - home + slots) % slots, d_hole = (j - hole + slots) % slots;
       if (d_home >= d_hole) {
-        store_release(v.slot(segment, hole), w);
+        store_release(slot_at(v, segment, hole), w);
         hole = j;
       }
     }
-    store_release(v.slot(segment, hole), 0);
+    store_release(slot_at(v, segment, hole), 0);
     store(v.at(segment + 8), load(v.at(segment + 8)) - 1);
     tx.free(r.node);
   });
@@ -555,7 +439,7 @@ void for_each(pool& p, map_state& m, const std::function<void(std::string_view, 
     {
       stripe_guard lock(stripe_of(p, s));
       for (std::uint32_t i = 0; i < slots; ++i) {
-        const std::uint64_t w = load(v.slot(s, i));
+        const std::uint64_t w = load(slot_at(v, s, i));
         if (w == 0) continue;
         const std::uint64_t n = w & offset_mask;
         if (!v.plausible(n, 8)) broken_map(p);
@@ -580,7 +464,7 @@ void destroy(transaction& tx, std::uint64_t header) {
   const std::uint64_t directory = load(v.at(header + 8));
   each_segment(p, v, directory, [&](std::uint64_t s) {
     for (std::uint32_t i = 0; i < slots; ++i) {
-      if (const std::uint64_t w = load(v.slot(s, i)); w != 0) tx.free(w & offset_mask);
+      if (const std::uint64_t w = load(slot_at(v, s, i)); w != 0) tx.free(w & offset_mask);
     }
     tx.free(s);
   });

@@ -15,8 +15,8 @@
 
 #include "checksum.hpp"
 #include "heap_impl.hpp"
+#include "containers_impl.hpp"
 #include "pool_impl.hpp"
-#include "hash_map_impl.hpp"
 #include "schema_impl.hpp"
 #include "sync.hpp"
 #include "tx_impl.hpp"
@@ -178,6 +178,7 @@ static pool finish_open(pool opened) {
   auto t0 = std::chrono::steady_clock::now();
   detail::attach_classes(opened);
   detail::hmap::attach_pool(opened);
+  detail::omap::attach_pool(opened);
   pool_impl& p = opened.impl();
   std::uint64_t boots = p.super->boot_count.load(std::memory_order_relaxed) + 1;
   p.super->boot_count.store(boots, std::memory_order_relaxed);

@@ -14,7 +14,7 @@
 #include <catch2/catch.hpp>
 #include <pobj/pobj.hpp>
 
-#include "hash_map_impl.hpp"
+#include "containers_impl.hpp"
 #include "pool_impl.hpp"
 #include "test_util.hpp"
 

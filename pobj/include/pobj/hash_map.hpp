@@ -39,6 +39,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include <pobj/codec.hpp>
 #include <pobj/pool.hpp>
 #include <pobj/string.hpp>
 #include <pobj/transaction.hpp>
@@ -67,33 +68,6 @@ void for_each(pool& p, map_state& m, const std::function<void(std::string_view, 
 // Frees every node, segment and directory of the map, and its header, in the block.
 void destroy(transaction& tx, std::uint64_t header);
 
-template <class T>
-inline constexpr bool is_byte_string = std::is_same_v<T, pobj::bytes> || std::is_same_v<T, pobj::string>;
-
-template <class T>
-struct codec {
-  static_assert(std::is_trivially_copyable_v<T>, "hash_map keys and values are trivially copyable, or pobj::bytes");
-  using in = const T&;
-  using out = T;
-  static std::string_view encode(const T& v) noexcept {
-    return {reinterpret_cast<const char*>(&v), sizeof(T)};
-  }
-  static T decode(std::string_view s) noexcept {
-    T v{};
-    std::memcpy(&v, s.data(), std::min(s.size(), sizeof(T)));
-    return v;
-  }
-};
-
-template <class T>
-  requires is_byte_string<T>
-struct codec<T> {
-  using in = std::string_view;
-  using out = std::string;
-  static std::string_view encode(std::string_view v) noexcept { return v; }
-  static std::string decode(std::string_view s) { return std::string(s); }
-};
-
 }  // namespace detail::hmap
 
 template <class K, class V>
@@ -109,8 +83,8 @@ void destroy(transaction& tx, hash_map<K, V> map) {
 
 template <class K, class V>
 class hash_map_ref {
-  using kc = detail::hmap::codec<K>;
-  using vc = detail::hmap::codec<V>;
+  using kc = detail::value_codec<K>;
+  using vc = detail::value_codec<V>;
 
  public:
   // REQUIRES: map was made in p by make_hash_map<K, V>.

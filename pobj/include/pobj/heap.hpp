@@ -81,6 +81,11 @@ struct heap_stats {
 // table (pobj/object.hpp); 0 is untyped (traced conservatively). docs/format/pool.md lists them.
 namespace heap_type {
 inline constexpr std::uint16_t first_reserved = 0xfff0;
+inline constexpr std::uint16_t queue_segment = 0xfff2;
+inline constexpr std::uint16_t queue_header = 0xfff3;
+inline constexpr std::uint16_t tree_leaf = 0xfff4;
+inline constexpr std::uint16_t tree_inner = 0xfff5;
+inline constexpr std::uint16_t tree_header = 0xfff6;
 inline constexpr std::uint16_t vector_header = 0xfff7;
 inline constexpr std::uint16_t map_node = 0xfff8;
 inline constexpr std::uint16_t map_segment = 0xfff9;

@@ -8,6 +8,7 @@
 #include <pobj/heap.hpp>
 #include <pobj/media.hpp>
 #include <pobj/object.hpp>
+#include <pobj/ordered_map.hpp>
 #include <pobj/pool.hpp>
 #include <pobj/record.hpp>
 #include <pobj/string.hpp>

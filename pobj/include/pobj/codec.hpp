@@ -1,0 +1,135 @@
+// pobj/codec: how the containers store keys and values as bytes (internal; used by hash_map.hpp,
+// ordered_map.hpp and queue.hpp).
+//
+// value_codec<T>: a trivially copyable T is stored as its bytes; pobj::bytes and pobj::string as
+// byte strings of any length (in as std::string_view, out as std::string).
+// ordered_codec<K>: keys whose byte order (memcmp) is their order: integers and enums big-endian
+// with the sign bit flipped for signed types, floating point numbers by the usual bit transform
+// (negative numbers inverted), byte strings as they are.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include <pobj/string.hpp>
+
+namespace pobj::detail {
+
+template <class T>
+inline constexpr bool is_byte_string = std::is_same_v<T, pobj::bytes> || std::is_same_v<T, pobj::string>;
+
+template <class T>
+struct value_codec {
+  static_assert(std::is_trivially_copyable_v<T>, "container keys and values are trivially copyable, or pobj::bytes");
+  using in = const T&;
+  using out = T;
+  static std::string_view encode(const T& v) noexcept { return {reinterpret_cast<const char*>(&v), sizeof(T)}; }
+  static T decode(std::string_view s) noexcept {
+    T v{};
+    std::memcpy(&v, s.data(), std::min(s.size(), sizeof(T)));
+    return v;
+  }
+};
+
+template <class T>
+  requires is_byte_string<T>
+struct value_codec<T> {
+  using in = std::string_view;
+  using out = std::string;
+  static std::string_view encode(std::string_view v) noexcept { return v; }
+  static std::string decode(std::string_view s) { return std::string(s); }
+};
+
+// A set's value: nothing.
+struct no_value {
+  friend constexpr bool operator==(no_value, no_value) noexcept { return true; }
+};
+template <>
+struct value_codec<no_value> {
+  using in = no_value;
+  using out = no_value;
+  static std::string_view encode(no_value) noexcept { return {}; }
+  static no_value decode(std::string_view) noexcept { return {}; }
+};
+
+template <class T>
+inline constexpr bool is_ordered_scalar = std::is_integral_v<T> || std::is_enum_v<T> || std::is_floating_point_v<T>;
+
+template <class T>
+constexpr bool is_signed_key() noexcept {
+  if constexpr (std::is_enum_v<T>) {
+    return std::is_signed_v<std::underlying_type_t<T>>;
+  } else {
+    return std::is_signed_v<T>;
+  }
+}
+
+template <class T>
+struct ordered_codec {
+  static_assert(is_ordered_scalar<T> || is_byte_string<T>,
+                "ordered_map keys are integers, enums, floating point numbers, or pobj::string / pobj::bytes");
+};
+
+// Fixed-size encoded key (a temporary that lives to the end of the full expression).
+template <std::size_t N>
+struct encoded_key {
+  std::array<char, N> bytes;
+  operator std::string_view() const noexcept { return {bytes.data(), N}; }
+};
+
+template <class T>
+  requires is_ordered_scalar<T>
+struct ordered_codec<T> {
+  using in = T;
+  using out = T;
+  static constexpr std::size_t N = sizeof(T);
+  using word = std::conditional_t<N == 1, std::uint8_t,
+                                  std::conditional_t<N == 2, std::uint16_t,
+                                                     std::conditional_t<N == 4, std::uint32_t, std::uint64_t>>>;
+  static_assert(N == sizeof(word), "ordered_map keys of 1, 2, 4 or 8 bytes");
+  static constexpr word top = word(word{1} << (8 * N - 1));
+
+  static word to_ordered(T v) noexcept {
+    word w;
+    std::memcpy(&w, &v, N);
+    if constexpr (std::is_floating_point_v<T>) {
+      w = (w & top) ? word(~w) : word(w | top);
+    } else if constexpr (is_signed_key<T>()) {
+      w = word(w ^ top);
+    }
+    return w;
+  }
+  static T from_ordered(word w) noexcept {
+    if constexpr (std::is_floating_point_v<T>) {
+      w = (w & top) ? word(w & ~top) : word(~w);
+    } else if constexpr (is_signed_key<T>()) {
+      w = word(w ^ top);
+    }
+    T v;
+    std::memcpy(&v, &w, N);
+    return v;
+  }
+  static encoded_key<N> encode(T v) noexcept {
+    word w = to_ordered(v);
+    encoded_key<N> k;
+    for (std::size_t i = 0; i < N; ++i) k.bytes[i] = static_cast<char>((w >> (8 * (N - 1 - i))) & 0xff);
+    return k;
+  }
+  static T decode(std::string_view s) noexcept {
+    word w = 0;
+    for (std::size_t i = 0; i < N && i < s.size(); ++i) w = word((w << 8) | static_cast<unsigned char>(s[i]));
+    return from_ordered(w);
+  }
+};
+
+template <class T>
+  requires is_byte_string<T>
+struct ordered_codec<T> : value_codec<T> {};
+
+}  // namespace pobj::detail

@@ -10,6 +10,7 @@
 #include <pobj/object.hpp>
 #include <pobj/ordered_map.hpp>
 #include <pobj/pool.hpp>
+#include <pobj/queue.hpp>
 #include <pobj/record.hpp>
 #include <pobj/string.hpp>
 #include <pobj/transaction.hpp>

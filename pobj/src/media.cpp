@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <vector>
 
 #include <cpuid.h>
@@ -17,6 +18,52 @@
 #include <pobj/sim.hpp>
 
 namespace pobj {
+
+namespace {
+
+// libpmem2 (1.12) makes a reservation by mapping its size plus an alignment of up to 1 GiB and
+// unmaps only the aligned part when the reservation is deleted, so every reservation deleted
+// leaks the rest of that address space: a process that opened and closed pools a hundred
+// thousand times ran out of it. Deleted reservations are therefore kept and reused by later
+// pools of the same reserved size (a reservation with no mappings is blank address space).
+struct reservation_cache {
+  std::mutex mu;
+  std::vector<std::pair<std::size_t, pmem2_vm_reservation*>> idle;
+};
+reservation_cache& reservations() {
+  static auto* cache = new reservation_cache;  // never destroyed: pools may close during exit
+  return *cache;
+}
+constexpr std::size_t max_idle_reservations = 16;
+
+int take_reservation(pmem2_vm_reservation** r, std::size_t size) {
+  {
+    std::lock_guard lock(reservations().mu);
+    auto& idle = reservations().idle;
+    for (auto it = idle.begin(); it != idle.end(); ++it) {
+      if (it->first == size) {
+        *r = it->second;
+        idle.erase(it);
+        return 0;
+      }
+    }
+  }
+  return pmem2_vm_reservation_new(r, nullptr, size);
+}
+
+void give_back_reservation(pmem2_vm_reservation** r, std::size_t size) {
+  {
+    std::lock_guard lock(reservations().mu);
+    if (reservations().idle.size() < max_idle_reservations) {
+      reservations().idle.emplace_back(size, *r);
+      *r = nullptr;
+      return;
+    }
+  }
+  pmem2_vm_reservation_delete(r);
+}
+
+}  // namespace
 
 std::string_view to_string(persist_mode mode) noexcept {
   switch (mode) {
@@ -118,7 +165,7 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
   }
   reserved_ = std::max(opts.reserve, size);
   reserved_ = (reserved_ + 4095) / 4096 * 4096;
-  if (pmem2_vm_reservation_new(&impl_->reservation, nullptr, reserved_) != 0) {
+  if (take_reservation(&impl_->reservation, reserved_) != 0) {
     throw error(errc::io_error, fmt::format("pobj: cannot reserve {} bytes of address space for '{}': {}",
                                             reserved_, path_, pmem2_message()));
   }
@@ -126,7 +173,7 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
   try {
     map_range(0, size);
   } catch (...) {
-    pmem2_vm_reservation_delete(&impl_->reservation);
+    give_back_reservation(&impl_->reservation, reserved_);
     throw;
   }
   size_.store(size, std::memory_order_release);
@@ -157,7 +204,7 @@ domain::~domain() {
   }
   for (auto it = impl_->maps.rbegin(); it != impl_->maps.rend(); ++it) pmem2_map_delete(&*it);
   impl_->maps.clear();
-  if (impl_->reservation != nullptr) pmem2_vm_reservation_delete(&impl_->reservation);
+  if (impl_->reservation != nullptr) give_back_reservation(&impl_->reservation, reserved_);
   impl_.reset();
 }
 

@@ -85,7 +85,7 @@ std::uint64_t fnv1a(const std::string& s, std::uint64_t h = 0xcbf29ce484222325UL
   return h;
 }
 
-enum class kind { value, array, reference, reference_array, record, string, bytes, atomic, atomic_reference };
+enum class kind { value, array, reference, reference_array, record, string, bytes, atomic, atomic_reference, container };
 
 char kind_code(kind k) {
   switch (k) {
@@ -95,6 +95,7 @@ char kind_code(kind k) {
     case kind::record: return 'r';
     case kind::string:
     case kind::bytes: return 's';
+    case kind::container: return 'c';
     default: return 'v';
   }
 }
@@ -271,6 +272,15 @@ why_not unsupported(CXType t, field_kind* out, bool in_record) {
         } else {
           out->k = kind::atomic;
         }
+        return {};
+      }
+      if (qualified == "pobj::hash_map" || qualified == "pobj::ordered_map" || qualified == "pobj::set" ||
+          qualified == "pobj::queue" || qualified == "pobj::vector") {
+        if (in_record) {
+          return {"'" + qualified + "', a container that owns its blocks and so cannot live in a value record",
+                  "make it a field of the persistent class itself"};
+        }
+        out->k = kind::container;
         return {};
       }
       if (qualified == "pobj::string" || qualified == "pobj::bytes") {
@@ -690,6 +700,16 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
           << "  auto " << f.name << "() const {\n" << require << "    return pobj::atomic_ref(*pool_, self()->" << f.name
           << ");\n  }\n";
         continue;
+      case kind::container:
+        // The object owns the container: it starts empty, set_ installs one (destroying the one
+        // it replaces), and destroying the object destroys it.
+        o << "  " << f.type << " " << f.name << "() const noexcept {\n" << missing("{}") << "    return self()->" << f.name
+          << ";\n  }\n"
+          << "  // A handle on the container. REQUIRES: one was set.\n"
+          << "  auto " << f.name << "_ref() const { return pobj::handle(*pool_, " << f.name << "()); }\n"
+          << "  void set_" << f.name << "(pobj::transaction& tx, " << f.type << " value) {\n" << require
+          << "    pobj::detail::replace_container(tx, self()->" << f.name << ".offset, value.offset);\n  }\n";
+        continue;
       case kind::string:
       case kind::bytes: {
         bool bytes = f.k == kind::bytes;
@@ -749,7 +769,7 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
   bool owns_blocks = false;  // or holds atomics, which a block must not write
   for (const auto& f : c.fields) {
     owns_blocks = owns_blocks || f.k == kind::string || f.k == kind::bytes || f.k == kind::atomic ||
-                  f.k == kind::atomic_reference;
+                  f.k == kind::atomic_reference || f.k == kind::container;
   }
   if (!owns_blocks) {
     // Up to the end of the last field only: a derived class may keep its fields in this class's
@@ -818,6 +838,8 @@ void emit_builder(std::ostringstream& o, const persistent_class& c) {
         o << "  " << id << "_builder& " << f.name << "(std::span<const std::byte> value) {\n    pobj_" << f.name
           << "_.assign(pobj::as_string_view(value));\n    return *this;\n  }\n";
         break;
+      case kind::container:  // set on the made object: set_f(tx, container)
+        break;
       default:
         o << "  " << id << "_builder& " << f.name << "(const " << f.type << "& value) {\n    pobj_value_." << f.name
           << " = value;\n    return *this;\n  }\n";
@@ -844,7 +866,7 @@ std::string generate(const std::vector<persistent_class>& classes, const std::st
     << "// from " << include << "\n"
     << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <cstring>\n#include <iterator>\n#include <span>\n"
     << "#include <string>\n#include <string_view>\n#include <type_traits>\n#include <utility>\n\n"
-    << "#include <pobj/object.hpp>\n#include <pobj/record.hpp>\n#include <pobj/ref.hpp>\n#include <pobj/string.hpp>\n\n"
+    << "#include <pobj/containers.hpp>\n#include <pobj/object.hpp>\n#include <pobj/record.hpp>\n#include <pobj/ref.hpp>\n#include <pobj/string.hpp>\n\n"
     << "#include \"" << include << "\"\n\n"
     << "namespace pobj::generated {\n";
   for (const auto& c : classes) emit_layouts(o, c);

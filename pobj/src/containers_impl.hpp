@@ -21,6 +21,7 @@ namespace hmap {
 // One per hash map: splits exclude the map's other writers; dir_seq is odd while one runs.
 struct map_state {
   std::uint64_t header = 0;
+  bool owning = false;  // values are containers the map owns
   std::shared_mutex resize;
   std::atomic<std::uint64_t> dir_seq{0};
 };
@@ -31,6 +32,7 @@ namespace omap {
 // writers; tree_seq is odd while one runs.
 struct tree_state {
   std::uint64_t header = 0;
+  bool owning = false;  // values are containers the map owns
   std::shared_mutex structure;
   std::atomic<std::uint64_t> tree_seq{0};
 };

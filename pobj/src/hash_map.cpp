@@ -38,8 +38,9 @@ namespace {
 using namespace kv;
 
 constexpr std::uint64_t header_magic = 0x31504d484a424f50ULL;  // "POBJHMP1"
+constexpr std::uint64_t owning_magic = 0x314f4d484a424f50ULL;  // "POBJHMO1": values are containers it owns
 constexpr std::uint16_t header_type = heap_type::map_header, directory_type = heap_type::map_directory,
-                        segment_type = heap_type::map_segment, node_type = heap_type::map_node;
+                        segment_type = heap_type::map_segment;
 constexpr std::uint32_t slots = 128;
 constexpr std::uint32_t split_at = 96;  // entries in a segment (75%)
 constexpr std::uint32_t max_depth = 40;
@@ -223,26 +224,32 @@ std::uint64_t writer_segment(pool& p, const view& v, map_state& m, std::uint64_t
 
 }  // namespace
 
-std::uint64_t create(transaction& tx) {
+std::uint64_t create(transaction& tx, bool owning) {
   allocation h = tx.alloc(header_size, header_type);
   const std::uint64_t directory = new_directory(tx, 0);
   store(static_cast<std::byte*>(tx.get_pool().base()) + directory + directory_base, new_segment(tx, 0));
-  store(h.pointer, header_magic);
+  store(h.pointer, owning ? owning_magic : header_magic);
   store(static_cast<std::byte*>(h.pointer) + 8, directory);
   return h.offset;
 }
 
-map_state& attach(pool& p, std::uint64_t header) {
+map_state& attach(pool& p, std::uint64_t header, bool owning) {
   pool_maps& all = maps_of(p);
   lock_guard lock(all.mu);
   auto& slot = all.maps[header];
   if (!slot) {
-    if (header == 0 || p.heap().usable_size(header) < header_size || load(p.base() + header) != header_magic) {
+    const std::uint64_t magic = header == 0 || p.heap().usable_size(header) < header_size ? 0 : load(p.base() + header);
+    if (magic != header_magic && magic != owning_magic) {
       throw error(errc::invalid_argument,
                   fmt::format("pobj: {:#x} in pool '{}' is not a hash map", header, p.path()));
     }
     slot = std::make_unique<map_state>();
     slot->header = header;
+    slot->owning = magic == owning_magic;
+  }
+  if (slot->owning != owning) {
+    throw error(errc::invalid_argument, fmt::format("pobj: the hash map at {:#x} in pool '{}' holds {} values", header,
+                                                    p.path(), slot->owning ? "container" : "non-container"));
   }
   return *slot;
 }
@@ -307,16 +314,20 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
       if (!split_first && r.node != 0) {
         const lengths l = parse(load(v.at(r.node)));
         if (l.value == value.size()) {  // the same length: the value is rewritten in place
-          run_tx(p, [&](transaction& tx) { rewrite_value(tx, v, r.node, value); });
+          run_tx(p, [&](transaction& tx) {
+            if (m.owning) release_owned(tx, v, r.node, value);
+            rewrite_value(tx, v, r.node, value);
+          });
           return 2;
         }
       }
       bool full = false;
       if (!split_first) run_tx(p, [&](transaction& tx) {
-        const std::uint64_t fresh = make_node(tx, node_type, key, value, "hash_map");
+        const std::uint64_t fresh = make_node(tx, node_type_for(m.owning), key, value, "hash_map");
         if (r.node != 0) {  // replace: the new node in the old one's slot
           tx.snapshot(slot, 8);
           store_release(slot, slot_for(hash, fresh));
+          if (m.owning) release_owned(tx, v, r.node, value);
           tx.free(r.node);
           result = 2;
         } else {
@@ -380,6 +391,7 @@ bool erase(pool& p, map_state& m, std::string_view key) {
     }
     store_release(slot_at(v, segment, hole), 0);
     store(v.at(segment + 8), load(v.at(segment + 8)) - 1);
+    if (m.owning) release_owned(tx, v, r.node);
     tx.free(r.node);
   });
   return true;
@@ -462,9 +474,13 @@ void destroy(transaction& tx, std::uint64_t header) {
   pool& p = tx.get_pool();
   view v(p);
   const std::uint64_t directory = load(v.at(header + 8));
+  const bool owning = load(v.at(header)) == owning_magic;
   each_segment(p, v, directory, [&](std::uint64_t s) {
     for (std::uint32_t i = 0; i < slots; ++i) {
-      if (const std::uint64_t w = load(slot_at(v, s, i)); w != 0) tx.free(w & offset_mask);
+      if (const std::uint64_t w = load(slot_at(v, s, i)); w != 0) {
+        if (owning) release_owned(tx, v, w & offset_mask);
+        tx.free(w & offset_mask);
+      }
     }
     tx.free(s);
   });
@@ -496,7 +512,10 @@ void attach_pool(pool& p) {
       if (std::uint64_t w = load(s + segment_base + i * 8); w != 0) visit(w & offset_mask);
     }
   });
-  p.heap().set_tracer(node_type, [](const void*, std::size_t, const reference_visitor&) {});  // bytes only
+  p.heap().set_tracer(heap_type::map_node, [](const void*, std::size_t, const reference_visitor&) {});  // bytes only
+  p.heap().set_tracer(heap_type::map_node_owning, [](const void* o, std::size_t, const reference_visitor& visit) {
+    visit(owned_by(static_cast<const std::byte*>(o)));
+  });
 }
 
 }  // namespace pobj::detail::hmap

@@ -17,7 +17,9 @@
 #include <thread>
 #include <vector>
 
+#include <pobj/codec.hpp>
 #include <pobj/error.hpp>
+#include <pobj/heap.hpp>
 #include <pobj/pool.hpp>
 #include <pobj/transaction.hpp>
 
@@ -131,6 +133,27 @@ inline std::uint64_t make_node(transaction& tx, std::uint16_t type, std::string_
   auto* words = static_cast<std::byte*>(a.pointer);
   for (std::size_t i = 0; i < image.size(); ++i) store(words + i * 8, image[i]);
   return a.offset;
+}
+
+// Maps whose values are containers they own (pobj/containers.hpp) give their nodes a heap type of
+// their own, whose tracer follows the value.
+inline std::uint16_t node_type_for(bool owning) noexcept {
+  return owning ? heap_type::map_node_owning : heap_type::map_node;
+}
+// The container a node of an owning map holds (its value: the container's 8-byte storage).
+inline std::uint64_t owned_by(const std::byte* node) noexcept {
+  const lengths l = parse(load(node));
+  std::uint64_t w = 0;
+  read_bytes(node, l.header + l.key, std::min<std::uint32_t>(l.value, 8), reinterpret_cast<char*>(&w));
+  return w;
+}
+// In an owning map, destroys the container a node holds, unless `keep` is that container (a
+// value assigned again to its own key), in the block.
+inline void release_owned(transaction& tx, const view& v, std::uint64_t node, std::string_view keep = {}) {
+  const std::uint64_t c = owned_by(v.at(node));
+  std::uint64_t k = 0;
+  std::memcpy(&k, keep.data(), std::min<std::size_t>(keep.size(), 8));
+  if (c != 0 && c != k) destroy_container(tx, c);
 }
 
 // Rewrites a node's value in place with one of the same length (logged), whole words at a time

@@ -43,9 +43,9 @@ namespace {
 using namespace kv;
 
 constexpr std::uint64_t header_magic = 0x31504d4f4a424f50ULL;  // "POBJOMP1"
+constexpr std::uint64_t owning_magic = 0x314f4d4f4a424f50ULL;  // "POBJOMO1": values are containers it owns
 constexpr std::uint16_t header_type = heap_type::tree_header, inner_type = heap_type::tree_inner,
-                        leaf_type = heap_type::tree_leaf, node_type = heap_type::map_node,
-                        key_type = heap_type::string;
+                        leaf_type = heap_type::tree_leaf, key_type = heap_type::string;
 constexpr std::uint32_t leaf_cap = 63, inner_cap = 63;
 constexpr std::size_t header_size = 24;
 constexpr std::size_t leaf_slots = 64, leaf_size = leaf_slots + leaf_cap * 16;
@@ -441,26 +441,32 @@ void each_leaf(pool& p, const view& v, std::uint64_t node, std::uint64_t level, 
 
 }  // namespace
 
-std::uint64_t create(transaction& tx) {
+std::uint64_t create(transaction& tx, bool owning) {
   allocation h = tx.alloc(header_size, header_type);
   const std::uint64_t leaf = new_leaf(tx);
-  store(h.pointer, header_magic);
+  store(h.pointer, owning ? owning_magic : header_magic);
   store(static_cast<std::byte*>(h.pointer) + 8, leaf);
   store(static_cast<std::byte*>(h.pointer) + 16, 0);
   return h.offset;
 }
 
-tree_state& attach(pool& p, std::uint64_t header) {
+tree_state& attach(pool& p, std::uint64_t header, bool owning) {
   hmap::pool_maps& all = maps_of(p);
   lock_guard lock(all.mu);
   auto& slot = all.trees[header];
   if (!slot) {
-    if (header == 0 || p.heap().usable_size(header) < header_size || load(p.base() + header) != header_magic) {
+    const std::uint64_t magic = header == 0 || p.heap().usable_size(header) < header_size ? 0 : load(p.base() + header);
+    if (magic != header_magic && magic != owning_magic) {
       all.trees.erase(header);
       throw error(errc::invalid_argument, fmt::format("pobj: {:#x} in pool '{}' is not an ordered map", header, p.path()));
     }
     slot = std::make_unique<tree_state>();
     slot->header = header;
+    slot->owning = magic == owning_magic;
+  }
+  if (slot->owning != owning) {
+    throw error(errc::invalid_argument, fmt::format("pobj: the ordered map at {:#x} in pool '{}' holds {} values",
+                                                    header, p.path(), slot->owning ? "container" : "non-container"));
   }
   return *slot;
 }
@@ -518,11 +524,12 @@ int put(pool& p, tree_state& m, std::string_view key, std::string_view value, bo
         const std::uint64_t node = load(s + 8) & offset_mask;
         if (!v.plausible(node, 8)) broken_map(p);
         run_tx(p, [&](transaction& tx) {
+          if (m.owning) release_owned(tx, v, node, value);
           if (parse(load(v.at(node))).value == value.size()) {  // the same length: rewritten in place
             rewrite_value(tx, v, node, value);
             return;
           }
-          const std::uint64_t fresh = make_node(tx, node_type, key, value, "ordered_map");
+          const std::uint64_t fresh = make_node(tx, node_type_for(m.owning), key, value, "ordered_map");
           tx.snapshot(s + 8, 8);
           store_release(s + 8, klen | fresh);
           tx.free(node);
@@ -535,7 +542,7 @@ int put(pool& p, tree_state& m, std::string_view key, std::string_view value, bo
         const auto free_slot = static_cast<std::uint32_t>(std::find(used.begin(), used.end(), false) - used.begin());
         std::byte* s = slot_at(v, d.leaf, free_slot);
         run_tx(p, [&](transaction& tx) {
-          const std::uint64_t fresh = make_node(tx, node_type, key, value, "ordered_map");
+          const std::uint64_t fresh = make_node(tx, node_type_for(m.owning), key, value, "ordered_map");
           tx.snapshot({byte_range{v.at(d.leaf), leaf_slots}, byte_range{s, 16}});
           store(s, kprefix);
           store(s + 8, klen | fresh);
@@ -575,6 +582,7 @@ bool erase(pool& p, tree_state& m, std::string_view key) {
       now.b[o.count()] = 0;
       now.b[0] = static_cast<std::uint8_t>(o.count() - 1);
       store_order(v, d.leaf, o, now);
+      if (m.owning) release_owned(tx, v, node);
       tx.free(node);
     });
     emptied = o.count() == 1 && !d.path.empty();
@@ -684,11 +692,16 @@ void destroy(transaction& tx, std::uint64_t header) {
     pool& p;
     const view& v;
     transaction& tx;
+    bool owning;
     void run(std::uint64_t node, std::uint64_t level) {
       if (level == 0) {
         if (!v.plausible(node, leaf_size)) broken_map(p);
         const order_line o = writer_order(p, v, node);
-        for (std::uint32_t i = 0; i < o.count(); ++i) tx.free(load(slot_at(v, node, o.slot(i)) + 8) & offset_mask);
+        for (std::uint32_t i = 0; i < o.count(); ++i) {
+          const std::uint64_t n = load(slot_at(v, node, o.slot(i)) + 8) & offset_mask;
+          if (owning) release_owned(tx, v, n);
+          tx.free(n);
+        }
         tx.free(node);
         return;
       }
@@ -701,7 +714,7 @@ void destroy(transaction& tx, std::uint64_t header) {
       }
       tx.free(node);
     }
-  } w{p, v, tx};
+  } w{p, v, tx, load(v.at(header)) == owning_magic};
   const std::uint64_t height = load(v.at(header + 16));
   if (height > max_height) broken_map(p);
   w.run(load(v.at(header + 8)), height);

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <pobj/codec.hpp>
 #include <pobj/heap.hpp>
 #include <pobj/object.hpp>
 #include <pobj/string.hpp>
@@ -78,7 +79,7 @@ bool parse_schema(std::string_view text, class_entry& e) {
     recorded_field f;
     if (!(fields >> word) || word != "field" || !(fields >> f.name >> f.kind >> f.offset >> f.size)) return false;
     std::getline(fields >> std::ws, f.type);
-    if (f.type.empty() || (f.kind != 'v' && f.kind != 'r' && f.kind != 's')) return false;
+    if (f.type.empty() || (f.kind != 'v' && f.kind != 'r' && f.kind != 's' && f.kind != 'c')) return false;
     if (std::uint64_t{f.offset} + f.size > e.size) return false;
     e.fields.push_back(std::move(f));
   }
@@ -159,7 +160,7 @@ void set_tracer_for(pool& p, std::uint16_t key, const class_entry& e) {
       if (std::uint64_t{offset} + 8 > size) continue;
       std::uint64_t w;
       std::memcpy(&w, base + object_header_size + offset, 8);
-      if (kind == 'r' ? w != 0 : string_is_block(w)) visit(w);
+      if (kind == 's' ? string_is_block(w) : w != 0) visit(w);
     }
   });
 }
@@ -429,10 +430,11 @@ void destroy_object(transaction& tx, offset_t block) {
   const class_state& st = *p.impl().classes;
   if (h.key != 0 && h.key <= st.count.load(std::memory_order_acquire)) {
     for (const auto& f : st.entry(h.key - 1u).fields) {
-      if (f.kind != 's' || std::uint64_t{f.offset} + 8 > h.size) continue;
+      if ((f.kind != 's' && f.kind != 'c') || std::uint64_t{f.offset} + 8 > h.size) continue;
       std::uint64_t w;
       std::memcpy(&w, p.at<std::byte>(block + object_header_size + f.offset), 8);
-      if (string_is_block(w)) tx.free(w);
+      if (f.kind == 's' && string_is_block(w)) tx.free(w);
+      if (f.kind == 'c' && w != 0) destroy_container(tx, w);  // the object owns its containers
     }
   }
   tx.free(block);

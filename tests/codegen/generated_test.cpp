@@ -16,6 +16,7 @@
 #include <pobj/pobj.hpp>
 
 #include "bank.pobj.hpp"
+#include "library.pobj.hpp"
 #include "shapes.pobj.hpp"
 
 #include "../test_util.hpp"
@@ -416,4 +417,58 @@ TEST_CASE("atomic fields: durable linearizable through the proxy, shared by thre
   CHECK(fmt::format("{}", b).find(fmt::format("hits: 1510, newest: @{:#x}", a.ref().offset)) != std::string::npos);
   CHECK(p.heap().check().ok());  // the account is reachable through the atomic reference
   CHECK_THROWS_AS(pobj::run_tx(p, [&](pobj::transaction&) { b.hits().fetch_add(1); }), pobj::error);
+}
+
+TEST_CASE("containers as fields: owned, traced, destroyed with the object; maps of maps", "[codegen][containers]") {
+  pobj_test::scratch_path path("gen-containers");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  const std::size_t used_before = p.heap().stats().bytes_used;
+  auto cat = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    auto c = pobj::make<library::catalog>(tx);
+    c.set_by_isbn(tx, pobj::make_hash_map<pobj::string, pobj::bytes>(tx));
+    c.set_by_year(tx, pobj::make_ordered_map<std::int64_t, pobj::string>(tx));
+    c.set_tags(tx, pobj::make_set<pobj::string>(tx));
+    c.set_requests(tx, pobj::make_queue<std::uint64_t>(tx));
+    c.set_counts(tx, pobj::make_vector<std::uint32_t>(tx));
+    c.set_shelves(tx, pobj::make_hash_map<pobj::string, pobj::ordered_map<std::uint64_t, pobj::string>>(tx));
+    p.set_root("catalog", c.ref().offset);
+    return c;
+  });
+  cat.by_isbn_ref().insert("978-0", std::string(30, 'b'));
+  cat.by_year_ref().insert(-300, "Elements");
+  cat.by_year_ref().insert(1687, "Principia");
+  cat.tags_ref().insert("math");
+  cat.requests_ref().push(42);
+  cat.counts_ref().push_back(7);
+  auto shelves = cat.shelves_ref();
+  for (const char* name : {"a", "b", "c"}) {
+    auto shelf = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make_ordered_map<std::uint64_t, pobj::string>(tx); });
+    CHECK(shelves.insert(name, shelf));
+    auto books = pobj::handle(p, shelf);
+    for (std::uint64_t i = 0; i < 100; ++i) books.insert(i, std::string(20, name[0]));
+  }
+  // Everything is reachable through the object and the maps (nothing leaked, nothing dangling).
+  CHECK(p.heap().check().ok());
+  CHECK(pobj::handle(p, *shelves.find("b")).size() == 100);
+  // Erasing an entry destroys the map it held; replacing one destroys the old map.
+  const std::size_t with_three = p.heap().stats().bytes_used;
+  CHECK(shelves.erase("a"));
+  auto fresh = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make_ordered_map<std::uint64_t, pobj::string>(tx); });
+  CHECK_FALSE(shelves.insert_or_assign("b", fresh));
+  CHECK(shelves.insert_or_assign("c", *shelves.find("c")) == false);  // the same map again: kept
+  CHECK(pobj::handle(p, *shelves.find("c")).size() == 100);
+  CHECK(p.heap().stats().bytes_used < with_three);
+  CHECK(p.heap().check().ok());
+  // A handle of the wrong kind is refused.
+  using plain = pobj::hash_map<pobj::string, std::uint64_t>;
+  CHECK_THROWS_AS(pobj::handle(p, plain{cat.shelves().offset}), pobj::error);
+  // Replacing a field's container destroys the old one; destroying the object destroys them all.
+  pobj::run_tx(p, [&](pobj::transaction& tx) { cat.set_tags(tx, pobj::make_set<pobj::string>(tx)); });
+  CHECK(cat.tags_ref().empty());
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    pobj::destroy(tx, cat);
+    p.remove_root("catalog");
+  });
+  CHECK(p.heap().stats().bytes_used == used_before);
+  CHECK(p.heap().check().ok());
 }

@@ -19,7 +19,47 @@
 
 #include <pobj/string.hpp>
 
+namespace pobj {
+class transaction;
+}
+
+namespace pobj {
+
+// The containers' storage types (their headers define them).
+template <class K, class V>
+struct hash_map;
+template <class K, class V>
+struct ordered_map;
+template <class K>
+struct set;
+template <class T>
+struct queue;
+template <class T>
+  requires std::is_trivially_copyable_v<T>
+struct vector;
+
+}  // namespace pobj
+
 namespace pobj::detail {
+
+// Container storage: an owned reference to the container's header block.
+template <class T>
+inline constexpr bool is_container = false;
+template <class K, class V>
+inline constexpr bool is_container<hash_map<K, V>> = true;
+template <class K, class V>
+inline constexpr bool is_container<ordered_map<K, V>> = true;
+template <class K>
+inline constexpr bool is_container<set<K>> = true;
+template <class T>
+inline constexpr bool is_container<queue<T>> = true;
+template <class T>
+inline constexpr bool is_container<vector<T>> = true;
+
+// Frees a container (found by its header's heap type) and all it holds, in the block.
+void destroy_container(transaction& tx, std::uint64_t header);
+// Sets an owning field to another container (or none), destroying the one it held, in the block.
+void replace_container(transaction& tx, std::uint64_t& field, std::uint64_t header);
 
 template <class T>
 inline constexpr bool is_byte_string = std::is_same_v<T, pobj::bytes> || std::is_same_v<T, pobj::string>;

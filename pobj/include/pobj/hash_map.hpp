@@ -57,8 +57,9 @@ namespace detail::hmap {
 struct map_state;
 
 // The engine works on byte strings; hash_map_ref encodes K and V.
-std::uint64_t create(transaction& tx);
-map_state& attach(pool& p, std::uint64_t header);
+// owning: V is a container the map owns (pobj/containers.hpp).
+std::uint64_t create(transaction& tx, bool owning);
+map_state& attach(pool& p, std::uint64_t header, bool owning);
 bool find(pool& p, map_state& m, std::string_view key, std::string* value);
 // 0: inserted; 1: present and left alone (overwrite false); 2: present and replaced.
 int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite);
@@ -72,7 +73,7 @@ void destroy(transaction& tx, std::uint64_t header);
 
 template <class K, class V>
 hash_map<K, V> make_hash_map(transaction& tx) {
-  return hash_map<K, V>{detail::hmap::create(tx)};
+  return hash_map<K, V>{detail::hmap::create(tx, detail::is_container<V>)};
 }
 
 // Frees the map and everything in it, when the block commits.
@@ -88,7 +89,7 @@ class hash_map_ref {
 
  public:
   // REQUIRES: map was made in p by make_hash_map<K, V>.
-  hash_map_ref(pool& p, hash_map<K, V> map) : pool_(&p), state_(&detail::hmap::attach(p, map.offset)) {}
+  hash_map_ref(pool& p, hash_map<K, V> map) : pool_(&p), state_(&detail::hmap::attach(p, map.offset, detail::is_container<V>)) {}
 
   std::optional<typename vc::out> find(typename kc::in key) const {
     std::string value;

@@ -75,7 +75,7 @@ namespace detail {
 struct field_info {
   const char* name;
   const char* type;     // the C++ type, arrays with their bound ("std::int64_t[4]")
-  char kind;            // 'v' value, 'r' reference (ref<T>, record<T>), 's' string or bytes
+  char kind;            // 'v' value, 'r' reference (ref<T>, record<T>), 's' string or bytes, 'c' container
   std::uint32_t offset;
   std::uint32_t size;
   bool appended;        // marked POBJ_APPENDED: objects older than the field read its default
@@ -173,7 +173,7 @@ proxy<T> make(transaction& tx, const T& init = T{}) {
   ::new (a.pointer) object_header{key, 0, persistent_traits<T>::info().data_size};
   T* object = ::new (static_cast<std::byte*>(a.pointer) + object_header_size) T(init);
   for (const auto& f : persistent_traits<T>::info().fields) {
-    if (f.kind == 's') std::memset(reinterpret_cast<std::byte*>(object) + f.offset, 0, 8);
+    if (f.kind == 's' || f.kind == 'c') std::memset(reinterpret_cast<std::byte*>(object) + f.offset, 0, 8);
   }
   return proxy<T>(p, object);
 }

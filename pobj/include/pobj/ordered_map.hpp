@@ -69,8 +69,9 @@ namespace detail::omap {
 struct tree_state;
 
 // The engine works on byte strings whose memcmp order is the key order.
-std::uint64_t create(transaction& tx);
-tree_state& attach(pool& p, std::uint64_t header);
+// owning: V is a container the map owns (pobj/containers.hpp).
+std::uint64_t create(transaction& tx, bool owning);
+tree_state& attach(pool& p, std::uint64_t header, bool owning);
 bool find(pool& p, tree_state& m, std::string_view key, std::string* value);
 // 0: inserted; 1: present and left alone (overwrite false); 2: present and replaced.
 int put(pool& p, tree_state& m, std::string_view key, std::string_view value, bool overwrite);
@@ -97,7 +98,7 @@ void next_batch(pool& p, tree_state& m, cursor& c, std::vector<entry>& out);
 
 template <class K, class V>
 ordered_map<K, V> make_ordered_map(transaction& tx) {
-  return ordered_map<K, V>{detail::omap::create(tx)};
+  return ordered_map<K, V>{detail::omap::create(tx, detail::is_container<V>)};
 }
 
 // Frees the map and everything in it, when the block commits.
@@ -125,7 +126,7 @@ class ordered_map_ref {
   };
 
   // REQUIRES: map was made in p by make_ordered_map<K, V> (or make_set).
-  ordered_map_ref(pool& p, ordered_map<K, V> map) : pool_(&p), state_(&detail::omap::attach(p, map.offset)) {}
+  ordered_map_ref(pool& p, ordered_map<K, V> map) : pool_(&p), state_(&detail::omap::attach(p, map.offset, detail::is_container<V>)) {}
 
   std::optional<mapped_type> find(typename kc::in key) const {
     std::string value;
@@ -227,7 +228,7 @@ class ordered_map_ref {
 // An ordered set: an ordered map with no values (the same engine, the same guarantees).
 template <class K>
 set<K> make_set(transaction& tx) {
-  return set<K>{detail::omap::create(tx)};
+  return set<K>{detail::omap::create(tx, false)};
 }
 template <class K>
 void destroy(transaction& tx, set<K> s) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <pobj/atomic.hpp>
+#include <pobj/containers.hpp>
 #include <pobj/error.hpp>
 #include <pobj/hash_map.hpp>
 #include <pobj/heap.hpp>

@@ -69,6 +69,7 @@ inline constexpr bool stores_inline = !is_byte_string<T> && sizeof(T) <= 8;
 
 template <class T>
 queue<T> make_queue(transaction& tx) {
+  static_assert(!detail::is_container<T>, "a pobj::queue holds values, not containers (keep those in a map)");
   return queue<T>{detail::pqueue::create(tx, detail::pqueue::stores_inline<T>)};
 }
 

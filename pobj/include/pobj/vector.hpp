@@ -25,6 +25,7 @@
 
 #include <fmt/format.h>
 
+#include <pobj/codec.hpp>
 #include <pobj/error.hpp>
 #include <pobj/pool.hpp>
 #include <pobj/transaction.hpp>
@@ -50,6 +51,7 @@ inline constexpr std::uint16_t vector_header_type = heap_type::vector_header;
 template <class T>
   requires std::is_trivially_copyable_v<T>
 vector<T> make_vector(transaction& tx, std::size_t reserve = 0) {
+  static_assert(!detail::is_container<T>, "a pobj::vector holds values, not containers (keep those in a map)");
   allocation h = tx.alloc(sizeof(detail::vector_header), detail::vector_header_type);
   auto* header = ::new (h.pointer) detail::vector_header{0, 0, 0};
   if (reserve > 0) {

@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <pobj/containers.hpp>
 #include <pobj/object.hpp>
 #include <pobj/record.hpp>
 #include <pobj/ref.hpp>

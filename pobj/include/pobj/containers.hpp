@@ -1,0 +1,47 @@
+// pobj/containers: every durable container, and what they share as parts of other objects.
+//
+// A container's storage (pobj::hash_map<K, V>, ordered_map<K, V>, set<K>, queue<T>,
+// vector<T>) is one 8-byte word, the offset of its header block, and it owns everything it
+// holds. It may be
+//   - a named root: pool::set_root(name, c.offset);
+//   - a field of a persistent class: pobj-gen traces it, `f()` returns the storage, `f_ref()` a
+//     handle, `set_f(tx, c)` installs one (destroying the one it replaces), and destroying the
+//     object destroys it; it starts empty (0), since two objects must never share one;
+//   - a value in a hash_map or ordered_map: the map owns it, and an erase or a replacement of
+//     the entry destroys it, in the same block.
+// pobj::handle(pool, c) gives the handle of any container storage.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include <pobj/hash_map.hpp>
+#include <pobj/ordered_map.hpp>
+#include <pobj/queue.hpp>
+#include <pobj/transaction.hpp>
+#include <pobj/vector.hpp>
+
+namespace pobj {
+
+template <class K, class V>
+hash_map_ref<K, V> handle(pool& p, hash_map<K, V> c) {
+  return hash_map_ref<K, V>(p, c);
+}
+template <class K, class V>
+ordered_map_ref<K, V> handle(pool& p, ordered_map<K, V> c) {
+  return ordered_map_ref<K, V>(p, c);
+}
+template <class K>
+set_ref<K> handle(pool& p, set<K> c) {
+  return set_ref<K>(p, c);
+}
+template <class T>
+queue_ref<T> handle(pool& p, queue<T> c) {
+  return queue_ref<T>(p, c);
+}
+template <class T>
+vector_ref<T> handle(pool& p, vector<T> c) {
+  return vector_ref<T>(p, c);
+}
+
+}  // namespace pobj

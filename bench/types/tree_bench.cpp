@@ -120,6 +120,13 @@ struct pmemobj_world {
     pmemobj_close(pop);
     std::filesystem::remove(path);
   }
+  // One transaction around fn: the setjmp of TX_BEGIN lives in this function, whose only local
+  // is fn (the callers' locals are reached through it, so none can be clobbered).
+  template <class F>
+  void in_tx(F&& fn) {
+    TX_BEGIN(pop) { fn(); }
+    TX_END
+  }
   static sl_node* at(PMEMoid o) { return static_cast<sl_node*>(pmemobj_direct(o)); }
   // The predecessors of key at each level.
   void find_preds(std::uint64_t key, PMEMoid* preds) {
@@ -142,16 +149,15 @@ struct pmemobj_world {
     PMEMoid n = at(preds[0])->next[0];
     if (!OID_IS_NULL(n) && at(n)->key == key) {
       sl_node* node = at(n);
-      TX_BEGIN(pop) {
+      in_tx([&] {
         pmemobj_tx_add_range_direct(node->value, value_size);
         std::memcpy(node->value, value.data(), value_size);
-      }
-      TX_END
+      });
       return;
     }
     int height = 1;
     while (height < levels && level_rng() % 4 == 0) ++height;
-    TX_BEGIN(pop) {
+    in_tx([&] {
       PMEMoid fresh = pmemobj_tx_alloc(sizeof(sl_node), 2);
       sl_node* node = at(fresh);
       node->key = key;
@@ -161,8 +167,7 @@ struct pmemobj_world {
         pmemobj_tx_add_range_direct(&at(preds[l])->next[l], sizeof(PMEMoid));
         at(preds[l])->next[l] = fresh;
       }
-    }
-    TX_END
+    });
   }
   void erase(std::uint64_t key) {
     std::unique_lock lock(mu);
@@ -170,18 +175,17 @@ struct pmemobj_world {
     find_preds(key, preds);
     PMEMoid n = at(preds[0])->next[0];
     if (OID_IS_NULL(n) || at(n)->key != key) return;
-    TX_BEGIN(pop) {
+    in_tx([&] {
       for (int l = 0; l < levels && OID_EQUALS(at(preds[l])->next[l], n); ++l) {
         pmemobj_tx_add_range_direct(&at(preds[l])->next[l], sizeof(PMEMoid));
         at(preds[l])->next[l] = at(n)->next[l];
       }
       pmemobj_tx_free(n);
-    }
-    TX_END
+    });
   }
   void push() {
     std::lock_guard lock(qmu);
-    TX_BEGIN(pop) {
+    in_tx([&] {
       PMEMoid fresh = pmemobj_tx_alloc(sizeof(q_node), 3);
       auto* node = static_cast<q_node*>(pmemobj_direct(fresh));
       node->next = OID_NULL;
@@ -195,8 +199,7 @@ struct pmemobj_world {
         tail->next = fresh;
       }
       root->q_tail = fresh;
-    }
-    TX_END
+    });
   }
   std::string pop_front() {
     std::lock_guard lock(qmu);
@@ -205,13 +208,12 @@ struct pmemobj_world {
     PMEMoid victim = root->q_head;
     auto* node = static_cast<q_node*>(pmemobj_direct(victim));
     out.assign(node->value, value_size);
-    TX_BEGIN(pop) {
+    in_tx([&] {
       pmemobj_tx_add_range_direct(&root->q_head, 2 * sizeof(PMEMoid));
       root->q_head = node->next;
       if (OID_IS_NULL(root->q_head)) root->q_tail = OID_NULL;
       pmemobj_tx_free(victim);
-    }
-    TX_END
+    });
     return out;
   }
 };

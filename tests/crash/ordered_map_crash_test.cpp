@@ -66,17 +66,17 @@ pobj::testing::crash_test tree_test(const std::string& name, std::vector<op> pre
       p.set_root("tree", m.offset);
       return m;
     });
-    tree_ref t(p, handle);
-    for (const op& o : prefix) t.insert_or_assign(o.key, o.value);
+    tree_ref tree(p, handle);
+    for (const op& o : prefix) tree.insert_or_assign(o.key, o.value);
   };
   t.workload = [ops](pobj::testing::crash_context& ctx) {
-    tree_ref t(ctx.pool(), tree_type{ctx.pool().root("tree")});
+    tree_ref tree(ctx.pool(), tree_type{ctx.pool().root("tree")});
     for (const op& o : ops) {
       ctx.begin_op();
       switch (o.what) {
-        case op::insert: t.insert(o.key, o.value); break;
-        case op::assign: t.insert_or_assign(o.key, o.value); break;
-        case op::erase: t.erase(o.key); break;
+        case op::insert: tree.insert(o.key, o.value); break;
+        case op::assign: tree.insert_or_assign(o.key, o.value); break;
+        case op::erase: tree.erase(o.key); break;
       }
       ctx.end_op();
     }
@@ -91,12 +91,12 @@ pobj::testing::crash_test tree_test(const std::string& name, std::vector<op> pre
     pobj::testing::expect(got == done || (pt.op_in_flight && got == with_next),
                           "{} entries after {} operations{} (expected {} or {})", got.size(), pt.ops_completed,
                           pt.op_in_flight ? " and one in flight" : "", done.size(), with_next.size());
-    tree_ref t(p, tree_type{p.root("tree")});
-    pobj::testing::expect(t.size() == got.size(), "size() says {}, the scan finds {}", t.size(), got.size());
+    tree_ref tree(p, tree_type{p.root("tree")});
+    pobj::testing::expect(tree.size() == got.size(), "size() says {}, the scan finds {}", tree.size(), got.size());
     std::size_t backwards = 0;
-    t.reverse_scan({}, [&](const std::string& k, const std::string& v) {
+    tree.reverse_scan({}, [&](const std::string& k, const std::string& v) {
       ++backwards;
-      pobj::testing::expect(t.find(k) == v, "the reverse scan and find disagree on '{}'", k);
+      pobj::testing::expect(tree.find(k) == v, "the reverse scan and find disagree on '{}'", k);
     });
     pobj::testing::expect(backwards == got.size(), "the reverse scan finds {}, the scan {}", backwards, got.size());
   };

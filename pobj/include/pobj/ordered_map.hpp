@@ -119,8 +119,8 @@ class ordered_map_ref {
 
   // A key range: [from, to) by default; an absent bound is unbounded.
   struct range {
-    std::optional<key_type> from;
-    std::optional<key_type> to;
+    std::optional<key_type> from{};
+    std::optional<key_type> to{};
     bool from_inclusive = true;
     bool to_inclusive = false;
   };

@@ -128,8 +128,8 @@ inline std::uint64_t make_node(transaction& tx, std::uint16_t type, std::string_
   std::vector<std::uint64_t> image(size / 8, 0);
   image[0] = encode(l);
   auto* bytes = reinterpret_cast<char*>(image.data()) + l.header;
-  std::memcpy(bytes, key.data(), key.size());
-  std::memcpy(bytes + key.size(), value.data(), value.size());
+  if (!key.empty()) std::memcpy(bytes, key.data(), key.size());  // (an empty view may hold null)
+  if (!value.empty()) std::memcpy(bytes + key.size(), value.data(), value.size());
   auto* words = static_cast<std::byte*>(a.pointer);
   for (std::size_t i = 0; i < image.size(); ++i) store(words + i * 8, image[i]);
   return a.offset;
@@ -152,7 +152,7 @@ inline std::uint64_t owned_by(const std::byte* node) noexcept {
 inline void release_owned(transaction& tx, const view& v, std::uint64_t node, std::string_view keep = {}) {
   const std::uint64_t c = owned_by(v.at(node));
   std::uint64_t k = 0;
-  std::memcpy(&k, keep.data(), std::min<std::size_t>(keep.size(), 8));
+  if (!keep.empty()) std::memcpy(&k, keep.data(), std::min<std::size_t>(keep.size(), 8));
   if (c != 0 && c != k) destroy_container(tx, c);
 }
 

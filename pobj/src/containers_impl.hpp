@@ -1,6 +1,7 @@
 // The DRAM side of the pool's concurrent containers (hash_map.cpp, ordered_map.cpp, queue.cpp):
-// their locks and sequence numbers, made when a container is first used after the pool opens.
-// Nothing here is needed to read the containers' persistent state; all of it starts empty.
+// their locks and sequence numbers, made when a container is first used after the pool opens and
+// kept until the pool closes (handles point at them). Nothing here is needed to read the
+// containers' persistent state; all of it starts empty.
 #pragma once
 
 #include <array>
@@ -15,61 +16,56 @@
 #include "kv_node.hpp"
 #include "sync.hpp"
 
-namespace pobj::detail {
+namespace pobj::detail::kv {
 
-namespace hmap {
-// One per hash map: splits exclude the map's other writers; dir_seq is odd while one runs.
+// One per map (hash or ordered): structure changes (a hash map's splits, a tree's splits and leaf
+// removals) hold `structure` exclusively and keep `structure_seq` odd; other writers hold it
+// shared. Whether values are containers the map owns is the header's magic, read where needed.
 struct map_state {
   std::uint64_t header = 0;
-  bool owning = false;  // values are containers the map owns
-  std::shared_mutex resize;
-  std::atomic<std::uint64_t> dir_seq{0};
-};
-}  // namespace hmap
-
-namespace omap {
-// One per ordered map: structure changes (splits, removing an empty leaf) exclude the map's other
-// writers; tree_seq is odd while one runs.
-struct tree_state {
-  std::uint64_t header = 0;
-  bool owning = false;  // values are containers the map owns
   std::shared_mutex structure;
-  std::atomic<std::uint64_t> tree_seq{0};
+  std::atomic<std::uint64_t> structure_seq{0};
 };
-}  // namespace omap
 
-namespace pqueue {
 // One per queue: producers serialize on `tail`, consumers on `head`; `pushed` and `popped` count
-// the operations that have committed (consumers never read past `pushed`).
+// the operations that have committed (consumers never read past `pushed`). create() resets them
+// when a queue is made where a destroyed one was.
 struct queue_state {
   std::uint64_t header = 0;
   mutex tail, head;
   alignas(64) std::atomic<std::uint64_t> pushed{0};
   alignas(64) std::atomic<std::uint64_t> popped{0};
 };
-}  // namespace pqueue
 
-namespace hmap {
-struct pool_maps {
+struct pool_containers {
   static constexpr std::size_t stripe_count = 1024;
   // Segments' and leaves' writer locks, by the block's offset.
-  std::array<kv::stripe, stripe_count> stripes{};
-  kv::stripe& stripe_of(std::uint64_t block) noexcept { return stripes[(block >> 4) % stripe_count]; }
+  std::array<stripe, stripe_count> stripes{};
+  stripe& stripe_of(std::uint64_t block) noexcept { return stripes[(block >> 4) % stripe_count]; }
   mutex mu;
   std::unordered_map<std::uint64_t, std::unique_ptr<map_state>> maps POBJ_GUARDED_BY(mu);
-  std::unordered_map<std::uint64_t, std::unique_ptr<omap::tree_state>> trees POBJ_GUARDED_BY(mu);
-  std::unordered_map<std::uint64_t, std::unique_ptr<pqueue::queue_state>> queues POBJ_GUARDED_BY(mu);
+  std::unordered_map<std::uint64_t, std::unique_ptr<queue_state>> queues POBJ_GUARDED_BY(mu);
 };
 
-// Called when a pool opens: the DRAM state, and precise tracers for the containers' blocks.
-void attach_pool(pool& p);
-}  // namespace hmap
+inline pool_containers& containers_of(pool& p) noexcept { return *p.impl().containers; }
 
-namespace omap {
+// The state of the map at `header`, after checking on every call that the header is an
+// allocated block of heap type `type` holding `magic` (or `owning_magic` for maps owning
+// container values, as the caller's type says); `what` names the kind in errors.
+map_state& attach_map(pool& p, std::uint64_t header, std::uint16_t type, std::uint64_t magic,
+                      std::uint64_t owning_magic, bool owning, const char* what);
+
+// Called when a pool opens: the DRAM state and the tracers of every container's blocks.
+void attach_pool(pool& p);
+
+}  // namespace pobj::detail::kv
+
+namespace pobj::detail::hmap {
 void attach_pool(pool& p);
 }
-namespace pqueue {
+namespace pobj::detail::omap {
 void attach_pool(pool& p);
 }
-
-}  // namespace pobj::detail
+namespace pobj::detail::pqueue {
+void attach_pool(pool& p);
+}

@@ -46,6 +46,9 @@ constexpr std::uint32_t split_at = 96;  // entries in a segment (75%)
 constexpr std::uint32_t max_depth = 40;
 constexpr std::size_t header_size = 16, directory_base = 8, segment_base = 16;
 
+// Whether the map's values are containers it owns (its header says).
+bool owns(const view& v, const map_state& m) noexcept { return load(v.at(m.header)) == owning_magic; }
+
 std::byte* slot_at(const view& v, std::uint64_t segment, std::uint32_t i) noexcept {
   return v.at(segment + segment_base + std::uint64_t{i % slots} * 8);
 }
@@ -73,12 +76,11 @@ std::uint64_t tag_of(std::uint64_t hash) noexcept { return (hash & 0x7f) | ((has
 std::uint32_t home_of(std::uint64_t slot) noexcept { return static_cast<std::uint32_t>((slot >> 48) & 0x7f); }
 std::uint64_t slot_for(std::uint64_t hash, std::uint64_t node) noexcept { return tag_of(hash) << 48 | node; }
 
+stripe& stripe_of(pool& p, std::uint64_t segment) noexcept { return containers_of(p).stripe_of(segment); }
 
-pool_maps& maps_of(pool& p) { return *p.impl().maps; }
-stripe& stripe_of(pool& p, std::uint64_t segment) noexcept { return maps_of(p).stripe_of(segment); }
-
-
-
+[[noreturn]] void broken_map(pool& p) {
+  throw error(errc::corrupt, fmt::format("pobj: a hash map in pool '{}' is damaged", p.path()));
+}
 
 // The segment a hash falls in; 0 if the directory looks damaged (a reader's garbage).
 std::uint64_t segment_for(const view& v, std::uint64_t directory, std::uint64_t hash) noexcept {
@@ -134,7 +136,6 @@ located probe(const view& v, std::uint64_t segment, std::uint64_t hash, std::str
   return r;
 }
 
-
 std::uint64_t new_segment(transaction& tx, std::uint32_t depth) {
   allocation a = tx.alloc(segment_base + slots * 8, segment_type);
   auto* s = static_cast<std::byte*>(a.pointer);
@@ -149,12 +150,7 @@ std::uint64_t new_directory(transaction& tx, std::uint64_t depth) {
   return a.offset;
 }
 
-
-[[noreturn]] void broken_map(pool& p) {
-  throw error(errc::corrupt, fmt::format("pobj: a hash map in pool '{}' is damaged", p.path()));
-}
-
-// Splits the segment the hash falls in, if it is still full. REQUIRES: m.resize held exclusively.
+// Splits the segment the hash falls in, if it is still full. REQUIRES: m.structure held exclusively.
 void split(pool& p, map_state& m, std::uint64_t hash) {
   view v(p);
   const std::uint64_t directory = load(v.at(m.header + 8));
@@ -164,12 +160,8 @@ void split(pool& p, map_state& m, std::uint64_t hash) {
   const auto local = static_cast<std::uint32_t>(load(v.at(old)));
   if (local > depth) broken_map(p);
   if (load(v.at(old + 8)) < split_at || local >= max_depth) return;
-  // Other writers are excluded by the resize lock; readers see dir_seq odd and retry.
-  m.dir_seq.fetch_add(1, std::memory_order_acq_rel);  // acquire: no later store moves before it
-  struct seq_end {
-    map_state& m;
-    ~seq_end() { m.dir_seq.fetch_add(1, std::memory_order_release); }
-  } end{m};
+  // Other writers are excluded by the structure lock; readers see the sequence odd and retry.
+  seq_writer changing(m.structure_seq);
 
   run_tx(p, [&](transaction& tx) {
     // Two fresh halves: entries whose hash bit (63 - local) is 0 go to `low`, the others to
@@ -212,9 +204,7 @@ void split(pool& p, map_state& m, std::uint64_t hash) {
   });
 }
 
-
-
-// The segment of a hash, for a writer (which holds the resize lock): checked, since nothing is
+// The segment of a hash, for a writer (which holds the structure lock): checked, since nothing is
 // rebuilt when a pool opens and a damaged map must fail cleanly.
 std::uint64_t writer_segment(pool& p, const view& v, map_state& m, std::uint64_t hash) {
   const std::uint64_t segment = segment_for(v, load(v.at(m.header + 8)), hash);
@@ -234,24 +224,7 @@ std::uint64_t create(transaction& tx, bool owning) {
 }
 
 map_state& attach(pool& p, std::uint64_t header, bool owning) {
-  pool_maps& all = maps_of(p);
-  lock_guard lock(all.mu);
-  auto& slot = all.maps[header];
-  if (!slot) {
-    const std::uint64_t magic = header == 0 || p.heap().usable_size(header) < header_size ? 0 : load(p.base() + header);
-    if (magic != header_magic && magic != owning_magic) {
-      throw error(errc::invalid_argument,
-                  fmt::format("pobj: {:#x} in pool '{}' is not a hash map", header, p.path()));
-    }
-    slot = std::make_unique<map_state>();
-    slot->header = header;
-    slot->owning = magic == owning_magic;
-  }
-  if (slot->owning != owning) {
-    throw error(errc::invalid_argument, fmt::format("pobj: the hash map at {:#x} in pool '{}' holds {} values", header,
-                                                    p.path(), slot->owning ? "container" : "non-container"));
-  }
-  return *slot;
+  return attach_map(p, header, header_type, header_magic, owning_magic, owning, "a hash map");
 }
 
 bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
@@ -259,29 +232,24 @@ bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
   const std::uint64_t hash = hash_of(key);
   for (int attempt = 0;; ++attempt) {
     if (attempt > 16) std::this_thread::yield();
-    const std::uint64_t d1 = m.dir_seq.load(std::memory_order_acquire);
+    const std::uint64_t d1 = m.structure_seq.load(std::memory_order_acquire);
     if (d1 & 1) continue;
     const std::uint64_t segment = segment_for(v, load(v.at(m.header + 8)), hash);
-    // A directory being replaced can give garbage: the sequence check would fail too.
-    if (!v.plausible(segment, segment_base + slots * 8)) continue;
+    // A directory being replaced can give garbage: the sequence check tells (and if it passes,
+    // the map is damaged).
+    if (!v.plausible(segment, segment_base + slots * 8)) {
+      if (m.structure_seq.load(std::memory_order_acquire) == d1) broken_map(p);
+      continue;
+    }
     stripe& s = stripe_of(p, segment);
     const std::uint64_t q1 = s.seq.load(std::memory_order_acquire);
     if (q1 & 1) continue;
     located r = probe(v, segment, hash, key);
     std::string copy;
-    if (r.node != 0 && value != nullptr && !r.broken) {
-      const lengths l = parse(load(v.at(r.node)));
-      if (!v.plausible(r.node, l.size())) {
-        r.broken = true;
-      } else {
-        copy.resize(l.value);
-        read_bytes(v.at(r.node), l.header + l.key, l.value, copy.data());
-      }
-    }
+    if (r.node != 0 && value != nullptr && !r.broken) r.broken = !read_value(v, r.node, copy);
     // The data loads above are acquires, so these loads come after them.
-    if (r.broken || s.seq.load(std::memory_order_acquire) != q1 || m.dir_seq.load(std::memory_order_acquire) != d1) {
-      continue;
-    }
+    if (s.seq.load(std::memory_order_acquire) != q1 || m.structure_seq.load(std::memory_order_acquire) != d1) continue;
+    if (r.broken) broken_map(p);  // validated: not a race, damage
     if (r.node != 0 && value != nullptr) *value = std::move(copy);
     return r.node != 0;
   }
@@ -292,10 +260,9 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
   view v(p);
   const std::uint64_t hash = hash_of(key);
   for (;;) {
-    int result = 0;
     bool split_first = false;
     {
-      std::shared_lock resize(m.resize);
+      std::shared_lock structure(m.structure);
       const std::uint64_t segment = writer_segment(p, v, m, hash);
       stripe_guard lock(stripe_of(p, segment));
       located r = probe(v, segment, hash, key);
@@ -311,47 +278,37 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
                                                     p.path()));
       }
       std::byte* slot = slot_at(v, segment, r.slot);
-      if (!split_first && r.node != 0) {
-        const lengths l = parse(load(v.at(r.node)));
-        if (l.value == value.size()) {  // the same length: the value is rewritten in place
-          run_tx(p, [&](transaction& tx) {
-            if (m.owning) release_owned(tx, v, r.node, value);
-            rewrite_value(tx, v, r.node, value);
-          });
-          return 2;
-        }
+      const bool owning = owns(v, m);
+      if (r.node != 0) {
+        run_tx(p, [&](transaction& tx) {
+          replace_value(tx, v, slot, r.node, key, value, owning, "hash_map",
+                        [&](std::uint64_t fresh) { return slot_for(hash, fresh); });
+        });
+        return 2;
       }
       bool full = false;
       if (!split_first) run_tx(p, [&](transaction& tx) {
-        const std::uint64_t fresh = make_node(tx, node_type_for(m.owning), key, value, "hash_map");
-        if (r.node != 0) {  // replace: the new node in the old one's slot
-          tx.snapshot(slot, 8);
-          store_release(slot, slot_for(hash, fresh));
-          if (m.owning) release_owned(tx, v, r.node, value);
-          tx.free(r.node);
-          result = 2;
-        } else {
-          tx.snapshot({byte_range{slot, 8}, byte_range{count, 8}});
-          store(count, load(count) + 1);
-          store_release(slot, slot_for(hash, fresh));
-          full = load(count) >= split_at;
-        }
+        const std::uint64_t fresh = make_node(tx, node_type_for(owning), key, value, "hash_map");
+        tx.snapshot({byte_range{slot, 8}, byte_range{count, 8}});
+        store(count, load(count) + 1);
+        store_release(slot, slot_for(hash, fresh));
+        full = load(count) >= split_at;
       });
-      if (!split_first && !full) return result;
+      if (!split_first && !full) return 0;
     }
     if (split_first) {
-      std::unique_lock resize(m.resize);
+      std::unique_lock structure(m.structure);
       split(p, m, hash);
       continue;
     }
     // The insert has committed; split its segment now if that succeeds (if it does not, the
     // next insert into the segment splits it first, and reports why).
     try {
-      std::unique_lock resize(m.resize);
+      std::unique_lock structure(m.structure);
       split(p, m, hash);
     } catch (const error&) {
     }
-    return result;
+    return 0;
   }
 }
 
@@ -359,7 +316,7 @@ bool erase(pool& p, map_state& m, std::string_view key) {
   refuse_in_block(p, "hash_map");
   view v(p);
   const std::uint64_t hash = hash_of(key);
-  std::shared_lock resize(m.resize);
+  std::shared_lock structure(m.structure);
   const std::uint64_t segment = writer_segment(p, v, m, hash);
   stripe_guard lock(stripe_of(p, segment));
   located r = probe(v, segment, hash, key);
@@ -391,8 +348,7 @@ bool erase(pool& p, map_state& m, std::string_view key) {
     }
     store_release(slot_at(v, segment, hole), 0);
     store(v.at(segment + 8), load(v.at(segment + 8)) - 1);
-    if (m.owning) release_owned(tx, v, r.node);
-    tx.free(r.node);
+    free_node(tx, v, r.node, owns(v, m));
   });
   return true;
 }
@@ -418,31 +374,18 @@ void each_segment(pool& p, const view& v, std::uint64_t directory, F&& fn) {
 
 std::uint64_t size(pool& p, map_state& m) {
   view v(p);
-  std::shared_lock resize(m.resize);
+  std::shared_lock structure(m.structure);
   std::uint64_t n = 0;
   each_segment(p, v, load(v.at(m.header + 8)), [&](std::uint64_t s) {
-    // A count a writer has raised but not yet committed could still be taken back: read it only
-    // between writers of the segment, as find() does.
-    stripe& st = stripe_of(p, s);
-    for (;;) {
-      const std::uint64_t q = st.seq.load(std::memory_order_acquire);
-      if (q & 1) {
-        std::this_thread::yield();
-        continue;
-      }
-      const std::uint64_t count = load(v.at(s + 8));
-      if (st.seq.load(std::memory_order_acquire) == q) {
-        n += count;
-        return;
-      }
-    }
+    // A count a writer has raised but not yet committed could still be taken back.
+    n += stable_load(stripe_of(p, s), v.at(s + 8));
   });
   return n;
 }
 
 void for_each(pool& p, map_state& m, const std::function<void(std::string_view, std::string_view)>& fn) {
   view v(p);
-  std::shared_lock resize(m.resize);
+  std::shared_lock structure(m.structure);
   std::vector<std::string> entries;  // one segment's (key, value) pairs, copied under its lock
   std::vector<std::uint32_t> key_lengths;
   each_segment(p, v, load(v.at(m.header + 8)), [&](std::uint64_t s) {
@@ -478,8 +421,7 @@ void destroy(transaction& tx, std::uint64_t header) {
   each_segment(p, v, directory, [&](std::uint64_t s) {
     for (std::uint32_t i = 0; i < slots; ++i) {
       if (const std::uint64_t w = load(slot_at(v, s, i)); w != 0) {
-        if (owning) release_owned(tx, v, w & offset_mask);
-        tx.free(w & offset_mask);
+        free_node(tx, v, w & offset_mask, owning);
       }
     }
     tx.free(s);
@@ -490,7 +432,6 @@ void destroy(transaction& tx, std::uint64_t header) {
 }
 
 void attach_pool(pool& p) {
-  p.impl().maps = std::make_unique<pool_maps>();
   p.heap().set_tracer(header_type, [](const void* o, std::size_t, const reference_visitor& visit) {
     visit(load(static_cast<const std::byte*>(o) + 8));
   });

@@ -156,9 +156,16 @@ inline void release_owned(transaction& tx, const view& v, std::uint64_t node, st
   if (c != 0 && c != k) destroy_container(tx, c);
 }
 
+// Frees a node (in an owning map, with the container it holds), in the block.
+inline void free_node(transaction& tx, const view& v, std::uint64_t node, bool owning) {
+  if (owning) release_owned(tx, v, node);
+  tx.free(node);
+}
+
 // Rewrites a node's value in place with one of the same length (logged), whole words at a time
 // so that readers, which load words, never race with byte stores.
 inline void rewrite_value(transaction& tx, const view& v, std::uint64_t node, std::string_view value) {
+  if (value.empty()) return;
   const lengths l = parse(load(v.at(node)));
   const std::size_t from = (l.header + l.key) & ~std::size_t{7};
   const std::size_t to = l.size();
@@ -169,6 +176,24 @@ inline void rewrite_value(transaction& tx, const view& v, std::uint64_t node, st
   for (std::size_t i = 0; i < image.size(); ++i) store(v.at(node + from + i * 8), image[i]);
 }
 
+// Replaces the value of the node `*slot` names, in the block: in place when the length is the
+// same, else a new node, whose slot word slot_of(new node) gives, and the old node freed. In an
+// owning map the container the old value held is destroyed (unless it is the new value).
+template <class SlotOf>
+void replace_value(transaction& tx, const view& v, std::byte* slot, std::uint64_t node, std::string_view key,
+                   std::string_view value, bool owning, const char* what, SlotOf&& slot_of) {
+  if (owning) release_owned(tx, v, node, value);
+  if (parse(load(v.at(node))).value == value.size()) {
+    rewrite_value(tx, v, node, value);
+    return;
+  }
+  const std::uint64_t fresh = make_node(tx, node_type_for(owning), key, value, what);
+  tx.snapshot(slot, 8);
+  store_release(slot, slot_of(fresh));
+  tx.free(node);
+}
+
+
 // A lock and sequence number (odd while a writer is at work) shared by the blocks whose offsets
 // fall in it: writers hold the lock from before their first store until their commit fence;
 // readers take no lock and retry when the number moved.
@@ -176,6 +201,20 @@ struct alignas(64) stripe {
   std::atomic<bool> locked{false};
   std::atomic<std::uint64_t> seq{0};
 };
+
+// A word of a block that writers of `s` change, read between them (never a value one of them
+// has stored but not yet committed).
+inline std::uint64_t stable_load(const stripe& s, const std::byte* word) noexcept {
+  for (;;) {
+    const std::uint64_t q = s.seq.load(std::memory_order_acquire);
+    if (q & 1) {
+      std::this_thread::yield();
+      continue;
+    }
+    const std::uint64_t w = load(word);
+    if (s.seq.load(std::memory_order_acquire) == q) return w;
+  }
+}
 
 class stripe_guard {
  public:

@@ -19,7 +19,7 @@
 // fresh leaf, at a point where the prefixes differ if one is near the middle; the separator goes
 // into the parent, which splits in turn when full (a new root when the root splits). A leaf left
 // empty by an erase is removed from its parent in one block, unless it is the only child. Inner
-// nodes change only while the map's structure lock is held exclusively and its tree_seq is odd.
+// nodes change only while the map's structure lock is held exclusively and its structure_seq is odd.
 #include <pobj/ordered_map.hpp>
 
 #include <algorithm>
@@ -54,7 +54,9 @@ constexpr std::size_t inner_prefixes = 16, inner_seps = inner_prefixes + 8 * inn
 constexpr std::uint64_t max_height = 24;
 constexpr std::uint64_t max_key_block = std::uint64_t{1} << 31;
 
-hmap::pool_maps& maps_of(pool& p) { return *p.impl().maps; }
+
+// Whether the map's values are containers it owns (its header says).
+bool owns(const view& v, const map_state& m) noexcept { return load(v.at(m.header)) == owning_magic; }
 
 std::uint64_t prefix_of(std::string_view key) noexcept {
   std::uint64_t p = 0;
@@ -179,7 +181,7 @@ struct descent {
 };
 
 // Descends from the root to the leaf whose range holds `key` (route::at: the keys at most key;
-// route::before: the keys less than key). Readers validate the result with tree_seq.
+// route::before: the keys less than key). Readers validate the result with structure_seq.
 void descend(const view& v, std::uint64_t header, std::string_view key, route how, descent& d, bool keep_path) {
   d.path.clear();
   d.low = d.high = separator{};
@@ -268,7 +270,7 @@ position search_leaf(const view& v, std::uint64_t leaf, const order_line& o, std
 
 // The descent a writer makes (holding the structure lock, so inner nodes hold still): checked,
 // since a damaged map must fail cleanly.
-void writer_descend(pool& p, const view& v, tree_state& m, std::string_view key, descent& d) {
+void writer_descend(pool& p, const view& v, map_state& m, std::string_view key, descent& d) {
   descend(v, m.header, key, route::at, d, true);
   if (d.broken) broken_map(p);
 }
@@ -309,7 +311,7 @@ void write_inner(transaction& tx, const view& v, std::uint64_t n, const std::vec
                  byte_range{v.at(n + inner_seps), 8 * inner_cap}, byte_range{v.at(n + inner_children), 8 * inner_cap}});
   }
   store(v.at(n), e.size());
-  store(v.at(n + 8), 0);
+  if (fresh) store(v.at(n + 8), 0);  // reserved (an existing node's is 0 already)
   for (std::uint64_t i = 0; i < inner_cap; ++i) {
     const inner_entry x = i < e.size() ? e[i] : inner_entry{};
     store(v.at(n + inner_prefixes + i * 8), i == 0 ? 0 : x.prefix);
@@ -342,7 +344,6 @@ void insert_separator(transaction& tx, const view& v, std::uint64_t header, cons
   std::vector<inner_entry> right(e.begin() + static_cast<std::ptrdiff_t>(half), e.end());
   e.resize(half);
   const inner_entry raised{right[0].prefix, right[0].sep, 0};
-  right[0].prefix = right[0].sep = 0;
   const std::uint64_t fresh = tx.alloc(inner_size, inner_type).offset;
   write_inner(tx, v, fresh, right, true);
   write_inner(tx, v, at.node, e, false);
@@ -350,13 +351,13 @@ void insert_separator(transaction& tx, const view& v, std::uint64_t header, cons
 }
 
 // Splits the leaf key falls in, if it is still full. REQUIRES: m.structure held exclusively.
-void split_leaf(pool& p, tree_state& m, std::string_view key) {
+void split_leaf(pool& p, map_state& m, std::string_view key) {
   view v(p);
   descent d;
   writer_descend(p, v, m, key, d);
   const order_line o = writer_order(p, v, d.leaf);
   if (o.count() < leaf_cap) return;
-  seq_writer changing(m.tree_seq);
+  seq_writer changing(m.structure_seq);
   run_tx(p, [&](transaction& tx) {
     const std::uint32_t n = o.count();
     std::vector<std::uint64_t> prefix(n), word(n);
@@ -404,7 +405,7 @@ void split_leaf(pool& p, tree_state& m, std::string_view key) {
 
 // Removes an empty leaf (the one key falls in) from its parent, unless it is the only child.
 // REQUIRES: m.structure held exclusively.
-void remove_empty_leaf(pool& p, tree_state& m, std::string_view key) {
+void remove_empty_leaf(pool& p, map_state& m, std::string_view key) {
   view v(p);
   descent d;
   writer_descend(p, v, m, key, d);
@@ -412,7 +413,7 @@ void remove_empty_leaf(pool& p, tree_state& m, std::string_view key) {
   const step at = d.path.back();
   std::vector<inner_entry> e = read_inner(v, at.node);
   if (e.size() < 2) return;
-  seq_writer changing(m.tree_seq);
+  seq_writer changing(m.structure_seq);
   run_tx(p, [&](transaction& tx) {
     // The leaf's range joins its left neighbour's; the first child's joins its right one's (whose
     // separator then goes: the first entry has none).
@@ -424,19 +425,57 @@ void remove_empty_leaf(pool& p, tree_state& m, std::string_view key) {
   });
 }
 
-// Calls fn(leaf) for every leaf under node (inner nodes hold still: the caller holds the
-// structure lock).
-template <class F>
-void each_leaf(pool& p, const view& v, std::uint64_t node, std::uint64_t level, F& fn) {
+// Calls on_leaf(leaf) for every leaf under node and on_inner(node) for every inner node after
+// its children, checking each (inner nodes hold still: the caller holds the structure lock or
+// owns the map).
+template <class Leaf, class Inner>
+void each_node(pool& p, const view& v, std::uint64_t node, std::uint64_t level, Leaf& on_leaf, Inner& on_inner) {
   if (level == 0) {
     if (!v.plausible(node, leaf_size)) broken_map(p);
-    fn(node);
+    on_leaf(node);
     return;
   }
   if (!v.plausible(node, inner_size)) broken_map(p);
   const std::uint64_t count = inner_count(v, node);
   if (count == 0 || count > inner_cap) broken_map(p);
-  for (std::uint64_t i = 0; i < count; ++i) each_leaf(p, v, inner_child(v, node, i), level - 1, fn);
+  for (std::uint64_t i = 0; i < count; ++i) each_node(p, v, inner_child(v, node, i), level - 1, on_leaf, on_inner);
+  on_inner(node, count);
+}
+// The same from the map's root.
+template <class Leaf, class Inner>
+void walk_tree(pool& p, const view& v, std::uint64_t header, Leaf& on_leaf, Inner& on_inner) {
+  const std::uint64_t height = load(v.at(header + 16));
+  if (height > max_height) broken_map(p);
+  each_node(p, v, load(v.at(header + 8)), height, on_leaf, on_inner);
+}
+
+// Runs read(view, descent, order line) on the leaf that `key` routes to (by `how`) as one
+// consistent snapshot, without a lock: again while a writer of the leaf or a structure change
+// runs meanwhile. read returns false on garbage, which is damage once the sequence numbers
+// confirm the snapshot (a race otherwise).
+template <class Read>
+void read_leaf(pool& p, map_state& m, std::string_view key, route how, Read&& read) {
+  const view v(p);
+  descent d;
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > 16) std::this_thread::yield();
+    const std::uint64_t t1 = m.structure_seq.load(std::memory_order_acquire);
+    if (t1 & 1) continue;
+    descend(v, m.header, key, how, d, false);
+    if (d.broken) {
+      if (m.structure_seq.load(std::memory_order_acquire) == t1) broken_map(p);
+      continue;
+    }
+    stripe& s = containers_of(p).stripe_of(d.leaf);
+    const std::uint64_t q1 = s.seq.load(std::memory_order_acquire);
+    if (q1 & 1) continue;
+    const order_line o = load_order(v, d.leaf);
+    const bool ok = o.valid() && read(v, d, o);
+    // The loads above are acquires, so these come after them.
+    if (s.seq.load(std::memory_order_acquire) != q1 || m.structure_seq.load(std::memory_order_acquire) != t1) continue;
+    if (!ok) broken_map(p);
+    return;
+  }
 }
 
 }  // namespace
@@ -450,61 +489,23 @@ std::uint64_t create(transaction& tx, bool owning) {
   return h.offset;
 }
 
-tree_state& attach(pool& p, std::uint64_t header, bool owning) {
-  hmap::pool_maps& all = maps_of(p);
-  lock_guard lock(all.mu);
-  auto& slot = all.trees[header];
-  if (!slot) {
-    const std::uint64_t magic = header == 0 || p.heap().usable_size(header) < header_size ? 0 : load(p.base() + header);
-    if (magic != header_magic && magic != owning_magic) {
-      all.trees.erase(header);
-      throw error(errc::invalid_argument, fmt::format("pobj: {:#x} in pool '{}' is not an ordered map", header, p.path()));
-    }
-    slot = std::make_unique<tree_state>();
-    slot->header = header;
-    slot->owning = magic == owning_magic;
-  }
-  if (slot->owning != owning) {
-    throw error(errc::invalid_argument, fmt::format("pobj: the ordered map at {:#x} in pool '{}' holds {} values",
-                                                    header, p.path(), slot->owning ? "container" : "non-container"));
-  }
-  return *slot;
+map_state& attach(pool& p, std::uint64_t header, bool owning) {
+  return attach_map(p, header, header_type, header_magic, owning_magic, owning, "an ordered map");
 }
 
-bool find(pool& p, tree_state& m, std::string_view key, std::string* value) {
-  view v(p);
-  descent d;
-  for (int attempt = 0;; ++attempt) {
-    if (attempt > 16) std::this_thread::yield();
-    const std::uint64_t t1 = m.tree_seq.load(std::memory_order_acquire);
-    if (t1 & 1) continue;
-    descend(v, m.header, key, route::at, d, false);
-    if (d.broken) {
-      if (m.tree_seq.load(std::memory_order_acquire) == t1) broken_map(p);
-      continue;
-    }
-    stripe& s = maps_of(p).stripe_of(d.leaf);
-    const std::uint64_t q1 = s.seq.load(std::memory_order_acquire);
-    if (q1 & 1) continue;
-    const order_line o = load_order(v, d.leaf);
-    position r;
-    std::string copy;
-    if (!o.valid()) {
-      r.broken = true;
-    } else {
-      r = search_leaf(v, d.leaf, o, key);
-      if (r.found && !r.broken && value != nullptr) {
-        r.broken = !read_value(v, load(slot_at(v, d.leaf, o.slot(r.index)) + 8) & offset_mask, copy);
-      }
-    }
-    if (s.seq.load(std::memory_order_acquire) != q1 || m.tree_seq.load(std::memory_order_acquire) != t1) continue;
-    if (r.broken) broken_map(p);
-    if (r.found && value != nullptr) *value = std::move(copy);
-    return r.found;
-  }
+bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
+  bool found = false;
+  read_leaf(p, m, key, route::at, [&](const view& v, const descent& d, const order_line& o) {
+    const position r = search_leaf(v, d.leaf, o, key);
+    found = r.found;
+    if (r.broken) return false;
+    if (!r.found || value == nullptr) return true;
+    return read_value(v, load(slot_at(v, d.leaf, o.slot(r.index)) + 8) & offset_mask, *value);
+  });
+  return found;
 }
 
-int put(pool& p, tree_state& m, std::string_view key, std::string_view value, bool overwrite) {
+int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite) {
   refuse_in_block(p, "ordered_map");
   view v(p);
   const std::uint64_t kprefix = prefix_of(key);
@@ -514,7 +515,7 @@ int put(pool& p, tree_state& m, std::string_view key, std::string_view value, bo
     {
       std::shared_lock structure(m.structure);
       writer_descend(p, v, m, key, d);
-      stripe_guard lock(maps_of(p).stripe_of(d.leaf));
+      stripe_guard lock(containers_of(p).stripe_of(d.leaf));
       const order_line o = writer_order(p, v, d.leaf);
       const position r = search_leaf(v, d.leaf, o, key);
       if (r.broken) broken_map(p);
@@ -524,15 +525,8 @@ int put(pool& p, tree_state& m, std::string_view key, std::string_view value, bo
         const std::uint64_t node = load(s + 8) & offset_mask;
         if (!v.plausible(node, 8)) broken_map(p);
         run_tx(p, [&](transaction& tx) {
-          if (m.owning) release_owned(tx, v, node, value);
-          if (parse(load(v.at(node))).value == value.size()) {  // the same length: rewritten in place
-            rewrite_value(tx, v, node, value);
-            return;
-          }
-          const std::uint64_t fresh = make_node(tx, node_type_for(m.owning), key, value, "ordered_map");
-          tx.snapshot(s + 8, 8);
-          store_release(s + 8, klen | fresh);
-          tx.free(node);
+          replace_value(tx, v, s + 8, node, key, value, owns(v, m), "ordered_map",
+                        [&](std::uint64_t fresh) { return klen | fresh; });
         });
         return 2;
       }
@@ -542,7 +536,7 @@ int put(pool& p, tree_state& m, std::string_view key, std::string_view value, bo
         const auto free_slot = static_cast<std::uint32_t>(std::find(used.begin(), used.end(), false) - used.begin());
         std::byte* s = slot_at(v, d.leaf, free_slot);
         run_tx(p, [&](transaction& tx) {
-          const std::uint64_t fresh = make_node(tx, node_type_for(m.owning), key, value, "ordered_map");
+          const std::uint64_t fresh = make_node(tx, node_type_for(owns(v, m)), key, value, "ordered_map");
           tx.snapshot({byte_range{v.at(d.leaf), leaf_slots}, byte_range{s, 16}});
           store(s, kprefix);
           store(s + 8, klen | fresh);
@@ -561,7 +555,7 @@ int put(pool& p, tree_state& m, std::string_view key, std::string_view value, bo
   }
 }
 
-bool erase(pool& p, tree_state& m, std::string_view key) {
+bool erase(pool& p, map_state& m, std::string_view key) {
   refuse_in_block(p, "ordered_map");
   view v(p);
   bool emptied = false;
@@ -569,7 +563,7 @@ bool erase(pool& p, tree_state& m, std::string_view key) {
     std::shared_lock structure(m.structure);
     descent d;
     writer_descend(p, v, m, key, d);
-    stripe_guard lock(maps_of(p).stripe_of(d.leaf));
+    stripe_guard lock(containers_of(p).stripe_of(d.leaf));
     const order_line o = writer_order(p, v, d.leaf);
     const position r = search_leaf(v, d.leaf, o, key);
     if (r.broken) broken_map(p);
@@ -582,8 +576,7 @@ bool erase(pool& p, tree_state& m, std::string_view key) {
       now.b[o.count()] = 0;
       now.b[0] = static_cast<std::uint8_t>(o.count() - 1);
       store_order(v, d.leaf, o, now);
-      if (m.owning) release_owned(tx, v, node);
-      tx.free(node);
+      free_node(tx, v, node, owns(v, m));
     });
     emptied = o.count() == 1 && !d.path.empty();
   }
@@ -599,125 +592,81 @@ bool erase(pool& p, tree_state& m, std::string_view key) {
   return true;
 }
 
-std::uint64_t size(pool& p, tree_state& m) {
+std::uint64_t size(pool& p, map_state& m) {
   view v(p);
   std::shared_lock structure(m.structure);
   std::uint64_t n = 0;
   auto count = [&](std::uint64_t leaf) {
-    // A count a writer has changed but not yet committed could still be taken back: read it only
-    // between writers of the leaf.
-    stripe& st = maps_of(p).stripe_of(leaf);
-    for (;;) {
-      const std::uint64_t q = st.seq.load(std::memory_order_acquire);
-      if (q & 1) {
-        std::this_thread::yield();
-        continue;
-      }
-      const std::uint64_t c = load(v.at(leaf)) & 0xff;
-      if (st.seq.load(std::memory_order_acquire) == q) {
-        if (c > leaf_cap) broken_map(p);
-        n += c;
-        return;
-      }
-    }
+    // A count a writer has changed but not yet committed could still be taken back.
+    const std::uint64_t c = stable_load(containers_of(p).stripe_of(leaf), v.at(leaf)) & 0xff;
+    if (c > leaf_cap) broken_map(p);
+    n += c;
   };
-  each_leaf(p, v, load(v.at(m.header + 8)), load(v.at(m.header + 16)), count);
+
+  auto nothing = [](std::uint64_t, std::uint64_t) {};
+  walk_tree(p, v, m.header, count, nothing);
   return n;
 }
 
-void next_batch(pool& p, tree_state& m, cursor& c, std::vector<entry>& out) {
+void next_batch(pool& p, map_state& m, cursor& c, std::vector<entry>& out) {
   if (c.done) return;
-  view v(p);
-  descent d;
   const route how = !c.bounded ? (c.forward ? route::leftmost : route::rightmost)
                                : (c.forward || c.inclusive ? route::at : route::before);
   std::vector<entry> batch;
   std::string next;
-  for (int attempt = 0;; ++attempt) {
-    if (attempt > 16) std::this_thread::yield();
-    const std::uint64_t t1 = m.tree_seq.load(std::memory_order_acquire);
-    if (t1 & 1) continue;
-    descend(v, m.header, c.key, how, d, false);
-    if (d.broken) {
-      if (m.tree_seq.load(std::memory_order_acquire) == t1) broken_map(p);
-      continue;
-    }
-    stripe& s = maps_of(p).stripe_of(d.leaf);
-    const std::uint64_t q1 = s.seq.load(std::memory_order_acquire);
-    if (q1 & 1) continue;
-    const order_line o = load_order(v, d.leaf);
-    bool broken = !o.valid();
+  bool last = false;
+  read_leaf(p, m, c.key, how, [&](const view& v, const descent& d, const order_line& o) {
     batch.clear();
-    if (!broken) {
-      // Forward: the positions from the first key past the bound; backward: down from the last
-      // key before it.
-      std::uint32_t from = 0, to = o.count();
-      if (c.bounded) {
-        const position r = search_leaf(v, d.leaf, o, c.key);
-        broken = r.broken;
-        if (c.forward) {
-          from = r.index + (r.found && !c.inclusive ? 1 : 0);
-        } else {
-          to = r.index + (r.found && c.inclusive ? 1 : 0);
-        }
+    // Forward: the positions from the first key past the bound; backward: down from the last
+    // key before it.
+    std::uint32_t from = 0, to = o.count();
+    if (c.bounded) {
+      const position r = search_leaf(v, d.leaf, o, c.key);
+      if (r.broken) return false;
+      if (c.forward) {
+        from = r.index + (r.found && !c.inclusive ? 1 : 0);
+      } else {
+        to = r.index + (r.found && c.inclusive ? 1 : 0);
       }
-      for (std::uint32_t i = from; i < to && !broken && from < to; ++i) {
-        const std::uint32_t at = c.forward ? i : to - 1 - (i - from);
-        const std::uint64_t node = load(slot_at(v, d.leaf, o.slot(at)) + 8) & offset_mask;
-        entry e;
-        broken = !read_key(v, node, e.key) || !read_value(v, node, e.value);
-        batch.push_back(std::move(e));
-      }
+    }
+    for (std::uint32_t i = from; i < to; ++i) {
+      const std::uint32_t at = c.forward ? i : to - 1 - (i - from);
+      const std::uint64_t node = load(slot_at(v, d.leaf, o.slot(at)) + 8) & offset_mask;
+      entry& e = batch.emplace_back();
+      if (!read_key(v, node, e.key) || !read_value(v, node, e.value)) return false;
     }
     const separator& bound = c.forward ? d.high : d.low;
-    if (!broken && bound.set) broken = !bound_key(v, bound, next);
-    if (s.seq.load(std::memory_order_acquire) != q1 || m.tree_seq.load(std::memory_order_acquire) != t1) continue;
-    if (broken) broken_map(p);
-    for (auto& e : batch) out.push_back(std::move(e));
-    if (!bound.set) {
-      c.done = true;
-    } else {
-      c.key = std::move(next);
-      c.bounded = true;
-      c.inclusive = c.forward;  // forward: from the next leaf's low bound; backward: below this one's
-    }
-    return;
+    last = !bound.set;
+    return last || bound_key(v, bound, next);
+  });
+  for (auto& e : batch) out.push_back(std::move(e));
+  if (last) {
+    c.done = true;
+  } else {
+    c.key = std::move(next);
+    c.bounded = true;
+    c.inclusive = c.forward;  // forward: from the next leaf's low bound; backward: below this one's
   }
 }
 
 void destroy(transaction& tx, std::uint64_t header) {
   pool& p = tx.get_pool();
   view v(p);
-  struct walker {
-    pool& p;
-    const view& v;
-    transaction& tx;
-    bool owning;
-    void run(std::uint64_t node, std::uint64_t level) {
-      if (level == 0) {
-        if (!v.plausible(node, leaf_size)) broken_map(p);
-        const order_line o = writer_order(p, v, node);
-        for (std::uint32_t i = 0; i < o.count(); ++i) {
-          const std::uint64_t n = load(slot_at(v, node, o.slot(i)) + 8) & offset_mask;
-          if (owning) release_owned(tx, v, n);
-          tx.free(n);
-        }
-        tx.free(node);
-        return;
-      }
-      if (!v.plausible(node, inner_size)) broken_map(p);
-      const std::uint64_t count = inner_count(v, node);
-      if (count == 0 || count > inner_cap) broken_map(p);
-      for (std::uint64_t i = 0; i < count; ++i) {
-        if (i > 0 && inner_sep(v, node, i) != 0) tx.free(inner_sep(v, node, i));
-        run(inner_child(v, node, i), level - 1);
-      }
-      tx.free(node);
+  const bool owning = load(v.at(header)) == owning_magic;
+  auto leaf = [&](std::uint64_t node) {
+    const order_line o = writer_order(p, v, node);
+    for (std::uint32_t i = 0; i < o.count(); ++i) {
+      free_node(tx, v, load(slot_at(v, node, o.slot(i)) + 8) & offset_mask, owning);
     }
-  } w{p, v, tx, load(v.at(header)) == owning_magic};
-  const std::uint64_t height = load(v.at(header + 16));
-  if (height > max_height) broken_map(p);
-  w.run(load(v.at(header + 8)), height);
+    tx.free(node);
+  };
+  auto inner = [&](std::uint64_t node, std::uint64_t count) {
+    for (std::uint64_t i = 1; i < count; ++i) {
+      if (const std::uint64_t sep = inner_sep(v, node, i); sep != 0) tx.free(sep);
+    }
+    tx.free(node);
+  };
+  walk_tree(p, v, header, leaf, inner);
   tx.free(header);
 }
 

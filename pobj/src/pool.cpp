@@ -177,9 +177,7 @@ static std::unique_ptr<pool_impl> attach(std::unique_ptr<pool_impl> p, std::uint
 static pool finish_open(pool opened) {
   auto t0 = std::chrono::steady_clock::now();
   detail::attach_classes(opened);
-  detail::hmap::attach_pool(opened);
-  detail::omap::attach_pool(opened);
-  detail::pqueue::attach_pool(opened);
+  detail::kv::attach_pool(opened);
   pool_impl& p = opened.impl();
   std::uint64_t boots = p.super->boot_count.load(std::memory_order_relaxed) + 1;
   p.super->boot_count.store(boots, std::memory_order_relaxed);

@@ -22,8 +22,8 @@ struct tx_manager;
 struct thread_cache;
 struct tx_state;
 struct class_state;
-namespace hmap {
-struct pool_maps;
+namespace kv {
+struct pool_containers;
 }
 
 // What one thread keeps for one open pool.
@@ -46,7 +46,7 @@ struct pool_impl {
   std::unique_ptr<pobj::heap> heap_handle;
   std::unique_ptr<tx_manager> tx;
   std::unique_ptr<class_state> classes;  // the pool's class table, in DRAM (schema.cpp)
-  std::unique_ptr<hmap::pool_maps> maps;  // the hash maps' locks (hash_map.cpp)
+  std::unique_ptr<kv::pool_containers> containers;  // the containers' locks (containers_impl.hpp)
   // Writers of pobj::atomic words in flight, by stripe of the word's line (pobj/atomic.hpp).
   struct alignas(64) inflight_counter {
     std::atomic<std::uint64_t> writers{0};

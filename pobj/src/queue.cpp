@@ -37,8 +37,6 @@ constexpr std::uint64_t capacity = 62;
 constexpr std::size_t header_size = 192, head_line = 64, tail_line = 128, segment_size = 16 + capacity * 8;
 constexpr std::uint64_t inline_flag = std::uint64_t{1} << 63;
 
-hmap::pool_maps& maps_of(pool& p) { return *p.impl().maps; }
-
 [[noreturn]] void broken_queue(pool& p) {
   throw error(errc::corrupt, fmt::format("pobj: a queue in pool '{}' is damaged", p.path()));
 }
@@ -96,27 +94,35 @@ std::uint64_t create(transaction& tx, bool inline_values) {
   store(b + 8, inline_values ? 1 : 0);
   store(b + head_line, first);
   store(b + tail_line, first);
+  // A destroyed queue's state may wait at this offset, with its counts: the new queue's are 0.
+  pool_containers& all = containers_of(tx.get_pool());
+  lock_guard lock(all.mu);
+  if (auto it = all.queues.find(h.offset); it != all.queues.end()) {
+    it->second->pushed.store(0);
+    it->second->popped.store(0);
+  }
   return h.offset;
 }
 
 queue_state& attach(pool& p, std::uint64_t header, bool inline_values) {
-  hmap::pool_maps& all = maps_of(p);
+  // Checked on every call: a state outlives its queue, and the block of a destroyed queue (whose
+  // magic is still there) may be free or hold something else now.
+  const view v(p);
+  if (header == 0 || p.heap().type_of(header) != header_type || load(v.at(header)) != header_magic) {
+    throw error(errc::invalid_argument, fmt::format("pobj: {:#x} in pool '{}' is not a queue", header, p.path()));
+  }
+  if (is_inline(v, header) != inline_values) {
+    throw error(errc::invalid_argument,
+                fmt::format("pobj: the queue at {:#x} in pool '{}' holds values of another type", header, p.path()));
+  }
+  pool_containers& all = containers_of(p);
   lock_guard lock(all.mu);
   auto& slot = all.queues[header];
   if (!slot) {
-    const view v(p);
-    if (header == 0 || p.heap().usable_size(header) < header_size || load(v.at(header)) != header_magic) {
-      all.queues.erase(header);
-      throw error(errc::invalid_argument, fmt::format("pobj: {:#x} in pool '{}' is not a queue", header, p.path()));
-    }
     slot = std::make_unique<queue_state>();
     slot->header = header;
     slot->pushed.store(load(v.at(header + tail_line + 8)));
     slot->popped.store(load(v.at(header + head_line + 8)));
-  }
-  if (is_inline(view(p), header) != inline_values) {
-    throw error(errc::invalid_argument,
-                fmt::format("pobj: the queue at {:#x} in pool '{}' holds values of another type", header, p.path()));
   }
   return *slot;
 }

@@ -16,6 +16,7 @@
 
 #include "containers_impl.hpp"
 #include "pool_impl.hpp"
+#include "history.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -114,9 +115,7 @@ TEST_CASE("hash_map keys and values may be any byte strings", "[hash_map]") {
 }
 
 TEST_CASE("concurrent hash_map histories are linearizable", "[hash_map][threads]") {
-  // Threads write unique values to a few keys and read them back; every read must return the
-  // value of a write that began before the read ended, and that no write finished after it and
-  // before the read began (nor absent once a write has finished before the read began).
+  // Four threads write unique values to four keys and read them back (tests/pobj/history.hpp).
   pobj_test::scratch_path path("hmap-lin");
   pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
   pobj::hash_map_ref<std::uint64_t, std::uint64_t> m(p, pobj::run_tx(p, [&](pobj::transaction& tx) {
@@ -124,53 +123,10 @@ TEST_CASE("concurrent hash_map histories are linearizable", "[hash_map][threads]
     p.set_root("m", h.offset);
     return h;
   }));
-  struct event {
-    bool write;
-    std::uint64_t key, value;  // reads: 0 if absent
-    std::int64_t start, end;
-  };
-  constexpr int threads = 4, ops = 400;
-  std::vector<std::vector<event>> logs(threads);
-  const auto t0 = std::chrono::steady_clock::now();
-  auto now = [&] { return (std::chrono::steady_clock::now() - t0).count(); };
-  std::vector<std::thread> workers;
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 1);
-      for (int i = 0; i < ops; ++i) {
-        const std::uint64_t key = rng() % 4;
-        event e{rng() % 2 == 0, key, 0, now(), 0};
-        if (e.write) {
-          e.value = static_cast<std::uint64_t>(t + 1) << 32 | static_cast<std::uint64_t>(i + 1);  // unique, nonzero
-          m.insert_or_assign(key, e.value);
-        } else {
-          e.value = m.find(key).value_or(0);
-        }
-        e.end = now();
-        logs[t].push_back(e);
-      }
-    });
-  }
-  for (auto& w : workers) w.join();
-  std::vector<event> all;
-  for (auto& l : logs) all.insert(all.end(), l.begin(), l.end());
-  std::map<std::uint64_t, const event*> writes;
-  for (const auto& e : all) {
-    if (e.write) writes[e.value] = &e;
-  }
-  std::size_t violations = 0;
-  for (const auto& r : all) {
-    if (r.write) continue;
-    const event* w = r.value != 0 ? writes.at(r.value) : nullptr;
-    if (w != nullptr && w->start > r.end) ++violations;  // read a value written after it ended
-    for (const auto& o : all) {
-      if (!o.write || o.key != r.key || &o == w) continue;
-      // Another write of the key, entirely after w (or any, if the read saw nothing) and entirely
-      // before the read: the read should have seen it or a later one.
-      if (o.end < r.start && (w == nullptr || o.start > w->end)) ++violations;
-    }
-  }
-  CHECK(violations == 0);
+  const auto history = pobj_test::record_register_history(
+      4, 400, 4, [&](std::uint64_t k, std::uint64_t v) { m.insert_or_assign(k, v); },
+      [&](std::uint64_t k, int) { return m.find(k).value_or(0); });
+  CHECK(pobj_test::register_violations(history) == 0);
   CHECK(m.size() <= 4);
 }
 
@@ -245,7 +201,7 @@ TEST_CASE("hash_map size() never counts an insert that has not committed", "[has
   std::uint64_t directory, segment;
   std::memcpy(&directory, base + p.root("map") + 8, 8);
   std::memcpy(&segment, base + directory + 8, 8);
-  auto& stripe = p.impl().maps->stripes[(segment >> 4) % pobj::detail::hmap::pool_maps::stripe_count];
+  auto& stripe = p.impl().containers->stripe_of(segment);
   auto* count = reinterpret_cast<std::uint64_t*>(base + segment + 8);
   // Play a writer between its first store and its commit: stripe held, sequence odd, count raised.
   stripe.locked.store(true);

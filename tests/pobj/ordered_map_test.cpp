@@ -16,6 +16,7 @@
 #include <catch2/catch.hpp>
 #include <pobj/pobj.hpp>
 
+#include "history.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -179,6 +180,8 @@ TEST_CASE("ordered_map orders signed integers and floating point numbers by valu
   reals.for_each([&](double k, std::int64_t) { order.push_back(k); });
   CHECK(order == values);
   CHECK(reals.upper_bound(3.25)->first == 1e300);
+  CHECK(reals.contains(0.0));  // -0.0 and +0.0 are one key
+  CHECK_FALSE(reals.insert(0.0, 7));
   CHECK(reals.before(-2.5)->first == -1e300);
   enum class level : std::int16_t { low = -3, mid = 0, high = 7 };
   pobj::ordered_map_ref<level, char> levels(p, root_tree<level, char>(p, "levels"));
@@ -278,60 +281,18 @@ TEST_CASE("ordered_map memory overhead per entry, beyond key and value bytes", "
 }
 
 TEST_CASE("concurrent ordered_map histories are linearizable", "[ordered_map][threads]") {
-  // As for the hash map: unique values written to a few keys, read back by find and lower_bound;
-  // every read must return a write that began before it ended, with no other write of the key
-  // entirely between that write and the read (nor absent once a write finished before it).
+  // As for the hash map (tests/pobj/history.hpp), reading through find and through lower_bound.
   pobj_test::scratch_path path("omap-lin");
   pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
   pobj::ordered_map_ref<std::uint64_t, std::uint64_t> m(p, root_tree<std::uint64_t, std::uint64_t>(p));
-  struct event {
-    bool write;
-    std::uint64_t key, value;  // reads: 0 if absent
-    std::int64_t start, end;
-  };
-  constexpr int threads = 4, ops = 400;
-  std::vector<std::vector<event>> logs(threads);
-  const auto t0 = std::chrono::steady_clock::now();
-  auto now = [&] { return (std::chrono::steady_clock::now() - t0).count(); };
-  std::vector<std::thread> workers;
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 1);
-      for (int i = 0; i < ops; ++i) {
-        const std::uint64_t key = rng() % 4;
-        event e{rng() % 2 == 0, key, 0, now(), 0};
-        if (e.write) {
-          e.value = static_cast<std::uint64_t>(t + 1) << 32 | static_cast<std::uint64_t>(i + 1);
-          m.insert_or_assign(key, e.value);
-        } else if (i % 2 == 0) {
-          e.value = m.find(key).value_or(0);
-        } else {  // through a seek: the entry at the key, if lower_bound lands on it
-          auto lb = m.lower_bound(key);
-          e.value = lb && lb->first == key ? lb->second : 0;
-        }
-        e.end = now();
-        logs[t].push_back(e);
-      }
-    });
-  }
-  for (auto& w : workers) w.join();
-  std::vector<event> all;
-  for (auto& l : logs) all.insert(all.end(), l.begin(), l.end());
-  std::map<std::uint64_t, const event*> writes;
-  for (const auto& e : all) {
-    if (e.write) writes[e.value] = &e;
-  }
-  std::size_t violations = 0;
-  for (const auto& r : all) {
-    if (r.write) continue;
-    const event* w = r.value != 0 ? writes.at(r.value) : nullptr;
-    if (w != nullptr && w->start > r.end) ++violations;
-    for (const auto& o : all) {
-      if (!o.write || o.key != r.key || &o == w) continue;
-      if (o.end < r.start && (w == nullptr || o.start > w->end)) ++violations;
-    }
-  }
-  CHECK(violations == 0);
+  const auto history = pobj_test::record_register_history(
+      4, 400, 4, [&](std::uint64_t k, std::uint64_t v) { m.insert_or_assign(k, v); },
+      [&](std::uint64_t k, int i) -> std::uint64_t {
+        if (i % 2 == 0) return m.find(k).value_or(0);
+        auto lb = m.lower_bound(k);  // the entry at the key, if lower_bound lands on it
+        return lb && lb->first == k ? lb->second : 0;
+      });
+  CHECK(pobj_test::register_violations(history) == 0);
 }
 
 TEST_CASE("ordered_map scans beside writers see every stable key once, in order", "[ordered_map][threads]") {
@@ -383,4 +344,29 @@ TEST_CASE("ordered_map scans beside writers see every stable key once, in order"
   for (auto& th : threads) th.join();
   CHECK(bad.load() == 0);
   CHECK(p.heap().check().ok());
+}
+
+// Regression: a map's DRAM state remembered whether its values were containers, so a map of
+// plain values made where a destroyed map of maps had been was refused (or, the other way round,
+// would have destroyed "containers" that were plain values).
+TEST_CASE("a map made where a destroyed one was gets its own kind", "[ordered_map][hash_map][regression]") {
+  pobj_test::scratch_path path("omap-reuse");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  using nested_ref = pobj::ordered_map_ref<std::uint64_t, pobj::ordered_map<std::uint64_t, std::uint64_t>>;
+  auto owning = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    return pobj::make_ordered_map<std::uint64_t, pobj::ordered_map<std::uint64_t, std::uint64_t>>(tx);
+  });
+  { nested_ref m(p, owning); }
+  pobj::run_tx(p, [&](pobj::transaction& tx) { pobj::destroy(tx, owning); });
+  CHECK_THROWS_AS(nested_ref(p, owning), pobj::error);  // its block is free now
+  auto plain = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make_ordered_map<std::uint64_t, std::uint64_t>(tx); });
+  REQUIRE(plain.offset == owning.offset);
+  p.set_root("plain", plain.offset);
+  pobj::ordered_map_ref<std::uint64_t, std::uint64_t> m(p, plain);
+  CHECK(m.insert(1, 0x1000));  // a value that looks like an offset
+  CHECK(m.insert_or_assign(1, 2) == false);
+  CHECK(m.erase(1));
+  CHECK(p.heap().check().ok());
+  // A handle of the other kind is refused by what the header says now.
+  CHECK_THROWS_AS(nested_ref(p, {plain.offset}), pobj::error);
 }

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <pobj/pobj.hpp>
 
+#include "history.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -117,8 +118,8 @@ TEST_CASE("concurrent queue histories are linearizable", "[queue][threads]") {
   };
   constexpr int threads = 4, ops = 500;
   std::vector<std::vector<event>> logs(threads);
-  const auto t0 = std::chrono::steady_clock::now();
-  auto now = [&] { return (std::chrono::steady_clock::now() - t0).count(); };
+  const pobj_test::history_clock clock;
+  auto now = [&] { return clock.now(); };
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
@@ -214,5 +215,26 @@ TEST_CASE("queue producers and consumers in parallel lose and duplicate nothing"
   std::sort(all.begin(), all.end());
   CHECK(all.size() == producers * per_producer);
   CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+  CHECK(p.heap().check().ok());
+}
+
+// Regression: a queue's DRAM counts outlived it, so a queue made where a destroyed one had been
+// (the heap reuses the block) started with the old counts and popped values never pushed.
+TEST_CASE("a queue made where a destroyed one was starts empty", "[queue][regression]") {
+  pobj_test::scratch_path path("queue-reuse");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  auto old = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make_queue<std::uint64_t>(tx); });
+  pobj::queue_ref<std::uint64_t> q(p, old);
+  for (std::uint64_t i = 1; i <= 3; ++i) q.push(i);
+  pobj::run_tx(p, [&](pobj::transaction& tx) { pobj::destroy(tx, old); });
+  CHECK_THROWS_AS(pobj::queue_ref<std::uint64_t>(p, old), pobj::error);  // its block is free now
+  auto fresh = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make_queue<std::uint64_t>(tx); });
+  REQUIRE(fresh.offset == old.offset);  // the heap's thread cache hands the block back
+  p.set_root("queue", fresh.offset);
+  pobj::queue_ref<std::uint64_t> again(p, fresh);
+  CHECK(again.size() == 0);
+  CHECK_FALSE(again.try_pop());
+  again.push(9);
+  CHECK(again.try_pop() == 9u);
   CHECK(p.heap().check().ok());
 }

@@ -20,10 +20,8 @@
 #include <pobj/string.hpp>
 
 namespace pobj {
-class transaction;
-}
 
-namespace pobj {
+class transaction;
 
 // The containers' storage types (their headers define them).
 template <class K, class V>
@@ -136,6 +134,9 @@ struct ordered_codec<T> {
   static constexpr word top = word(word{1} << (8 * N - 1));
 
   static word to_ordered(T v) noexcept {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (v == T(0)) v = T(0);  // -0.0 and +0.0 are one key
+    }
     word w;
     std::memcpy(&w, &v, N);
     if constexpr (std::is_floating_point_v<T>) {

@@ -52,9 +52,13 @@ struct hash_map {
   constexpr explicit operator bool() const noexcept { return offset != 0; }
 };
 
+namespace detail::kv {
+struct map_state;
+}
+
 namespace detail::hmap {
 
-struct map_state;
+using kv::map_state;
 
 // The engine works on byte strings; hash_map_ref encodes K and V.
 // owning: V is a container the map owns (pobj/containers.hpp).

@@ -64,19 +64,23 @@ struct set {
   constexpr explicit operator bool() const noexcept { return offset != 0; }
 };
 
+namespace detail::kv {
+struct map_state;
+}
+
 namespace detail::omap {
 
-struct tree_state;
+using kv::map_state;
 
 // The engine works on byte strings whose memcmp order is the key order.
 // owning: V is a container the map owns (pobj/containers.hpp).
 std::uint64_t create(transaction& tx, bool owning);
-tree_state& attach(pool& p, std::uint64_t header, bool owning);
-bool find(pool& p, tree_state& m, std::string_view key, std::string* value);
+map_state& attach(pool& p, std::uint64_t header, bool owning);
+bool find(pool& p, map_state& m, std::string_view key, std::string* value);
 // 0: inserted; 1: present and left alone (overwrite false); 2: present and replaced.
-int put(pool& p, tree_state& m, std::string_view key, std::string_view value, bool overwrite);
-bool erase(pool& p, tree_state& m, std::string_view key);
-std::uint64_t size(pool& p, tree_state& m);
+int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite);
+bool erase(pool& p, map_state& m, std::string_view key);
+std::uint64_t size(pool& p, map_state& m);
 void destroy(transaction& tx, std::uint64_t header);
 
 struct entry {
@@ -92,7 +96,7 @@ struct cursor {
 };
 // Appends the entries of the next leaf in the cursor's direction that lie beyond its bound (maybe
 // none, while done is still false), read as one consistent snapshot of that leaf, and advances it.
-void next_batch(pool& p, tree_state& m, cursor& c, std::vector<entry>& out);
+void next_batch(pool& p, map_state& m, cursor& c, std::vector<entry>& out);
 
 }  // namespace detail::omap
 
@@ -222,7 +226,7 @@ class ordered_map_ref {
   }
 
   pool* pool_;
-  detail::omap::tree_state* state_;
+  detail::omap::map_state* state_;
 };
 
 // An ordered set: an ordered map with no values (the same engine, the same guarantees).

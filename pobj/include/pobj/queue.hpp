@@ -47,9 +47,13 @@ struct queue {
   constexpr explicit operator bool() const noexcept { return offset != 0; }
 };
 
+namespace detail::kv {
+struct queue_state;
+}
+
 namespace detail::pqueue {
 
-struct queue_state;
+using kv::queue_state;
 
 // The engine stores byte strings: in the slot itself (inline queues: at most 8 bytes, returned
 // as 8 bytes) or in a block.

@@ -18,19 +18,11 @@
 #include <pobj/pobj.hpp>
 
 #include "../pobj/bench_util.hpp"
+#include "types_bench.hpp"
 
 namespace {
 
-constexpr std::size_t value_size = 100;
-const std::uint64_t preload = [] {
-  const char* n = std::getenv("POBJ_BENCH_KEYS");
-  return n != nullptr ? std::strtoull(n, nullptr, 0) : std::uint64_t{1} << 20;
-}();
-const std::string value(value_size, 'v');
-std::uint64_t key_of(std::uint64_t i) noexcept { return i * 0x9e3779b97f4a7c15ULL; }
-std::uint64_t fresh_key(const benchmark::State& s, std::uint64_t i) {
-  return key_of(preload + (static_cast<std::uint64_t>(s.thread_index()) << 40) + i);
-}
+using namespace types_bench;
 
 // ---- pobj
 
@@ -220,30 +212,6 @@ struct pmemobj_world {
 pmemobj_world& M() {
   static pmemobj_world w;
   return w;
-}
-
-template <class Insert, class Erase>
-void insert_then_erase(benchmark::State& s, Insert&& insert, Erase&& erase, bool measure_erase) {
-  std::uint64_t next = 0;
-  for (auto _ : s) {
-    s.PauseTiming();
-    const std::uint64_t first = next;
-    if (measure_erase) {
-      for (std::uint64_t i = 0; i < 4096; ++i) insert(fresh_key(s, first + i));
-    }
-    s.ResumeTiming();
-    for (std::uint64_t i = 0; i < 4096; ++i) {
-      if (measure_erase) erase(fresh_key(s, first + i));
-      else insert(fresh_key(s, first + i));
-    }
-    s.PauseTiming();
-    if (!measure_erase) {
-      for (std::uint64_t i = 0; i < 4096; ++i) erase(fresh_key(s, first + i));
-    }
-    next += 4096;
-    s.ResumeTiming();
-  }
-  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations() * 4096));
 }
 
 using pobj_ref = pobj::ordered_map_ref<std::uint64_t, pobj::bytes>;

@@ -1,5 +1,6 @@
-// pobj::hash_map under the crash simulator, with a durable-linearizability oracle: the recovered
-// map holds exactly the completed operations, plus the one in flight or not. Every mutating
+// pobj::hash_map under the crash simulator, with the durable-linearizability oracle of
+// map_oracle.hpp: the recovered map holds exactly the completed operations, plus the one in
+// flight or not. Every mutating
 // operation alone at every fence (an insert that splits a segment and doubles the directory, a
 // replacement, an erase that shifts its cluster back), then a long mixed workload at seeded random
 // fences. The harness checks the heap after each recovery: no leak, no dangling reference.
@@ -13,72 +14,21 @@
 #include <pobj/hash_map.hpp>
 #include <pobj/testing/crash_harness.hpp>
 
+#include "map_oracle.hpp"
+
 namespace {
 
 using map_type = pobj::hash_map<std::uint64_t, pobj::bytes>;
-using model = std::map<std::uint64_t, std::string>;
+using op = map_oracle::op<std::uint64_t>;
 
-struct op {
-  enum kind { insert, assign, erase } what;
-  std::uint64_t key;
-  std::string value;
-};
-
-void apply(model& m, const op& o) {
-  if (o.what == op::erase) m.erase(o.key);
-  else if (o.what == op::assign || !m.contains(o.key)) m[o.key] = o.value;
-}
-
-model contents(pobj::pool& p) {
-  model m;
-  pobj::hash_map_ref<std::uint64_t, pobj::bytes> h(p, map_type{p.root("map")});
-  h.for_each([&](std::uint64_t k, const std::string& v) { m[k] = v; });
-  return m;
+pobj::testing::crash_test map_test(const std::string& name, std::vector<op> prefix, std::vector<op> ops) {
+  return map_oracle::map_test<map_type, pobj::hash_map_ref<std::uint64_t, pobj::bytes>, std::uint64_t>(
+      name, std::move(prefix), std::move(ops),
+      [](pobj::transaction& tx) { return pobj::make_hash_map<std::uint64_t, pobj::bytes>(tx); });
 }
 
 std::string value(std::uint64_t k, int version) { return std::string(k % 40, 'v') + "#" + std::to_string(version); }
 
-pobj::testing::crash_test map_test(const std::string& name, std::vector<op> prefix, std::vector<op> ops) {
-  pobj::testing::crash_test t;
-  t.name = name;
-  t.options.size = 16 * pobj::MiB;
-  t.options.lanes = 2;
-  t.setup = [prefix](pobj::pool& p) {
-    auto handle = pobj::run_tx(p, [&](pobj::transaction& tx) {
-      auto m = pobj::make_hash_map<std::uint64_t, pobj::bytes>(tx);
-      p.set_root("map", m.offset);
-      return m;
-    });
-    pobj::hash_map_ref<std::uint64_t, pobj::bytes> h(p, handle);
-    for (const op& o : prefix) h.insert_or_assign(o.key, o.value);
-  };
-  t.workload = [ops](pobj::testing::crash_context& ctx) {
-    pobj::hash_map_ref<std::uint64_t, pobj::bytes> h(ctx.pool(), map_type{ctx.pool().root("map")});
-    for (const op& o : ops) {
-      ctx.begin_op();
-      switch (o.what) {
-        case op::insert: h.insert(o.key, o.value); break;
-        case op::assign: h.insert_or_assign(o.key, o.value); break;
-        case op::erase: h.erase(o.key); break;
-      }
-      ctx.end_op();
-    }
-  };
-  t.verify = [prefix, ops](pobj::pool& p, const pobj::testing::crash_point& pt) {
-    model done;
-    for (const op& o : prefix) apply(done, o);
-    for (std::size_t i = 0; i < pt.ops_completed; ++i) apply(done, ops[i]);
-    model with_next = done;
-    if (pt.ops_completed < ops.size()) apply(with_next, ops[pt.ops_completed]);
-    const model got = contents(p);
-    pobj::testing::expect(got == done || (pt.op_in_flight && got == with_next),
-                          "{} entries after {} operations{} (expected {} or {})", got.size(), pt.ops_completed,
-                          pt.op_in_flight ? " and one in flight" : "", done.size(), with_next.size());
-    pobj::hash_map_ref<std::uint64_t, pobj::bytes> h(p, map_type{p.root("map")});
-    pobj::testing::expect(h.size() == got.size(), "size() says {}, the walk finds {}", h.size(), got.size());
-  };
-  return t;
-}
 
 std::vector<op> filled(std::uint64_t n) {
   std::vector<op> v;

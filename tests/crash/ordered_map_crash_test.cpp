@@ -16,34 +16,18 @@
 #include <pobj/ordered_map.hpp>
 #include <pobj/testing/crash_harness.hpp>
 
+#include "map_oracle.hpp"
+
 namespace {
 
 using tree_type = pobj::ordered_map<pobj::bytes, pobj::bytes>;
 using tree_ref = pobj::ordered_map_ref<pobj::bytes, pobj::bytes>;
-using model = std::map<std::string, std::string>;
-
-struct op {
-  enum kind { insert, assign, erase } what;
-  std::string key;
-  std::string value;
-};
-
-void apply(model& m, const op& o) {
-  if (o.what == op::erase) m.erase(o.key);
-  else if (o.what == op::assign || !m.contains(o.key)) m[o.key] = o.value;
-}
-
-model contents(pobj::pool& p) {
-  model m;
-  tree_ref t(p, tree_type{p.root("tree")});
-  t.for_each([&](const std::string& k, const std::string& v) { m[k] = v; });
-  return m;
-}
+using op = map_oracle::op<std::string>;
 
 // The tree's height (the header's third word: docs/types.md).
 std::uint64_t height(pobj::pool& p) {
   std::uint64_t h;
-  std::memcpy(&h, p.base() + p.root("tree") + 16, 8);
+  std::memcpy(&h, p.base() + p.root("map") + 16, 8);
   return h;
 }
 
@@ -55,52 +39,19 @@ std::string key(std::uint64_t k, bool shared = false) {
 }
 std::string value(std::uint64_t k, int version) { return std::string(k % 30, 'v') + "#" + std::to_string(version); }
 
+// The shared oracle, plus: scans in both directions agree with find.
 pobj::testing::crash_test tree_test(const std::string& name, std::vector<op> prefix, std::vector<op> ops) {
-  pobj::testing::crash_test t;
-  t.name = name;
-  t.options.size = 16 * pobj::MiB;
-  t.options.lanes = 2;
-  t.setup = [prefix](pobj::pool& p) {
-    auto handle = pobj::run_tx(p, [&](pobj::transaction& tx) {
-      auto m = pobj::make_ordered_map<pobj::bytes, pobj::bytes>(tx);
-      p.set_root("tree", m.offset);
-      return m;
-    });
-    tree_ref tree(p, handle);
-    for (const op& o : prefix) tree.insert_or_assign(o.key, o.value);
-  };
-  t.workload = [ops](pobj::testing::crash_context& ctx) {
-    tree_ref tree(ctx.pool(), tree_type{ctx.pool().root("tree")});
-    for (const op& o : ops) {
-      ctx.begin_op();
-      switch (o.what) {
-        case op::insert: tree.insert(o.key, o.value); break;
-        case op::assign: tree.insert_or_assign(o.key, o.value); break;
-        case op::erase: tree.erase(o.key); break;
-      }
-      ctx.end_op();
-    }
-  };
-  t.verify = [prefix, ops](pobj::pool& p, const pobj::testing::crash_point& pt) {
-    model done;
-    for (const op& o : prefix) apply(done, o);
-    for (std::size_t i = 0; i < pt.ops_completed; ++i) apply(done, ops[i]);
-    model with_next = done;
-    if (pt.ops_completed < ops.size()) apply(with_next, ops[pt.ops_completed]);
-    const model got = contents(p);
-    pobj::testing::expect(got == done || (pt.op_in_flight && got == with_next),
-                          "{} entries after {} operations{} (expected {} or {})", got.size(), pt.ops_completed,
-                          pt.op_in_flight ? " and one in flight" : "", done.size(), with_next.size());
-    tree_ref tree(p, tree_type{p.root("tree")});
-    pobj::testing::expect(tree.size() == got.size(), "size() says {}, the scan finds {}", tree.size(), got.size());
-    std::size_t backwards = 0;
-    tree.reverse_scan({}, [&](const std::string& k, const std::string& v) {
-      ++backwards;
-      pobj::testing::expect(tree.find(k) == v, "the reverse scan and find disagree on '{}'", k);
-    });
-    pobj::testing::expect(backwards == got.size(), "the reverse scan finds {}, the scan {}", backwards, got.size());
-  };
-  return t;
+  return map_oracle::map_test<tree_type, tree_ref, std::string>(
+      name, std::move(prefix), std::move(ops),
+      [](pobj::transaction& tx) { return pobj::make_ordered_map<pobj::bytes, pobj::bytes>(tx); },
+      [](tree_ref& tree, const map_oracle::model<std::string>& got) {
+        std::size_t backwards = 0;
+        tree.reverse_scan({}, [&](const std::string& k, const std::string& v) {
+          ++backwards;
+          pobj::testing::expect(tree.find(k) == v, "the reverse scan and find disagree on '{}'", k);
+        });
+        pobj::testing::expect(backwards == got.size(), "the reverse scan finds {}, the scan {}", backwards, got.size());
+      });
 }
 
 std::vector<op> filled(std::uint64_t n, bool shared = false) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <unordered_map>
+#include <vector>
 
 #include <pobj/pool.hpp>
 
@@ -45,6 +46,9 @@ struct pool_containers {
   mutex mu;
   std::unordered_map<std::uint64_t, std::unique_ptr<map_state>> maps POBJ_GUARDED_BY(mu);
   std::unordered_map<std::uint64_t, std::unique_ptr<queue_state>> queues POBJ_GUARDED_BY(mu);
+  // Reclamation batches a crash left unfinished (found when the pool opened), for reclaim().
+  mutex leftover_mu;
+  std::vector<std::uint64_t> leftover POBJ_GUARDED_BY(leftover_mu);
 };
 
 inline pool_containers& containers_of(pool& p) noexcept { return *p.impl().containers; }
@@ -60,12 +64,17 @@ void attach_pool(pool& p);
 
 }  // namespace pobj::detail::kv
 
+// Each kind's attach_pool, and collect: appends every block of the container at `header` (and of
+// the containers it owns) to `out`, the header first, reading only.
 namespace pobj::detail::hmap {
 void attach_pool(pool& p);
-}
+void collect(pool& p, std::uint64_t header, std::vector<std::uint64_t>& out);
+}  // namespace pobj::detail::hmap
 namespace pobj::detail::omap {
 void attach_pool(pool& p);
-}
+void collect(pool& p, std::uint64_t header, std::vector<std::uint64_t>& out);
+}  // namespace pobj::detail::omap
 namespace pobj::detail::pqueue {
 void attach_pool(pool& p);
-}
+void collect(pool& p, std::uint64_t header, std::vector<std::uint64_t>& out);
+}  // namespace pobj::detail::pqueue

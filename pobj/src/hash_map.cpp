@@ -413,21 +413,18 @@ void for_each(pool& p, map_state& m, const std::function<void(std::string_view, 
   });
 }
 
-void destroy(transaction& tx, std::uint64_t header) {
-  pool& p = tx.get_pool();
+void collect(pool& p, std::uint64_t header, std::vector<std::uint64_t>& out) {
   view v(p);
   const std::uint64_t directory = load(v.at(header + 8));
   const bool owning = load(v.at(header)) == owning_magic;
+  out.push_back(header);  // first: a handle on the map is refused as soon as anything is freed
+  out.push_back(directory);
   each_segment(p, v, directory, [&](std::uint64_t s) {
     for (std::uint32_t i = 0; i < slots; ++i) {
-      if (const std::uint64_t w = load(slot_at(v, s, i)); w != 0) {
-        free_node(tx, v, w & offset_mask, owning);
-      }
+      if (const std::uint64_t w = load(slot_at(v, s, i)); w != 0) collect_node(p, v, w & offset_mask, owning, out);
     }
-    tx.free(s);
+    out.push_back(s);
   });
-  tx.free(directory);
-  tx.free(header);
   // The map's DRAM state stays until the pool closes: handles may still name it.
 }
 

@@ -156,6 +156,18 @@ inline void release_owned(transaction& tx, const view& v, std::uint64_t node, st
   if (c != 0 && c != k) destroy_container(tx, c);
 }
 
+// Appends the blocks of the container at `header` (found by its heap type), and of the containers
+// it owns, to `out`, its header first (containers.cpp).
+void collect_container(pool& p, std::uint64_t header, std::vector<std::uint64_t>& out);
+
+// Appends a node (in an owning map, with the blocks of the container it holds) to `out`.
+inline void collect_node(pool& p, const view& v, std::uint64_t node, bool owning, std::vector<std::uint64_t>& out) {
+  if (owning) {
+    if (const std::uint64_t c = owned_by(v.at(node)); c != 0) collect_container(p, c, out);
+  }
+  out.push_back(node);
+}
+
 // Frees a node (in an owning map, with the container it holds), in the block.
 inline void free_node(transaction& tx, const view& v, std::uint64_t node, bool owning) {
   if (owning) release_owned(tx, v, node);

@@ -649,25 +649,24 @@ void next_batch(pool& p, map_state& m, cursor& c, std::vector<entry>& out) {
   }
 }
 
-void destroy(transaction& tx, std::uint64_t header) {
-  pool& p = tx.get_pool();
+void collect(pool& p, std::uint64_t header, std::vector<std::uint64_t>& out) {
   view v(p);
   const bool owning = load(v.at(header)) == owning_magic;
+  out.push_back(header);  // first: a handle on the map is refused as soon as anything is freed
   auto leaf = [&](std::uint64_t node) {
     const order_line o = writer_order(p, v, node);
     for (std::uint32_t i = 0; i < o.count(); ++i) {
-      free_node(tx, v, load(slot_at(v, node, o.slot(i)) + 8) & offset_mask, owning);
+      collect_node(p, v, load(slot_at(v, node, o.slot(i)) + 8) & offset_mask, owning, out);
     }
-    tx.free(node);
+    out.push_back(node);
   };
   auto inner = [&](std::uint64_t node, std::uint64_t count) {
     for (std::uint64_t i = 1; i < count; ++i) {
-      if (const std::uint64_t sep = inner_sep(v, node, i); sep != 0) tx.free(sep);
+      if (const std::uint64_t sep = inner_sep(v, node, i); sep != 0) out.push_back(sep);
     }
-    tx.free(node);
+    out.push_back(node);
   };
   walk_tree(p, v, header, leaf, inner);
-  tx.free(header);
 }
 
 void attach_pool(pool& p) {

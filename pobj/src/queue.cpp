@@ -239,22 +239,20 @@ void for_each(pool& p, queue_state& q, const std::function<void(std::string_view
   }
 }
 
-void destroy(transaction& tx, std::uint64_t header) {
-  pool& p = tx.get_pool();
+void collect(pool& p, std::uint64_t header, std::vector<std::uint64_t>& out) {
   const view v(p);
   const bool inline_values = is_inline(v, header);
   const std::uint64_t h = load(v.at(header + head_line + 8)), t = load(v.at(header + tail_line + 8));
+  out.push_back(header);  // first: a handle on the queue is refused as soon as anything is freed
   segment_ref s = segment_at(p, v, load(v.at(header + head_line)));
   for (std::uint64_t c = h; c < t; ++c) {
     s = segment_for(p, v, s, c);
-    if (!inline_values) tx.free(load(slot_at(v, s, c)));
+    if (!inline_values) out.push_back(load(slot_at(v, s, c)));
   }
   for (std::uint64_t seg = load(v.at(header + head_line)); seg != 0;) {
-    const std::uint64_t next = load(v.at(seg));
-    tx.free(seg);
-    seg = next;
+    out.push_back(seg);
+    seg = load(v.at(seg));
   }
-  tx.free(header);
 }
 
 void attach_pool(pool& p) {

@@ -350,10 +350,10 @@ void flush_log(tx_manager& m, tx_state& st) {
 }
 
 void reset(tx_state& st) {
-  // Hooks run once the block has ended (committed or rolled back), with no lane held.
+  // Hooks run once the block has ended (committed or rolled back), with no lane held, and once
+  // the state is clean: a hook may run blocks of its own on this thread.
   auto hooks = std::move(st.on_end);
   st.on_end.clear();
-  for (auto& hook : hooks) hook();
   st.entry_sums = checksum64{};
   st.ln = nullptr;
   st.log = nullptr;
@@ -364,6 +364,7 @@ void reset(tx_state& st) {
   st.ranges.clear();
   st.fresh.clear();
   st.freed.clear();
+  for (auto& hook : hooks) hook();
 }
 
 }  // namespace

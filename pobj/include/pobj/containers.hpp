@@ -23,6 +23,18 @@
 
 namespace pobj {
 
+// Destroying a container (pobj::destroy, an erase or replacement in a map that owns it, set_f, or
+// destroying the object holding it) frees it in the destroying block when it is small (up to
+// about 160 blocks with the default lane_log_size). A larger one is listed instead in a
+// reclamation batch that the destroying block makes, so that block's log stays small whatever the
+// container holds; right after that block commits, the same thread frees the listed blocks, ~640
+// per failure-atomic block, before the call that ended the block returns. A crash in between
+// leaves the rest listed (and traced by the heap check): reclaim() frees it, resuming where the
+// crash stopped it, and returns how many blocks it freed; reclaim_pending() counts them. Neither
+// runs inside a block (reclaim() throws errc::invalid_argument there).
+std::uint64_t reclaim(pool& p);
+std::uint64_t reclaim_pending(pool& p);
+
 template <class K, class V>
 hash_map_ref<K, V> handle(pool& p, hash_map<K, V> c) {
   return hash_map_ref<K, V>(p, c);

@@ -70,8 +70,6 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
 bool erase(pool& p, map_state& m, std::string_view key);
 std::uint64_t size(pool& p, map_state& m);
 void for_each(pool& p, map_state& m, const std::function<void(std::string_view, std::string_view)>& fn);
-// Frees every node, segment and directory of the map, and its header, in the block.
-void destroy(transaction& tx, std::uint64_t header);
 
 }  // namespace detail::hmap
 
@@ -80,10 +78,11 @@ hash_map<K, V> make_hash_map(transaction& tx) {
   return hash_map<K, V>{detail::hmap::create(tx, detail::is_container<V>)};
 }
 
-// Frees the map and everything in it, when the block commits.
+// Frees the map and everything in it, when the block commits (see destroy_container in
+// pobj/containers.hpp for a map too large for one block).
 template <class K, class V>
 void destroy(transaction& tx, hash_map<K, V> map) {
-  detail::hmap::destroy(tx, map.offset);
+  detail::destroy_container(tx, map.offset);
 }
 
 template <class K, class V>

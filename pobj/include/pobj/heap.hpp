@@ -81,6 +81,7 @@ struct heap_stats {
 // table (pobj/object.hpp); 0 is untyped (traced conservatively). docs/format/pool.md lists them.
 namespace heap_type {
 inline constexpr std::uint16_t first_reserved = 0xfff0;
+inline constexpr std::uint16_t reclaim_batch = 0xfff0;  // blocks of destroyed containers awaiting their free
 inline constexpr std::uint16_t map_node_owning = 0xfff1;  // a node whose value is a container it owns
 inline constexpr std::uint16_t queue_segment = 0xfff2;
 inline constexpr std::uint16_t queue_header = 0xfff3;

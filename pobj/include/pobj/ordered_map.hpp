@@ -81,7 +81,6 @@ bool find(pool& p, map_state& m, std::string_view key, std::string* value);
 int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite);
 bool erase(pool& p, map_state& m, std::string_view key);
 std::uint64_t size(pool& p, map_state& m);
-void destroy(transaction& tx, std::uint64_t header);
 
 struct entry {
   std::string key, value;
@@ -108,7 +107,7 @@ ordered_map<K, V> make_ordered_map(transaction& tx) {
 // Frees the map and everything in it, when the block commits.
 template <class K, class V>
 void destroy(transaction& tx, ordered_map<K, V> map) {
-  detail::omap::destroy(tx, map.offset);
+  detail::destroy_container(tx, map.offset);
 }
 
 template <class K, class V>
@@ -236,7 +235,7 @@ set<K> make_set(transaction& tx) {
 }
 template <class K>
 void destroy(transaction& tx, set<K> s) {
-  detail::omap::destroy(tx, s.offset);
+  detail::destroy_container(tx, s.offset);
 }
 
 template <class K>

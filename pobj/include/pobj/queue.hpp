@@ -64,7 +64,6 @@ bool pop(pool& p, queue_state& q, std::string* value);
 bool front(pool& p, queue_state& q, std::string* value);
 std::uint64_t size(queue_state& q) noexcept;
 void for_each(pool& p, queue_state& q, const std::function<void(std::string_view)>& fn);
-void destroy(transaction& tx, std::uint64_t header);
 
 template <class T>
 inline constexpr bool stores_inline = !is_byte_string<T> && sizeof(T) <= 8;
@@ -80,7 +79,7 @@ queue<T> make_queue(transaction& tx) {
 // Frees the queue and everything in it, when the block commits.
 template <class T>
 void destroy(transaction& tx, queue<T> q) {
-  detail::pqueue::destroy(tx, q.offset);
+  detail::destroy_container(tx, q.offset);
 }
 
 template <class T>

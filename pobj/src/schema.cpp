@@ -448,11 +448,7 @@ void assign_string(transaction& tx, std::uint64_t& field, std::string_view value
       std::memcpy(reinterpret_cast<char*>(&w) + 1, value.data(), value.size());
     }
   } else {
-    allocation a = tx.alloc(8 + value.size(), string_block_type);
-    const std::uint64_t n = value.size();
-    std::memcpy(a.pointer, &n, 8);
-    std::memcpy(static_cast<std::byte*>(a.pointer) + 8, value.data(), value.size());
-    w = a.offset;
+    w = make_string_object(tx, value);
   }
   const std::uint64_t old = field;
   tx.set(field, w);
@@ -462,6 +458,25 @@ void assign_string(transaction& tx, std::uint64_t& field, std::string_view value
 }  // namespace pobj::detail
 
 namespace pobj {
+
+offset_t make_string_object(transaction& tx, std::string_view value) {
+  allocation a = tx.alloc(8 + value.size(), detail::string_block_type);
+  const std::uint64_t n = value.size();
+  std::memcpy(a.pointer, &n, 8);
+  if (!value.empty()) std::memcpy(static_cast<std::byte*>(a.pointer) + 8, value.data(), value.size());
+  return a.offset;
+}
+
+std::string_view read_string_object(const pool& p, offset_t object) {
+  const heap& h = p.heap();
+  const std::size_t size = object != 0 ? h.usable_size(object) : 0;
+  std::uint64_t n = 0;
+  if (size >= 8) std::memcpy(&n, p.base() + object, 8);
+  if (size < 8 || h.type_of(object) != detail::string_block_type || n > size - 8) {
+    throw error(errc::invalid_argument, fmt::format("pobj: {:#x} in pool '{}' is not a string object", object, p.path()));
+  }
+  return {reinterpret_cast<const char*>(p.base() + object + 8), static_cast<std::size_t>(n)};
+}
 
 void register_classes(pool& p) {
   detail::class_state& st = *p.impl().classes;

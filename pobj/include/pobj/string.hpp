@@ -7,7 +7,9 @@
 // same failure-atomic block, so a reader sees the whole old or the whole new value.
 //
 // Proxies read these fields as std::string_view and std::span<const std::byte>; the views stay
-// valid until the field is set again or the object is destroyed.
+// valid until the field is set again or the object is destroyed. A string can also be an object
+// of its own, as a named root (make_string_object below); in maps and queues, pobj::string and
+// pobj::bytes are the value (and key) types of any length.
 //
 // Thread safety: reading is safe while no thread sets the field (the caller's locks).
 // Crash consistency: set_string() is part of the caller's block: after a crash the field holds
@@ -61,6 +63,14 @@ inline std::string_view read_string(const pool& p, const std::uint64_t& word) no
 void assign_string(transaction& tx, std::uint64_t& field, std::string_view value);
 
 }  // namespace detail
+
+// A string as an object of its own, for a named root (or any place that holds an object's
+// offset): always a block [u64 length][bytes] of heap type `string`, whatever its length.
+// make_string_object() allocates and fills it in the block (fresh: written in place, never
+// logged); read_string_object() reads it in place, after checking that `object` is such a block
+// (errc::invalid_argument if not); destroy it with transaction::free.
+offset_t make_string_object(transaction& tx, std::string_view value);
+std::string_view read_string_object(const pool& p, offset_t object);
 
 inline std::span<const std::byte> as_bytes_view(std::string_view s) noexcept {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};

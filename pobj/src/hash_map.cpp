@@ -255,8 +255,8 @@ bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
   }
 }
 
-int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite) {
-  refuse_in_block(p, "hash_map");
+int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite, transaction* joining) {
+  check_block(p, joining, "hash_map");
   view v(p);
   const std::uint64_t hash = hash_of(key);
   for (;;) {
@@ -302,18 +302,20 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
       continue;
     }
     // The insert has committed; split its segment now if that succeeds (if it does not, the
-    // next insert into the segment splits it first, and reports why).
+    // next insert into the segment splits it first, and reports why). In a caller's block, a
+    // failure has rolled that block back: the caller must hear of it.
     try {
       std::unique_lock structure(m.structure);
       split(p, m, hash);
     } catch (const error&) {
+      if (joining != nullptr) throw;
     }
     return 0;
   }
 }
 
-bool erase(pool& p, map_state& m, std::string_view key) {
-  refuse_in_block(p, "hash_map");
+bool erase(pool& p, map_state& m, std::string_view key, transaction* joining) {
+  check_block(p, joining, "hash_map");
   view v(p);
   const std::uint64_t hash = hash_of(key);
   std::shared_lock structure(m.structure);
@@ -411,6 +413,44 @@ void for_each(pool& p, map_state& m, const std::function<void(std::string_view, 
       fn(std::string_view(entries[i]).substr(0, key_lengths[i]), std::string_view(entries[i]).substr(key_lengths[i]));
     }
   });
+}
+
+std::uint64_t scan(pool& p, map_state& m, std::uint64_t cursor,
+                   const std::function<void(std::string_view, std::string_view)>& fn) {
+  view v(p);
+  std::vector<std::string> entries;  // the segment's (key, value) pairs, copied under its lock
+  std::vector<std::uint32_t> key_lengths;
+  std::uint64_t next = 0;
+  {
+    std::shared_lock structure(m.structure);
+    const std::uint64_t segment = writer_segment(p, v, m, cursor);
+    // The segment holds the hashes whose first `local` bits are the cursor's: a range that only
+    // ever splits, so the walk's boundaries stay boundaries.
+    const std::uint64_t local = load(v.at(segment));
+    if (local > max_depth) broken_map(p);
+    const std::uint64_t span_bits = 64 - local;
+    const std::uint64_t first = local == 0 ? 0 : (cursor >> span_bits) << span_bits;
+    next = local == 0 ? 0 : first + (std::uint64_t{1} << span_bits);  // 0: past the last range
+    stripe_guard lock(stripe_of(p, segment));
+    std::string key;
+    for (std::uint32_t i = 0; i < slots; ++i) {
+      const std::uint64_t w = load(slot_at(v, segment, i));
+      if (w == 0) continue;
+      const std::uint64_t n = w & offset_mask;
+      if (!v.plausible(n, 8)) broken_map(p);
+      const lengths l = parse(load(v.at(n)));
+      if (!v.plausible(n, l.size())) broken_map(p);
+      std::string kv(std::size_t{l.key} + l.value, '\0');
+      read_bytes(v.at(n), l.header, kv.size(), kv.data());
+      if (hash_of(std::string_view(kv).substr(0, l.key)) < cursor) continue;  // before the cursor
+      entries.push_back(std::move(kv));
+      key_lengths.push_back(l.key);
+    }
+  }
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    fn(std::string_view(entries[i]).substr(0, key_lengths[i]), std::string_view(entries[i]).substr(key_lengths[i]));
+  }
+  return next;
 }
 
 void collect(pool& p, std::uint64_t header, std::vector<std::uint64_t>& out) {

@@ -188,6 +188,8 @@ inline void rewrite_value(transaction& tx, const view& v, std::uint64_t node, st
   for (std::size_t i = 0; i < image.size(); ++i) store(v.at(node + from + i * 8), image[i]);
 }
 
+inline constexpr std::size_t in_place_max = 256;
+
 // Replaces the value of the node `*slot` names, in the block: in place when the length is the
 // same, else a new node, whose slot word slot_of(new node) gives, and the old node freed. In an
 // owning map the container the old value held is destroyed (unless it is the new value).
@@ -195,7 +197,8 @@ template <class SlotOf>
 void replace_value(transaction& tx, const view& v, std::byte* slot, std::uint64_t node, std::string_view key,
                    std::string_view value, bool owning, const char* what, SlotOf&& slot_of) {
   if (owning) release_owned(tx, v, node, value);
-  if (parse(load(v.at(node))).value == value.size()) {
+  // In place only when the value is small: the log holds what a rewrite changes, twice.
+  if (parse(load(v.at(node))).value == value.size() && value.size() <= in_place_max) {
     rewrite_value(tx, v, node, value);
     return;
   }
@@ -262,7 +265,16 @@ class seq_writer {
 // Container operations are blocks of their own: inside the caller's block, its abort could
 // restore words other writers have changed since, and readers would see changes before they
 // commit.
-inline void refuse_in_block(pool& p, const char* what) {
+// Map operations are blocks of their own, unless the caller passed its block (`joining`): then
+// that block must be open on this thread.
+inline void check_block(pool& p, const transaction* joining, const char* what) {
+  if (joining != nullptr) {
+    if (!transaction::active(p) || &joining->get_pool() != &p) {
+      throw error(errc::invalid_argument, std::string("pobj: a ") + what +
+                                              " operation given a block that is not open on this thread and pool");
+    }
+    return;
+  }
   if (transaction::active(p)) {
     throw error(errc::invalid_argument, std::string("pobj: a ") + what +
                                             " operation inside a failure-atomic block (each operation is durable "

@@ -505,8 +505,8 @@ bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
   return found;
 }
 
-int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite) {
-  refuse_in_block(p, "ordered_map");
+int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite, transaction* joining) {
+  check_block(p, joining, "ordered_map");
   view v(p);
   const std::uint64_t kprefix = prefix_of(key);
   const std::uint64_t klen = std::min<std::uint64_t>(key.size(), 0xffff) << 48;
@@ -555,8 +555,8 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
   }
 }
 
-bool erase(pool& p, map_state& m, std::string_view key) {
-  refuse_in_block(p, "ordered_map");
+bool erase(pool& p, map_state& m, std::string_view key, transaction* joining) {
+  check_block(p, joining, "ordered_map");
   view v(p);
   bool emptied = false;
   {
@@ -587,6 +587,7 @@ bool erase(pool& p, map_state& m, std::string_view key) {
       std::unique_lock structure(m.structure);
       remove_empty_leaf(p, m, key);
     } catch (const error&) {
+      if (joining != nullptr) throw;  // it rolled the caller's block back: say so
     }
   }
   return true;

@@ -128,7 +128,7 @@ queue_state& attach(pool& p, std::uint64_t header, bool inline_values) {
 }
 
 void push(pool& p, queue_state& q, std::string_view value) {
-  refuse_in_block(p, "queue");
+  check_block(p, nullptr, "queue");
   const view v(p);
   std::byte* tail = v.at(q.header + tail_line);
   const bool inline_values = is_inline(v, q.header);
@@ -162,7 +162,7 @@ void push(pool& p, queue_state& q, std::string_view value) {
 }
 
 bool pop(pool& p, queue_state& q, std::string* value) {
-  refuse_in_block(p, "queue");
+  check_block(p, nullptr, "queue");
   const view v(p);
   std::byte* head = v.at(q.header + head_line);
   lock_guard lock(q.head);

@@ -76,3 +76,40 @@ TEST_CASE("a long mixed hash_map workload survives seeded random crashes", "[cra
   CHECK(result.fences > 400);
   REQUIRE(result.ok());
 }
+
+TEST_CASE("hash_map changes joined in one caller's block are atomic together at every fence", "[crash][hash_map]") {
+  // 90 entries: the block's inserts split the segment; with replacements and erases besides.
+  pobj::testing::crash_test t = map_test("joined block", filled(90), {});
+  t.workload = [](pobj::testing::crash_context& ctx) {
+    pobj::pool& p = ctx.pool();
+    pobj::hash_map_ref<std::uint64_t, pobj::bytes> m(p, map_type{p.root("map")});
+    ctx.begin_op();
+    pobj::run_tx(p, [&](pobj::transaction& tx) {
+      for (std::uint64_t k = 1000; k < 1012; ++k) m.insert(tx, k, value(k, 0));
+      m.insert_or_assign(tx, 3, value(3, 1));
+      m.insert_or_assign(tx, 4, std::string(300, 'w'));  // a new node for a longer value
+      m.erase(tx, 5);
+      m.erase(tx, 1003);
+    });
+    ctx.end_op();
+  };
+  t.verify = [](pobj::pool& p, const pobj::testing::crash_point& pt) {
+    pobj::hash_map_ref<std::uint64_t, pobj::bytes> m(p, map_type{p.root("map")});
+    std::map<std::uint64_t, std::string> got, before, after;
+    m.for_each([&](std::uint64_t k, const std::string& v) { got[k] = v; });
+    for (std::uint64_t k = 0; k < 90; ++k) before[k] = value(k, 0);
+    after = before;
+    for (std::uint64_t k = 1000; k < 1012; ++k) after[k] = value(k, 0);
+    after[3] = value(3, 1);
+    after[4] = std::string(300, 'w');
+    after.erase(5);
+    after.erase(1003);
+    pobj::testing::expect(got == (pt.ops_completed == 1 ? after : before) || (pt.op_in_flight && got == after),
+                          "{} entries after {} blocks", got.size(), pt.ops_completed);
+    pobj::testing::expect(m.size() == got.size(), "size() says {}, the walk finds {}", m.size(), got.size());
+  };
+  auto result = pobj::testing::run(t);
+  INFO(result.summary());
+  CHECK(result.points == result.fences);
+  REQUIRE(result.ok());
+}

@@ -370,3 +370,40 @@ TEST_CASE("a map made where a destroyed one was gets its own kind", "[ordered_ma
   // A handle of the other kind is refused by what the header says now.
   CHECK_THROWS_AS(nested_ref(p, {plain.offset}), pobj::error);
 }
+
+TEST_CASE("ordered_map and set changes given the caller's block commit and roll back with it", "[ordered_map]") {
+  pobj_test::scratch_path path("omap-join");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  auto [tree, keys] = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    return std::pair{pobj::make_ordered_map<std::uint64_t, std::uint64_t>(tx), pobj::make_set<pobj::bytes>(tx)};
+  });
+  p.set_root("tree", tree.offset);
+  p.set_root("keys", keys.offset);
+  pobj::ordered_map_ref<std::uint64_t, std::uint64_t> m(p, tree);
+  pobj::set_ref<pobj::bytes> s(p, keys);
+  const std::size_t used = p.heap().stats().bytes_used;
+  CHECK_THROWS_AS(pobj::run_tx(p,
+                               [&](pobj::transaction& tx) {
+                                 for (std::uint64_t k = 0; k < 100; ++k) m.insert(tx, k, k * 2);  // a leaf split
+                                 CHECK(s.insert(tx, "a"));
+                                 CHECK(m.find(99) == 198u);
+                                 throw std::runtime_error("abort");
+                               }),
+                  std::runtime_error);
+  CHECK(m.empty());
+  CHECK(s.empty());
+  CHECK(p.heap().stats().bytes_used == used);
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    for (std::uint64_t k = 0; k < 100; ++k) m.insert(tx, k, k * 2);
+    m.insert_or_assign(tx, 5, 1);
+    m.erase(tx, 6);
+    s.insert(tx, "a");
+    s.insert(tx, "b");
+    s.erase(tx, "a");
+  });
+  CHECK(m.size() == 99);
+  CHECK(m.find(5) == 1u);
+  CHECK_FALSE(m.contains(6));
+  CHECK(s.first() == "b");
+  CHECK(p.heap().check().ok());
+}

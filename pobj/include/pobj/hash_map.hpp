@@ -20,7 +20,10 @@
 // its lock and calls fn outside it: it sees each entry present for the whole walk exactly once,
 // may or may not see entries inserted or erased during it; fn must not modify the map.
 // Operations are blocks of their own: inside an open failure-atomic block they throw
-// errc::invalid_argument (find and size excepted).
+// errc::invalid_argument (find, size and scan excepted), unless given that block (the overloads
+// taking a transaction): a caller that has the map to itself (one thread, as pobj-kv's executor)
+// may then make several changes, to several maps, commit together. scan() is a resumable walk
+// by hash ranges, for cursors that outlive a call (Redis's SCAN).
 //
 // Cost (cache_line mode): insert, replace and erase are one failure-atomic block each (2 fences);
 // a split adds one block. find is a hash, a directory and a segment lookup and a chain walk,
@@ -66,10 +69,16 @@ std::uint64_t create(transaction& tx, bool owning);
 map_state& attach(pool& p, std::uint64_t header, bool owning);
 bool find(pool& p, map_state& m, std::string_view key, std::string* value);
 // 0: inserted; 1: present and left alone (overwrite false); 2: present and replaced.
-int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite);
-bool erase(pool& p, map_state& m, std::string_view key);
+// joining: the caller's open block, which the change joins (the caller has the map to itself).
+int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite,
+        transaction* joining = nullptr);
+bool erase(pool& p, map_state& m, std::string_view key, transaction* joining = nullptr);
 std::uint64_t size(pool& p, map_state& m);
 void for_each(pool& p, map_state& m, const std::function<void(std::string_view, std::string_view)>& fn);
+// fn for the entries of the hash range `cursor` falls in, from the cursor on; the next range's
+// cursor, or 0 after the last.
+std::uint64_t scan(pool& p, map_state& m, std::uint64_t cursor,
+                   const std::function<void(std::string_view, std::string_view)>& fn);
 
 }  // namespace detail::hmap
 
@@ -110,7 +119,32 @@ class hash_map_ref {
   }
   // Returns true if the key was present.
   bool erase(typename kc::in key) { return detail::hmap::erase(*pool_, *state_, kc::encode(key)); }
+
+  // The same three inside the caller's failure-atomic block `tx` (open on this thread), for a
+  // caller that has the map to itself until tx ends (no other thread reads or writes it: the
+  // map's own locks are not held across the block). The change is visible at once to this
+  // thread, durable when tx commits, undone if it aborts; changes made together share the
+  // block's commit fence.
+  bool insert(transaction& tx, typename kc::in key, typename vc::in value) {
+    return detail::hmap::put(*pool_, *state_, kc::encode(key), vc::encode(value), false, &tx) == 0;
+  }
+  bool insert_or_assign(transaction& tx, typename kc::in key, typename vc::in value) {
+    return detail::hmap::put(*pool_, *state_, kc::encode(key), vc::encode(value), true, &tx) == 0;
+  }
+  bool erase(transaction& tx, typename kc::in key) { return detail::hmap::erase(*pool_, *state_, kc::encode(key), &tx); }
+
   std::uint64_t size() const { return detail::hmap::size(*pool_, *state_); }
+
+  // A resumable walk: fn(key, value) for the entries whose hash lies in the range `cursor` (0 to
+  // begin) falls in, from the cursor on, and returns the cursor of the next range (0 after the
+  // last). Ranges are segments, which only ever split, so a walk from 0 back to 0 sees every
+  // entry present for the whole walk at least once (exactly once if no segment split meanwhile),
+  // whatever happens between calls. fn runs outside any lock.
+  template <class F>
+  std::uint64_t scan(std::uint64_t cursor, F&& fn) const {
+    return detail::hmap::scan(*pool_, *state_, cursor,
+                              [&](std::string_view k, std::string_view v) { fn(kc::decode(k), vc::decode(v)); });
+  }
   // fn(key, value) for every entry (see the header comment for what a concurrent walk sees).
   template <class F>
   void for_each(F&& fn) const {

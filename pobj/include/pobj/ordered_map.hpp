@@ -26,7 +26,8 @@
 // every entry present for the whole scan exactly once, in order, and may or may not see entries
 // inserted or erased during it; fn may use the map, including modifying it.
 // Mutating operations are blocks of their own: inside an open failure-atomic block they throw
-// errc::invalid_argument.
+// errc::invalid_argument, unless given that block (the overloads taking a transaction), by a
+// caller that has the map to itself until the block ends.
 //
 // Cost (cache_line mode): insert, replace and erase are one failure-atomic block each (2
 // fences); a split adds one block every ~30 inserts into a leaf. find is a descent of the inner
@@ -78,8 +79,10 @@ std::uint64_t create(transaction& tx, bool owning);
 map_state& attach(pool& p, std::uint64_t header, bool owning);
 bool find(pool& p, map_state& m, std::string_view key, std::string* value);
 // 0: inserted; 1: present and left alone (overwrite false); 2: present and replaced.
-int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite);
-bool erase(pool& p, map_state& m, std::string_view key);
+// joining: the caller's open block, which the change joins (the caller has the map to itself).
+int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite,
+        transaction* joining = nullptr);
+bool erase(pool& p, map_state& m, std::string_view key, transaction* joining = nullptr);
 std::uint64_t size(pool& p, map_state& m);
 
 struct entry {
@@ -147,6 +150,16 @@ class ordered_map_ref {
   }
   // Returns true if the key was present.
   bool erase(typename kc::in key) { return detail::omap::erase(*pool_, *state_, kc::encode(key)); }
+  // The same three inside the caller's failure-atomic block `tx`, for a caller that has the map to
+  // itself until tx ends (see hash_map_ref: visible at once to this thread, durable at commit,
+  // undone on abort).
+  bool insert(transaction& tx, typename kc::in key, typename vc::in value) {
+    return detail::omap::put(*pool_, *state_, kc::encode(key), vc::encode(value), false, &tx) == 0;
+  }
+  bool insert_or_assign(transaction& tx, typename kc::in key, typename vc::in value) {
+    return detail::omap::put(*pool_, *state_, kc::encode(key), vc::encode(value), true, &tx) == 0;
+  }
+  bool erase(transaction& tx, typename kc::in key) { return detail::omap::erase(*pool_, *state_, kc::encode(key), &tx); }
   // Counts the entries leaf by leaf (each leaf's count read between its writers): O(leaves).
   std::uint64_t size() const { return detail::omap::size(*pool_, *state_); }
   bool empty() const { return !first().has_value(); }
@@ -253,6 +266,9 @@ class set_ref {
   // Returns true if the key was not there.
   bool insert(typename kc::in key) { return map_.insert(key, detail::no_value{}); }
   bool erase(typename kc::in key) { return map_.erase(key); }
+  // Inside the caller's block, for a caller that has the set to itself (see ordered_map_ref).
+  bool insert(transaction& tx, typename kc::in key) { return map_.insert(tx, key, detail::no_value{}); }
+  bool erase(transaction& tx, typename kc::in key) { return map_.erase(tx, key); }
   std::uint64_t size() const { return map_.size(); }
   bool empty() const { return map_.empty(); }
   std::optional<key_type> lower_bound(typename kc::in key) const { return key_of(map_.lower_bound(key)); }

@@ -1,0 +1,81 @@
+// kvstore/commands: the command table, as data, and what a command handler is given.
+//
+// Each family of commands lives in a file of its own under commands/ (connection.cpp, server.cpp,
+// strings.cpp, keys.cpp, transactions.cpp), with handlers named after their command, and lists
+// its commands in a table: name, arity (Redis's: n means exactly n arguments with the name, -n
+// at least n), flags, key positions, group and summary. The engine assembles the tables and
+// checks arity, authentication and MULTI state before a handler runs.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "resp.hpp"
+#include "store.hpp"
+
+namespace pobj::kv {
+
+class engine;
+struct session;
+
+namespace command_flags {
+inline constexpr std::uint32_t write = 1;          // may change the store
+inline constexpr std::uint32_t readonly = 2;       // reads the store only
+inline constexpr std::uint32_t deny_oom = 4;       // may allocate: refused when the pool is full
+inline constexpr std::uint32_t admin = 8;
+inline constexpr std::uint32_t no_auth = 16;       // allowed before AUTH
+inline constexpr std::uint32_t fast = 32;
+inline constexpr std::uint32_t connection_state = 64;  // changes the connection's state (never batched with others)
+inline constexpr std::uint32_t no_multi = 128;     // runs at once even inside MULTI (EXEC, DISCARD, ...)
+inline constexpr std::uint32_t own_block = 256;    // runs in a block of its own (FLUSHALL, EXEC)
+}  // namespace command_flags
+
+// What a handler is given. `tx` is the open failure-atomic block every store change joins;
+// `now_ms` the batch's time (expiry is decided against it, never against the clock).
+struct command_context {
+  engine& server;
+  store& db;
+  session& client;
+  std::span<const std::string_view> argv;
+  reply_writer& reply;
+  transaction& tx;
+  std::int64_t now_ms;
+};
+
+using command_handler = void (*)(command_context&);
+
+struct command_spec {
+  std::string_view name;  // lower case
+  int arity;
+  std::uint32_t flags;
+  command_handler handler;
+  int first_key, last_key, key_step;  // as Redis's COMMAND reply
+  std::string_view group;
+  std::string_view summary;
+};
+
+// The families' tables.
+std::span<const command_spec> connection_commands();
+std::span<const command_spec> server_commands();
+std::span<const command_spec> string_commands();
+std::span<const command_spec> key_commands();
+std::span<const command_spec> transaction_commands();
+
+// Argument helpers shared by the families; each returns false after replying with Redis's error.
+bool parse_integer(command_context& c, std::string_view s, std::int64_t& out);
+bool parse_double(command_context& c, std::string_view s, double& out);
+std::string lower(std::string_view s);
+bool equals_ignore_case(std::string_view a, std::string_view b);
+// Replies with Redis's wrong-type error.
+void wrong_type(command_context& c);
+void syntax_error(command_context& c);
+
+// Redis's glob (* ? [a-z] [^x] and \ escapes), as KEYS, SCAN MATCH and CONFIG GET use it.
+bool glob_match(std::string_view pattern, std::string_view s);
+
+// The integer a string holds, as Redis's string2ll (no spaces, no '+', within int64).
+bool string_to_int64(std::string_view s, std::int64_t& out);
+
+}  // namespace pobj::kv

@@ -1,0 +1,248 @@
+// The keyspace commands: DEL UNLINK EXISTS TYPE KEYS SCAN RENAME EXPIRE PEXPIRE EXPIREAT
+// PEXPIREAT TTL PTTL PERSIST, with Redis 7's replies and errors. Times to live survive restarts:
+// they are absolute times in the entry and in the store's expiry index.
+#include <array>
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "../engine.hpp"
+
+namespace pobj::kv {
+
+// Redis's glob: * ? [abc] [^a-z] and \ escapes (stringmatchlen), byte by byte.
+bool glob_match(std::string_view pattern, std::string_view s) {
+  while (!pattern.empty()) {
+    switch (pattern[0]) {
+      case '*': {
+        while (pattern.size() > 1 && pattern[1] == '*') pattern.remove_prefix(1);
+        if (pattern.size() == 1) return true;
+        for (std::size_t i = 0; i <= s.size(); ++i) {
+          if (glob_match(pattern.substr(1), s.substr(i))) return true;
+        }
+        return false;
+      }
+      case '?':
+        if (s.empty()) return false;
+        s.remove_prefix(1);
+        break;
+      case '[': {
+        if (s.empty()) return false;
+        pattern.remove_prefix(1);
+        const bool negate = !pattern.empty() && pattern[0] == '^';
+        if (negate) pattern.remove_prefix(1);
+        bool match = false;
+        while (!pattern.empty() && pattern[0] != ']') {
+          if (pattern[0] == '\\' && pattern.size() >= 2) {
+            pattern.remove_prefix(1);
+            match |= pattern[0] == s[0];
+          } else if (pattern.size() >= 3 && pattern[1] == '-') {
+            unsigned char lo = static_cast<unsigned char>(pattern[0]), hi = static_cast<unsigned char>(pattern[2]);
+            if (lo > hi) std::swap(lo, hi);
+            const auto c = static_cast<unsigned char>(s[0]);
+            match |= c >= lo && c <= hi;
+            pattern.remove_prefix(2);
+          } else {
+            match |= pattern[0] == s[0];
+          }
+          pattern.remove_prefix(1);
+        }
+        if (negate) match = !match;
+        if (!match) return false;
+        s.remove_prefix(1);
+        if (pattern.empty()) return s.empty();  // an unclosed class ends the pattern
+        break;
+      }
+      case '\\':
+        if (pattern.size() >= 2) pattern.remove_prefix(1);
+        [[fallthrough]];
+      default:
+        if (s.empty() || pattern[0] != s[0]) return false;
+        s.remove_prefix(1);
+        break;
+    }
+    pattern.remove_prefix(1);
+  }
+  return s.empty();
+}
+
+namespace {
+
+void del(command_context& c) {
+  std::int64_t n = 0;
+  for (std::size_t i = 1; i < c.argv.size(); ++i) {
+    if (c.db.erase(c.tx, c.argv[i], c.now_ms)) {
+      ++n;
+      c.server.touch(c.argv[i]);
+    }
+  }
+  c.reply.integer(n);
+}
+
+void exists(command_context& c) {
+  std::int64_t n = 0;
+  for (std::size_t i = 1; i < c.argv.size(); ++i) n += c.db.exists(c.tx, c.argv[i], c.now_ms) ? 1 : 0;
+  c.reply.integer(n);
+}
+
+void type(command_context& c) {
+  auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
+  c.reply.simple(e ? "string" : "none");
+}
+
+void keys(command_context& c) {
+  std::vector<std::string> found;
+  for (std::uint64_t cursor = 0;;) {
+    cursor = c.db.scan(cursor, c.now_ms, [&](std::string_view k, const entry&) {
+      if (glob_match(c.argv[1], k)) found.emplace_back(k);
+    });
+    if (cursor == 0) break;
+  }
+  c.reply.array(found.size());
+  for (const auto& k : found) c.reply.bulk(k);
+}
+
+void scan(command_context& c) {
+  std::uint64_t cursor = 0;
+  {
+    const std::string_view s = c.argv[1];
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), cursor);
+    if (ec != std::errc() || p != s.data() + s.size()) return c.reply.error("ERR invalid cursor");
+  }
+  std::string_view pattern;
+  std::int64_t count = 10;
+  std::optional<std::string> type_filter;
+  for (std::size_t i = 2; i < c.argv.size(); i += 2) {
+    if (i + 1 >= c.argv.size()) return syntax_error(c);
+    const std::string opt = lower(c.argv[i]);
+    if (opt == "match") {
+      pattern = c.argv[i + 1];
+    } else if (opt == "count") {
+      if (!parse_integer(c, c.argv[i + 1], count)) return;
+      if (count < 1) return syntax_error(c);
+    } else if (opt == "type") {
+      type_filter = lower(c.argv[i + 1]);
+    } else {
+      return syntax_error(c);
+    }
+  }
+  // Whole hash ranges (a segment each) until COUNT keys are seen: every key present for the whole
+  // walk is returned at least once, as Redis promises.
+  std::vector<std::string> found;
+  std::int64_t seen = 0;
+  do {
+    cursor = c.db.scan(cursor, c.now_ms, [&](std::string_view k, const entry&) {
+      ++seen;
+      if (type_filter && *type_filter != "string") return;
+      if (!pattern.empty() && !glob_match(pattern, k)) return;
+      found.emplace_back(k);
+    });
+  } while (cursor != 0 && seen < count);
+  c.reply.array(2);
+  c.reply.bulk(std::to_string(cursor));
+  c.reply.array(found.size());
+  for (const auto& k : found) c.reply.bulk(k);
+}
+
+void rename(command_context& c) {
+  auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
+  if (!e) return c.reply.error("ERR no such key");
+  if (c.argv[1] != c.argv[2]) {
+    c.db.erase(c.tx, c.argv[1], c.now_ms);
+    c.db.put(c.tx, c.argv[2], *e);
+    c.server.touch(c.argv[1]);
+    c.server.touch(c.argv[2]);
+  }
+  c.reply.ok();
+}
+
+// EXPIRE and its kin: `unit` ms per argument unit; `absolute` for the *AT forms.
+void expire_with(command_context& c, std::int64_t unit, bool absolute) {
+  std::int64_t v = 0;
+  if (!parse_integer(c, c.argv[2], v)) return;
+  bool nx = false, xx = false, gt = false, lt = false;
+  for (std::size_t i = 3; i < c.argv.size(); ++i) {
+    const std::string opt = lower(c.argv[i]);
+    if (opt == "nx") {
+      nx = true;
+    } else if (opt == "xx") {
+      xx = true;
+    } else if (opt == "gt") {
+      gt = true;
+    } else if (opt == "lt") {
+      lt = true;
+    } else {
+      return c.reply.error(fmt::format("ERR Unsupported option {}", c.argv[i]));
+    }
+  }
+  if (nx && (xx || gt || lt)) return c.reply.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+  if (gt && lt) return c.reply.error("ERR GT and LT options at the same time are not compatible");
+  std::int64_t when = 0;
+  if (__builtin_mul_overflow(v, unit, &when) || (!absolute && __builtin_add_overflow(when, c.now_ms, &when))) {
+    return c.reply.error(fmt::format("ERR invalid expire time in '{}' command", lower(c.argv[0])));
+  }
+  auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
+  if (!e) return c.reply.integer(0);
+  const std::int64_t current = e->expires_ms;  // 0: none, which GT treats as infinite
+  if ((nx && current != 0) || (xx && current == 0) || (gt && (current == 0 || when <= current)) ||
+      (lt && current != 0 && when >= current)) {
+    return c.reply.integer(0);
+  }
+  c.server.touch(c.argv[1]);
+  if (when <= c.now_ms) {  // a time in the past deletes the key, as Redis does
+    c.db.erase(c.tx, c.argv[1], c.now_ms);
+    ++c.server.stats().expired_keys;
+    return c.reply.integer(1);
+  }
+  c.db.set_expiry(c.tx, c.argv[1], *e, when);
+  c.reply.integer(1);
+}
+
+void expire(command_context& c) { expire_with(c, 1000, false); }
+void pexpire(command_context& c) { expire_with(c, 1, false); }
+void expireat(command_context& c) { expire_with(c, 1000, true); }
+void pexpireat(command_context& c) { expire_with(c, 1, true); }
+
+void ttl_with(command_context& c, std::int64_t unit) {
+  auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
+  if (!e) return c.reply.integer(-2);
+  if (e->expires_ms == 0) return c.reply.integer(-1);
+  const std::int64_t left = e->expires_ms - c.now_ms;
+  c.reply.integer(unit == 1 ? left : (left + 500) / 1000);
+}
+void ttl(command_context& c) { ttl_with(c, 1000); }
+void pttl(command_context& c) { ttl_with(c, 1); }
+
+void persist(command_context& c) {
+  auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
+  if (!e || e->expires_ms == 0) return c.reply.integer(0);
+  c.db.set_expiry(c.tx, c.argv[1], *e, 0);
+  c.server.touch(c.argv[1]);
+  c.reply.integer(1);
+}
+
+using namespace command_flags;
+
+const std::array table{
+    command_spec{"del", -2, write, del, 1, -1, 1, "keyspace", "deletes keys"},
+    command_spec{"unlink", -2, write | fast, del, 1, -1, 1, "keyspace",
+                 "deletes keys (large values are freed in steps after the reply's block commits)"},
+    command_spec{"exists", -2, readonly | fast, exists, 1, -1, 1, "keyspace", "counts the keys that exist"},
+    command_spec{"type", 2, readonly | fast, type, 1, 1, 1, "keyspace", "the type of a key's value"},
+    command_spec{"keys", 2, readonly, keys, 0, 0, 0, "keyspace", "the keys matching a pattern"},
+    command_spec{"scan", -2, readonly, scan, 0, 0, 0, "keyspace", "iterates over the keys"},
+    command_spec{"rename", 3, write, rename, 1, 2, 1, "keyspace", "renames a key"},
+    command_spec{"expire", -3, write | fast, expire, 1, 1, 1, "keyspace", "sets a time to live in seconds"},
+    command_spec{"pexpire", -3, write | fast, pexpire, 1, 1, 1, "keyspace", "sets a time to live in ms"},
+    command_spec{"expireat", -3, write | fast, expireat, 1, 1, 1, "keyspace", "sets an expiry time (unix s)"},
+    command_spec{"pexpireat", -3, write | fast, pexpireat, 1, 1, 1, "keyspace", "sets an expiry time (unix ms)"},
+    command_spec{"ttl", 2, readonly | fast, ttl, 1, 1, 1, "keyspace", "the time to live in seconds"},
+    command_spec{"pttl", 2, readonly | fast, pttl, 1, 1, 1, "keyspace", "the time to live in ms"},
+    command_spec{"persist", 2, write | fast, persist, 1, 1, 1, "keyspace", "removes a key's time to live"},
+};
+
+}  // namespace
+
+std::span<const command_spec> key_commands() { return table; }
+
+}  // namespace pobj::kv

@@ -1,0 +1,158 @@
+// The server commands: INFO CONFIG DBSIZE FLUSHDB FLUSHALL TIME SHUTDOWN, with Redis 7's replies
+// and errors.
+#include <array>
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "../engine.hpp"
+
+namespace pobj::kv {
+
+namespace {
+
+std::string engine_section(command_context& c, std::string_view section) {
+  engine_stats& st = c.server.stats();
+  pobj::pool& p = c.db.pool();
+  if (section == "memory") {
+    const pobj::heap_stats h = p.heap().stats();
+    return fmt::format(
+        "# Memory\r\npool_path:{}\r\npool_size:{}\r\npool_max_size:{}\r\nused_memory:{}\r\npool_bytes_used:{}\r\n"
+        "pool_bytes_free:{}\r\npool_chunks_free:{}\r\npool_chunks_total:{}\r\npool_extents:{}\r\n"
+        "keys_string:{}\r\n\r\n",
+        p.path(), p.size(), p.max_size(), h.bytes_used, h.bytes_used, h.bytes_free, h.chunks_free, h.chunks_total,
+        h.extents, c.db.size());
+  }
+  if (section == "stats") {
+    return fmt::format("# Stats\r\ntotal_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n"
+                       "expired_keys:{}\r\nrejected_oom:{}\r\n\r\n",
+                       st.commands, st.keyspace_hits, st.keyspace_misses, st.expired_keys, st.rejected_oom);
+  }
+  if (section == "keyspace") {
+    const std::uint64_t n = c.db.size();
+    if (n == 0) return "# Keyspace\r\n\r\n";
+    return fmt::format("# Keyspace\r\ndb0:keys={},expires={},avg_ttl=0\r\n\r\n", n, c.db.volatile_keys());
+  }
+  if (section == "commandstats") {
+    std::string out = "# Commandstats\r\n";
+    for (const auto& [name, calls] : st.calls) out += fmt::format("cmdstat_{}:calls={}\r\n", name, calls);
+    return out + "\r\n";
+  }
+  return {};
+}
+
+void info(command_context& c) {
+  static constexpr std::array defaults{"server", "clients", "memory", "persistence", "stats", "keyspace"};
+  std::vector<std::string> sections;
+  for (std::size_t i = 1; i < c.argv.size(); ++i) sections.push_back(lower(c.argv[i]));
+  if (sections.empty() || sections[0] == "default" || sections[0] == "all" || sections[0] == "everything") {
+    const bool all = !sections.empty() && sections[0] != "default";
+    sections.assign(defaults.begin(), defaults.end());
+    if (all) sections.emplace_back("commandstats");
+  }
+  std::string out;
+  for (const auto& s : sections) {
+    std::string text = engine_section(c, s);
+    if (text.empty() && c.server.server() != nullptr) text = c.server.server()->info_section(s);
+    out += text;
+  }
+  c.reply.verbatim(out);
+}
+
+void config_(command_context& c) {
+  const std::string sub = lower(c.argv[1]);
+  config& cfg = c.server.settings();
+  if (sub == "get" && c.argv.size() >= 3) {
+    std::vector<std::pair<std::string, std::string>> found;
+    for (const auto& name : setting_names()) {
+      for (std::size_t i = 2; i < c.argv.size(); ++i) {
+        if (glob_match(lower(c.argv[i]), name)) {
+          found.emplace_back(name, *setting_value(cfg, name));
+          break;
+        }
+      }
+    }
+    c.reply.map(found.size());
+    for (const auto& [k, v] : found) {
+      c.reply.bulk(k);
+      c.reply.bulk(v);
+    }
+    return;
+  }
+  if (sub == "set" && c.argv.size() >= 4 && c.argv.size() % 2 == 0) {
+    // Settings that take effect while running; the others need a restart.
+    static constexpr std::array live{"requirepass", "hz", "maxclients", "log-level", "loglevel"};
+    config changed = cfg;
+    for (std::size_t i = 2; i < c.argv.size(); i += 2) {
+      const std::string name = lower(c.argv[i]);
+      if (std::find(live.begin(), live.end(), name) == live.end()) {
+        const bool known = setting_value(cfg, name).has_value();
+        return c.reply.error(fmt::format("ERR {} - argument '{}'", known ? "CONFIG SET failed (possibly related to "
+                                                                           "argument) - can't set immutable config"
+                                                                         : "Unknown option or number of arguments for "
+                                                                           "CONFIG SET",
+                                         c.argv[i]));
+      }
+      if (auto err = apply_setting(changed, name, c.argv[i + 1])) {
+        return c.reply.error(fmt::format("ERR CONFIG SET failed (possibly related to argument '{}') - {}", c.argv[i], *err));
+      }
+    }
+    cfg = changed;
+    return c.reply.ok();
+  }
+  if (sub == "resetstat" && c.argv.size() == 2) {
+    c.server.stats() = engine_stats{};
+    return c.reply.ok();
+  }
+  c.reply.error(fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.", c.argv[1]));
+}
+
+void dbsize(command_context& c) { c.reply.integer(static_cast<std::int64_t>(c.db.size())); }
+
+void flushdb(command_context& c) {
+  if (c.argv.size() > 2 || (c.argv.size() == 2 && !equals_ignore_case(c.argv[1], "async") &&
+                            !equals_ignore_case(c.argv[1], "sync"))) {
+    return syntax_error(c);
+  }
+  c.db.clear(c.tx);
+  c.server.touch_all();
+  c.reply.ok();
+}
+
+void time(command_context& c) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  c.reply.array(2);
+  c.reply.bulk(std::to_string(us / 1000000));
+  c.reply.bulk(std::to_string(us % 1000000));
+}
+
+void shutdown(command_context& c) {
+  for (std::size_t i = 1; i < c.argv.size(); ++i) {
+    const std::string opt = lower(c.argv[i]);
+    if (opt != "nosave" && opt != "save" && opt != "now" && opt != "force" && opt != "abort") return syntax_error(c);
+  }
+  // Nothing to save: every acknowledged write is already in the pool. The server stops once
+  // this batch has committed; like Redis, it sends no reply.
+  if (c.server.server() != nullptr) c.server.server()->request_shutdown();
+  c.client.close_after_reply = true;
+}
+
+using namespace command_flags;
+
+const std::array table{
+    command_spec{"info", -1, 0, info, 0, 0, 0, "server", "server, clients, memory, persistence, stats, keyspace"},
+    command_spec{"config", -2, admin | connection_state, config_, 0, 0, 0, "server", "reads or changes settings"},
+    command_spec{"dbsize", 1, readonly | fast, dbsize, 0, 0, 0, "server", "the number of keys"},
+    command_spec{"flushdb", -1, write | own_block, flushdb, 0, 0, 0, "server", "removes every key"},
+    command_spec{"flushall", -1, write | own_block, flushdb, 0, 0, 0, "server", "removes every key"},
+    command_spec{"time", 1, fast, time, 0, 0, 0, "server", "the server's time"},
+    command_spec{"shutdown", -1, admin | own_block | no_multi, shutdown, 0, 0, 0, "server", "stops the server"},
+};
+
+}  // namespace
+
+std::span<const command_spec> server_commands() { return table; }
+
+}  // namespace pobj::kv

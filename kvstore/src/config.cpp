@@ -1,0 +1,191 @@
+// pobj-kv's settings (config.hpp).
+#include "config.hpp"
+
+#include <charconv>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <pobj/error.hpp>
+
+namespace pobj::kv {
+
+namespace {
+
+std::optional<std::uint64_t> parse_size(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p == s.data()) return std::nullopt;
+  std::string unit(p, s.data() + s.size());
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::uint64_t m = 1;
+  if (unit.empty() || unit == "b") {
+    m = 1;
+  } else if (unit == "k" || unit == "kb") {
+    m = 1ull << 10;
+  } else if (unit == "m" || unit == "mb") {
+    m = 1ull << 20;
+  } else if (unit == "g" || unit == "gb") {
+    m = 1ull << 30;
+  } else {
+    return std::nullopt;
+  }
+  if (v > UINT64_MAX / m) return std::nullopt;
+  return v * m;
+}
+
+std::optional<int> parse_int(std::string_view s, int lo, int hi) {
+  int v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+std::string size_text(std::uint64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+std::optional<std::string> apply_setting(config& cfg, std::string_view name, std::string_view value) {
+  auto bad = [&](std::string_view what) { return fmt::format("{} '{}': {}", name, value, what); };
+  if (name == "bind") {
+    if (value.empty()) return bad("an address is needed");
+    cfg.bind = value;
+  } else if (name == "port") {
+    auto v = parse_int(value, 0, 65535);
+    if (!v) return bad("a port is 0 to 65535");
+    cfg.port = *v;
+  } else if (name == "pool") {
+    if (value.empty()) return bad("a path is needed");
+    cfg.pool_path = value;
+  } else if (name == "pool-size" || name == "pool-max-size") {
+    auto v = parse_size(value);
+    if (!v || *v == 0) return bad("a size is a number with an optional k, m or g");
+    (name == "pool-size" ? cfg.pool_size : cfg.pool_max_size) = *v;
+  } else if (name == "persist-mode") {
+    try {
+      cfg.mode = parse_persist_mode(value == "auto" ? std::string_view("auto") : value);
+    } catch (const pobj::error&) {
+      return bad("modes are auto, byte, cache_line, page");
+    }
+    if (cfg.mode == persist_mode::sim) return bad("sim is for tests only");
+  } else if (name == "threads") {
+    auto v = parse_int(value, 1, 64);
+    if (!v) return bad("1 to 64");
+    cfg.threads = *v;
+  } else if (name == "maxclients") {
+    auto v = parse_int(value, 1, 1000000);
+    if (!v) return bad("1 to 1000000");
+    cfg.maxclients = *v;
+  } else if (name == "requirepass") {
+    cfg.requirepass = value;
+  } else if (name == "hz") {
+    auto v = parse_int(value, 1, 500);
+    if (!v) return bad("1 to 500");
+    cfg.hz = *v;
+  } else if (name == "log-level" || name == "loglevel") {
+    if (value != "debug" && value != "verbose" && value != "notice" && value != "warning") {
+      return bad("debug, verbose, notice or warning");
+    }
+    cfg.log_level = value;
+  } else {
+    return fmt::format("unknown setting '{}'", name);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> load_config_file(config& cfg, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return fmt::format("cannot read config file '{}'", path);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto end = line.find_last_not_of(" \t\r");
+    const std::string_view body = std::string_view(line).substr(first, end - first + 1);
+    const auto space = body.find_first_of(" \t");
+    const std::string_view name = body.substr(0, space);
+    std::string_view value = space == std::string_view::npos ? std::string_view() : body.substr(space + 1);
+    value.remove_prefix(std::min(value.find_first_not_of(" \t"), value.size()));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    if (auto err = apply_setting(cfg, name, value)) return fmt::format("{}:{}: {}", path, n, *err);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_arguments(config& cfg, const std::vector<std::string>& args) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view a = args[i];
+    if (a == "-h" || a == "--help") {
+      cfg.show_help = true;
+      continue;
+    }
+    if (a == "-v" || a == "--version") {
+      cfg.show_version = true;
+      continue;
+    }
+    if (!a.starts_with("--")) return fmt::format("unexpected argument '{}' (see --help)", a);
+    a.remove_prefix(2);
+    std::string_view value;
+    if (const auto eq = a.find('='); eq != std::string_view::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+    } else {
+      if (i + 1 >= args.size()) return fmt::format("--{} needs a value", a);
+      value = args[++i];
+    }
+    if (a == "config") {
+      if (auto err = load_config_file(cfg, std::string(value))) return err;
+    } else if (a == "check") {
+      cfg.check_pool = value;
+    } else if (auto err = apply_setting(cfg, a, value)) {
+      return err;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> setting_value(const config& cfg, std::string_view name) {
+  if (name == "bind") return cfg.bind;
+  if (name == "port") return std::to_string(cfg.port);
+  if (name == "pool") return cfg.pool_path;
+  if (name == "pool-size") return size_text(cfg.pool_size);
+  if (name == "pool-max-size") return size_text(cfg.pool_max_size);
+  if (name == "persist-mode") return std::string(to_string(cfg.mode));
+  if (name == "threads") return std::to_string(cfg.threads);
+  if (name == "maxclients") return std::to_string(cfg.maxclients);
+  if (name == "requirepass") return cfg.requirepass;
+  if (name == "hz") return std::to_string(cfg.hz);
+  if (name == "log-level" || name == "loglevel") return cfg.log_level;
+  // What clients and tools ask of Redis, answered as Redis would for this server.
+  if (name == "save") return std::string();
+  if (name == "appendonly") return std::string("no");
+  if (name == "databases") return std::string("1");
+  return std::nullopt;
+}
+
+std::vector<std::string> setting_names() {
+  return {"bind", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
+          "requirepass", "hz", "log-level", "save", "appendonly", "databases"};
+}
+
+std::string usage() {
+  return R"(pobj-kv: a Redis-compatible server whose keyspace lives in a pobj pool.
+
+usage: pobj-kv [--config FILE] [--NAME VALUE ...]
+       pobj-kv --check POOL        verify a pool offline and exit (0 healthy, 1 problems, 2 unusable)
+
+settings (flags, or "NAME VALUE" lines in the config file):
+  bind ADDRESS          listen address (default 127.0.0.1)
+  port N                TCP port (default 7379)
+  pool PATH             the pool file (default ./pobj-kv.pool; made if missing)
+  pool-size SIZE        initial size of a new pool (default 256m)
+  pool-max-size SIZE    the pool grows up to this, then writes get -OOM (default 64g)
+  persist-mode MODE     auto, byte, cache_line, page (default auto: what the file system gives)
+  threads N             accepted for compatibility; commands run on one thread
+  maxclients N          connections at once (default 10000)
+  requirepass PASSWORD  clients must AUTH first
+  hz N                  active expiry cycles per second (default 10)
+  log-level LEVEL       debug, verbose, notice, warning (default notice)
+)";
+}
+
+}  // namespace pobj::kv

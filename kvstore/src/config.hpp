@@ -1,0 +1,47 @@
+// kvstore/config: pobj-kv's settings, from flags and a config file.
+//
+// Flags are `--name value` (or `--name=value`); a config file (`--config FILE`) has one
+// `name value` per line, as redis.conf, with # comments; flags given after --config override the
+// file. Names: bind, port, pool, pool-size, pool-max-size, persist-mode, threads, maxclients,
+// requirepass, hz, log-level. Sizes take k/m/g/kb/mb/gb suffixes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pobj/media.hpp>
+
+namespace pobj::kv {
+
+struct config {
+  std::string bind = "127.0.0.1";           // loopback only unless told otherwise
+  int port = 7379;                          // not Redis's 6379: both can run on one machine
+  std::string pool_path = "pobj-kv.pool";   // in the working directory
+  std::uint64_t pool_size = 256ull << 20;   // initial size of a new pool
+  std::uint64_t pool_max_size = 64ull << 30;
+  persist_mode mode = persist_mode::auto_detect;
+  int threads = 1;                          // command execution is one thread (deterministic)
+  int maxclients = 10000;
+  std::string requirepass;                  // empty: no AUTH needed
+  int hz = 10;                              // active expiry cycles per second
+  std::string log_level = "notice";         // debug, verbose, notice, warning
+  std::string check_pool;                   // --check POOL: verify offline and exit
+  bool show_help = false;
+  bool show_version = false;
+};
+
+// Applies `name value` to cfg; returns an error message, or nothing.
+std::optional<std::string> apply_setting(config& cfg, std::string_view name, std::string_view value);
+// Parses argv (argv[0] skipped); returns an error message, or nothing.
+std::optional<std::string> parse_arguments(config& cfg, const std::vector<std::string>& args);
+// Reads a config file; returns an error message ("FILE:LINE: ..."), or nothing.
+std::optional<std::string> load_config_file(config& cfg, const std::string& path);
+// CONFIG GET's view: the value of a setting, if the name is known.
+std::optional<std::string> setting_value(const config& cfg, std::string_view name);
+std::vector<std::string> setting_names();
+std::string usage();
+
+}  // namespace pobj::kv

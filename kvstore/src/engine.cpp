@@ -1,0 +1,166 @@
+// The command engine (engine.hpp) and the argument helpers the command families share.
+#include "engine.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+namespace pobj::kv {
+
+// ---- helpers (commands.hpp) ---------------------------------------------------------------------
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool equals_ignore_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool string_to_int64(std::string_view s, std::int64_t& out) {
+  if (s.empty() || s.size() > 20 || s[0] == '+' || (s.size() > 1 && s[0] == '0') ||
+      (s.size() > 1 && s[0] == '-' && s[1] == '0')) {
+    return false;
+  }
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool parse_integer(command_context& c, std::string_view s, std::int64_t& out) {
+  if (string_to_int64(s, out)) return true;
+  c.reply.error("ERR value is not an integer or out of range");
+  return false;
+}
+
+bool parse_double(command_context& c, std::string_view s, double& out) {
+  // As Redis's string2ld: the whole string, no spaces, not NaN.
+  std::string copy(s);
+  char* end = nullptr;
+  errno = 0;
+  out = copy.empty() || std::isspace(static_cast<unsigned char>(copy[0])) ? NAN : std::strtod(copy.c_str(), &end);
+  if (copy.empty() || end != copy.c_str() + copy.size() || std::isnan(out) || errno == ERANGE) {
+    c.reply.error("ERR value is not a valid float");
+    return false;
+  }
+  return true;
+}
+
+void wrong_type(command_context& c) {
+  c.reply.error("WRONGTYPE Operation against a key holding the wrong kind of value");
+}
+
+void syntax_error(command_context& c) { c.reply.error("ERR syntax error"); }
+
+// ---- engine -------------------------------------------------------------------------------------
+
+engine::engine(pobj::pool& pool, config& cfg) : db_(pool), config_(&cfg) {
+  for (auto table : {connection_commands(), server_commands(), string_commands(), key_commands(),
+                     transaction_commands()}) {
+    for (const command_spec& c : table) {
+      all_.push_back(&c);
+      by_name_.emplace(std::string(c.name), &c);
+    }
+  }
+}
+
+const command_spec* engine::find(std::string_view name) const {
+  std::string key = name.size() <= 32 ? lower(name) : std::string();
+  auto it = by_name_.find(key);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+engine::placement engine::placement_of(const session& s, std::span<const std::string_view> argv) const {
+  if (s.in_multi || argv.empty()) return placement::alone;
+  const command_spec* c = find(argv[0]);
+  if (c == nullptr) return placement::batch;  // an error reply: nothing to undo
+  return (c->flags & (command_flags::connection_state | command_flags::own_block)) != 0 ? placement::alone : placement::batch;
+}
+
+namespace {
+
+std::string unknown_command(std::span<const std::string_view> argv) {
+  std::string args;
+  for (std::size_t i = 1; i < argv.size() && args.size() < 128; ++i) {
+    args += fmt::format("'{}' ", argv[i].substr(0, 128));
+  }
+  return fmt::format("ERR unknown command '{}', with args beginning with: {}", argv[0].substr(0, 128), args);
+}
+
+bool arity_ok(const command_spec& c, std::size_t argc) {
+  return c.arity >= 0 ? argc == static_cast<std::size_t>(c.arity) : argc >= static_cast<std::size_t>(-c.arity);
+}
+
+}  // namespace
+
+void engine::execute(session& s, std::span<const std::string_view> argv, reply_writer& reply, transaction& tx,
+                     std::int64_t now) {
+  if (argv.empty()) return;
+  const command_spec* c = find(argv[0]);
+  s.last_ms = now;
+  if (c == nullptr) {
+    if (s.in_multi) s.multi_failed = true;
+    reply.error(unknown_command(argv));
+    return;
+  }
+  s.last_command = c->name;
+  if (!config_->requirepass.empty() && !s.authenticated && (c->flags & command_flags::no_auth) == 0) {
+    reply.error("NOAUTH Authentication required.");
+    return;
+  }
+  if (!arity_ok(*c, argv.size())) {
+    if (s.in_multi) s.multi_failed = true;
+    reply.error(fmt::format("ERR wrong number of arguments for '{}' command", c->name));
+    return;
+  }
+  if (s.in_multi && (c->flags & command_flags::no_multi) == 0) {
+    s.queued.emplace_back(argv.begin(), argv.end());
+    reply.simple("QUEUED");
+    return;
+  }
+  ++stats_.commands;
+  ++stats_.calls[std::string(c->name)];
+  command_context ctx{*this, db_, s, argv, reply, tx, now};
+  c->handler(ctx);
+}
+
+void engine::watch(session& s, std::string_view key) {
+  if (std::find(s.watched.begin(), s.watched.end(), key) != s.watched.end()) return;
+  s.watched.emplace_back(key);
+  watchers_[std::string(key)].insert(&s);
+}
+
+void engine::unwatch(session& s) {
+  for (const auto& k : s.watched) {
+    auto it = watchers_.find(k);
+    if (it == watchers_.end()) continue;
+    it->second.erase(&s);
+    if (it->second.empty()) watchers_.erase(it);
+  }
+  s.watched.clear();
+  s.watch_dirty = false;
+}
+
+void engine::touch(std::string_view key) {
+  if (watchers_.empty()) return;
+  auto it = watchers_.find(std::string(key));
+  if (it == watchers_.end()) return;
+  for (session* s : it->second) s->watch_dirty = true;
+}
+
+void engine::touch_all() {
+  for (auto& [k, sessions] : watchers_) {
+    for (session* s : sessions) s->watch_dirty = true;
+  }
+}
+
+void engine::forget(session& s) { unwatch(s); }
+
+}  // namespace pobj::kv

@@ -1,0 +1,111 @@
+// kvstore/engine: runs commands against the store: the deterministic core of pobj-kv.
+//
+// engine::execute(session, argv, reply, tx, now) looks the command up in the table, checks its
+// arity, authentication and the session's MULTI state, and runs its handler, whose every change
+// to the store joins `tx`; the reply is appended to `reply`. Given the same store, command, session
+// state and `now`, it does the same thing: the server relies on this to run a batch of commands
+// again after a failure rolled their block back, and a replicated log could rely on it to replay
+// commands on another server.
+//
+// The network, batching and group commit are the server's (server.hpp); the engine never
+// touches a socket or the clock.
+//
+// Thread safety: one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "commands.hpp"
+#include "config.hpp"
+#include "resp.hpp"
+#include "store.hpp"
+
+namespace pobj::kv {
+
+// A client connection's state.
+struct session {
+  std::uint64_t id = 0;
+  int protocol = 2;            // RESP version (HELLO 3 switches to RESP3)
+  bool authenticated = false;  // true at once on a server without a password
+  std::string name;            // CLIENT SETNAME
+  std::string address;         // peer, "ip:port"
+  std::int64_t created_ms = 0;
+  std::int64_t last_ms = 0;
+  std::string last_command;
+  bool close_after_reply = false;  // QUIT, or a protocol error
+  // MULTI: the commands queued (copies), and whether one was refused when queued.
+  bool in_multi = false;
+  bool multi_failed = false;
+  std::vector<std::vector<std::string>> queued;
+  // WATCH: set when a watched key changes; EXEC then fails.
+  std::vector<std::string> watched;
+  bool watch_dirty = false;
+};
+
+// What the engine asks of the server for INFO and CLIENT (connections, process figures).
+class server_view {
+ public:
+  virtual ~server_view() = default;
+  virtual std::size_t client_count() const = 0;
+  virtual std::string client_list() const = 0;  // CLIENT LIST's text
+  virtual std::string info_section(std::string_view section) const = 0;  // server's own sections
+  virtual void request_shutdown() = 0;
+};
+
+struct engine_stats {
+  std::uint64_t commands = 0;
+  std::uint64_t keyspace_hits = 0;
+  std::uint64_t keyspace_misses = 0;
+  std::uint64_t expired_keys = 0;
+  std::uint64_t rejected_oom = 0;
+  std::unordered_map<std::string, std::uint64_t> calls;  // per command
+};
+
+class engine {
+ public:
+  engine(pobj::pool& pool, config& cfg);
+
+  enum class placement {
+    batch,  // may share a block with other commands
+    alone,  // after the batch commits, in a block of its own (session state, MULTI, FLUSHALL)
+  };
+  placement placement_of(const session& s, std::span<const std::string_view> argv) const;
+
+  void execute(session& s, std::span<const std::string_view> argv, reply_writer& reply, transaction& tx,
+               std::int64_t now);
+
+  const command_spec* find(std::string_view name) const;
+  std::span<const command_spec* const> commands() const { return all_; }
+
+  // WATCH: keys sessions watch; a write to one marks its watchers.
+  void watch(session& s, std::string_view key);
+  void unwatch(session& s);
+  void touch(std::string_view key);
+  void touch_all();
+  // A session is gone: forget its watches.
+  void forget(session& s);
+
+  store& db() noexcept { return db_; }
+  config& settings() noexcept { return *config_; }
+  engine_stats& stats() noexcept { return stats_; }
+  void set_server(server_view* v) noexcept { server_ = v; }
+  server_view* server() const noexcept { return server_; }
+
+ private:
+  store db_;
+  config* config_;
+  engine_stats stats_;
+  server_view* server_ = nullptr;
+  std::vector<const command_spec*> all_;
+  std::unordered_map<std::string, const command_spec*> by_name_;
+  std::unordered_map<std::string, std::unordered_set<session*>> watchers_;
+};
+
+}  // namespace pobj::kv

@@ -1,0 +1,114 @@
+// pobj-kv: a Redis-compatible server whose keyspace lives in a pobj pool. See kvstore/README.md
+// and docs/kvstore.md.
+//
+//   pobj-kv [--config FILE] [--port N] [--pool PATH] ...   serve (pobj-kv --help lists the settings)
+//   pobj-kv --check POOL                                  verify a pool offline
+#include <csignal>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <pobj/pobj.hpp>
+
+#include "config.hpp"
+#include "engine.hpp"
+#include "log.hpp"
+#include "server.hpp"
+
+namespace {
+
+pobj::kv::server* running = nullptr;
+
+void on_signal(int) {
+  if (running != nullptr) running->request_shutdown();
+}
+
+pobj::pool_options pool_options_of(const pobj::kv::config& cfg) {
+  pobj::pool_options o;
+  o.mode = cfg.mode;
+  o.size = cfg.pool_size;
+  o.max_size = std::max(cfg.pool_max_size, cfg.pool_size);
+  // One thread runs commands: a few lanes suffice, each with room for a batch of commands.
+  o.lanes = 4;
+  o.lane_log_size = 4 * pobj::MiB;
+  return o;
+}
+
+// --check: the heap's reachability check and a read of every entry. 0 healthy, 1 problems, 2
+// unusable.
+int check(const std::string& path) {
+  pobj::pool p;
+  try {
+    p = pobj::pool::open(path);
+  } catch (const pobj::error& e) {
+    fmt::print(stderr, "pobj-kv --check: {}\n", e.what());
+    return 2;
+  }
+  int status = 0;
+  try {
+    pobj::kv::store db(p);
+    std::uint64_t keys = 0, with_ttl = 0;
+    for (std::uint64_t cursor = 0;;) {
+      cursor = db.scan(cursor, 0, [&](std::string_view, const pobj::kv::entry& e) {
+        ++keys;
+        with_ttl += e.expires_ms != 0 ? 1 : 0;
+      });
+      if (cursor == 0) break;
+    }
+    fmt::print("keyspace: {} keys ({} with a time to live), every entry readable\n", keys, with_ttl);
+  } catch (const std::exception& e) {
+    fmt::print("keyspace: {}\n", e.what());
+    status = 1;
+  }
+  const pobj::check_report r = p.heap().check();
+  fmt::print("heap: {} objects ({} bytes) reachable, {} unreachable, {} inconsistencies\n", r.reachable_objects,
+             r.reachable_bytes, r.unreachable.size(), r.corrupt.size());
+  for (const auto& line : r.corrupt) fmt::print("  corrupt: {}\n", line);
+  return r.ok() ? status : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  pobj::kv::config cfg;
+  if (auto err = pobj::kv::parse_arguments(cfg, std::vector<std::string>(argv + 1, argv + argc))) {
+    fmt::print(stderr, "pobj-kv: {}\n", *err);
+    return 2;
+  }
+  if (cfg.show_help) {
+    fmt::print("{}", pobj::kv::usage());
+    return 0;
+  }
+  if (cfg.show_version) {
+    fmt::print("pobj-kv 0.1.0 (pobj, Redis protocol 2 and 3)\n");
+    return 0;
+  }
+  if (!cfg.check_pool.empty()) return check(cfg.check_pool);
+  pobj::kv::log::set_threshold(cfg.log_level);
+  try {
+    pobj::pool p = pobj::pool::open_or_create(cfg.pool_path, pool_options_of(cfg));
+    const auto& rec = p.recovery();
+    pobj::kv::engine engine(p, cfg);
+    pobj::kv::log::notice("pool {} opened in {:.3f} ms (mode {}, {} MiB of {} MiB, boot {}; recovery: {} blocks "
+                          "rolled back, {} completed), {} keys",
+                          cfg.pool_path, rec.open_ms, pobj::to_string(p.mode()), p.size() >> 20, p.max_size() >> 20,
+                          rec.boot_count, rec.blocks_rolled_back, rec.blocks_rolled_forward, engine.db().size());
+    if (const std::uint64_t freed = pobj::reclaim(p); freed != 0) {
+      pobj::kv::log::notice("freed {} blocks of values deleted before a crash", freed);
+    }
+    pobj::kv::server srv(engine, cfg);
+    srv.listen();
+    cfg.port = srv.port();  // the port bound (port 0 asks the system for one)
+    running = &srv;
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+    pobj::kv::log::notice("pobj-kv ready to accept connections on {}:{}", cfg.bind, srv.port());
+    srv.run();
+    running = nullptr;
+  } catch (const std::exception& e) {
+    pobj::kv::log::warning("pobj-kv: {}", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,471 @@
+// pobj-kv's event loop, batching and group commit (server.hpp).
+#include "server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "log.hpp"
+
+namespace pobj::kv {
+
+struct server::connection {
+  int fd = -1;
+  session s;
+  request_parser parser;
+  std::string in;              // read, not yet consumed: [0, parsed) is consumed by commands run
+  std::size_t parsed = 0;
+  std::string out;             // replies: [0, sent) sent, [sent, committed) sendable, the rest waits
+  std::size_t sent = 0;        //   for its batch to commit
+  std::size_t committed = 0;
+  bool reading = true;         // EPOLLIN registered
+  bool writing = false;        // EPOLLOUT registered
+  bool dead = false;           // the connection failed: close without sending
+  bool eof = false;            // the peer sent all it will: answer what it sent, then close
+  bool has_input = false;      // complete commands may be waiting in `in`
+};
+
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string peer_of(const sockaddr_storage& a) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (a.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
+    inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+    port = ntohs(v4->sin_port);
+  } else if (a.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
+    inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+    port = ntohs(v6->sin6_port);
+  }
+  return fmt::format("{}:{}", host, port);
+}
+
+}  // namespace
+
+server::server(engine& e, config& cfg) : engine_(&e), config_(&cfg) { engine_->set_server(this); }
+
+server::~server() {
+  engine_->set_server(nullptr);
+  for (auto& [fd, c] : connections_) ::close(fd);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+void server::listen() {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(config_->port);
+  if (int rc = getaddrinfo(config_->bind.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", config_->bind, port, gai_strerror(rc)));
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, freeaddrinfo);
+  listen_fd_ = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) throw std::runtime_error(fmt::format("socket: {}", std::strerror(errno)));
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(listen_fd_, found->ai_addr, found->ai_addrlen) != 0 || ::listen(listen_fd_, 511) != 0) {
+    throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", config_->bind, port, std::strerror(errno)));
+  }
+  sockaddr_storage bound{};
+  socklen_t len = sizeof(bound);
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
+  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) throw std::runtime_error(fmt::format("epoll: {}", std::strerror(errno)));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = listen_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+}
+
+void server::run() {
+  started_ms_ = wall_ms();
+  std::vector<epoll_event> events(256);
+  while (!stop_.load()) {
+    bool input_waiting = false;
+    for (auto& [fd, c] : connections_) input_waiting |= c->has_input && !c->dead;
+    const std::int64_t now = wall_ms();
+    const int timeout = input_waiting ? 0 : static_cast<int>(std::clamp<std::int64_t>(next_expire_ms_ - now, 0, 100));
+    const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
+    if (n < 0 && errno != EINTR) throw std::runtime_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[static_cast<std::size_t>(i)].data.fd;
+      if (fd == listen_fd_) {
+        accept_clients();
+        continue;
+      }
+      auto it = connections_.find(fd);
+      if (it == connections_.end()) continue;
+      connection& c = *it->second;
+      const std::uint32_t what = events[static_cast<std::size_t>(i)].events;
+      if (what & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_from(c);
+      if ((what & EPOLLOUT) && !c.dead) flush(c);
+    }
+    const std::int64_t batch_now = wall_ms();
+    process(batch_now);
+    if (batch_now >= next_expire_ms_) {
+      active_expire(batch_now);
+      next_expire_ms_ = batch_now + 1000 / std::max(1, config_->hz);
+    }
+    for (auto& [fd, c] : connections_) {
+      if (c->committed > c->sent && !c->dead) flush(*c);
+      const bool answered = c->sent == c->out.size() && (c->s.close_after_reply || !c->has_input);
+      if (c->dead || ((c->s.close_after_reply || c->eof) && answered)) closing_.push_back(c.get());
+    }
+    for (connection* c : closing_) close(*c);
+    closing_.clear();
+  }
+  // Everything acknowledged is already persistent; what is still unsent is sent if it can be.
+  for (auto& [fd, c] : connections_) {
+    if (!c->dead) flush(*c);
+  }
+  log::notice("pobj-kv is now ready to exit, bye bye...");
+}
+
+void server::accept_clients() {
+  for (;;) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or an error the next turn will see again
+    if (connections_.size() >= static_cast<std::size_t>(config_->maxclients)) {
+      static constexpr std::string_view full = "-ERR max number of clients reached\r\n";
+      [[maybe_unused]] auto w = ::write(fd, full.data(), full.size());
+      ::close(fd);
+      ++rejected_clients_;
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    auto c = std::make_unique<connection>();
+    c->fd = fd;
+    c->s.id = next_id_++;
+    c->s.address = peer_of(peer);
+    c->s.created_ms = c->s.last_ms = wall_ms();
+    c->s.authenticated = config_->requirepass.empty();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    connections_.emplace(fd, std::move(c));
+  }
+}
+
+void server::read_from(connection& c) {
+  if (c.dead) return;
+  // At most a few MiB a turn, so one busy client cannot starve the others.
+  for (std::size_t total = 0; total < (4u << 20);) {
+    const std::size_t want = std::max<std::size_t>(64 * 1024, std::min<std::size_t>(c.parser.bytes_wanted(), 16u << 20));
+    const std::size_t at = c.in.size();
+    c.in.resize(at + want);
+    const ssize_t n = ::read(c.fd, c.in.data() + at, want);
+    c.in.resize(at + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+    if (n > 0) {
+      total += static_cast<std::size_t>(n);
+      c.has_input = true;
+      continue;
+    }
+    if (n == 0) {
+      c.eof = true;
+      update_events(c);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      c.dead = true;
+    }
+    return;
+  }
+}
+
+void server::process(std::int64_t now) {
+  for (auto& [fd, c] : connections_) {
+    if (c->has_input && !c->dead && !c->s.close_after_reply) serve(*c, now);
+  }
+  commit_batch();
+  // What the batch's commands consumed is no longer referenced: drop it.
+  for (auto& [fd, c] : connections_) {
+    if (c->parsed > 0) {
+      c->in.erase(0, c->parsed);
+      c->parsed = 0;
+    }
+    if (c->sent > 0 && c->sent == c->out.size()) {
+      c->out.clear();
+      c->sent = c->committed = 0;
+    }
+  }
+}
+
+void server::serve(connection& c, std::int64_t now) {
+  std::vector<std::string_view> argv;
+  for (int commands = 0; commands < 256; ++commands) {
+    if (c.out.size() - c.sent > max_output) return;  // stop until the client reads its replies
+    std::size_t consumed = 0;
+    const std::string_view input = std::string_view(c.in).substr(c.parsed);
+    const auto status = c.parser.parse(input, c.s.authenticated, argv, consumed);
+    if (status == request_parser::status::incomplete) {
+      c.has_input = false;
+      return;
+    }
+    if (status == request_parser::status::error) {
+      // Redis replies and closes; what came before it is answered first.
+      commit_batch();
+      reply_writer(c.out, c.s.protocol).error("ERR " + c.parser.error_message());
+      c.committed = c.out.size();
+      c.s.close_after_reply = true;
+      c.has_input = false;
+      return;
+    }
+    c.parsed += consumed;
+    if (argv.empty()) continue;
+    const bool inline_request = input[0] != '*';
+    if (engine_->placement_of(c.s, argv) == engine::placement::alone) {
+      commit_batch();
+      if (inline_request) {
+        std::vector<std::string> owned(argv.begin(), argv.end());
+        std::vector<std::string_view> views(owned.begin(), owned.end());
+        run_alone(c, views, now);
+      } else {
+        run_alone(c, argv, now);
+      }
+      if (c.s.close_after_reply) {
+        c.has_input = false;
+        return;
+      }
+      continue;
+    }
+    run_in_batch(c, argv, inline_request, now);
+    if (pending_.size() >= max_batch) commit_batch();
+  }
+}
+
+void server::run_in_batch(connection& c, std::vector<std::string_view>& argv, bool inline_request, std::int64_t now) {
+  pending p{&c, {}, {}, c.out.size()};
+  if (inline_request) {
+    p.owned.assign(argv.begin(), argv.end());
+    p.argv.assign(p.owned.begin(), p.owned.end());
+  } else {
+    p.argv = argv;  // views into c.in, which stays put until the batch has committed
+  }
+  pending_.push_back(std::move(p));
+  if (!batch_) batch_.emplace(engine_->db().pool());
+  pending& q = pending_.back();
+  try {
+    reply_writer w(c.out, c.s.protocol);
+    engine_->execute(c.s, q.argv, w, *batch_, now);
+  } catch (const std::exception& e) {
+    recover(pending_.size() - 1, now, e);
+  }
+}
+
+void server::run_alone(connection& c, std::span<const std::string_view> argv, std::int64_t now) {
+  const std::size_t reply_from = c.out.size();
+  ++stats_.alone;
+  try {
+    transaction tx(engine_->db().pool());
+    reply_writer w(c.out, c.s.protocol);
+    engine_->execute(c.s, argv, w, tx, now);
+    tx.commit();
+  } catch (const std::exception& e) {
+    engine_->db().reload();
+    error_reply(c, reply_from, e);
+  }
+  c.committed = c.out.size();
+}
+
+void server::commit_batch() {
+  if (!batch_) return;
+  try {
+    batch_->commit();
+  } catch (const std::exception& e) {
+    // Nothing of the batch is persistent: run it again, command by command.
+    batch_.reset();
+    engine_->db().reload();
+    std::vector<pending> again = std::move(pending_);
+    pending_.clear();
+    for (auto it = again.rbegin(); it != again.rend(); ++it) it->conn->out.resize(it->reply_from);
+    for (auto& p : again) run_alone(*p.conn, p.argv, wall_ms());
+    return;
+  }
+  batch_.reset();
+  ++stats_.batches;
+  stats_.batched_commands += pending_.size();
+  stats_.largest = std::max<std::uint64_t>(stats_.largest, pending_.size());
+  for (auto& p : pending_) p.conn->committed = p.conn->out.size();
+  pending_.clear();
+}
+
+void server::recover(std::size_t failed, std::int64_t now, const std::exception& why) {
+  // The batch's block is rolled back (or about to be): none of its commands happened.
+  batch_->abort();
+  batch_.reset();
+  engine_->db().reload();
+  ++stats_.replays;
+  for (std::size_t i = failed + 1; i-- > 0;) pending_[i].conn->out.resize(pending_[i].reply_from);
+  std::vector<pending> before(std::make_move_iterator(pending_.begin()),
+                              std::make_move_iterator(pending_.begin() + static_cast<std::ptrdiff_t>(failed)));
+  pending culprit = std::move(pending_[failed]);
+  pending_.clear();
+  // The commands before it, again, in a new block: deterministic, they do what they did.
+  for (auto& p : before) {
+    pending_.push_back(std::move(p));
+    pending& q = pending_.back();
+    q.reply_from = q.conn->out.size();
+    if (!batch_) batch_.emplace(engine_->db().pool());
+    try {
+      reply_writer w(q.conn->out, q.conn->s.protocol);
+      engine_->execute(q.conn->s, q.argv, w, *batch_, now);
+    } catch (const std::exception& e) {
+      // Not expected (they succeeded a moment ago); keep every reply honest all the same.
+      batch_->abort();
+      batch_.reset();
+      engine_->db().reload();
+      for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) it->conn->out.resize(it->reply_from);
+      std::vector<pending> rest = std::move(pending_);
+      pending_.clear();
+      for (auto& r : rest) run_alone(*r.conn, r.argv, now);
+      break;
+    }
+  }
+  commit_batch();
+  (void)why;
+  // The failing command alone: it fails again, with its error, or (rarely) succeeds on its own.
+  run_alone(*culprit.conn, culprit.argv, now);
+}
+
+void server::error_reply(connection& c, std::size_t reply_from, const std::exception& why) {
+  c.out.resize(reply_from);
+  reply_writer w(c.out, c.s.protocol);
+  if (const auto* e = dynamic_cast<const pobj::error*>(&why)) {
+    if (e->code() == pobj::errc::out_of_space) {
+      ++engine_->stats().rejected_oom;
+      return w.error("OOM command not allowed: the pool is full (pool-max-size reached)");
+    }
+    if (e->code() == pobj::errc::transaction_too_large) {
+      return w.error("ERR the command changes more than one failure-atomic block can hold; split it");
+    }
+  }
+  log::warning("command failed: {}", why.what());
+  w.error(fmt::format("ERR {}", why.what()));
+}
+
+void server::flush(connection& c) {
+  while (c.sent < c.committed) {
+    const ssize_t n = ::send(c.fd, c.out.data() + c.sent, c.committed - c.sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && errno == EINTR) continue;
+    c.dead = true;
+    return;
+  }
+  update_events(c);
+}
+
+void server::update_events(connection& c) {
+  const bool want_write = c.sent < c.committed;
+  const bool want_read = !c.eof && c.out.size() - c.sent <= max_output;
+  if (want_write == c.writing && want_read == c.reading) return;
+  epoll_event ev{};
+  ev.events = (want_read ? EPOLLIN : 0u) | (want_write ? EPOLLOUT : 0u);
+  ev.data.fd = c.fd;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
+  c.writing = want_write;
+  c.reading = want_read;
+}
+
+void server::close(connection& c) {
+  // A connection with commands in an open batch stays until the batch is done (process() commits
+  // every batch before connections are closed, so this holds).
+  engine_->forget(c.s);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
+  ::close(c.fd);
+  connections_.erase(c.fd);
+}
+
+void server::active_expire(std::int64_t now) {
+  // A bounded share of each cycle, in blocks of up to 200 keys, as Redis's active expiry.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(25);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::size_t removed = 0;
+    try {
+      transaction tx(engine_->db().pool());
+      removed = engine_->db().expire_some(tx, now, 200);
+      tx.commit();
+    } catch (const std::exception& e) {
+      log::warning("active expiry failed: {}", e.what());
+      return;
+    }
+    engine_->stats().expired_keys += removed;
+    if (removed < 200) return;
+  }
+}
+
+std::string server::client_list() const {
+  std::string out;
+  const std::int64_t now = wall_ms();
+  for (const auto& [fd, c] : connections_) {
+    out += fmt::format("id={} addr={} fd={} name={} age={} idle={} db=0 multi={} qbuf={} obl={} cmd={} resp={}\n",
+                       c->s.id, c->s.address, fd, c->s.name, (now - c->s.created_ms) / 1000, (now - c->s.last_ms) / 1000,
+                       c->s.in_multi ? static_cast<long>(c->s.queued.size()) : -1L, c->in.size() - c->parsed,
+                       c->out.size() - c->sent, c->s.last_command.empty() ? "NULL" : c->s.last_command, c->s.protocol);
+  }
+  return out;
+}
+
+std::string server::info_section(std::string_view section) const {
+  if (section == "server") {
+    pobj::pool& p = engine_->db().pool();
+    return fmt::format(
+        "# Server\r\nredis_version:7.0.0\r\npobj_kv_version:0.1.0\r\nredis_mode:standalone\r\nos:Linux\r\n"
+        "process_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nhz:{}\r\nexecutable_threads:1\r\n"
+        "pool_open_ms:{:.3f}\r\npool_boot_count:{}\r\n\r\n",
+        getpid(), port_, (wall_ms() - started_ms_) / 1000, config_->hz, p.recovery().open_ms, p.recovery().boot_count);
+  }
+  if (section == "clients") {
+    std::size_t in_multi = 0;
+    for (const auto& [fd, c] : connections_) in_multi += c->s.in_multi ? 1 : 0;
+    return fmt::format("# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclients_in_multi:{}\r\n"
+                       "rejected_connections:{}\r\n\r\n",
+                       connections_.size(), config_->maxclients, in_multi, rejected_clients_);
+  }
+  if (section == "persistence") {
+    const pobj::media::counters m = pobj::media::thread_counters();
+    const double per_batch = stats_.batches == 0 ? 0.0
+                                                 : static_cast<double>(stats_.batched_commands) /
+                                                       static_cast<double>(stats_.batches);
+    return fmt::format(
+        "# Persistence\r\nloading:0\r\npersist_mode:{}\r\naof_enabled:0\r\nrdb_changes_since_last_save:0\r\n"
+        "fences:{}\r\nlines_written_back:{}\r\ngroup_commits:{}\r\ngroup_commit_commands:{}\r\n"
+        "group_commit_avg_size:{:.2f}\r\ngroup_commit_max_size:{}\r\ngroup_commit_replays:{}\r\n"
+        "commands_run_alone:{}\r\nreclamation_pending_blocks:{}\r\n\r\n",
+        pobj::to_string(engine_->db().pool().mode()), m.drains, m.lines, stats_.batches, stats_.batched_commands,
+        per_batch, stats_.largest, stats_.replays, stats_.alone, pobj::reclaim_pending(engine_->db().pool()));
+  }
+  return {};
+}
+
+}  // namespace pobj::kv

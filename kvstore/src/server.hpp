@@ -1,0 +1,101 @@
+// kvstore/server: pobj-kv's network side: connections, batching, group commit, replies.
+//
+// One thread runs an epoll loop. Each turn it reads what the ready connections sent, parses their
+// commands and runs them through the engine, all inside one failure-atomic block (a batch, up to
+// max_batch commands across connections and pipelines); then it commits the block, one commit for
+// all of them, and only then sends their replies. So a reply to a write is sent only once the
+// write is persistent, and a reply to a read only once what it read is (group commit). Commands
+// that change a connection's state, or that need a block of their own (EXEC, FLUSHALL), end the
+// batch and run alone.
+//
+// When a command fails inside a batch (the pool full, a block too large), the block rolls back:
+// the commands before it run again in a new block (the engine is deterministic, so they do the
+// same) and commit, and the failing command runs alone and gets its error. No reply is sent for a
+// change that is not persistent, and no command's change is lost or applied twice.
+//
+// Thread safety: run() on one thread; request_shutdown() from any thread (or a signal).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine.hpp"
+#include "resp.hpp"
+
+namespace pobj::kv {
+
+struct batch_stats {
+  std::uint64_t batches = 0;           // blocks committed for batches
+  std::uint64_t batched_commands = 0;  // commands in them
+  std::uint64_t largest = 0;           // most commands in one batch
+  std::uint64_t replays = 0;           // batches rolled back and run again after a failure
+  std::uint64_t alone = 0;             // commands run in a block of their own
+};
+
+class server final : public server_view {
+ public:
+  static constexpr std::size_t max_batch = 1024;
+  static constexpr std::size_t max_output = 64u << 20;  // a connection stops being served past this
+
+  server(engine& e, config& cfg);
+  ~server() override;
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds and listens on cfg.bind:cfg.port; throws std::runtime_error with the reason.
+  void listen();
+  int port() const noexcept { return port_; }
+  // Serves until request_shutdown() (SHUTDOWN, SIGTERM, SIGINT); then closes every connection.
+  void run();
+  void request_shutdown() override { stop_.store(true); }
+
+  std::size_t client_count() const override { return connections_.size(); }
+  std::string client_list() const override;
+  std::string info_section(std::string_view section) const override;
+
+ private:
+  struct connection;
+  struct pending {
+    connection* conn;
+    std::vector<std::string_view> argv;
+    std::vector<std::string> owned;  // inline requests' arguments (the parser reuses its storage)
+    std::size_t reply_from;
+  };
+
+  void accept_clients();
+  void read_from(connection& c);
+  void process(std::int64_t now);
+  void serve(connection& c, std::int64_t now);
+  void run_in_batch(connection& c, std::vector<std::string_view>& argv, bool inline_request, std::int64_t now);
+  void run_alone(connection& c, std::span<const std::string_view> argv, std::int64_t now);
+  void commit_batch();
+  void recover(std::size_t failed, std::int64_t now, const std::exception& why);
+  void error_reply(connection& c, std::size_t reply_from, const std::exception& why);
+  void flush(connection& c);
+  void close(connection& c);
+  void update_events(connection& c);
+  void active_expire(std::int64_t now);
+
+  engine* engine_;
+  config* config_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<int, std::unique_ptr<connection>> connections_;
+  std::vector<connection*> closing_;
+  std::optional<transaction> batch_;
+  std::vector<pending> pending_;
+  batch_stats stats_;
+  std::int64_t started_ms_ = 0;
+  std::int64_t next_expire_ms_ = 0;
+  std::uint64_t rejected_clients_ = 0;
+};
+
+}  // namespace pobj::kv

@@ -1,0 +1,154 @@
+// pobj-kv's keyspace (store.hpp).
+#include "store.hpp"
+
+#include <cstring>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace pobj::kv {
+
+namespace {
+
+constexpr std::uint8_t has_expiry = 1;
+
+std::uint64_t big_endian(std::uint64_t v) noexcept { return __builtin_bswap64(v); }
+
+}  // namespace
+
+store::store(pobj::pool& p) : pool_(&p) {
+  const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root);
+  if (k != 0 && x != 0) {
+    keys_ = key_map{k};
+    expires_ = expiry_set{x};
+  } else {
+    pobj::run_tx(p, [&](transaction& tx) {
+      keys_ = k != 0 ? key_map{k} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
+      expires_ = x != 0 ? expiry_set{x} : pobj::make_set<pobj::bytes>(tx);
+      p.set_root(keys_root, keys_.offset);
+      p.set_root(expires_root, expires_.offset);
+    });
+  }
+  keys();  // checks that the roots hold what they should (throws if not)
+  expires();
+}
+
+std::string store::encode(const entry& e) {
+  std::string out;
+  out.reserve(2 + 8 + e.payload.size());
+  out.push_back(static_cast<char>(e.type));
+  out.push_back(static_cast<char>(e.expires_ms != 0 ? has_expiry : 0));
+  if (e.expires_ms != 0) out.append(reinterpret_cast<const char*>(&e.expires_ms), 8);
+  out.append(e.payload);
+  return out;
+}
+
+entry store::decode(std::string_view bytes) {
+  entry e;
+  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) != static_cast<std::uint8_t>(value_type::string) ||
+      (static_cast<std::uint8_t>(bytes[1]) & ~has_expiry) != 0 ||
+      ((static_cast<std::uint8_t>(bytes[1]) & has_expiry) && bytes.size() < 10)) {
+    throw pobj::error(pobj::errc::corrupt, "pobj-kv: a damaged entry in the keyspace");
+  }
+  e.type = static_cast<value_type>(bytes[0]);
+  std::size_t at = 2;
+  if (static_cast<std::uint8_t>(bytes[1]) & has_expiry) {
+    std::memcpy(&e.expires_ms, bytes.data() + 2, 8);
+    at = 10;
+  }
+  e.payload.assign(bytes.substr(at));
+  return e;
+}
+
+std::string store::expiry_key(std::int64_t ms, std::string_view key) {
+  std::string k(8, '\0');
+  const std::uint64_t be = big_endian(static_cast<std::uint64_t>(ms));
+  std::memcpy(k.data(), &be, 8);
+  k.append(key);
+  return k;
+}
+
+std::optional<entry> store::get(transaction& tx, std::string_view key, std::int64_t now) {
+  auto found = keys().find(key);
+  if (!found) return std::nullopt;
+  entry e = decode(*found);
+  if (expired(e, now)) {
+    keys().erase(tx, key);
+    expires().erase(tx, expiry_key(e.expires_ms, key));
+    return std::nullopt;
+  }
+  return e;
+}
+
+bool store::exists(transaction& tx, std::string_view key, std::int64_t now) { return get(tx, key, now).has_value(); }
+
+void store::put(transaction& tx, std::string_view key, const entry& e) {
+  if (auto old = keys().find(key)) {
+    const entry before = decode(*old);
+    if (before.expires_ms != 0 && before.expires_ms != e.expires_ms) {
+      expires().erase(tx, expiry_key(before.expires_ms, key));
+    }
+    if (e.expires_ms != 0 && before.expires_ms != e.expires_ms) expires().insert(tx, expiry_key(e.expires_ms, key));
+  } else if (e.expires_ms != 0) {
+    expires().insert(tx, expiry_key(e.expires_ms, key));
+  }
+  keys().insert_or_assign(tx, key, encode(e));
+}
+
+bool store::erase(transaction& tx, std::string_view key, std::int64_t now) {
+  auto found = keys().find(key);
+  if (!found) return false;
+  const entry e = decode(*found);
+  keys().erase(tx, key);
+  if (e.expires_ms != 0) expires().erase(tx, expiry_key(e.expires_ms, key));
+  return !expired(e, now);
+}
+
+void store::set_expiry(transaction& tx, std::string_view key, entry& e, std::int64_t expires_ms) {
+  e.expires_ms = expires_ms;
+  put(tx, key, e);
+}
+
+std::uint64_t store::size() const { return keys().size(); }
+
+std::uint64_t store::volatile_keys() const { return expires().size(); }
+
+void store::clear(transaction& tx) {
+  // New empty maps in place of the old ones, which are destroyed in the same block (a large one is
+  // freed in steps right after the block commits: pobj/containers.hpp).
+  const key_map old_keys = keys_;
+  const expiry_set old_expires = expires_;
+  keys_ = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
+  expires_ = pobj::make_set<pobj::bytes>(tx);
+  pool_->set_root(keys_root, keys_.offset);
+  pool_->set_root(expires_root, expires_.offset);
+  pobj::destroy(tx, old_keys);
+  pobj::destroy(tx, old_expires);
+}
+
+void store::reload() {
+  keys_ = key_map{pool_->root(keys_root)};
+  expires_ = expiry_set{pool_->root(expires_root)};
+}
+
+std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t limit) {
+  std::vector<std::string> due;
+  expires().for_each([&](std::string_view k) {
+    if (due.size() >= limit || k.size() < 8) return false;
+    std::uint64_t ms = 0;
+    for (std::size_t i = 0; i < 8; ++i) ms = ms << 8 | static_cast<unsigned char>(k[i]);
+    if (static_cast<std::int64_t>(ms) > now) return false;
+    due.emplace_back(k);
+    return true;
+  });
+  for (const auto& k : due) {
+    const std::string_view key = std::string_view(k).substr(8);
+    if (auto found = keys().find(key); found && decode(*found).expires_ms != 0 && expired(decode(*found), now)) {
+      keys().erase(tx, key);
+    }
+    expires().erase(tx, k);
+  }
+  return due.size();
+}
+
+}  // namespace pobj::kv

@@ -1,0 +1,95 @@
+// kvstore/store: pobj-kv's keyspace in a pobj pool.
+//
+// The keyspace is one pobj::hash_map from keys to entries (root "pobj-kv.keys"); keys with a time
+// to live are also in an ordered index by expiry time (root "pobj-kv.expires", a pobj::set of
+// [big-endian u64 milliseconds][key]), which active expiry walks from its first entry. An entry
+// is [u8 type][u8 flags][u64 expiry ms, if flags say so][payload]; a string's payload is its
+// bytes (docs/kvstore.md, docs/format/kvstore.md).
+//
+// Every change joins the caller's failure-atomic block (the server's batch, or a MULTI's EXEC):
+// it is visible at once to the thread running the batch and durable when the block commits.
+// Expiry is decided against the `now` the caller passes (one time per batch), never the clock,
+// so that a command's effect is a function of the command, the store and that time: the server
+// is a deterministic state machine over its pool, which a replicated log can order and replay.
+//
+// Thread safety: one thread at a time (the server's executor) uses a store; the maps' own
+// concurrency is not used.
+// Crash consistency: what the caller's block changed is all there or none of it after a crash.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <pobj/pobj.hpp>
+
+namespace pobj::kv {
+
+enum class value_type : std::uint8_t { string = 0 };
+
+struct entry {
+  value_type type = value_type::string;
+  std::int64_t expires_ms = 0;  // 0: no time to live
+  std::string payload;
+};
+
+class store {
+ public:
+  static constexpr std::string_view keys_root = "pobj-kv.keys";
+  static constexpr std::string_view expires_root = "pobj-kv.expires";
+
+  // Finds the keyspace in the pool, or makes it (in a block of its own).
+  explicit store(pobj::pool& p);
+
+  pobj::pool& pool() const noexcept { return *pool_; }
+
+  // The entry of a key, unless absent or expired at `now` (an expired key is removed in `tx`).
+  std::optional<entry> get(transaction& tx, std::string_view key, std::int64_t now);
+  // Whether the key exists at `now`, without reading its value.
+  bool exists(transaction& tx, std::string_view key, std::int64_t now);
+  // Stores the entry (replacing any), in tx; keeps the expiry index in step.
+  void put(transaction& tx, std::string_view key, const entry& e);
+  // Removes the key, in tx; false if it was absent (or expired at now).
+  bool erase(transaction& tx, std::string_view key, std::int64_t now);
+  // Sets or clears (0) the time to live of an existing key, in tx.
+  void set_expiry(transaction& tx, std::string_view key, entry& e, std::int64_t expires_ms);
+
+  // Keys in the keyspace, including expired keys not yet removed (O(segments)).
+  std::uint64_t size() const;
+  // Removes every key, in tx (new empty maps replace the old ones, which are destroyed).
+  void clear(transaction& tx);
+  // Reads the roots again: after a block that ran clear() was rolled back.
+  void reload();
+  // Calls fn(key, entry) for the keys whose hash lies in the range the cursor names, and returns
+  // the next cursor (0 when the walk is over): every key present for the whole walk is seen at
+  // least once. Expired keys are skipped (not removed).
+  template <class F>
+  std::uint64_t scan(std::uint64_t cursor, std::int64_t now, F&& fn) const {
+    return keys().scan(cursor, [&](std::string_view k, std::string_view v) {
+      entry e = decode(v);
+      if (!expired(e, now)) fn(k, e);
+    });
+  }
+  // Removes up to `limit` keys whose time to live ended at or before now, in tx; returns how many.
+  std::size_t expire_some(transaction& tx, std::int64_t now, std::size_t limit);
+  // Keys with a time to live (the expiry index's size).
+  std::uint64_t volatile_keys() const;
+
+  static bool expired(const entry& e, std::int64_t now) noexcept { return e.expires_ms != 0 && e.expires_ms <= now; }
+  static std::string encode(const entry& e);
+  static entry decode(std::string_view bytes);  // throws errc::corrupt on a damaged entry
+
+ private:
+  using key_map = pobj::hash_map<pobj::bytes, pobj::bytes>;
+  using expiry_set = pobj::set<pobj::bytes>;
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes> keys() const { return {*pool_, keys_}; }
+  pobj::set_ref<pobj::bytes> expires() const { return {*pool_, expires_}; }
+  static std::string expiry_key(std::int64_t ms, std::string_view key);
+
+  pobj::pool* pool_;
+  key_map keys_;
+  expiry_set expires_;
+};
+
+}  // namespace pobj::kv

@@ -1,0 +1,165 @@
+"""pobj-kv driven by clients no one here wrote: Debian's python3-redis, redis-cli and
+redis-benchmark; raw protocol edge cases; restarts with the data served at once.
+
+Run by meson (`meson test kvstore-clients`) with POBJ_KV naming the server binary."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import unittest
+
+import redis
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kv_server import KvServer  # noqa: E402
+
+
+class ClientsTest(unittest.TestCase):
+    def setUp(self):
+        self.server = KvServer().start()
+        self.r = redis.Redis(host="127.0.0.1", port=self.server.port, decode_responses=True)
+
+    def tearDown(self):
+        self.r.close()
+        code = self.server.stop()
+        log = self.server.log_text()
+        shutil.rmtree(self.server.dir, ignore_errors=True)
+        self.assertEqual(code, 0, log)
+
+    def test_redis_py_strings_and_keys(self):
+        r = self.r
+        self.assertTrue(r.ping())
+        self.assertTrue(r.set("greeting", "hello"))
+        self.assertEqual(r.get("greeting"), "hello")
+        self.assertIsNone(r.get("missing"))
+        self.assertFalse(r.set("greeting", "x", nx=True))
+        self.assertEqual(r.incr("counter"), 1)
+        self.assertEqual(r.incrby("counter", 41), 42)
+        self.assertAlmostEqual(r.incrbyfloat("f", 2.5), 2.5)
+        self.assertEqual(r.mget(["greeting", "missing", "counter"]), ["hello", None, "42"])
+        self.assertTrue(r.mset({"a": "1", "b": "2"}))
+        self.assertEqual(r.append("a", "23"), 3)
+        self.assertEqual(r.strlen("a"), 3)
+        self.assertEqual(r.getrange("greeting", 1, 3), "ell")
+        self.assertEqual(r.setrange("greeting", 0, "J"), 5)
+        self.assertEqual(r.getset("greeting", "bye"), "Jello")
+        self.assertEqual(r.getdel("greeting"), "bye")
+        self.assertEqual(r.exists("a", "b", "nope"), 2)
+        self.assertEqual(r.type("a"), "string")
+        self.assertTrue(r.expire("a", 100))
+        self.assertTrue(0 < r.ttl("a") <= 100)
+        self.assertTrue(r.persist("a"))
+        self.assertEqual(r.ttl("a"), -1)
+        self.assertTrue(r.rename("a", "c"))
+        self.assertEqual(sorted(r.keys("*")), ["b", "c", "counter", "f"])
+        self.assertEqual(sorted(r.scan_iter(match="c*", count=2)), ["c", "counter"])
+        self.assertEqual(r.delete("b", "c", "nope"), 2)
+        self.assertEqual(r.dbsize(), 2)
+        with self.assertRaises(redis.ResponseError) as e:
+            r.incr("f")
+        self.assertIn("not an integer", str(e.exception))
+        self.assertTrue(r.flushdb())
+        self.assertEqual(r.dbsize(), 0)
+
+    def test_redis_py_pipelines_and_transactions(self):
+        r = self.r
+        with r.pipeline(transaction=False) as p:
+            for i in range(2000):
+                p.set(f"k{i}", i)
+            p.get("k1999")
+            replies = p.execute()
+        self.assertEqual(replies[-1], "1999")
+        self.assertEqual(r.dbsize(), 2000)
+        with r.pipeline(transaction=True) as p:  # MULTI ... EXEC
+            p.incr("n").incr("n").get("n")
+            self.assertEqual(p.execute(), [1, 2, "2"])
+
+        def bump(pipe):  # WATCH, read, MULTI, write, EXEC
+            v = int(pipe.get("n"))
+            pipe.multi()
+            pipe.set("n", v * 10)
+
+        r.transaction(bump, "n")
+        self.assertEqual(r.get("n"), "20")
+        info = r.info()
+        self.assertIn("pool_bytes_used", info)
+        self.assertGreater(info["group_commits"], 0)
+        self.assertEqual(info["db0"]["keys"], 2001)
+        self.assertEqual(r.config_get("port")["port"], str(self.server.port))
+
+    def test_redis_cli(self):
+        cli = ["redis-cli", "-p", str(self.server.port)]
+        out = subprocess.run(cli + ["SET", "from-cli", "value with spaces"], capture_output=True, text=True, check=True)
+        self.assertEqual(out.stdout.strip(), "OK")
+        out = subprocess.run(cli + ["GET", "from-cli"], capture_output=True, text=True, check=True)
+        self.assertEqual(out.stdout.strip(), "value with spaces")
+        # Commands on standard input, one per line (redis-cli sends them as multibulk requests).
+        out = subprocess.run(cli, input="INCR c\nINCR c\nDBSIZE\n", capture_output=True, text=True, check=True)
+        self.assertEqual(out.stdout.split(), ["1", "2", "2"])
+        out = subprocess.run(cli + ["--no-raw", "NOSUCH"], capture_output=True, text=True)
+        self.assertIn("unknown command", out.stdout)
+
+    def test_raw_protocol(self):
+        s = self.server
+        # Inline commands and pipelining in one packet.
+        self.assertEqual(s.raw(b"SET a 1\r\nINCR a\r\nGET a\r\n"), b"+OK\r\n:2\r\n$1\r\n2\r\n")
+        # A protocol error: what came before is answered, then the error, then the server closes.
+        self.assertEqual(s.raw(b"PING\r\n*1\r\n+bad\r\nPING\r\n"),
+                         b"+PONG\r\n-ERR Protocol error: expected '$', got '+'\r\n")
+        self.assertEqual(s.raw(b"*2\r\n$3\r\nGET\r\n$99999999999\r\n"), b"-ERR Protocol error: invalid bulk length\r\n")
+        self.assertEqual(s.raw(b'SET "unbalanced\r\n'), b"-ERR Protocol error: unbalanced quotes in request\r\n")
+        # A huge announced count costs nothing until its arguments arrive.
+        self.assertEqual(s.raw(b"*1000000\r\n$4\r\nPING\r\n"), b"")
+        self.assertTrue(self.r.ping())
+
+    def test_redis_benchmark_runs_without_errors(self):
+        out = subprocess.run(["redis-benchmark", "-p", str(self.server.port), "-n", "2000", "-c", "10", "-P", "4",
+                              "-t", "set,get,incr", "-q"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertNotIn("ERR", out.stdout + out.stderr)
+        self.assertEqual(out.stdout.count("requests per second"), 3, out.stdout)
+
+
+class RestartTest(unittest.TestCase):
+    def test_data_and_ttls_survive_restarts_and_kills(self):
+        server = KvServer().start()
+        try:
+            r = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
+            r.set("kept", "yes")
+            r.set("timed", "v", ex=1000)
+            r.set("short", "v", px=100)
+            with r.pipeline(transaction=False) as p:
+                for i in range(5000):
+                    p.set(f"key:{i}", "x" * (i % 200))
+                p.execute()
+            r.close()
+            self.assertEqual(server.stop(), 0)
+            server.start()
+            r = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
+            self.assertEqual(r.get("kept"), "yes")
+            self.assertTrue(900 < r.ttl("timed") <= 1000)
+            self.assertEqual(r.get("key:4999"), "x" * (4999 % 200))
+            r.set("after-restart", "1")
+            r.close()
+            server.kill()  # SIGKILL: no shutdown at all
+            time.sleep(0.2)  # "short" expires while the server is down
+            server.start()
+            r = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
+            self.assertEqual(r.get("after-restart"), "1")
+            self.assertIsNone(r.get("short"))  # its time ran out while it was down
+            self.assertEqual(r.dbsize(), 5003)
+            self.assertIn("opened in", server.log_text())
+            r.close()
+            self.assertEqual(server.stop(), 0)
+            check = subprocess.run([server.binary, "--check", server.pool], capture_output=True, text=True)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+            self.assertIn("5003 keys", check.stdout)
+        finally:
+            server.stop()
+            shutil.rmtree(server.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

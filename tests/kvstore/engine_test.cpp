@@ -1,0 +1,248 @@
+// kvstore/src/engine and the command families, without a network: each command runs in a block
+// of its own against a pool, at a time the test chooses, and its raw RESP reply is checked
+// against Redis's.
+#include <initializer_list>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "engine.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+struct harness {
+  pobj_test::scratch_path path{"kv-engine"};
+  pobj::pool pool = pobj::pool::create(path, pobj_test::small_options());
+  pobj::kv::config cfg;
+  pobj::kv::engine eng{pool, cfg};
+  pobj::kv::session s;
+  std::int64_t now = 1'700'000'000'000;  // ms since the epoch
+
+  harness() { s.authenticated = true; }
+
+  std::string run(std::initializer_list<std::string_view> args) { return run(s, args); }
+  std::string run(pobj::kv::session& who, std::initializer_list<std::string_view> args) {
+    std::string out;
+    pobj::kv::reply_writer w(out, who.protocol);
+    std::vector<std::string_view> argv(args);
+    pobj::transaction tx(pool);
+    eng.execute(who, argv, w, tx, now);
+    tx.commit();
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("string commands reply as Redis does", "[kvstore][strings]") {
+  harness h;
+  CHECK(h.run({"GET", "k"}) == "$-1\r\n");
+  CHECK(h.run({"SET", "k", "v"}) == "+OK\r\n");
+  CHECK(h.run({"get", "k"}) == "$1\r\nv\r\n");
+  CHECK(h.run({"SET", "k", "w", "NX"}) == "$-1\r\n");
+  CHECK(h.run({"SET", "k", "w", "XX", "GET"}) == "$1\r\nv\r\n");
+  CHECK(h.run({"SET", "other", "x", "XX"}) == "$-1\r\n");
+  CHECK(h.run({"SET", "k", "w", "NX", "XX"}) == "-ERR syntax error\r\n");
+  CHECK(h.run({"SET", "k", "w", "EX", "0"}) == "-ERR invalid expire time in 'set' command\r\n");
+  CHECK(h.run({"SET", "k", "w", "EX", "x"}) == "-ERR value is not an integer or out of range\r\n");
+  CHECK(h.run({"SETNX", "k", "z"}) == ":0\r\n");
+  CHECK(h.run({"SETNX", "n", "z"}) == ":1\r\n");
+  CHECK(h.run({"MSET", "a", "1", "b", "2"}) == "+OK\r\n");
+  CHECK(h.run({"MSET", "a", "1", "b"}) == "-ERR wrong number of arguments for 'mset' command\r\n");
+  CHECK(h.run({"MGET", "a", "nope", "b"}) == "*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n");
+  CHECK(h.run({"MSETNX", "a", "9", "c", "3"}) == ":0\r\n");
+  CHECK(h.run({"EXISTS", "c"}) == ":0\r\n");
+  CHECK(h.run({"APPEND", "a", "23"}) == ":3\r\n");
+  CHECK(h.run({"STRLEN", "a"}) == ":3\r\n");
+  CHECK(h.run({"INCR", "a"}) == ":124\r\n");
+  CHECK(h.run({"DECRBY", "a", "24"}) == ":100\r\n");
+  CHECK(h.run({"INCR", "k"}) == "-ERR value is not an integer or out of range\r\n");
+  CHECK(h.run({"SET", "big", "9223372036854775807"}) == "+OK\r\n");
+  CHECK(h.run({"INCR", "big"}) == "-ERR increment or decrement would overflow\r\n");
+  CHECK(h.run({"SET", "f", "10.50"}) == "+OK\r\n");
+  CHECK(h.run({"INCRBYFLOAT", "f", "0.1"}) == "$4\r\n10.6\r\n");
+  CHECK(h.run({"INCRBYFLOAT", "f", "x"}) == "-ERR value is not a valid float\r\n");
+  CHECK(h.run({"SET", "s", "Hello World"}) == "+OK\r\n");
+  CHECK(h.run({"GETRANGE", "s", "0", "4"}) == "$5\r\nHello\r\n");
+  CHECK(h.run({"GETRANGE", "s", "-5", "-1"}) == "$5\r\nWorld\r\n");
+  CHECK(h.run({"GETRANGE", "s", "5", "2"}) == "$0\r\n\r\n");
+  CHECK(h.run({"SETRANGE", "s", "6", "Redis"}) == ":11\r\n");
+  CHECK(h.run({"GET", "s"}) == "$11\r\nHello Redis\r\n");
+  CHECK(h.run({"SETRANGE", "pad", "3", "x"}) == ":4\r\n");
+  CHECK(h.run({"GET", "pad"}) == std::string("$4\r\n\0\0\0x\r\n", 10));
+  CHECK(h.run({"SETRANGE", "s", "-1", "x"}) == "-ERR offset is out of range\r\n");
+  CHECK(h.run({"GETSET", "s", "new"}) == "$11\r\nHello Redis\r\n");
+  CHECK(h.run({"GETDEL", "s"}) == "$3\r\nnew\r\n");
+  CHECK(h.run({"GET", "s"}) == "$-1\r\n");
+  CHECK(h.run({"GET"}) == "-ERR wrong number of arguments for 'get' command\r\n");
+  CHECK(h.run({"NOSUCH", "x"}) == "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n");
+}
+
+TEST_CASE("times to live: set, read, kept, cleared, and expired at the batch's time", "[kvstore][keys]") {
+  harness h;
+  CHECK(h.run({"SET", "k", "v", "EX", "10"}) == "+OK\r\n");
+  CHECK(h.run({"TTL", "k"}) == ":10\r\n");
+  CHECK(h.run({"PTTL", "k"}) == ":10000\r\n");
+  h.now += 4000;
+  CHECK(h.run({"TTL", "k"}) == ":6\r\n");
+  CHECK(h.run({"APPEND", "k", "w"}) == ":2\r\n");  // keeps the time to live
+  CHECK(h.run({"TTL", "k"}) == ":6\r\n");
+  CHECK(h.run({"SET", "k", "x", "KEEPTTL"}) == "+OK\r\n");
+  CHECK(h.run({"TTL", "k"}) == ":6\r\n");
+  CHECK(h.run({"SET", "k", "y"}) == "+OK\r\n");  // a plain SET clears it
+  CHECK(h.run({"TTL", "k"}) == ":-1\r\n");
+  CHECK(h.run({"TTL", "nope"}) == ":-2\r\n");
+  CHECK(h.run({"PEXPIRE", "k", "1500"}) == ":1\r\n");
+  CHECK(h.run({"EXPIRE", "k", "100", "LT"}) == ":0\r\n");
+  CHECK(h.run({"EXPIRE", "k", "100", "GT"}) == ":1\r\n");
+  CHECK(h.run({"EXPIRE", "k", "5", "NX"}) == ":0\r\n");
+  CHECK(h.run({"PERSIST", "k"}) == ":1\r\n");
+  CHECK(h.run({"PERSIST", "k"}) == ":0\r\n");
+  CHECK(h.run({"EXPIREAT", "k", std::to_string(h.now / 1000 + 2)}) == ":1\r\n");
+  CHECK(h.run({"DBSIZE"}) == ":1\r\n");
+  h.now += 2000;
+  CHECK(h.run({"GET", "k"}) == "$-1\r\n");  // expired: gone, lazily
+  CHECK(h.run({"DBSIZE"}) == ":0\r\n");
+  CHECK(h.run({"SET", "gone", "v"}) == "+OK\r\n");
+  CHECK(h.run({"EXPIRE", "gone", "-1"}) == ":1\r\n");  // a time in the past deletes
+  CHECK(h.run({"EXISTS", "gone"}) == ":0\r\n");
+  // Active expiry: the index gives the due keys, oldest first.
+  CHECK(h.run({"SETEX", "a", "1", "x"}) == "+OK\r\n");
+  CHECK(h.run({"PSETEX", "b", "500", "x"}) == "+OK\r\n");
+  CHECK(h.run({"SET", "c", "x", "PX", "5000"}) == "+OK\r\n");
+  h.now += 1000;
+  std::size_t removed = pobj::run_tx(h.pool, [&](pobj::transaction& tx) { return h.eng.db().expire_some(tx, h.now, 10); });
+  CHECK(removed == 2);
+  CHECK(h.run({"DBSIZE"}) == ":1\r\n");
+  CHECK(h.eng.db().volatile_keys() == 1);
+}
+
+TEST_CASE("keys, scans, renames and deletes", "[kvstore][keys]") {
+  harness h;
+  for (int i = 0; i < 300; ++i) h.run({"SET", "key:" + std::to_string(i), "v"});
+  CHECK(h.run({"SET", "other", "v"}) == "+OK\r\n");
+  CHECK(h.run({"TYPE", "other"}) == "+string\r\n");
+  CHECK(h.run({"TYPE", "none"}) == "+none\r\n");
+  CHECK(h.run({"KEYS", "oth?r"}) == "*1\r\n$5\r\nother\r\n");
+  const std::string two = h.run({"KEYS", "key:1[0-1]"});  // in hash order, as Redis's: any order
+  CHECK((two == "*2\r\n$6\r\nkey:10\r\n$6\r\nkey:11\r\n" || two == "*2\r\n$6\r\nkey:11\r\n$6\r\nkey:10\r\n"));
+  // SCAN returns every key once over a whole walk (nothing changes meanwhile).
+  std::set<std::string> seen;
+  std::string cursor = "0";
+  int calls = 0;
+  do {
+    const std::string r = h.run({"SCAN", cursor, "MATCH", "key:*", "COUNT", "50"});
+    // *2\r\n$<n>\r\n<cursor>\r\n*<k>\r\n($<n>\r\n<key>\r\n)*
+    std::size_t at = r.find("\r\n", 4) + 2;
+    const std::size_t end = r.find("\r\n", at);
+    cursor = r.substr(at, end - at);
+    at = r.find("\r\n", end + 2) + 2;
+    while (at < r.size()) {
+      const std::size_t line = r.find("\r\n", at);
+      const std::size_t n = std::stoul(r.substr(at + 1, line - at - 1));
+      seen.insert(r.substr(line + 2, n));
+      at = line + 2 + n + 2;
+    }
+    ++calls;
+  } while (cursor != "0" && calls < 1000);
+  CHECK(seen.size() == 300);
+  CHECK(calls > 1);
+  CHECK(h.run({"SCAN", "x"}) == "-ERR invalid cursor\r\n");
+  CHECK(h.run({"RENAME", "nope", "x"}) == "-ERR no such key\r\n");
+  CHECK(h.run({"EXPIRE", "other", "100"}) == ":1\r\n");
+  CHECK(h.run({"RENAME", "other", "renamed"}) == "+OK\r\n");
+  CHECK(h.run({"TTL", "renamed"}) == ":100\r\n");
+  CHECK(h.run({"DEL", "renamed", "key:1", "nope"}) == ":2\r\n");
+  CHECK(h.run({"UNLINK", "key:2"}) == ":1\r\n");
+  CHECK(h.run({"DBSIZE"}) == ":298\r\n");
+  CHECK(h.run({"FLUSHDB"}) == "+OK\r\n");
+  CHECK(h.run({"DBSIZE"}) == ":0\r\n");
+  CHECK(h.pool.heap().check().ok());
+}
+
+TEST_CASE("MULTI/EXEC queues and runs atomically; WATCH fails EXEC after a change", "[kvstore][transactions]") {
+  harness h;
+  CHECK(h.run({"MULTI"}) == "+OK\r\n");
+  CHECK(h.run({"SET", "a", "1"}) == "+QUEUED\r\n");
+  CHECK(h.run({"INCR", "a"}) == "+QUEUED\r\n");
+  CHECK(h.run({"MULTI"}) == "-ERR MULTI calls can not be nested\r\n");
+  CHECK(h.run({"EXEC"}) == "*2\r\n+OK\r\n:2\r\n");
+  CHECK(h.run({"EXEC"}) == "-ERR EXEC without MULTI\r\n");
+  // A command refused when queued aborts the transaction.
+  h.run({"MULTI"});
+  CHECK(h.run({"GET"}) == "-ERR wrong number of arguments for 'get' command\r\n");
+  CHECK(h.run({"EXEC"}) == "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  // WATCH: another client's write makes EXEC reply null.
+  pobj::kv::session other;
+  other.authenticated = true;
+  CHECK(h.run({"WATCH", "a"}) == "+OK\r\n");
+  h.run({"MULTI"});
+  h.run({"INCR", "a"});
+  CHECK(h.run(other, {"SET", "a", "10"}) == "+OK\r\n");
+  CHECK(h.run({"EXEC"}) == "*-1\r\n");
+  CHECK(h.run({"GET", "a"}) == "$2\r\n10\r\n");
+  // DISCARD drops the queue.
+  h.run({"MULTI"});
+  h.run({"SET", "a", "x"});
+  CHECK(h.run({"DISCARD"}) == "+OK\r\n");
+  CHECK(h.run({"GET", "a"}) == "$2\r\n10\r\n");
+}
+
+TEST_CASE("connection commands, authentication and RESP3", "[kvstore][connection]") {
+  harness h;
+  h.cfg.requirepass = "secret";
+  pobj::kv::session c;
+  CHECK(h.run(c, {"GET", "a"}) == "-NOAUTH Authentication required.\r\n");
+  CHECK(h.run(c, {"AUTH", "wrong"}) == "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+  CHECK(h.run(c, {"AUTH", "secret"}) == "+OK\r\n");
+  CHECK(h.run(c, {"PING"}) == "+PONG\r\n");
+  CHECK(h.run(c, {"PING", "hi"}) == "$2\r\nhi\r\n");
+  CHECK(h.run(c, {"ECHO", "x"}) == "$1\r\nx\r\n");
+  CHECK(h.run(c, {"SELECT", "0"}) == "+OK\r\n");
+  CHECK(h.run(c, {"SELECT", "1"}) == "-ERR DB index is out of range\r\n");
+  CHECK(h.run(c, {"CLIENT", "SETNAME", "worker 1"}) ==
+        "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+  CHECK(h.run(c, {"CLIENT", "SETNAME", "worker-1"}) == "+OK\r\n");
+  CHECK(h.run(c, {"CLIENT", "GETNAME"}) == "$8\r\nworker-1\r\n");
+  CHECK(h.run(c, {"HELLO", "4"}) == "-NOPROTO unsupported protocol version\r\n");
+  const std::string hello = h.run(c, {"HELLO", "3"});
+  CHECK(hello.starts_with("%7\r\n$6\r\nserver\r\n$7\r\npobj-kv\r\n"));
+  CHECK(c.protocol == 3);
+  CHECK(h.run(c, {"GET", "missing"}) == "_\r\n");
+  CHECK(h.run(c, {"CONFIG", "GET", "port"}) == "%1\r\n$4\r\nport\r\n$4\r\n7379\r\n");
+  CHECK(h.run(c, {"CONFIG", "SET", "port", "1"}).starts_with("-ERR CONFIG SET failed"));
+  CHECK(h.run(c, {"CONFIG", "SET", "hz", "20"}) == "+OK\r\n");
+  CHECK(h.cfg.hz == 20);
+  CHECK(h.run(c, {"COMMAND", "COUNT"}).starts_with(":"));
+  CHECK(h.run(c, {"QUIT"}) == "+OK\r\n");
+  CHECK(c.close_after_reply);
+}
+
+TEST_CASE("the keyspace survives reopening, times to live included", "[kvstore][store]") {
+  pobj_test::scratch_path path("kv-reopen");
+  pobj::kv::config cfg;
+  pobj::kv::session s;
+  s.authenticated = true;
+  auto run = [&](pobj::kv::engine& e, pobj::pool& p, std::initializer_list<std::string_view> args, std::int64_t now) {
+    std::string out;
+    pobj::kv::reply_writer w(out, 2);
+    std::vector<std::string_view> argv(args);
+    pobj::run_tx(p, [&](pobj::transaction& tx) { e.execute(s, argv, w, tx, now); });
+    return out;
+  };
+  {
+    pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+    pobj::kv::engine e(p, cfg);
+    run(e, p, {"SET", "k", "v"}, 1000);
+    run(e, p, {"SET", "t", "v", "PX", "5000"}, 1000);
+  }
+  pobj::pool p = pobj::pool::open(path, pobj_test::small_options());
+  pobj::kv::engine e(p, cfg);
+  CHECK(run(e, p, {"GET", "k"}, 2000) == "$1\r\nv\r\n");
+  CHECK(run(e, p, {"PTTL", "t"}, 2000) == ":4000\r\n");
+  CHECK(run(e, p, {"GET", "t"}, 6000) == "$-1\r\n");
+  CHECK(p.heap().check().ok());
+}

@@ -1,0 +1,74 @@
+"""Starts and stops a pobj-kv server for the process-level tests (standard library only)."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+
+class KvServer:
+    """A pobj-kv process on a free loopback port, with its pool in a directory of its own."""
+
+    def __init__(self, binary=None, pool_dir=None, extra=()):
+        self.binary = binary or os.environ.get("POBJ_KV", "build/kvstore/pobj-kv")
+        self.dir = pool_dir or tempfile.mkdtemp(prefix="pobj-kv-test-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        self.pool = os.path.join(self.dir, "test.pool")
+        self.extra = list(extra)
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(self.dir, "server.log")
+
+    def start(self, timeout=20.0):
+        args = [self.binary, "--port", "0", "--pool", self.pool, "--pool-size", "64m", "--hz", "20", *self.extra]
+        self.log = open(self.log_path, "ab")
+        offset = self.log.tell()  # this start's lines come after what earlier starts wrote
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read().decode(errors="replace")
+            ports = re.findall(r"ready to accept connections on [^\s]*:(\d+)", text)
+            if ports:
+                self.port = int(ports[-1])
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pobj-kv exited with {self.proc.returncode}:\n{text}")
+            time.sleep(0.02)
+        raise RuntimeError("pobj-kv did not start in time:\n" + open(self.log_path, errors="replace").read())
+
+    def stop(self, sig=signal.SIGTERM, timeout=20.0):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self.proc = None
+        self.log.close()
+        return code
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def raw(self, payload, timeout=5.0):
+        """Sends raw bytes and returns what the server answers until it closes or goes quiet."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            chunks = []
+            while True:
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            return b"".join(chunks)

@@ -363,8 +363,60 @@ void reset(tx_state& st) {
   st.redo_reserve = 0;
   st.ranges.clear();
   st.fresh.clear();
+  st.index.clear();
   st.freed.clear();
   for (auto& hook : hooks) hook();
+}
+
+// The block's index, built once its lists are long (block_index).
+void maybe_index(tx_state& st) {
+  if (st.index.active || st.fresh.size() + st.ranges.size() + st.freed.size() <= block_index::linear_max) return;
+  st.index.active = true;
+  for (std::size_t i = 0; i < st.fresh.size(); ++i) st.index.fresh[st.fresh[i].offset] = i;
+  for (const logged_range& r : st.ranges) {
+    auto& n = st.index.ranges[r.offset];
+    n = std::max(n, r.size);
+  }
+  for (const freed_object& f : st.freed) st.index.freed.insert(f.offset);
+}
+
+// Whether [off, off + n) lies inside one of the block's fresh objects (written in place, never
+// logged) or ranges it logged already.
+bool covered(const tx_state& st, std::uint64_t off, std::uint64_t n) {
+  auto inside = [&](std::uint64_t a, std::uint64_t size) { return off >= a && off + n <= a + size; };
+  if (!st.index.active) {
+    return std::any_of(st.fresh.begin(), st.fresh.end(), [&](const fresh_object& f) { return inside(f.offset, f.size); }) ||
+           std::any_of(st.ranges.begin(), st.ranges.end(), [&](const logged_range& l) { return inside(l.offset, l.size); });
+  }
+  // Fresh objects never overlap: the last one starting at or before off is the only candidate.
+  if (auto it = st.index.fresh.upper_bound(off); it != st.index.fresh.begin()) {
+    const fresh_object& f = st.fresh[std::prev(it)->second];
+    if (inside(f.offset, f.size)) return true;
+  }
+  // Logged ranges may overlap; missing one that covers off only logs the range again.
+  if (auto it = st.index.ranges.upper_bound(off); it != st.index.ranges.begin()) {
+    --it;
+    if (inside(it->first, it->second)) return true;
+  }
+  return false;
+}
+
+// The index in st.fresh of the live fresh object at `object`, or -1.
+std::ptrdiff_t fresh_at(const tx_state& st, std::uint64_t object) {
+  if (st.index.active) {
+    auto it = st.index.fresh.find(object);
+    if (it == st.index.fresh.end() || st.fresh[it->second].freed) return -1;
+    return static_cast<std::ptrdiff_t>(it->second);
+  }
+  for (std::size_t i = 0; i < st.fresh.size(); ++i) {
+    if (st.fresh[i].offset == object && !st.fresh[i].freed) return static_cast<std::ptrdiff_t>(i);
+  }
+  return -1;
+}
+
+bool freed_here(const tx_state& st, std::uint64_t object) {
+  if (st.index.active) return st.index.freed.contains(object);
+  return std::any_of(st.freed.begin(), st.freed.end(), [&](const freed_object& f) { return f.offset == object; });
 }
 
 }  // namespace
@@ -551,8 +603,7 @@ void transaction::log(std::span<const byte_range> ranges, const void* const* val
     }
     std::uint64_t off = pool_->offset_of(r.pointer);
     auto inside = [&](std::uint64_t a, std::uint64_t n) { return off >= a && off + r.size <= a + n; };
-    if (std::any_of(st.fresh.begin(), st.fresh.end(), [&](const fresh_object& f) { return inside(f.offset, f.size); }) ||
-        std::any_of(st.ranges.begin(), st.ranges.end(), [&](const logged_range& l) { return inside(l.offset, l.size); }) ||
+    if (covered(st, off, r.size) ||
         std::any_of(todo.begin(), todo.end(), [&](const logged_range& l) { return inside(l.offset, l.size); })) {
       continue;  // written in place (fresh) or logged already
     }
@@ -582,6 +633,10 @@ void transaction::log(std::span<const byte_range> ranges, const void* const* val
              entry_header_size + pad8(r.size));
     }
     st.ranges.push_back({r.offset, r.size, new_at});
+    if (st.index.active) {
+      auto& n = st.index.ranges[r.offset];
+      n = std::max(n, r.size);
+    }
   }
 #ifndef POBJ_FAULT_SKIP_UNDO_FLUSH
   flush_log(m, st);
@@ -624,6 +679,8 @@ void transaction::adopt(reservation& r, std::size_t requested) {
   // fence that comes first hides the miss (write-backs evict lines on some CPUs).
   if (block_ref b = heap.locate(r.offset); b.bitmap_word != nullptr) __builtin_prefetch(b.bitmap_word, 1);
   st.fresh.push_back({r.offset, r.size, requested, r.generation, r.type, false});
+  if (st.index.active) st.index.fresh[r.offset] = st.fresh.size() - 1;
+  maybe_index(st);
   st.heap_entries_unfenced = true;
   r = reservation{};
 }
@@ -632,19 +689,18 @@ void transaction::free(offset_t object) {
   tx_state& st = *state_;
   check_live(st, done_);
   tx_manager& m = *pool_->impl().tx;
-  for (auto& f : st.fresh) {
-    if (f.offset == object && !f.freed) {
-      std::uint64_t payload[2] = {f.gen, f.size};
-      append(m, st, entry_kind::free, object, payload, sizeof(payload));
-      f.freed = true;
-      st.heap_entries_unfenced = true;
-      return;
-    }
+  if (const std::ptrdiff_t i = fresh_at(st, object); i >= 0) {
+    fresh_object& f = st.fresh[static_cast<std::size_t>(i)];
+    std::uint64_t payload[2] = {f.gen, f.size};
+    append(m, st, entry_kind::free, object, payload, sizeof(payload));
+    f.freed = true;
+    st.heap_entries_unfenced = true;
+    return;
   }
   if (!pool_->heap().is_allocated(object)) {
     throw error(errc::invalid_argument, fmt::format("pobj: free of {:#x}, which is not an allocated object", object));
   }
-  if (std::any_of(st.freed.begin(), st.freed.end(), [&](const freed_object& f) { return f.offset == object; })) {
+  if (freed_here(st, object)) {
     throw error(errc::invalid_argument, fmt::format("pobj: {:#x} is freed twice in one block", object));
   }
   block_ref b = pool_->impl().heap->locate(object);
@@ -652,6 +708,8 @@ void transaction::free(offset_t object) {
   std::uint64_t payload[2] = {gen, b.size};
   append(m, st, entry_kind::free, object, payload, sizeof(payload));
   st.freed.push_back({object, b.size, gen});
+  if (st.index.active) st.index.freed.insert(object);
+  maybe_index(st);
   st.heap_entries_unfenced = true;
 }
 
@@ -804,14 +862,10 @@ void pool::set_root(std::string_view name, offset_t object) {
   transaction tx(*this);
   tx_state& st = impl_->tx->state();
   std::uint16_t type = 0;
-  bool fresh = false;
-  for (const fresh_object& f : st.fresh) {
-    if (object != 0 && f.offset == object && !f.freed) {
-      fresh = true;
-      type = f.type;
-    }
-  }
-  bool freed = std::any_of(st.freed.begin(), st.freed.end(), [&](const freed_object& f) { return f.offset == object; });
+  const std::ptrdiff_t at = object != 0 ? fresh_at(st, object) : -1;
+  const bool fresh = at >= 0;
+  if (fresh) type = st.fresh[static_cast<std::size_t>(at)].type;
+  const bool freed = freed_here(st, object);
   if (object != 0 && !fresh && (freed || !heap().is_allocated(object))) {
     throw error(errc::invalid_argument,
                 fmt::format("pobj: root '{}' cannot refer to {:#x}: not an allocated object", name, object));

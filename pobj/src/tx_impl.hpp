@@ -4,8 +4,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_set>
 #include <vector>
 
 #include <pobj/pool.hpp>
@@ -50,6 +52,24 @@ struct freed_object {
   std::uint64_t gen;
 };
 
+// Where a block's fresh objects and logged ranges are, once it has many of them: a block that
+// joins many changes (a batch of pobj-kv's commands) would otherwise search its lists linearly at
+// every snapshot, alloc and free. Most blocks have a few and never build it.
+struct block_index {
+  static constexpr std::size_t linear_max = 16;
+  bool active = false;
+  std::map<std::uint64_t, std::uint64_t> fresh;   // offset -> index in tx_state::fresh
+  std::map<std::uint64_t, std::uint64_t> ranges;  // offset -> largest size logged at that offset
+  std::unordered_set<std::uint64_t> freed;        // offsets freed by the block (not fresh)
+  void clear() {
+    if (!active) return;
+    active = false;
+    fresh.clear();
+    ranges.clear();
+    freed.clear();
+  }
+};
+
 struct tx_state {
   int depth = 0;
   bool aborted = false;
@@ -65,6 +85,7 @@ struct tx_state {
   std::vector<logged_range> ranges;
   std::vector<fresh_object> fresh;
   std::vector<freed_object> freed;
+  block_index index;                          // over fresh, ranges and freed, once they are long
   std::vector<std::function<void()>> on_end;  // run when the block has committed or aborted
   // Scratch space, kept to avoid allocations on the hot path (here rather than in thread_local
   // variables, which may already be destroyed when a static pool closes at exit).

@@ -177,14 +177,17 @@ void server::accept_clients() {
 
 void server::read_from(connection& c) {
   if (c.dead) return;
-  // At most a few MiB a turn, so one busy client cannot starve the others.
+  // At most a few MiB a turn, so one busy client cannot starve the others. Reads land in a
+  // scratch buffer and only what arrived is appended (growing `in` to read into it would clear
+  // the new space first, for nothing).
+  static thread_local std::vector<char> scratch(256 * 1024);
   for (std::size_t total = 0; total < (4u << 20);) {
-    const std::size_t want = std::max<std::size_t>(64 * 1024, std::min<std::size_t>(c.parser.bytes_wanted(), 16u << 20));
-    const std::size_t at = c.in.size();
-    c.in.resize(at + want);
-    const ssize_t n = ::read(c.fd, c.in.data() + at, want);
-    c.in.resize(at + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+    const ssize_t n = ::read(c.fd, scratch.data(), scratch.size());
     if (n > 0) {
+      if (c.in.capacity() < c.in.size() + static_cast<std::size_t>(n) && c.parser.bytes_wanted() > 0) {
+        c.in.reserve(c.in.size() + std::min<std::size_t>(c.parser.bytes_wanted(), 64u << 20));
+      }
+      c.in.append(scratch.data(), static_cast<std::size_t>(n));
       total += static_cast<std::size_t>(n);
       c.has_input = true;
       continue;

@@ -16,21 +16,51 @@ std::uint64_t big_endian(std::uint64_t v) noexcept { return __builtin_bswap64(v)
 
 }  // namespace
 
+std::string_view type_name(value_type t) noexcept {
+  switch (t) {
+    case value_type::string: return "string";
+    case value_type::hash: return "hash";
+  }
+  return "none";
+}
+
 store::store(pobj::pool& p) : pool_(&p) {
-  const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root);
-  if (k != 0 && x != 0) {
+  const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(hashes_root);
+  if (k != 0 && x != 0 && h != 0) {
     keys_ = key_map{k};
     expires_ = expiry_set{x};
+    hashes_ = hash_map_of_hashes{h};
   } else {
     pobj::run_tx(p, [&](transaction& tx) {
       keys_ = k != 0 ? key_map{k} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
       expires_ = x != 0 ? expiry_set{x} : pobj::make_set<pobj::bytes>(tx);
+      hashes_ = h != 0 ? hash_map_of_hashes{h} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
       p.set_root(keys_root, keys_.offset);
       p.set_root(expires_root, expires_.offset);
+      p.set_root(hashes_root, hashes_.offset);
     });
   }
   keys();  // checks that the roots hold what they should (throws if not)
   expires();
+  hashes();
+}
+
+pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::fields(std::string_view key) const {
+  auto c = hashes().find(key);
+  if (!c) throw pobj::error(pobj::errc::corrupt, "pobj-kv: a hash key without its fields");
+  return {*pool_, *c};
+}
+
+pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::make_hash(transaction& tx, std::string_view key) {
+  const field_map fresh = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
+  entry e{value_type::hash, 0, {}};
+  put(tx, key, e);
+  hashes().insert_or_assign(tx, key, fresh);
+  return {*pool_, fresh};
+}
+
+void store::drop_value(transaction& tx, std::string_view key, const entry& e) {
+  if (e.type == value_type::hash) hashes().erase(tx, key);  // destroys the fields' map
 }
 
 std::string store::encode(const entry& e) {
@@ -45,7 +75,7 @@ std::string store::encode(const entry& e) {
 
 entry store::decode(std::string_view bytes) {
   entry e;
-  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) != static_cast<std::uint8_t>(value_type::string) ||
+  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::hash) ||
       (static_cast<std::uint8_t>(bytes[1]) & ~has_expiry) != 0 ||
       ((static_cast<std::uint8_t>(bytes[1]) & has_expiry) && bytes.size() < 10)) {
     throw pobj::error(pobj::errc::corrupt, "pobj-kv: a damaged entry in the keyspace");
@@ -75,6 +105,7 @@ std::optional<entry> store::get(transaction& tx, std::string_view key, std::int6
   if (expired(e, now)) {
     keys().erase(tx, key);
     expires().erase(tx, expiry_key(e.expires_ms, key));
+    drop_value(tx, key, e);
     return std::nullopt;
   }
   return e;
@@ -85,6 +116,9 @@ bool store::exists(transaction& tx, std::string_view key, std::int64_t now) { re
 void store::put(transaction& tx, std::string_view key, const entry& e) {
   if (auto old = keys().find(key)) {
     const entry before = decode(*old);
+    // A value of another kind goes, with what it held; a hash whose entry only changes (its time to
+    // live) keeps its fields.
+    if (before.type != e.type || e.type != value_type::hash) drop_value(tx, key, before);
     if (before.expires_ms != 0 && before.expires_ms != e.expires_ms) {
       expires().erase(tx, expiry_key(before.expires_ms, key));
     }
@@ -101,6 +135,7 @@ bool store::erase(transaction& tx, std::string_view key, std::int64_t now) {
   const entry e = decode(*found);
   keys().erase(tx, key);
   if (e.expires_ms != 0) expires().erase(tx, expiry_key(e.expires_ms, key));
+  drop_value(tx, key, e);
   return !expired(e, now);
 }
 
@@ -118,17 +153,22 @@ void store::clear(transaction& tx) {
   // freed in steps right after the block commits: pobj/containers.hpp).
   const key_map old_keys = keys_;
   const expiry_set old_expires = expires_;
+  const hash_map_of_hashes old_hashes = hashes_;
   keys_ = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
   expires_ = pobj::make_set<pobj::bytes>(tx);
+  hashes_ = pobj::make_hash_map<pobj::bytes, field_map>(tx);
   pool_->set_root(keys_root, keys_.offset);
   pool_->set_root(expires_root, expires_.offset);
+  pool_->set_root(hashes_root, hashes_.offset);
   pobj::destroy(tx, old_keys);
   pobj::destroy(tx, old_expires);
+  pobj::destroy(tx, old_hashes);  // and every hash's fields with it
 }
 
 void store::reload() {
   keys_ = key_map{pool_->root(keys_root)};
   expires_ = expiry_set{pool_->root(expires_root)};
+  hashes_ = hash_map_of_hashes{pool_->root(hashes_root)};
 }
 
 std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t limit) {
@@ -143,8 +183,12 @@ std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t li
   });
   for (const auto& k : due) {
     const std::string_view key = std::string_view(k).substr(8);
-    if (auto found = keys().find(key); found && decode(*found).expires_ms != 0 && expired(decode(*found), now)) {
-      keys().erase(tx, key);
+    if (auto found = keys().find(key)) {
+      const entry e = decode(*found);
+      if (e.expires_ms != 0 && expired(e, now)) {
+        keys().erase(tx, key);
+        drop_value(tx, key, e);
+      }
     }
     expires().erase(tx, k);
   }

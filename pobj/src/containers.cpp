@@ -90,7 +90,7 @@ std::size_t inline_blocks(const pool& p) { return std::max<std::size_t>(1, step_
 namespace kv {
 
 void collect_container(pool& p, std::uint64_t header, std::vector<std::uint64_t>& out) {
-  switch (p.heap().type_of(header)) {
+  switch (block_type(p, header)) {
     case heap_type::map_header: hmap::collect(p, header, out); return;
     case heap_type::tree_header: omap::collect(p, header, out); return;
     case heap_type::queue_header: pqueue::collect(p, header, out); return;
@@ -191,7 +191,7 @@ map_state& attach_map(pool& p, std::uint64_t header, std::uint16_t type, std::ui
                       std::uint64_t owning_magic, bool owning, const char* what) {
   // Checked on every call: a state outlives its map, and the block of a destroyed map (whose
   // magic is still there) may be free or hold something else now.
-  const std::uint64_t found = header != 0 && p.heap().type_of(header) == type ? load(p.base() + header) : 0;
+  const std::uint64_t found = header != 0 && block_type(p, header) == type ? load(p.base() + header) : 0;
   if (found != magic && found != owning_magic) {
     throw error(errc::invalid_argument, fmt::format("pobj: {:#x} in pool '{}' is not {}", header, p.path(), what));
   }

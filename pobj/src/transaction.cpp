@@ -855,6 +855,18 @@ offset_t pool::root(std::string_view name) const {
   return 0;
 }
 
+namespace detail {
+
+std::uint16_t block_type(pool& p, std::uint64_t object) {
+  if (const std::uint16_t t = p.heap().type_of(object); t != 0) return t;
+  thread_context& ctx = p.impl().local();
+  if (ctx.tx == nullptr || ctx.tx->depth == 0) return 0;
+  const std::ptrdiff_t i = fresh_at(*ctx.tx, object);
+  return i < 0 ? 0 : ctx.tx->fresh[static_cast<std::size_t>(i)].type;
+}
+
+}  // namespace detail
+
 void pool::set_root(std::string_view name, offset_t object) {
   check_root_name(name);
   // The block first, then the directory's lock: a thread waiting for a lane must never hold the

@@ -96,6 +96,10 @@ struct tx_state {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> objects;  // (offset, bytes) the commit covers
 };
 
+// The heap type of `object`: an allocated block's, or that of an object the calling thread's open
+// block allocated (not yet committed), or 0. Handles on containers made in the same block use it.
+std::uint16_t block_type(pool& p, std::uint64_t object);
+
 struct tx_manager {
   explicit tx_manager(pool_impl& p);
 

@@ -89,6 +89,23 @@ class ClientsTest(unittest.TestCase):
         self.assertEqual(info["db0"]["keys"], 2001)
         self.assertEqual(r.config_get("port")["port"], str(self.server.port))
 
+    def test_redis_py_hashes(self):
+        r = self.r
+        self.assertEqual(r.hset("user:1", mapping={"name": "ada", "born": "1815"}), 2)
+        self.assertEqual(r.hget("user:1", "name"), "ada")
+        self.assertEqual(r.hgetall("user:1"), {"name": "ada", "born": "1815"})
+        self.assertEqual(r.hincrby("user:1", "born", 1), 1816)
+        self.assertEqual(sorted(r.hkeys("user:1")), ["born", "name"])
+        self.assertEqual(r.hlen("user:1"), 2)
+        self.assertEqual(dict(r.hscan_iter("user:1", match="n*")), {"name": "ada"})
+        self.assertEqual(r.hdel("user:1", "name", "nope"), 1)
+        self.assertEqual(r.type("user:1"), "hash")
+        with self.assertRaises(redis.ResponseError) as e:
+            r.get("user:1")
+        self.assertIn("WRONGTYPE", str(e.exception))
+        self.assertEqual(r.delete("user:1"), 1)
+        self.assertEqual(r.exists("user:1"), 0)
+
     def test_redis_cli(self):
         cli = ["redis-cli", "-p", str(self.server.port)]
         out = subprocess.run(cli + ["SET", "from-cli", "value with spaces"], capture_output=True, text=True, check=True)
@@ -116,10 +133,10 @@ class ClientsTest(unittest.TestCase):
 
     def test_redis_benchmark_runs_without_errors(self):
         out = subprocess.run(["redis-benchmark", "-p", str(self.server.port), "-n", "2000", "-c", "10", "-P", "4",
-                              "-t", "set,get,incr", "-q"], capture_output=True, text=True, timeout=120)
+                              "-t", "set,get,incr,hset", "-q"], capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertNotIn("ERR", out.stdout + out.stderr)
-        self.assertEqual(out.stdout.count("requests per second"), 3, out.stdout)
+        self.assertEqual(out.stdout.count("requests per second"), 4, out.stdout)
 
 
 class RestartTest(unittest.TestCase):

@@ -29,7 +29,7 @@ batch random_batch(std::mt19937_64& rng, int size) {
   auto key = [&] { return "k" + std::to_string(rng() % 24); };
   for (int i = 0; i < size; ++i) {
     const std::string v(rng() % 3 == 0 ? 40 + rng() % 300 : rng() % 12, static_cast<char>('a' + rng() % 26));
-    switch (rng() % 9) {
+    switch (rng() % 12) {
       case 0: b.push_back({"SET", key(), v}); break;
       case 1: b.push_back({"SET", key(), v, "PX", std::to_string(1000 + rng() % 100000)}); break;
       case 2: b.push_back({"DEL", key(), key()}); break;
@@ -38,6 +38,9 @@ batch random_batch(std::mt19937_64& rng, int size) {
       case 5: b.push_back({"MSET", key(), v, key(), v + "!"}); break;
       case 6: b.push_back({"EXPIRE", key(), std::to_string(1 + rng() % 1000)}); break;
       case 7: b.push_back({"RENAME", key(), key()}); break;
+      case 8: b.push_back({"HSET", "h" + std::to_string(rng() % 4), "f" + std::to_string(rng() % 6), v}); break;
+      case 9: b.push_back({"HDEL", "h" + std::to_string(rng() % 4), "f" + std::to_string(rng() % 6)}); break;
+      case 10: b.push_back({"DEL", "h" + std::to_string(rng() % 4)}); break;
       default: b.push_back({"PERSIST", key()}); break;
     }
   }
@@ -61,7 +64,13 @@ keyspace contents(pobj::kv::store& db) {
   keyspace k;
   for (std::uint64_t cursor = 0;;) {
     cursor = db.scan(cursor, now, [&](std::string_view key, const pobj::kv::entry& e) {
-      k.emplace(std::string(key), std::make_pair(e.payload, e.expires_ms));
+      std::string value = e.payload;
+      if (e.type == pobj::kv::value_type::hash) {  // its fields, in order
+        std::map<std::string, std::string> fields;
+        db.fields(key).for_each([&](std::string f, std::string v) { fields.emplace(std::move(f), std::move(v)); });
+        for (const auto& [f, v] : fields) value += "|" + f + "=" + v;
+      }
+      k.emplace(std::string(key), std::make_pair(value, e.expires_ms));
     });
     if (cursor == 0) break;
   }

@@ -125,3 +125,26 @@ TEST_CASE("reclaim() refuses to run inside a block and has nothing to do on a cl
   CHECK(pobj::reclaim_pending(p) == 0);
   CHECK_THROWS_AS(pobj::run_tx(p, [&](pobj::transaction&) { pobj::reclaim(p); }), pobj::error);
 }
+
+TEST_CASE("a container made in a block can be used and destroyed in that block", "[containers][regression]") {
+  pobj_test::scratch_path path("fresh-container");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  const std::size_t used = p.heap().stats().bytes_used;
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    auto fresh = pobj::make_hash_map<std::uint64_t, pobj::bytes>(tx);
+    auto m = pobj::handle(p, fresh);  // its header is not allocated until the block commits
+    for (std::uint64_t k = 0; k < 100; ++k) m.insert(tx, k, value_for(k));
+    CHECK(m.size() == 100);
+    auto kept = pobj::make_ordered_map<std::uint64_t, pobj::bytes>(tx);
+    pobj::handle(p, kept).insert(tx, 1, "one");
+    p.set_root("kept", kept.offset);
+    pobj::destroy(tx, fresh);  // made and destroyed in one block: nothing remains
+  });
+  CHECK(pobj::handle(p, pobj::ordered_map<std::uint64_t, pobj::bytes>{p.root("kept")}).find(1) == "one");
+  CHECK(p.heap().check().ok());
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    pobj::destroy(tx, pobj::ordered_map<std::uint64_t, pobj::bytes>{p.root("kept")});
+    p.remove_root("kept");
+  });
+  CHECK(p.heap().stats().bytes_used == used);
+}

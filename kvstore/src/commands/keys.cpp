@@ -87,7 +87,7 @@ void exists(command_context& c) {
 
 void type(command_context& c) {
   auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
-  c.reply.simple(e ? "string" : "none");
+  c.reply.simple(e ? type_name(e->type) : "none");
 }
 
 void keys(command_context& c) {
@@ -131,9 +131,9 @@ void scan(command_context& c) {
   std::vector<std::string> found;
   std::int64_t seen = 0;
   do {
-    cursor = c.db.scan(cursor, c.now_ms, [&](std::string_view k, const entry&) {
+    cursor = c.db.scan(cursor, c.now_ms, [&](std::string_view k, const entry& e) {
       ++seen;
-      if (type_filter && *type_filter != "string") return;
+      if (type_filter && *type_filter != type_name(e.type)) return;
       if (!pattern.empty() && !glob_match(pattern, k)) return;
       found.emplace_back(k);
     });
@@ -148,8 +148,23 @@ void rename(command_context& c) {
   auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
   if (!e) return c.reply.error("ERR no such key");
   if (c.argv[1] != c.argv[2]) {
-    c.db.erase(c.tx, c.argv[1], c.now_ms);
-    c.db.put(c.tx, c.argv[2], *e);
+    if (e->type == value_type::hash) {
+      // The fields go to a fresh map under the new name (its nodes are new objects, written in
+      // place: the block logs next to nothing), then the old key goes with its map.
+      std::vector<std::pair<std::string, std::string>> fields;
+      c.db.fields(c.argv[1]).for_each([&](std::string f, std::string v) { fields.emplace_back(std::move(f), std::move(v)); });
+      c.db.erase(c.tx, c.argv[2], c.now_ms);
+      auto copy = c.db.make_hash(c.tx, c.argv[2]);
+      for (const auto& [f, v] : fields) copy.insert(c.tx, f, v);
+      if (e->expires_ms != 0) {
+        entry timed{value_type::hash, 0, {}};
+        c.db.set_expiry(c.tx, c.argv[2], timed, e->expires_ms);
+      }
+      c.db.erase(c.tx, c.argv[1], c.now_ms);
+    } else {
+      c.db.erase(c.tx, c.argv[1], c.now_ms);
+      c.db.put(c.tx, c.argv[2], *e);
+    }
     c.server.touch(c.argv[1]);
     c.server.touch(c.argv[2]);
   }

@@ -21,6 +21,17 @@ std::optional<entry> lookup(command_context& c, std::string_view key) {
   return e;
 }
 
+// The string at `key` into `e` (empty if absent); false, after replying WRONGTYPE, if the key
+// holds another type.
+bool string_at(command_context& c, std::string_view key, std::optional<entry>& e, bool count = true) {
+  e = count ? lookup(c, key) : c.db.get(c.tx, key, c.now_ms);
+  if (e && e->type != value_type::string) {
+    wrong_type(c);
+    return false;
+  }
+  return true;
+}
+
 void store_string(command_context& c, std::string_view key, std::string payload, std::int64_t expires_ms) {
   c.db.put(c.tx, key, entry{value_type::string, expires_ms, std::move(payload)});
   c.server.touch(key);
@@ -41,7 +52,8 @@ bool expiry_from(command_context& c, std::string_view arg, std::int64_t unit_ms,
 }
 
 void get(command_context& c) {
-  auto e = lookup(c, c.argv[1]);
+  std::optional<entry> e;
+  if (!string_at(c, c.argv[1], e)) return;
   if (!e) return c.reply.null();
   c.reply.bulk(e->payload);
 }
@@ -70,6 +82,7 @@ void set(command_context& c) {
     }
   }
   auto old = c.db.get(c.tx, c.argv[1], c.now_ms);
+  if (want_old && old && old->type != value_type::string) return wrong_type(c);
   if ((nx && old) || (xx && !old)) {
     if (want_old && old) return c.reply.bulk(old->payload);
     return c.reply.null();
@@ -100,7 +113,7 @@ void mget(command_context& c) {
   c.reply.array(c.argv.size() - 1);
   for (std::size_t i = 1; i < c.argv.size(); ++i) {
     auto e = lookup(c, c.argv[i]);
-    if (e) {
+    if (e && e->type == value_type::string) {
       c.reply.bulk(e->payload);
     } else {
       c.reply.null();
@@ -134,14 +147,16 @@ void msetnx(command_context& c) {
 }
 
 void getset(command_context& c) {
-  auto old = lookup(c, c.argv[1]);
+  std::optional<entry> old;
+  if (!string_at(c, c.argv[1], old)) return;
   store_string(c, c.argv[1], std::string(c.argv[2]), 0);
   if (!old) return c.reply.null();
   c.reply.bulk(old->payload);
 }
 
 void getdel(command_context& c) {
-  auto old = lookup(c, c.argv[1]);
+  std::optional<entry> old;
+  if (!string_at(c, c.argv[1], old)) return;
   if (!old) return c.reply.null();
   c.db.erase(c.tx, c.argv[1], c.now_ms);
   c.server.touch(c.argv[1]);
@@ -149,7 +164,8 @@ void getdel(command_context& c) {
 }
 
 void append(command_context& c) {
-  auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
+  std::optional<entry> e;
+  if (!string_at(c, c.argv[1], e, false)) return;
   std::string value = e ? std::move(e->payload) : std::string();
   if (static_cast<std::int64_t>(value.size() + c.argv[2].size()) > max_string) {
     return c.reply.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
@@ -161,12 +177,14 @@ void append(command_context& c) {
 }
 
 void strlen_(command_context& c) {
-  auto e = lookup(c, c.argv[1]);
+  std::optional<entry> e;
+  if (!string_at(c, c.argv[1], e)) return;
   c.reply.integer(e ? static_cast<std::int64_t>(e->payload.size()) : 0);
 }
 
 void add_integer(command_context& c, std::int64_t delta) {
-  auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
+  std::optional<entry> e;
+  if (!string_at(c, c.argv[1], e, false)) return;
   std::int64_t v = 0;
   if (e && !string_to_int64(e->payload, v)) return c.reply.error("ERR value is not an integer or out of range");
   if (__builtin_add_overflow(v, delta, &v)) return c.reply.error("ERR increment or decrement would overflow");
@@ -190,7 +208,8 @@ void decrby(command_context& c) {
 void incrbyfloat(command_context& c) {
   double delta = 0;
   if (!parse_double(c, c.argv[2], delta)) return;
-  auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
+  std::optional<entry> e;
+  if (!string_at(c, c.argv[1], e, false)) return;
   double v = 0;
   if (e) {
     const std::string& s = e->payload;
@@ -208,7 +227,8 @@ void incrbyfloat(command_context& c) {
 void getrange(command_context& c) {
   std::int64_t start = 0, end = 0;
   if (!parse_integer(c, c.argv[2], start) || !parse_integer(c, c.argv[3], end)) return;
-  auto e = lookup(c, c.argv[1]);
+  std::optional<entry> e;
+  if (!string_at(c, c.argv[1], e)) return;
   const auto n = static_cast<std::int64_t>(e ? e->payload.size() : 0);
   if (n == 0 || (start < 0 && end < 0 && start > end)) return c.reply.bulk("");
   if (start < 0) start = std::max<std::int64_t>(n + start, 0);
@@ -223,7 +243,8 @@ void setrange(command_context& c) {
   if (!parse_integer(c, c.argv[2], offset)) return;
   if (offset < 0) return c.reply.error("ERR offset is out of range");
   const std::string_view piece = c.argv[3];
-  auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
+  std::optional<entry> e;
+  if (!string_at(c, c.argv[1], e, false)) return;
   std::string value = e ? std::move(e->payload) : std::string();
   if (piece.empty()) return c.reply.integer(static_cast<std::int64_t>(value.size()));
   if (offset + static_cast<std::int64_t>(piece.size()) > max_string) {

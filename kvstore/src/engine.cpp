@@ -63,7 +63,7 @@ void syntax_error(command_context& c) { c.reply.error("ERR syntax error"); }
 
 engine::engine(pobj::pool& pool, config& cfg) : db_(pool), config_(&cfg) {
   for (auto table : {connection_commands(), server_commands(), string_commands(), key_commands(),
-                     hash_commands(), transaction_commands()}) {
+                     hash_commands(), set_commands(), transaction_commands()}) {
     for (const command_spec& c : table) {
       all_.push_back(&c);
       by_name_.emplace(std::string(c.name), &c);

@@ -20,47 +20,48 @@ std::string_view type_name(value_type t) noexcept {
   switch (t) {
     case value_type::string: return "string";
     case value_type::hash: return "hash";
+    case value_type::set: return "set";
   }
   return "none";
 }
 
 store::store(pobj::pool& p) : pool_(&p) {
-  const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(hashes_root);
+  const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(maps_root);
   if (k != 0 && x != 0 && h != 0) {
     keys_ = key_map{k};
     expires_ = expiry_set{x};
-    hashes_ = hash_map_of_hashes{h};
+    maps_ = map_of_maps{h};
   } else {
     pobj::run_tx(p, [&](transaction& tx) {
       keys_ = k != 0 ? key_map{k} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
       expires_ = x != 0 ? expiry_set{x} : pobj::make_set<pobj::bytes>(tx);
-      hashes_ = h != 0 ? hash_map_of_hashes{h} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
+      maps_ = h != 0 ? map_of_maps{h} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
       p.set_root(keys_root, keys_.offset);
       p.set_root(expires_root, expires_.offset);
-      p.set_root(hashes_root, hashes_.offset);
+      p.set_root(maps_root, maps_.offset);
     });
   }
   keys();  // checks that the roots hold what they should (throws if not)
   expires();
-  hashes();
+  maps();
 }
 
 pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::fields(std::string_view key) const {
-  auto c = hashes().find(key);
+  auto c = maps().find(key);
   if (!c) throw pobj::error(pobj::errc::corrupt, "pobj-kv: a hash key without its fields");
   return {*pool_, *c};
 }
 
-pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::make_hash(transaction& tx, std::string_view key) {
+pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::make_map(transaction& tx, std::string_view key, value_type type) {
   const field_map fresh = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
-  entry e{value_type::hash, 0, {}};
+  entry e{type, 0, {}};
   put(tx, key, e);
-  hashes().insert_or_assign(tx, key, fresh);
+  maps().insert_or_assign(tx, key, fresh);
   return {*pool_, fresh};
 }
 
 void store::drop_value(transaction& tx, std::string_view key, const entry& e) {
-  if (e.type == value_type::hash) hashes().erase(tx, key);  // destroys the fields' map
+  if (e.type != value_type::string) maps().erase(tx, key);  // destroys the fields' map
 }
 
 std::string store::encode(const entry& e) {
@@ -75,7 +76,7 @@ std::string store::encode(const entry& e) {
 
 entry store::decode(std::string_view bytes) {
   entry e;
-  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::hash) ||
+  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::set) ||
       (static_cast<std::uint8_t>(bytes[1]) & ~has_expiry) != 0 ||
       ((static_cast<std::uint8_t>(bytes[1]) & has_expiry) && bytes.size() < 10)) {
     throw pobj::error(pobj::errc::corrupt, "pobj-kv: a damaged entry in the keyspace");
@@ -118,7 +119,7 @@ void store::put(transaction& tx, std::string_view key, const entry& e) {
     const entry before = decode(*old);
     // A value of another kind goes, with what it held; a hash whose entry only changes (its time to
     // live) keeps its fields.
-    if (before.type != e.type || e.type != value_type::hash) drop_value(tx, key, before);
+    if (before.type != e.type || e.type == value_type::string) drop_value(tx, key, before);
     if (before.expires_ms != 0 && before.expires_ms != e.expires_ms) {
       expires().erase(tx, expiry_key(before.expires_ms, key));
     }
@@ -153,22 +154,22 @@ void store::clear(transaction& tx) {
   // freed in steps right after the block commits: pobj/containers.hpp).
   const key_map old_keys = keys_;
   const expiry_set old_expires = expires_;
-  const hash_map_of_hashes old_hashes = hashes_;
+  const map_of_maps old_maps = maps_;
   keys_ = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
   expires_ = pobj::make_set<pobj::bytes>(tx);
-  hashes_ = pobj::make_hash_map<pobj::bytes, field_map>(tx);
+  maps_ = pobj::make_hash_map<pobj::bytes, field_map>(tx);
   pool_->set_root(keys_root, keys_.offset);
   pool_->set_root(expires_root, expires_.offset);
-  pool_->set_root(hashes_root, hashes_.offset);
+  pool_->set_root(maps_root, maps_.offset);
   pobj::destroy(tx, old_keys);
   pobj::destroy(tx, old_expires);
-  pobj::destroy(tx, old_hashes);  // and every hash's fields with it
+  pobj::destroy(tx, old_maps);  // and every hash's and set's map with it
 }
 
 void store::reload() {
   keys_ = key_map{pool_->root(keys_root)};
   expires_ = expiry_set{pool_->root(expires_root)};
-  hashes_ = hash_map_of_hashes{pool_->root(hashes_root)};
+  maps_ = map_of_maps{pool_->root(maps_root)};
 }
 
 std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t limit) {

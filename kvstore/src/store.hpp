@@ -4,10 +4,10 @@
 // to live are also in an ordered index by expiry time (root "pobj-kv.expires", a pobj::set of
 // [big-endian u64 milliseconds][key]), which active expiry walks from its first entry. An entry
 // is [u8 type][u8 flags][u64 expiry ms, if flags say so][payload]; a string's payload is its
-// bytes. A hash's fields are a pobj::hash_map of their own, held by the owning map of hashes
-// (root "pobj-kv.hashes", key -> container): the pool's heap check traces it there, and removing
-// the key there destroys it (a large one in steps after the block commits). docs/kvstore.md,
-// docs/format/kvstore.md.
+// bytes. A hash's fields, or a set's members, are a pobj::hash_map of their own, held by the
+// owning map of maps (root "pobj-kv.maps", key -> container): the pool's heap check traces it
+// there, and removing the key there destroys it (a large one in steps after the block commits).
+// docs/kvstore.md, docs/format/kvstore.md.
 //
 // Every change joins the caller's failure-atomic block (the server's batch, or a MULTI's EXEC):
 // it is visible at once to the thread running the batch and durable when the block commits.
@@ -29,7 +29,7 @@
 
 namespace pobj::kv {
 
-enum class value_type : std::uint8_t { string = 0, hash = 1 };
+enum class value_type : std::uint8_t { string = 0, hash = 1, set = 2 };
 
 // Redis's name for a type (TYPE's reply).
 std::string_view type_name(value_type t) noexcept;
@@ -44,7 +44,7 @@ class store {
  public:
   static constexpr std::string_view keys_root = "pobj-kv.keys";
   static constexpr std::string_view expires_root = "pobj-kv.expires";
-  static constexpr std::string_view hashes_root = "pobj-kv.hashes";
+  static constexpr std::string_view maps_root = "pobj-kv.maps";
 
   // Finds the keyspace in the pool, or makes it (in a block of its own).
   explicit store(pobj::pool& p);
@@ -62,11 +62,12 @@ class store {
   // Sets or clears (0) the time to live of an existing key, in tx.
   void set_expiry(transaction& tx, std::string_view key, entry& e, std::int64_t expires_ms);
 
-  // A hash key's fields (REQUIRES: the key's entry says hash).
+  // A hash key's fields or a set key's members (empty values) (REQUIRES: the key's entry says
+  // hash or set).
   using field_map = pobj::hash_map<pobj::bytes, pobj::bytes>;
   pobj::hash_map_ref<pobj::bytes, pobj::bytes> fields(std::string_view key) const;
-  // Makes `key` an empty hash (replacing whatever it held), in tx; returns its fields.
-  pobj::hash_map_ref<pobj::bytes, pobj::bytes> make_hash(transaction& tx, std::string_view key);
+  // Makes `key` an empty hash or set (replacing whatever it held), in tx; returns its map.
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes> make_map(transaction& tx, std::string_view key, value_type type);
 
   // Keys in the keyspace, including expired keys not yet removed (O(segments)).
   std::uint64_t size() const;
@@ -96,10 +97,10 @@ class store {
  private:
   using key_map = pobj::hash_map<pobj::bytes, pobj::bytes>;
   using expiry_set = pobj::set<pobj::bytes>;
-  using hash_map_of_hashes = pobj::hash_map<pobj::bytes, field_map>;
+  using map_of_maps = pobj::hash_map<pobj::bytes, field_map>;
   pobj::hash_map_ref<pobj::bytes, pobj::bytes> keys() const { return {*pool_, keys_}; }
   pobj::set_ref<pobj::bytes> expires() const { return {*pool_, expires_}; }
-  pobj::hash_map_ref<pobj::bytes, field_map> hashes() const { return {*pool_, hashes_}; }
+  pobj::hash_map_ref<pobj::bytes, field_map> maps() const { return {*pool_, maps_}; }
   static std::string expiry_key(std::int64_t ms, std::string_view key);
   // Removes what a key's entry holds outside the entry (a hash's fields), in tx.
   void drop_value(transaction& tx, std::string_view key, const entry& e);
@@ -107,7 +108,7 @@ class store {
   pobj::pool* pool_;
   key_map keys_;
   expiry_set expires_;
-  hash_map_of_hashes hashes_;
+  map_of_maps maps_;
 };
 
 }  // namespace pobj::kv

@@ -89,7 +89,7 @@ class ClientsTest(unittest.TestCase):
         self.assertEqual(info["db0"]["keys"], 2001)
         self.assertEqual(r.config_get("port")["port"], str(self.server.port))
 
-    def test_redis_py_hashes(self):
+    def test_redis_py_hashes_and_sets(self):
         r = self.r
         self.assertEqual(r.hset("user:1", mapping={"name": "ada", "born": "1815"}), 2)
         self.assertEqual(r.hget("user:1", "name"), "ada")
@@ -105,6 +105,13 @@ class ClientsTest(unittest.TestCase):
         self.assertIn("WRONGTYPE", str(e.exception))
         self.assertEqual(r.delete("user:1"), 1)
         self.assertEqual(r.exists("user:1"), 0)
+        self.assertEqual(r.sadd("tags", "a", "b", "a"), 2)
+        self.assertEqual(r.smembers("tags"), {"a", "b"})
+        self.assertTrue(r.sismember("tags", "a"))
+        self.assertEqual(r.scard("tags"), 2)
+        self.assertEqual(set(r.sscan_iter("tags")), {"a", "b"})
+        self.assertEqual(r.srem("tags", "a", "b"), 2)
+        self.assertEqual(r.exists("tags"), 0)
 
     def test_redis_cli(self):
         cli = ["redis-cli", "-p", str(self.server.port)]

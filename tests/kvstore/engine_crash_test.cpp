@@ -29,7 +29,7 @@ batch random_batch(std::mt19937_64& rng, int size) {
   auto key = [&] { return "k" + std::to_string(rng() % 24); };
   for (int i = 0; i < size; ++i) {
     const std::string v(rng() % 3 == 0 ? 40 + rng() % 300 : rng() % 12, static_cast<char>('a' + rng() % 26));
-    switch (rng() % 12) {
+    switch (rng() % 14) {
       case 0: b.push_back({"SET", key(), v}); break;
       case 1: b.push_back({"SET", key(), v, "PX", std::to_string(1000 + rng() % 100000)}); break;
       case 2: b.push_back({"DEL", key(), key()}); break;
@@ -41,6 +41,8 @@ batch random_batch(std::mt19937_64& rng, int size) {
       case 8: b.push_back({"HSET", "h" + std::to_string(rng() % 4), "f" + std::to_string(rng() % 6), v}); break;
       case 9: b.push_back({"HDEL", "h" + std::to_string(rng() % 4), "f" + std::to_string(rng() % 6)}); break;
       case 10: b.push_back({"DEL", "h" + std::to_string(rng() % 4)}); break;
+      case 11: b.push_back({"SADD", "s" + std::to_string(rng() % 3), v, "m" + std::to_string(rng() % 5)}); break;
+      case 12: b.push_back({"SREM", "s" + std::to_string(rng() % 3), "m" + std::to_string(rng() % 5)}); break;
       default: b.push_back({"PERSIST", key()}); break;
     }
   }
@@ -65,7 +67,7 @@ keyspace contents(pobj::kv::store& db) {
   for (std::uint64_t cursor = 0;;) {
     cursor = db.scan(cursor, now, [&](std::string_view key, const pobj::kv::entry& e) {
       std::string value = e.payload;
-      if (e.type == pobj::kv::value_type::hash) {  // its fields, in order
+      if (e.type != pobj::kv::value_type::string) {  // its fields or members, in order
         std::map<std::string, std::string> fields;
         db.fields(key).for_each([&](std::string f, std::string v) { fields.emplace(std::move(f), std::move(v)); });
         for (const auto& [f, v] : fields) value += "|" + f + "=" + v;

@@ -30,7 +30,7 @@ bool hash_at(command_context& c, std::string_view key, std::optional<fields_ref>
 // The hash at `key`, made if absent; false after a WRONGTYPE reply.
 bool hash_for_write(command_context& c, std::string_view key, std::optional<fields_ref>& out) {
   if (!hash_at(c, key, out)) return false;
-  if (!out) out.emplace(c.db.make_hash(c.tx, key));
+  if (!out) out.emplace(c.db.make_map(c.tx, key, value_type::hash));
   return true;
 }
 

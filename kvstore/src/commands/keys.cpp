@@ -148,16 +148,16 @@ void rename(command_context& c) {
   auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
   if (!e) return c.reply.error("ERR no such key");
   if (c.argv[1] != c.argv[2]) {
-    if (e->type == value_type::hash) {
+    if (e->type != value_type::string) {
       // The fields go to a fresh map under the new name (its nodes are new objects, written in
       // place: the block logs next to nothing), then the old key goes with its map.
       std::vector<std::pair<std::string, std::string>> fields;
       c.db.fields(c.argv[1]).for_each([&](std::string f, std::string v) { fields.emplace_back(std::move(f), std::move(v)); });
       c.db.erase(c.tx, c.argv[2], c.now_ms);
-      auto copy = c.db.make_hash(c.tx, c.argv[2]);
+      auto copy = c.db.make_map(c.tx, c.argv[2], e->type);
       for (const auto& [f, v] : fields) copy.insert(c.tx, f, v);
       if (e->expires_ms != 0) {
-        entry timed{value_type::hash, 0, {}};
+        entry timed{e->type, 0, {}};
         c.db.set_expiry(c.tx, c.argv[2], timed, e->expires_ms);
       }
       c.db.erase(c.tx, c.argv[1], c.now_ms);

@@ -7,7 +7,7 @@ packages=(
   meson ninja-build pkg-config g++ clang-14 cmake
   libpmem2-dev libpmemobj-dev libpmem-dev
   libboost1.81-dev libfmt-dev catch2 libbenchmark-dev
-  libclang-14-dev llvm-14-dev libfabric-dev
+  libclang-14-dev llvm-14-dev libclang-rt-14-dev libfabric-dev
   redis-server redis-tools python3-redis
 )
 

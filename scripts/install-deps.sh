@@ -8,7 +8,7 @@ packages=(
   libpmem2-dev libpmemobj-dev libpmem-dev
   libboost1.81-dev libfmt-dev catch2 libbenchmark-dev
   libclang-14-dev llvm-14-dev libclang-rt-14-dev libfabric-dev
-  redis-server redis-tools python3-redis
+  redis-server redis-tools python3-redis libhiredis-dev
 )
 
 missing=()

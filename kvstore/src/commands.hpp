@@ -28,8 +28,9 @@ inline constexpr std::uint32_t admin = 8;
 inline constexpr std::uint32_t no_auth = 16;       // allowed before AUTH
 inline constexpr std::uint32_t fast = 32;
 inline constexpr std::uint32_t connection_state = 64;  // changes the connection's state (never batched with others)
-inline constexpr std::uint32_t no_multi = 128;     // runs at once even inside MULTI (EXEC, DISCARD, ...)
+inline constexpr std::uint32_t immediate = 128;    // runs at once inside MULTI, not queued (EXEC, DISCARD, ...)
 inline constexpr std::uint32_t own_block = 256;    // runs in a block of its own (FLUSHALL, EXEC)
+inline constexpr std::uint32_t no_multi = 512;     // refused inside MULTI (SHUTDOWN), as Redis's no-multi
 }  // namespace command_flags
 
 // What a handler is given. `tx` is the open failure-atomic block every store change joins;
@@ -67,7 +68,7 @@ std::span<const command_spec> transaction_commands();
 
 // Argument helpers shared by the families; each returns false after replying with Redis's error.
 bool parse_integer(command_context& c, std::string_view s, std::int64_t& out);
-bool parse_double(command_context& c, std::string_view s, double& out);
+bool parse_long_double(command_context& c, std::string_view s, long double& out);
 std::string lower(std::string_view s);
 bool equals_ignore_case(std::string_view a, std::string_view b);
 // Replies with Redis's wrong-type error.
@@ -77,7 +78,5 @@ void syntax_error(command_context& c);
 // Redis's glob (* ? [a-z] [^x] and \ escapes), as KEYS, SCAN MATCH and CONFIG GET use it.
 bool glob_match(std::string_view pattern, std::string_view s);
 
-// The integer a string holds, as Redis's string2ll (no spaces, no '+', within int64).
-bool string_to_int64(std::string_view s, std::int64_t& out);
 
 }  // namespace pobj::kv

@@ -25,27 +25,17 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
          });
 }
 
-bool string_to_int64(std::string_view s, std::int64_t& out) {
-  if (s.empty() || s.size() > 20 || s[0] == '+' || (s.size() > 1 && s[0] == '0') ||
-      (s.size() > 1 && s[0] == '-' && s[1] == '0')) {
-    return false;
-  }
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
 bool parse_integer(command_context& c, std::string_view s, std::int64_t& out) {
   if (string_to_int64(s, out)) return true;
   c.reply.error("ERR value is not an integer or out of range");
   return false;
 }
 
-bool parse_double(command_context& c, std::string_view s, double& out) {
-  // As Redis's string2ld: the whole string, no spaces, not NaN.
+bool parse_long_double(command_context& c, std::string_view s, long double& out) {
   std::string copy(s);
   char* end = nullptr;
   errno = 0;
-  out = copy.empty() || std::isspace(static_cast<unsigned char>(copy[0])) ? NAN : std::strtod(copy.c_str(), &end);
+  out = copy.empty() || std::isspace(static_cast<unsigned char>(copy[0])) ? NAN : std::strtold(copy.c_str(), &end);
   if (copy.empty() || end != copy.c_str() + copy.size() || std::isnan(out) || errno == ERANGE) {
     c.reply.error("ERR value is not a valid float");
     return false;
@@ -62,6 +52,10 @@ void syntax_error(command_context& c) { c.reply.error("ERR syntax error"); }
 // ---- engine -------------------------------------------------------------------------------------
 
 engine::engine(pobj::pool& pool, config& cfg) : db_(pool), config_(&cfg) {
+  db_.on_expired = [this](std::string_view key) {
+    ++stats_.expired_keys;
+    touch(key);
+  };
   for (auto table : {connection_commands(), server_commands(), string_commands(), key_commands(),
                      hash_commands(), set_commands(), transaction_commands()}) {
     for (const command_spec& c : table) {
@@ -120,7 +114,12 @@ void engine::execute(session& s, std::span<const std::string_view> argv, reply_w
     reply.error(fmt::format("ERR wrong number of arguments for '{}' command", c->name));
     return;
   }
-  if (s.in_multi && (c->flags & command_flags::no_multi) == 0) {
+  if (s.in_multi && (c->flags & command_flags::no_multi) != 0) {
+    s.multi_failed = true;
+    reply.error("ERR Command not allowed inside a transaction");
+    return;
+  }
+  if (s.in_multi && (c->flags & command_flags::immediate) == 0) {
     s.queued.emplace_back(argv.begin(), argv.end());
     reply.simple("QUEUED");
     return;
@@ -131,9 +130,10 @@ void engine::execute(session& s, std::span<const std::string_view> argv, reply_w
   c->handler(ctx);
 }
 
-void engine::watch(session& s, std::string_view key) {
+void engine::watch(session& s, std::string_view key, std::int64_t expires_ms) {
   if (std::find(s.watched.begin(), s.watched.end(), key) != s.watched.end()) return;
   s.watched.emplace_back(key);
+  s.watched_expiry.push_back(expires_ms);
   watchers_[std::string(key)].insert(&s);
 }
 
@@ -145,6 +145,7 @@ void engine::unwatch(session& s) {
     if (it->second.empty()) watchers_.erase(it);
   }
   s.watched.clear();
+  s.watched_expiry.clear();
   s.watch_dirty = false;
 }
 
@@ -162,5 +163,9 @@ void engine::touch_all() {
 }
 
 void engine::forget(session& s) { unwatch(s); }
+
+bool engine::watched_expired(const session& s, std::int64_t now) const {
+  return std::any_of(s.watched_expiry.begin(), s.watched_expiry.end(), [&](std::int64_t t) { return t != 0 && t <= now; });
+}
 
 }  // namespace pobj::kv

@@ -46,6 +46,7 @@ struct session {
   std::vector<std::vector<std::string>> queued;
   // WATCH: set when a watched key changes; EXEC then fails.
   std::vector<std::string> watched;
+  std::vector<std::int64_t> watched_expiry;  // each watched key's expiry when watched, or 0
   bool watch_dirty = false;
 };
 
@@ -85,7 +86,9 @@ class engine {
   std::span<const command_spec* const> commands() const { return all_; }
 
   // WATCH: keys sessions watch; a write to one marks its watchers.
-  void watch(session& s, std::string_view key);
+  // `expires_ms`: the key's expiry when watched (0: none or absent): EXEC fails if it has passed.
+  void watch(session& s, std::string_view key, std::int64_t expires_ms);
+  bool watched_expired(const session& s, std::int64_t now) const;
   void unwatch(session& s);
   void touch(std::string_view key);
   void touch_all();

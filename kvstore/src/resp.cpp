@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -13,13 +14,7 @@ namespace pobj::kv {
 
 namespace {
 
-// A decimal integer filling all of `s` (an optional '-', digits); false if anything else.
-bool parse_count(std::string_view s, std::int64_t& v) {
-  if (s.empty() || s.size() > 20) return false;
-  const char* end = s.data() + s.size();
-  auto [p, ec] = std::from_chars(s.data(), end, v);
-  return ec == std::errc() && p == end;
-}
+bool parse_count(std::string_view s, std::int64_t& v) { return string_to_int64(s, v); }
 
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -29,6 +24,15 @@ int hex_digit(char c) {
 }
 
 }  // namespace
+
+bool string_to_int64(std::string_view s, std::int64_t& out) {
+  if (s.empty() || s.size() > 20 || s[0] == '+' || (s.size() > 1 && s[0] == '0') ||
+      (s.size() > 1 && s[0] == '-' && s[1] == '0')) {
+    return false;
+  }
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
 
 void request_parser::reset() noexcept {
   arguments_ = -1;
@@ -276,6 +280,18 @@ void reply_writer::verbatim(std::string_view s) {
   } else {
     bulk(s);
   }
+}
+
+std::string format_human(long double d) {
+  char buf[5 * 1024];
+  const int n = std::snprintf(buf, sizeof(buf), "%.17Lf", d);
+  std::string s(buf, static_cast<std::size_t>(std::max(n, 0)));
+  if (s.find('.') != std::string::npos) {
+    while (!s.empty() && s.back() == '0') s.pop_back();
+    if (!s.empty() && s.back() == '.') s.pop_back();
+  }
+  if (s == "-0") s = "0";
+  return s;
 }
 
 std::string format_double(double d) {

@@ -26,7 +26,7 @@ namespace pobj::kv {
 struct protocol_limits {
   std::size_t max_bulk = 512u * 1024 * 1024;      // one argument (Redis: proto-max-bulk-len)
   std::size_t max_inline = 64 * 1024;             // an inline request line
-  std::int64_t max_arguments = 1024 * 1024;       // in one multibulk request
+  std::int64_t max_arguments = 2147483647;        // in one multibulk request (Redis: INT_MAX)
   // Before AUTH, on a server with a password, as Redis: a few small arguments only.
   std::int64_t unauthenticated_arguments = 10;
   std::size_t unauthenticated_bulk = 16 * 1024;
@@ -102,5 +102,11 @@ class reply_writer {
 
 // Formats a double as Redis replies with it: shortest round-trip form, inf and -inf.
 std::string format_double(double d);
+// Formats a number as Redis stores INCRBYFLOAT's results: long double, %.17Lf, trailing zeros
+// (and a trailing point) trimmed: 0.3, 0.00001, 100000000000000000000.
+std::string format_human(long double d);
+// The integer a string holds, as Redis's string2ll (no spaces, no '+', no leading zeros, no -0,
+// within int64).
+bool string_to_int64(std::string_view s, std::int64_t& out);
 
 }  // namespace pobj::kv

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -68,6 +69,7 @@ server::~server() {
   engine_->set_server(nullptr);
   for (auto& [fd, c] : connections_) ::close(fd);
   if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (spare_fd_ >= 0) ::close(spare_fd_);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
 
@@ -94,6 +96,22 @@ void server::listen() {
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
   port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
                                       : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  // As many descriptors as maxclients needs, if the system allows; else fewer clients.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    const rlim_t want = static_cast<rlim_t>(config_->maxclients) + 64;
+    if (files.rlim_cur < want) {
+      files.rlim_cur = std::min(want, files.rlim_max);
+      setrlimit(RLIMIT_NOFILE, &files);
+      getrlimit(RLIMIT_NOFILE, &files);
+    }
+    if (files.rlim_cur < want) {
+      const int fit = static_cast<int>(std::max<rlim_t>(files.rlim_cur, 64) - 64 + 1);
+      log::warning("maxclients {} lowered to {}: the process may open {} files", config_->maxclients, fit, files.rlim_cur);
+      config_->maxclients = fit;
+    }
+  }
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw std::runtime_error(fmt::format("epoll: {}", std::strerror(errno)));
   epoll_event ev{};
@@ -107,7 +125,7 @@ void server::run() {
   std::vector<epoll_event> events(256);
   while (!stop_.load()) {
     bool input_waiting = false;
-    for (auto& [fd, c] : connections_) input_waiting |= c->has_input && !c->dead;
+    for (auto& [fd, c] : connections_) input_waiting |= servable(*c);
     const std::int64_t now = wall_ms();
     const int timeout = input_waiting ? 0 : static_cast<int>(std::clamp<std::int64_t>(next_expire_ms_ - now, 0, 100));
     const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
@@ -151,6 +169,19 @@ void server::accept_clients() {
     sockaddr_storage peer{};
     socklen_t len = sizeof(peer);
     const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
+      // No descriptor left: the client would stay queued, and the loop would wake for it forever.
+      // Give up the spare one to accept it, tell it why, and close it.
+      ::close(spare_fd_);
+      if (const int refused = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC); refused >= 0) {
+        static constexpr std::string_view full = "-ERR max number of clients reached\r\n";
+        [[maybe_unused]] auto w = ::write(refused, full.data(), full.size());
+        ::close(refused);
+        ++rejected_clients_;
+      }
+      spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      continue;
+    }
     if (fd < 0) return;  // EAGAIN, or an error the next turn will see again
     if (connections_.size() >= static_cast<std::size_t>(config_->maxclients)) {
       static constexpr std::string_view full = "-ERR max number of clients reached\r\n";
@@ -182,14 +213,21 @@ void server::read_from(connection& c) {
   // the new space first, for nothing).
   static thread_local std::vector<char> scratch(256 * 1024);
   for (std::size_t total = 0; total < (4u << 20);) {
+    if (c.in.size() - c.parsed > max_unparsed && c.parser.bytes_wanted() == 0) break;
     const ssize_t n = ::read(c.fd, scratch.data(), scratch.size());
     if (n > 0) {
+      if (c.in.size() - c.parsed + static_cast<std::size_t>(n) > max_query_buffer) {
+        log::warning("closing client {}: its query buffer passed {} bytes", c.s.address, max_query_buffer);
+        c.dead = true;
+        return;
+      }
       if (c.in.capacity() < c.in.size() + static_cast<std::size_t>(n) && c.parser.bytes_wanted() > 0) {
         c.in.reserve(c.in.size() + std::min<std::size_t>(c.parser.bytes_wanted(), 64u << 20));
       }
       c.in.append(scratch.data(), static_cast<std::size_t>(n));
       total += static_cast<std::size_t>(n);
       c.has_input = true;
+      if (c.in.size() - c.parsed > max_unparsed && c.parser.bytes_wanted() == 0) break;
       continue;
     }
     if (n == 0) {
@@ -202,21 +240,28 @@ void server::read_from(connection& c) {
   }
 }
 
+bool server::servable(const connection& c) const {
+  return c.has_input && !c.dead && !c.s.close_after_reply && c.out.size() - c.sent <= max_output;
+}
+
 void server::process(std::int64_t now) {
   for (auto& [fd, c] : connections_) {
-    if (c->has_input && !c->dead && !c->s.close_after_reply) serve(*c, now);
+    if (servable(*c)) serve(*c, now);
   }
   commit_batch();
-  // What the batch's commands consumed is no longer referenced: drop it.
+  // Nothing refers to the consumed input or the sent output any more (the batch has committed):
+  // drop them when that is cheap (all of it) or worth it (much of it), not at every turn.
   for (auto& [fd, c] : connections_) {
-    if (c->parsed > 0) {
+    if (c->parsed > 0 && (c->parsed == c->in.size() || c->parsed >= (1u << 20) || 2 * c->parsed >= c->in.size())) {
       c->in.erase(0, c->parsed);
       c->parsed = 0;
     }
-    if (c->sent > 0 && c->sent == c->out.size()) {
-      c->out.clear();
-      c->sent = c->committed = 0;
+    if (c->sent > 0 && (c->sent == c->out.size() || c->sent >= (1u << 20) || 2 * c->sent >= c->out.size())) {
+      c->out.erase(0, c->sent);
+      c->committed -= c->sent;
+      c->sent = 0;
     }
+    if (!c->dead) update_events(*c);
   }
 }
 
@@ -301,8 +346,9 @@ void server::commit_batch() {
   if (!batch_) return;
   try {
     batch_->commit();
-  } catch (const std::exception& e) {
+  } catch (const std::exception&) {
     // Nothing of the batch is persistent: run it again, command by command.
+    batch_->abort();
     batch_.reset();
     engine_->db().reload();
     std::vector<pending> again = std::move(pending_);
@@ -331,22 +377,24 @@ void server::recover(std::size_t failed, std::int64_t now, const std::exception&
   pending culprit = std::move(pending_[failed]);
   pending_.clear();
   // The commands before it, again, in a new block: deterministic, they do what they did.
-  for (auto& p : before) {
-    pending_.push_back(std::move(p));
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    pending_.push_back(std::move(before[i]));
     pending& q = pending_.back();
     q.reply_from = q.conn->out.size();
     if (!batch_) batch_.emplace(engine_->db().pool());
     try {
       reply_writer w(q.conn->out, q.conn->s.protocol);
       engine_->execute(q.conn->s, q.argv, w, *batch_, now);
-    } catch (const std::exception& e) {
-      // Not expected (they succeeded a moment ago); keep every reply honest all the same.
+    } catch (const std::exception&) {
+      // Not expected (they succeeded a moment ago); keep every reply honest all the same: this
+      // and every later command run alone, in order.
       batch_->abort();
       batch_.reset();
       engine_->db().reload();
       for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) it->conn->out.resize(it->reply_from);
       std::vector<pending> rest = std::move(pending_);
       pending_.clear();
+      for (std::size_t j = i + 1; j < before.size(); ++j) rest.push_back(std::move(before[j]));
       for (auto& r : rest) run_alone(*r.conn, r.argv, now);
       break;
     }
@@ -390,7 +438,10 @@ void server::flush(connection& c) {
 
 void server::update_events(connection& c) {
   const bool want_write = c.sent < c.committed;
-  const bool want_read = !c.eof && c.out.size() - c.sent <= max_output;
+  // No more input while replies pile up unread, or while much input waits unparsed (unless the
+  // command being read is one large argument, which needs its bytes).
+  const bool want_read = !c.eof && c.out.size() - c.sent <= max_output &&
+                         (c.in.size() - c.parsed <= max_unparsed || c.parser.bytes_wanted() > 0);
   if (want_write == c.writing && want_read == c.reading) return;
   epoll_event ev{};
   ev.events = (want_read ? EPOLLIN : 0u) | (want_write ? EPOLLOUT : 0u);
@@ -422,7 +473,6 @@ void server::active_expire(std::int64_t now) {
       log::warning("active expiry failed: {}", e.what());
       return;
     }
-    engine_->stats().expired_keys += removed;
     if (removed < 200) return;
   }
 }

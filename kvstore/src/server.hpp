@@ -41,6 +41,8 @@ class server final : public server_view {
  public:
   static constexpr std::size_t max_batch = 1024;
   static constexpr std::size_t max_output = 64u << 20;  // a connection stops being served past this
+  static constexpr std::size_t max_unparsed = 8u << 20;  // reading stops past this much waiting input
+  static constexpr std::size_t max_query_buffer = 1u << 30;  // a client past this is closed (as Redis)
 
   server(engine& e, config& cfg);
   ~server() override;
@@ -68,6 +70,7 @@ class server final : public server_view {
   };
 
   void accept_clients();
+  bool servable(const connection& c) const;
   void read_from(connection& c);
   void process(std::int64_t now);
   void serve(connection& c, std::int64_t now);
@@ -84,6 +87,7 @@ class server final : public server_view {
   engine* engine_;
   config* config_;
   int listen_fd_ = -1;
+  int spare_fd_ = -1;  // given up to accept and close a client when the process has no fd left
   int epoll_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

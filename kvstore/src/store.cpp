@@ -107,6 +107,7 @@ std::optional<entry> store::get(transaction& tx, std::string_view key, std::int6
     keys().erase(tx, key);
     expires().erase(tx, expiry_key(e.expires_ms, key));
     drop_value(tx, key, e);
+    if (on_expired) on_expired(key);
     return std::nullopt;
   }
   return e;
@@ -189,6 +190,7 @@ std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t li
       if (e.expires_ms != 0 && expired(e, now)) {
         keys().erase(tx, key);
         drop_value(tx, key, e);
+        if (on_expired) on_expired(key);
       }
     }
     expires().erase(tx, k);

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,8 @@ class store {
   explicit store(pobj::pool& p);
 
   pobj::pool& pool() const noexcept { return *pool_; }
+  // Called with each key removed because its time to live ended (lazily or actively).
+  std::function<void(std::string_view)> on_expired;
 
   // The entry of a key, unless absent or expired at `now` (an expired key is removed in `tx`).
   std::optional<entry> get(transaction& tx, std::string_view key, std::int64_t now);

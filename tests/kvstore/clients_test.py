@@ -4,7 +4,9 @@ redis-benchmark; raw protocol edge cases; restarts with the data served at once.
 Run by meson (`meson test kvstore-clients`) with POBJ_KV naming the server binary."""
 
 import os
+import resource
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -144,6 +146,68 @@ class ClientsTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertNotIn("ERR", out.stdout + out.stderr)
         self.assertEqual(out.stdout.count("requests per second"), 4, out.stdout)
+
+
+class ResourceTest(unittest.TestCase):
+    """Regressions: clients that do not read, flood, or outnumber the descriptors must neither spin
+    the server's loop nor grow its memory without bound."""
+
+    def test_a_client_that_stops_reading_costs_no_cpu_and_bounded_memory(self):
+        server = KvServer().start()
+        try:
+            r = redis.Redis(host="127.0.0.1", port=server.port)
+            r.set("big", b"x" * (1 << 20))
+            r.close()
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.setblocking(False)
+            request = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 2000  # 2 GB of replies, never read
+            sent = 0
+            deadline = time.time() + 3
+            while sent < len(request) and time.time() < deadline:
+                try:
+                    sent += s.send(request[sent:])
+                except BlockingIOError:
+                    time.sleep(0.01)
+            before = server.cpu_seconds()
+            time.sleep(2)
+            used = server.cpu_seconds() - before
+            self.assertLess(used, 0.5, f"the server used {used:.2f} s of CPU in 2 s beside a stalled client")
+            self.assertLess(server.rss_bytes(), 512 << 20)
+            other = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=5)
+            self.assertTrue(other.ping())  # others are still served
+            other.close()
+            s.close()
+        finally:
+            server.stop()
+            shutil.rmtree(server.dir, ignore_errors=True)
+
+    def test_clients_beyond_the_descriptor_limit_are_refused_without_spinning(self):
+        def few_files():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))
+
+        server = KvServer(preexec_fn=few_files).start()
+        try:
+            self.assertIn("maxclients 10000 lowered", server.log_text())
+            clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(60)]
+            time.sleep(0.5)
+            before = server.cpu_seconds()
+            time.sleep(1)
+            self.assertLess(server.cpu_seconds() - before, 0.5)
+            refused = 0
+            for c in clients:
+                c.settimeout(0.05)
+                try:
+                    refused += c.recv(100).startswith(b"-ERR max number of clients reached")
+                except socket.timeout:
+                    pass
+                c.close()
+            self.assertGreater(refused, 0)
+            r = redis.Redis(host="127.0.0.1", port=server.port)
+            self.assertTrue(r.ping())
+            r.close()
+        finally:
+            server.stop()
+            shutil.rmtree(server.dir, ignore_errors=True)
 
 
 class RestartTest(unittest.TestCase):

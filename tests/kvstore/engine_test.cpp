@@ -334,3 +334,62 @@ TEST_CASE("set commands reply as Redis does", "[kvstore][sets]") {
   CHECK(h.run({"EXISTS", "t"}) == ":0\r\n");
   CHECK(h.pool.heap().check().ok());
 }
+
+TEST_CASE("review fixes: Redis's answers where the first version differed", "[kvstore][regression]") {
+  harness h;
+  // SHUTDOWN ABORT with no shutdown under way; SHUTDOWN refused inside MULTI, failing EXEC.
+  CHECK(h.run({"SHUTDOWN", "ABORT"}) == "-ERR No shutdown in progress.\r\n");
+  h.run({"MULTI"});
+  CHECK(h.run({"SHUTDOWN"}) == "-ERR Command not allowed inside a transaction\r\n");
+  CHECK(h.run({"EXEC"}) == "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  // INCRBYFLOAT stores what Redis stores (long double, %.17Lf, trailing zeros trimmed).
+  CHECK(h.run({"INCRBYFLOAT", "f1", "0.00001"}) == "$7\r\n0.00001\r\n");
+  CHECK(h.run({"INCRBYFLOAT", "f2", "1e20"}) == "$21\r\n100000000000000000000\r\n");
+  CHECK(h.run({"SET", "f3", "0.1"}) == "+OK\r\n");
+  CHECK(h.run({"INCRBYFLOAT", "f3", "0.2"}) == "$3\r\n0.3\r\n");
+  CHECK(h.run({"HINCRBYFLOAT", "hf", "x", "0.1"}) == "$3\r\n0.1\r\n");
+  // SETRANGE at an offset that would overflow: the size error, no undefined behaviour.
+  CHECK(h.run({"SETRANGE", "s", "9223372036854775807", "x"}) ==
+        "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n");
+  // HELLO SETNAME checks the name as CLIENT SETNAME does.
+  CHECK(h.run({"HELLO", "2", "SETNAME", "bad name"}) ==
+        "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+  // A watched key whose time to live ends before EXEC fails the EXEC, accessed or not.
+  CHECK(h.run({"SET", "w", "v", "PX", "100"}) == "+OK\r\n");
+  CHECK(h.run({"WATCH", "w"}) == "+OK\r\n");
+  h.now += 300;
+  h.run({"MULTI"});
+  h.run({"SET", "w", "x"});
+  CHECK(h.run({"EXEC"}) == "*-1\r\n");
+  // A watched key that another client's read finds expired (and removes) fails the EXEC too.
+  pobj::kv::session other;
+  other.authenticated = true;
+  CHECK(h.run({"SET", "w2", "v", "PX", "100"}) == "+OK\r\n");
+  CHECK(h.run({"WATCH", "w2"}) == "+OK\r\n");
+  h.now += 300;
+  CHECK(h.run(other, {"GET", "w2"}) == "$-1\r\n");
+  h.run({"MULTI"});
+  CHECK(h.run({"EXEC"}) == "*-1\r\n");
+  // Glob patterns with many stars are matched in polynomial time (this took minutes before).
+  CHECK(h.run({"SET", std::string(40, 'a'), "v"}) == "+OK\r\n");
+  CHECK(h.run({"KEYS", "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b"}) == "*0\r\n");
+  CHECK(h.run({"KEYS", "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a"}).starts_with("*1\r\n"));
+}
+
+TEST_CASE("glob patterns as Redis matches them", "[kvstore][keys]") {
+  using pobj::kv::glob_match;
+  CHECK(glob_match("*", ""));
+  CHECK(glob_match("h?llo", "hello"));
+  CHECK_FALSE(glob_match("h?llo", "hllo"));
+  CHECK(glob_match("h*llo", "heeeello"));
+  CHECK(glob_match("h[ae]llo", "hallo"));
+  CHECK_FALSE(glob_match("h[^e]llo", "hello"));
+  CHECK(glob_match("h[a-b]llo", "hbllo"));
+  CHECK(glob_match("h[b-a]llo", "hallo"));  // a reversed range
+  CHECK(glob_match("h\\*llo", "h*llo"));
+  CHECK_FALSE(glob_match("h\\*llo", "hello"));
+  CHECK(glob_match("a*b*c", "aXXbYYc"));
+  CHECK_FALSE(glob_match("a*b*c", "aXXbYY"));
+  CHECK(glob_match("**x", "abx"));
+  CHECK(glob_match("[abc", "b"));  // an unclosed class runs to the end of the pattern
+}

@@ -12,11 +12,12 @@ import time
 class KvServer:
     """A pobj-kv process on a free loopback port, with its pool in a directory of its own."""
 
-    def __init__(self, binary=None, pool_dir=None, extra=()):
+    def __init__(self, binary=None, pool_dir=None, extra=(), preexec_fn=None):
         self.binary = binary or os.environ.get("POBJ_KV", "build/kvstore/pobj-kv")
         self.dir = pool_dir or tempfile.mkdtemp(prefix="pobj-kv-test-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         self.pool = os.path.join(self.dir, "test.pool")
         self.extra = list(extra)
+        self.preexec_fn = preexec_fn
         self.proc = None
         self.port = None
         self.log_path = os.path.join(self.dir, "server.log")
@@ -25,7 +26,7 @@ class KvServer:
         args = [self.binary, "--port", "0", "--pool", self.pool, "--pool-size", "64m", "--hz", "20", *self.extra]
         self.log = open(self.log_path, "ab")
         offset = self.log.tell()  # this start's lines come after what earlier starts wrote
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, preexec_fn=self.preexec_fn)
         deadline = time.time() + timeout
         while time.time() < deadline:
             with open(self.log_path, "rb") as f:
@@ -52,6 +53,16 @@ class KvServer:
 
     def kill(self):
         return self.stop(signal.SIGKILL)
+
+    def cpu_seconds(self):
+        """User and system CPU time the server has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self):
+        with open(f"/proc/{self.proc.pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     def log_text(self):
         with open(self.log_path, "rb") as f:

@@ -69,6 +69,10 @@ TEST_CASE("malformed requests get Redis's protocol errors", "[kvstore][resp]") {
   CHECK(feed("*1\r\n$-1\r\n", 100).error == "Protocol error: invalid bulk length");
   CHECK(feed("*1\r\n$999999999999\r\n", 100).error == "Protocol error: invalid bulk length");
   CHECK(feed("set \"unbalanced\n", 100).error == "Protocol error: unbalanced quotes in request");
+  // Counts as Redis's string2ll reads them: no leading zeros, no -0 (a regression: they passed).
+  CHECK(feed("*02\r\n", 100).error == "Protocol error: invalid multibulk length");
+  CHECK(feed("*-0\r\n", 100).error == "Protocol error: invalid multibulk length");
+  CHECK(feed("*1\r\n$04\r\nPING\r\n", 100).error == "Protocol error: invalid bulk length");
   CHECK(feed("set \"a\"b\n", 100).error == "Protocol error: unbalanced quotes in request");
   CHECK(feed(std::string(70000, 'a'), 4096).error == "Protocol error: too big inline request");
   CHECK(feed("*" + std::string(70000, '1'), 4096).error == "Protocol error: too big mbulk count string");

@@ -1,5 +1,6 @@
 // The connection commands: PING ECHO HELLO AUTH SELECT QUIT RESET CLIENT COMMAND, with Redis 7's
 // replies and errors.
+#include <algorithm>
 #include <array>
 
 #include <fmt/format.h>
@@ -49,6 +50,10 @@ void auth(command_context& c) {
   if (check_password(c, user, c.argv.back())) c.reply.ok();
 }
 
+bool valid_name(std::string_view name) {
+  return std::all_of(name.begin(), name.end(), [](char ch) { return ch >= '!' && ch <= '~'; });
+}
+
 void hello(command_context& c) {
   int protocol = c.client.protocol;
   std::size_t i = 1;
@@ -69,6 +74,9 @@ void hello(command_context& c) {
     } else if (opt == "setname" && i + 1 < c.argv.size()) {
       name = c.argv[++i];
       has_name = true;
+      if (!valid_name(name)) {
+        return c.reply.error("ERR Client names cannot contain spaces, newlines or special characters.");
+      }
     } else {
       return c.reply.error(fmt::format("ERR Syntax error in HELLO option '{}'", c.argv[i]));
     }
@@ -129,10 +137,8 @@ void client(command_context& c) {
     return c.reply.bulk(c.client.name);
   }
   if (sub == "setname" && c.argv.size() == 3) {
-    for (char ch : c.argv[2]) {
-      if (ch < '!' || ch > '~') {
-        return c.reply.error("ERR Client names cannot contain spaces, newlines or special characters.");
-      }
+    if (!valid_name(c.argv[2])) {
+      return c.reply.error("ERR Client names cannot contain spaces, newlines or special characters.");
     }
     c.client.name = c.argv[2];
     return c.reply.ok();
@@ -165,6 +171,7 @@ std::string_view flag_name(std::uint32_t bit) {
     case no_auth: return "no_auth";
     case fast: return "fast";
     case no_multi: return "no_multi";
+    case immediate: return "immediate";
     default: return {};
   }
 }
@@ -174,7 +181,7 @@ void command_info(command_context& c, const command_spec& s) {
   c.reply.bulk(s.name);
   c.reply.integer(s.arity);
   std::vector<std::string_view> flags;
-  for (std::uint32_t bit = 1; bit <= command_flags::own_block; bit <<= 1) {
+  for (std::uint32_t bit = 1; bit <= command_flags::no_multi; bit <<= 1) {
     if ((s.flags & bit) != 0 && !flag_name(bit).empty()) flags.push_back(flag_name(bit));
   }
   c.reply.set(flags.size());
@@ -244,12 +251,12 @@ using namespace command_flags;
 const std::array table{
     command_spec{"ping", -1, fast, ping, 0, 0, 0, "connection", "PONG, or the message"},
     command_spec{"echo", 2, fast, echo, 0, 0, 0, "connection", "the message"},
-    command_spec{"hello", -1, no_auth | fast | connection_state | no_multi, hello, 0, 0, 0, "connection",
+    command_spec{"hello", -1, no_auth | fast | connection_state | immediate, hello, 0, 0, 0, "connection",
                  "the protocol version, with authentication and a name"},
-    command_spec{"auth", -2, no_auth | fast | connection_state | no_multi, auth, 0, 0, 0, "connection", "authenticates"},
+    command_spec{"auth", -2, no_auth | fast | connection_state | immediate, auth, 0, 0, 0, "connection", "authenticates"},
     command_spec{"select", 2, fast | connection_state, select, 0, 0, 0, "connection", "selects database 0 (the only one)"},
-    command_spec{"quit", -1, no_auth | fast | connection_state | no_multi, quit, 0, 0, 0, "connection", "closes the connection"},
-    command_spec{"reset", 1, no_auth | fast | connection_state | no_multi, reset, 0, 0, 0, "connection",
+    command_spec{"quit", -1, no_auth | fast | connection_state | immediate, quit, 0, 0, 0, "connection", "closes the connection"},
+    command_spec{"reset", 1, no_auth | fast | connection_state | immediate, reset, 0, 0, 0, "connection",
                  "resets the connection's state"},
     command_spec{"client", -2, connection_state | admin, client, 0, 0, 0, "connection", "the connection's id, name, list"},
     command_spec{"command", -1, 0, command, 0, 0, 0, "server", "the command table"},

@@ -149,21 +149,21 @@ void hincrby(command_context& c) {
 }
 
 void hincrbyfloat(command_context& c) {
-  double delta = 0;
-  if (!parse_double(c, c.argv[3], delta)) return;
+  long double delta = 0;
+  if (!parse_long_double(c, c.argv[3], delta)) return;
   std::optional<fields_ref> h;
   if (!hash_for_write(c, c.argv[1], h)) return;
-  double v = 0;
+  long double v = 0;
   if (auto old = h->find(c.argv[2])) {
     char* end = nullptr;
-    v = old->empty() || std::isspace(static_cast<unsigned char>((*old)[0])) ? NAN : std::strtod(old->c_str(), &end);
+    v = old->empty() || std::isspace(static_cast<unsigned char>((*old)[0])) ? NAN : std::strtold(old->c_str(), &end);
     if (old->empty() || end != old->c_str() + old->size() || std::isnan(v)) {
       return c.reply.error("ERR hash value is not a float");
     }
   }
   v += delta;
   if (std::isnan(v) || std::isinf(v)) return c.reply.error("ERR increment would produce NaN or Infinity");
-  const std::string text = format_double(v);
+  const std::string text = format_human(v);
   h->insert_or_assign(c.tx, c.argv[2], text);
   c.server.touch(c.argv[1]);
   c.reply.bulk(text);

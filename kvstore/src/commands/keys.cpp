@@ -10,60 +10,64 @@
 
 namespace pobj::kv {
 
-// Redis's glob: * ? [abc] [^a-z] and \ escapes (stringmatchlen), byte by byte.
-bool glob_match(std::string_view pattern, std::string_view s) {
-  while (!pattern.empty()) {
-    switch (pattern[0]) {
-      case '*': {
-        while (pattern.size() > 1 && pattern[1] == '*') pattern.remove_prefix(1);
-        if (pattern.size() == 1) return true;
-        for (std::size_t i = 0; i <= s.size(); ++i) {
-          if (glob_match(pattern.substr(1), s.substr(i))) return true;
-        }
-        return false;
-      }
-      case '?':
-        if (s.empty()) return false;
-        s.remove_prefix(1);
-        break;
-      case '[': {
-        if (s.empty()) return false;
-        pattern.remove_prefix(1);
-        const bool negate = !pattern.empty() && pattern[0] == '^';
-        if (negate) pattern.remove_prefix(1);
-        bool match = false;
-        while (!pattern.empty() && pattern[0] != ']') {
-          if (pattern[0] == '\\' && pattern.size() >= 2) {
-            pattern.remove_prefix(1);
-            match |= pattern[0] == s[0];
-          } else if (pattern.size() >= 3 && pattern[1] == '-') {
-            unsigned char lo = static_cast<unsigned char>(pattern[0]), hi = static_cast<unsigned char>(pattern[2]);
-            if (lo > hi) std::swap(lo, hi);
-            const auto c = static_cast<unsigned char>(s[0]);
-            match |= c >= lo && c <= hi;
-            pattern.remove_prefix(2);
-          } else {
-            match |= pattern[0] == s[0];
-          }
-          pattern.remove_prefix(1);
-        }
-        if (negate) match = !match;
-        if (!match) return false;
-        s.remove_prefix(1);
-        if (pattern.empty()) return s.empty();  // an unclosed class ends the pattern
-        break;
-      }
-      case '\\':
-        if (pattern.size() >= 2) pattern.remove_prefix(1);
-        [[fallthrough]];
-      default:
-        if (s.empty() || pattern[0] != s[0]) return false;
-        s.remove_prefix(1);
-        break;
+namespace {
+
+// Whether the pattern element at `p` (? [class] \x or a byte) matches `ch`; moves p past it.
+bool match_one(std::string_view pattern, std::size_t& p, char ch) {
+  const char first = pattern[p++];
+  if (first == '?') return true;
+  if (first == '\\' && p < pattern.size()) return pattern[p++] == ch;
+  if (first != '[') return first == ch;
+  const bool negate = p < pattern.size() && pattern[p] == '^';
+  if (negate) ++p;
+  bool match = false;
+  while (p < pattern.size() && pattern[p] != ']') {
+    if (pattern[p] == '\\' && p + 1 < pattern.size()) {
+      match |= pattern[p + 1] == ch;
+      p += 2;
+    } else if (p + 2 < pattern.size() && pattern[p + 1] == '-') {
+      auto lo = static_cast<unsigned char>(pattern[p]), hi = static_cast<unsigned char>(pattern[p + 2]);
+      if (lo > hi) std::swap(lo, hi);
+      const auto c = static_cast<unsigned char>(ch);
+      match |= c >= lo && c <= hi;
+      p += 3;
+    } else {
+      match |= pattern[p++] == ch;
     }
-    pattern.remove_prefix(1);
   }
-  return s.empty();
+  if (p < pattern.size()) ++p;  // the closing bracket (an unclosed class runs to the end)
+  return match != negate;
+}
+
+}  // namespace
+
+// Redis's glob: * ? [abc] [^a-z] and \ escapes, byte by byte. Each element but * matches one
+// byte, so on a mismatch only the last * needs to take one more byte: O(pattern x string), where
+// naive backtracking is exponential in the number of stars.
+bool glob_match(std::string_view pattern, std::string_view s) {
+  std::size_t p = 0, i = 0, star = std::string_view::npos, star_i = 0;
+  while (i < s.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      while (p < pattern.size() && pattern[p] == '*') ++p;
+      if (p == pattern.size()) return true;
+      star = p;
+      star_i = i;
+      continue;
+    }
+    if (p < pattern.size()) {
+      std::size_t q = p;
+      if (match_one(pattern, q, s[i])) {
+        p = q;
+        ++i;
+        continue;
+      }
+    }
+    if (star == std::string_view::npos) return false;
+    p = star;
+    i = ++star_i;
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
 }
 
 namespace {
@@ -206,7 +210,6 @@ void expire_with(command_context& c, std::int64_t unit, bool absolute) {
   c.server.touch(c.argv[1]);
   if (when <= c.now_ms) {  // a time in the past deletes the key, as Redis does
     c.db.erase(c.tx, c.argv[1], c.now_ms);
-    ++c.server.stats().expired_keys;
     return c.reply.integer(1);
   }
   c.db.set_expiry(c.tx, c.argv[1], *e, when);

@@ -131,7 +131,8 @@ void time(command_context& c) {
 void shutdown(command_context& c) {
   for (std::size_t i = 1; i < c.argv.size(); ++i) {
     const std::string opt = lower(c.argv[i]);
-    if (opt != "nosave" && opt != "save" && opt != "now" && opt != "force" && opt != "abort") return syntax_error(c);
+    if (opt == "abort") return c.reply.error("ERR No shutdown in progress.");
+    if (opt != "nosave" && opt != "save" && opt != "now" && opt != "force") return syntax_error(c);
   }
   // Nothing to save: every acknowledged write is already in the pool. The server stops once
   // this batch has committed; like Redis, it sends no reply.

@@ -206,20 +206,20 @@ void decrby(command_context& c) {
 }
 
 void incrbyfloat(command_context& c) {
-  double delta = 0;
-  if (!parse_double(c, c.argv[2], delta)) return;
+  long double delta = 0;
+  if (!parse_long_double(c, c.argv[2], delta)) return;
   std::optional<entry> e;
   if (!string_at(c, c.argv[1], e, false)) return;
-  double v = 0;
+  long double v = 0;
   if (e) {
     const std::string& s = e->payload;
     char* end = nullptr;
-    v = s.empty() || std::isspace(static_cast<unsigned char>(s[0])) ? NAN : std::strtod(s.c_str(), &end);
+    v = s.empty() || std::isspace(static_cast<unsigned char>(s[0])) ? NAN : std::strtold(s.c_str(), &end);
     if (s.empty() || end != s.c_str() + s.size() || std::isnan(v)) return c.reply.error("ERR value is not a valid float");
   }
   v += delta;
   if (std::isnan(v) || std::isinf(v)) return c.reply.error("ERR increment would produce NaN or Infinity");
-  std::string text = format_double(v);
+  std::string text = format_human(v);
   store_string(c, c.argv[1], text, e ? e->expires_ms : 0);
   c.reply.bulk(text);
 }
@@ -247,7 +247,7 @@ void setrange(command_context& c) {
   if (!string_at(c, c.argv[1], e, false)) return;
   std::string value = e ? std::move(e->payload) : std::string();
   if (piece.empty()) return c.reply.integer(static_cast<std::int64_t>(value.size()));
-  if (offset + static_cast<std::int64_t>(piece.size()) > max_string) {
+  if (offset > max_string - static_cast<std::int64_t>(piece.size())) {
     return c.reply.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
   }
   const auto at = static_cast<std::size_t>(offset);

@@ -31,7 +31,8 @@ void discard(command_context& c) {
 void exec(command_context& c) {
   if (!c.client.in_multi) return c.reply.error("ERR EXEC without MULTI");
   std::vector<std::vector<std::string>> queued = std::move(c.client.queued);
-  const bool failed = c.client.multi_failed, dirty = c.client.watch_dirty;
+  const bool failed = c.client.multi_failed;
+  const bool dirty = c.client.watch_dirty || c.server.watched_expired(c.client, c.now_ms);
   c.client.in_multi = false;
   c.client.multi_failed = false;
   c.client.queued.clear();
@@ -48,7 +49,10 @@ void exec(command_context& c) {
 
 void watch(command_context& c) {
   if (c.client.in_multi) return c.reply.error("ERR WATCH inside MULTI is not allowed");
-  for (std::size_t i = 1; i < c.argv.size(); ++i) c.server.watch(c.client, c.argv[i]);
+  for (std::size_t i = 1; i < c.argv.size(); ++i) {
+    const auto e = c.db.get(c.tx, c.argv[i], c.now_ms);
+    c.server.watch(c.client, c.argv[i], e ? e->expires_ms : 0);
+  }
   c.reply.ok();
 }
 
@@ -60,11 +64,11 @@ void unwatch(command_context& c) {
 using namespace command_flags;
 
 const std::array table{
-    command_spec{"multi", 1, fast | connection_state | no_multi, multi, 0, 0, 0, "transactions", "starts a transaction"},
-    command_spec{"exec", 1, connection_state | no_multi | own_block, exec, 0, 0, 0, "transactions",
+    command_spec{"multi", 1, fast | connection_state | immediate, multi, 0, 0, 0, "transactions", "starts a transaction"},
+    command_spec{"exec", 1, connection_state | immediate | own_block, exec, 0, 0, 0, "transactions",
                  "runs the queued commands, atomically and durably"},
-    command_spec{"discard", 1, fast | connection_state | no_multi, discard, 0, 0, 0, "transactions", "drops the queue"},
-    command_spec{"watch", -2, fast | connection_state | no_multi, watch, 1, -1, 1, "transactions",
+    command_spec{"discard", 1, fast | connection_state | immediate, discard, 0, 0, 0, "transactions", "drops the queue"},
+    command_spec{"watch", -2, fast | connection_state | immediate, watch, 1, -1, 1, "transactions",
                  "makes EXEC fail if these keys change"},
     command_spec{"unwatch", 1, fast | connection_state, unwatch, 0, 0, 0, "transactions", "forgets the watched keys"},
 };

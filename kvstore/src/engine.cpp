@@ -57,7 +57,7 @@ engine::engine(pobj::pool& pool, config& cfg) : db_(pool), config_(&cfg) {
     touch(key);
   };
   for (auto table : {connection_commands(), server_commands(), string_commands(), key_commands(),
-                     hash_commands(), set_commands(), transaction_commands()}) {
+                     hash_commands(), set_commands(), list_commands(), transaction_commands()}) {
     for (const command_spec& c : table) {
       all_.push_back(&c);
       by_name_.emplace(std::string(c.name), &c);
@@ -163,6 +163,12 @@ void engine::touch_all() {
 }
 
 void engine::forget(session& s) { unwatch(s); }
+
+void engine::signal_ready(std::string_view key) {
+  if (std::find(ready_.begin(), ready_.end(), key) == ready_.end()) ready_.emplace_back(key);
+}
+
+std::vector<std::string> engine::take_ready() { return std::exchange(ready_, {}); }
 
 bool engine::watched_expired(const session& s, std::int64_t now) const {
   return std::any_of(s.watched_expiry.begin(), s.watched_expiry.end(), [&](std::int64_t t) { return t != 0 && t <= now; });

@@ -48,6 +48,15 @@ struct session {
   std::vector<std::string> watched;
   std::vector<std::int64_t> watched_expiry;  // each watched key's expiry when watched, or 0
   bool watch_dirty = false;
+  bool in_exec = false;  // EXEC is running the queue (blocking commands do not block then)
+  // BLPOP/BRPOP with nothing to pop: the server parks the connection until a push or the time.
+  struct blocking {
+    bool active = false;
+    bool left = true;
+    std::vector<std::string> keys;
+    std::int64_t deadline_ms = 0;  // 0: no time limit
+  };
+  blocking blocked;
 };
 
 // What the engine asks of the server for INFO and CLIENT (connections, process figures).
@@ -92,6 +101,9 @@ class engine {
   void unwatch(session& s);
   void touch(std::string_view key);
   void touch_all();
+  // A push made `key` non-empty: clients blocked on it may pop (the server asks take_ready()).
+  void signal_ready(std::string_view key);
+  std::vector<std::string> take_ready();
   // A session is gone: forget its watches.
   void forget(session& s);
 
@@ -109,6 +121,7 @@ class engine {
   std::vector<const command_spec*> all_;
   std::unordered_map<std::string, const command_spec*> by_name_;
   std::unordered_map<std::string, std::unordered_set<session*>> watchers_;
+  std::vector<std::string> ready_;
 };
 
 }  // namespace pobj::kv

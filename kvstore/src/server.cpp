@@ -127,7 +127,8 @@ void server::run() {
     bool input_waiting = false;
     for (auto& [fd, c] : connections_) input_waiting |= servable(*c);
     const std::int64_t now = wall_ms();
-    const int timeout = input_waiting ? 0 : static_cast<int>(std::clamp<std::int64_t>(next_expire_ms_ - now, 0, 100));
+    const std::int64_t wake = std::min(next_expire_ms_, next_deadline());
+    const int timeout = input_waiting ? 0 : static_cast<int>(std::clamp<std::int64_t>(wake - now, 0, 100));
     const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
     if (n < 0 && errno != EINTR) throw std::runtime_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
     for (int i = 0; i < n; ++i) {
@@ -145,6 +146,7 @@ void server::run() {
     }
     const std::int64_t batch_now = wall_ms();
     process(batch_now);
+    time_out_blocked(batch_now);
     if (batch_now >= next_expire_ms_) {
       active_expire(batch_now);
       next_expire_ms_ = batch_now + 1000 / std::max(1, config_->hz);
@@ -241,7 +243,8 @@ void server::read_from(connection& c) {
 }
 
 bool server::servable(const connection& c) const {
-  return c.has_input && !c.dead && !c.s.close_after_reply && c.out.size() - c.sent <= max_output;
+  return c.has_input && !c.dead && !c.s.close_after_reply && !c.s.blocked.active &&
+         c.out.size() - c.sent <= max_output;
 }
 
 void server::process(std::int64_t now) {
@@ -297,6 +300,8 @@ void server::serve(connection& c, std::int64_t now) {
       } else {
         run_alone(c, argv, now);
       }
+      // EXEC may have pushed to lists that clients wait on; the wakes start a new batch.
+      wake_ready(now);
       if (c.s.close_after_reply) {
         c.has_input = false;
         return;
@@ -304,7 +309,10 @@ void server::serve(connection& c, std::int64_t now) {
       continue;
     }
     run_in_batch(c, argv, inline_request, now);
+    note_blocked(c);
+    wake_ready(now);
     if (pending_.size() >= max_batch) commit_batch();
+    if (c.s.blocked.active) return;  // its later commands wait until it is woken
   }
 }
 
@@ -451,10 +459,67 @@ void server::update_events(connection& c) {
   c.reading = want_read;
 }
 
+void server::note_blocked(connection& c) {
+  if (c.s.blocked.active && std::find(blocked_.begin(), blocked_.end(), &c) == blocked_.end()) {
+    blocked_.push_back(&c);
+  }
+}
+
+void server::wake_ready(std::int64_t now) {
+  for (std::vector<std::string> keys = engine_->take_ready(); !keys.empty(); keys = engine_->take_ready()) {
+    for (const std::string& key : keys) {
+      for (std::size_t i = 0; i < blocked_.size();) {
+        connection& b = *blocked_[i];
+        const auto& on = b.s.blocked.keys;
+        if (!b.s.blocked.active || b.dead || std::find(on.begin(), on.end(), key) == on.end()) {
+          ++i;
+          continue;
+        }
+        // Its pop runs now, in this batch, as the command it called with this one key.
+        const bool left = b.s.blocked.left;
+        b.s.blocked = session::blocking{};
+        blocked_.erase(blocked_.begin() + static_cast<std::ptrdiff_t>(i));
+        std::vector<std::string> owned{left ? "BLPOP" : "BRPOP", key, "0"};
+        std::vector<std::string_view> argv(owned.begin(), owned.end());
+        run_in_batch(b, argv, true, now);
+        if (b.s.blocked.active) {  // the list was empty again: it waits, first in line
+          blocked_.insert(blocked_.begin() + static_cast<std::ptrdiff_t>(i), &b);
+          break;
+        }
+        b.has_input = b.parsed < b.in.size();  // its later commands may run now
+      }
+    }
+  }
+}
+
+void server::time_out_blocked(std::int64_t now) {
+  for (std::size_t i = 0; i < blocked_.size();) {
+    connection& b = *blocked_[i];
+    if (b.s.blocked.deadline_ms == 0 || b.s.blocked.deadline_ms > now) {
+      ++i;
+      continue;
+    }
+    b.s.blocked = session::blocking{};
+    blocked_.erase(blocked_.begin() + static_cast<std::ptrdiff_t>(i));
+    reply_writer(b.out, b.s.protocol).null_array();  // no batch is open here: nothing to wait for
+    b.committed = b.out.size();
+    b.has_input = b.parsed < b.in.size();
+  }
+}
+
+std::int64_t server::next_deadline() const {
+  std::int64_t next = INT64_MAX;
+  for (const connection* b : blocked_) {
+    if (b->s.blocked.deadline_ms != 0) next = std::min(next, b->s.blocked.deadline_ms);
+  }
+  return next;
+}
+
 void server::close(connection& c) {
   // A connection with commands in an open batch stays until the batch is done (process() commits
   // every batch before connections are closed, so this holds).
   engine_->forget(c.s);
+  blocked_.erase(std::remove(blocked_.begin(), blocked_.end(), &c), blocked_.end());
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
   ::close(c.fd);
   connections_.erase(c.fd);

@@ -8,6 +8,11 @@
 // that change a connection's state, or that need a block of their own (EXEC, FLUSHALL), end the
 // batch and run alone.
 //
+// BLPOP/BRPOP with nothing to pop park their connection (no reply; its later commands wait). A
+// push marks its key ready; the oldest client blocked on it then pops, in the same batch as the
+// push, so both replies go out after that batch commits. A client whose time runs out gets a
+// null reply. Blocked clients do not outlive a restart: their connections close with the server.
+//
 // When a command fails inside a batch (the pool full, a block too large), the block rolls back:
 // the commands before it run again in a new block (the engine is deterministic, so they do the
 // same) and commit, and the failing command runs alone and gets its error. No reply is sent for a
@@ -83,6 +88,11 @@ class server final : public server_view {
   void close(connection& c);
   void update_events(connection& c);
   void active_expire(std::int64_t now);
+  // Blocked clients (BLPOP/BRPOP): parked after their command, woken by pushes or their time.
+  void note_blocked(connection& c);
+  void wake_ready(std::int64_t now);
+  void time_out_blocked(std::int64_t now);
+  std::int64_t next_deadline() const;
 
   engine* engine_;
   config* config_;
@@ -94,6 +104,7 @@ class server final : public server_view {
   std::uint64_t next_id_ = 1;
   std::unordered_map<int, std::unique_ptr<connection>> connections_;
   std::vector<connection*> closing_;
+  std::vector<connection*> blocked_;  // in the order they blocked
   std::optional<transaction> batch_;
   std::vector<pending> pending_;
   batch_stats stats_;

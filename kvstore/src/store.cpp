@@ -21,29 +21,35 @@ std::string_view type_name(value_type t) noexcept {
     case value_type::string: return "string";
     case value_type::hash: return "hash";
     case value_type::set: return "set";
+    case value_type::list: return "list";
   }
   return "none";
 }
 
 store::store(pobj::pool& p) : pool_(&p) {
-  const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(maps_root);
-  if (k != 0 && x != 0 && h != 0) {
+  const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(maps_root),
+                       l = p.root(lists_root);
+  if (k != 0 && x != 0 && h != 0 && l != 0) {
     keys_ = key_map{k};
     expires_ = expiry_set{x};
     maps_ = map_of_maps{h};
+    lists_ = map_of_lists{l};
   } else {
     pobj::run_tx(p, [&](transaction& tx) {
       keys_ = k != 0 ? key_map{k} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
       expires_ = x != 0 ? expiry_set{x} : pobj::make_set<pobj::bytes>(tx);
       maps_ = h != 0 ? map_of_maps{h} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
+      lists_ = l != 0 ? map_of_lists{l} : pobj::make_hash_map<pobj::bytes, element_map>(tx);
       p.set_root(keys_root, keys_.offset);
       p.set_root(expires_root, expires_.offset);
       p.set_root(maps_root, maps_.offset);
+      p.set_root(lists_root, lists_.offset);
     });
   }
   keys();  // checks that the roots hold what they should (throws if not)
   expires();
   maps();
+  lists();
 }
 
 pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::fields(std::string_view key) const {
@@ -60,8 +66,23 @@ pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::make_map(transaction& tx, st
   return {*pool_, fresh};
 }
 
+pobj::ordered_map_ref<std::int64_t, pobj::bytes> store::elements(std::string_view key) const {
+  auto c = lists().find(key);
+  if (!c) throw pobj::error(pobj::errc::corrupt, "pobj-kv: a list key without its elements");
+  return {*pool_, *c};
+}
+
+pobj::ordered_map_ref<std::int64_t, pobj::bytes> store::make_list(transaction& tx, std::string_view key) {
+  const element_map fresh = pobj::make_ordered_map<std::int64_t, pobj::bytes>(tx);
+  put(tx, key, entry{value_type::list, 0, {}});
+  lists().insert_or_assign(tx, key, fresh);
+  return {*pool_, fresh};
+}
+
 void store::drop_value(transaction& tx, std::string_view key, const entry& e) {
-  if (e.type != value_type::string) maps().erase(tx, key);  // destroys the fields' map
+  // Erasing from an owning map destroys the container it held.
+  if (e.type == value_type::hash || e.type == value_type::set) maps().erase(tx, key);
+  if (e.type == value_type::list) lists().erase(tx, key);
 }
 
 std::string store::encode(const entry& e) {
@@ -76,7 +97,7 @@ std::string store::encode(const entry& e) {
 
 entry store::decode(std::string_view bytes) {
   entry e;
-  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::set) ||
+  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::list) ||
       (static_cast<std::uint8_t>(bytes[1]) & ~has_expiry) != 0 ||
       ((static_cast<std::uint8_t>(bytes[1]) & has_expiry) && bytes.size() < 10)) {
     throw pobj::error(pobj::errc::corrupt, "pobj-kv: a damaged entry in the keyspace");
@@ -156,21 +177,26 @@ void store::clear(transaction& tx) {
   const key_map old_keys = keys_;
   const expiry_set old_expires = expires_;
   const map_of_maps old_maps = maps_;
+  const map_of_lists old_lists = lists_;
   keys_ = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
   expires_ = pobj::make_set<pobj::bytes>(tx);
   maps_ = pobj::make_hash_map<pobj::bytes, field_map>(tx);
+  lists_ = pobj::make_hash_map<pobj::bytes, element_map>(tx);
   pool_->set_root(keys_root, keys_.offset);
   pool_->set_root(expires_root, expires_.offset);
   pool_->set_root(maps_root, maps_.offset);
+  pool_->set_root(lists_root, lists_.offset);
   pobj::destroy(tx, old_keys);
   pobj::destroy(tx, old_expires);
   pobj::destroy(tx, old_maps);  // and every hash's and set's map with it
+  pobj::destroy(tx, old_lists);
 }
 
 void store::reload() {
   keys_ = key_map{pool_->root(keys_root)};
   expires_ = expiry_set{pool_->root(expires_root)};
   maps_ = map_of_maps{pool_->root(maps_root)};
+  lists_ = map_of_lists{pool_->root(lists_root)};
 }
 
 std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t limit) {

@@ -5,8 +5,10 @@
 // [big-endian u64 milliseconds][key]), which active expiry walks from its first entry. An entry
 // is [u8 type][u8 flags][u64 expiry ms, if flags say so][payload]; a string's payload is its
 // bytes. A hash's fields, or a set's members, are a pobj::hash_map of their own, held by the
-// owning map of maps (root "pobj-kv.maps", key -> container): the pool's heap check traces it
-// there, and removing the key there destroys it (a large one in steps after the block commits).
+// owning map of maps (root "pobj-kv.maps", key -> container), and a list's elements are a
+// pobj::ordered_map by position held by the owning map of lists (root "pobj-kv.lists"): the pool's
+// heap check traces each there, and removing the key there destroys it (a large one in steps
+// after the block commits).
 // docs/kvstore.md, docs/format/kvstore.md.
 //
 // Every change joins the caller's failure-atomic block (the server's batch, or a MULTI's EXEC):
@@ -30,7 +32,7 @@
 
 namespace pobj::kv {
 
-enum class value_type : std::uint8_t { string = 0, hash = 1, set = 2 };
+enum class value_type : std::uint8_t { string = 0, hash = 1, set = 2, list = 3 };
 
 // Redis's name for a type (TYPE's reply).
 std::string_view type_name(value_type t) noexcept;
@@ -46,6 +48,7 @@ class store {
   static constexpr std::string_view keys_root = "pobj-kv.keys";
   static constexpr std::string_view expires_root = "pobj-kv.expires";
   static constexpr std::string_view maps_root = "pobj-kv.maps";
+  static constexpr std::string_view lists_root = "pobj-kv.lists";
 
   // Finds the keyspace in the pool, or makes it (in a block of its own).
   explicit store(pobj::pool& p);
@@ -71,6 +74,14 @@ class store {
   pobj::hash_map_ref<pobj::bytes, pobj::bytes> fields(std::string_view key) const;
   // Makes `key` an empty hash or set (replacing whatever it held), in tx; returns its map.
   pobj::hash_map_ref<pobj::bytes, pobj::bytes> make_map(transaction& tx, std::string_view key, value_type type);
+
+  // A list key's elements, by position (REQUIRES: the key's entry says list). Positions are
+  // consecutive from the first element's: LPUSH takes the one before it, RPUSH the one after the
+  // last.
+  using element_map = pobj::ordered_map<std::int64_t, pobj::bytes>;
+  pobj::ordered_map_ref<std::int64_t, pobj::bytes> elements(std::string_view key) const;
+  // Makes `key` an empty list (replacing whatever it held), in tx; returns its elements.
+  pobj::ordered_map_ref<std::int64_t, pobj::bytes> make_list(transaction& tx, std::string_view key);
 
   // Keys in the keyspace, including expired keys not yet removed (O(segments)).
   std::uint64_t size() const;
@@ -104,6 +115,8 @@ class store {
   pobj::hash_map_ref<pobj::bytes, pobj::bytes> keys() const { return {*pool_, keys_}; }
   pobj::set_ref<pobj::bytes> expires() const { return {*pool_, expires_}; }
   pobj::hash_map_ref<pobj::bytes, field_map> maps() const { return {*pool_, maps_}; }
+  using map_of_lists = pobj::hash_map<pobj::bytes, element_map>;
+  pobj::hash_map_ref<pobj::bytes, element_map> lists() const { return {*pool_, lists_}; }
   static std::string expiry_key(std::int64_t ms, std::string_view key);
   // Removes what a key's entry holds outside the entry (a hash's fields), in tx.
   void drop_value(transaction& tx, std::string_view key, const entry& e);
@@ -112,6 +125,7 @@ class store {
   key_map keys_;
   expiry_set expires_;
   map_of_maps maps_;
+  map_of_lists lists_;
 };
 
 }  // namespace pobj::kv

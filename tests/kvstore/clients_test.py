@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -115,6 +116,44 @@ class ClientsTest(unittest.TestCase):
         self.assertEqual(r.srem("tags", "a", "b"), 2)
         self.assertEqual(r.exists("tags"), 0)
 
+    def test_lists_and_blocking_pops(self):
+        r = self.r
+        self.assertEqual(r.rpush("q", "a", "b"), 2)
+        self.assertEqual(r.lpush("q", "z"), 3)
+        self.assertEqual(r.lrange("q", 0, -1), ["z", "a", "b"])
+        self.assertEqual(r.blpop(["q"], timeout=1), ("q", "z"))
+        # A blocked client is woken by another's push, and the pop and the push are both durable
+        # when the replies come.
+        results = []
+        waiter = redis.Redis(host="127.0.0.1", port=self.server.port, decode_responses=True)
+        t = threading.Thread(target=lambda: results.append(waiter.brpop(["jobs", "other"], timeout=10)))
+        t.start()
+        time.sleep(0.3)
+        self.assertEqual(results, [])  # still waiting
+        self.assertEqual(r.lpush("jobs", "job-1"), 1)
+        t.join(timeout=10)
+        self.assertEqual(results, [("jobs", "job-1")])
+        self.assertEqual(r.exists("jobs"), 0)  # the waiter took it
+        # Two waiters on one key are served in the order they blocked.
+        order = []
+        waiters = []
+        for name in ("first", "second"):
+            w = redis.Redis(host="127.0.0.1", port=self.server.port, decode_responses=True)
+            th = threading.Thread(target=lambda w=w, name=name: order.append((name, w.blpop(["fifo"], timeout=10)[1])))
+            th.start()
+            waiters.append((th, w))
+            time.sleep(0.2)
+        r.rpush("fifo", "one", "two")
+        for th, w in waiters:
+            th.join(timeout=10)
+            w.close()
+        self.assertEqual(sorted(order), [("first", "one"), ("second", "two")])
+        # The time runs out: a null reply, after about the timeout.
+        start = time.time()
+        self.assertIsNone(waiter.blpop(["never"], timeout=0.5))
+        self.assertGreaterEqual(time.time() - start, 0.45)
+        waiter.close()
+
     def test_redis_cli(self):
         cli = ["redis-cli", "-p", str(self.server.port)]
         out = subprocess.run(cli + ["SET", "from-cli", "value with spaces"], capture_output=True, text=True, check=True)
@@ -142,10 +181,10 @@ class ClientsTest(unittest.TestCase):
 
     def test_redis_benchmark_runs_without_errors(self):
         out = subprocess.run(["redis-benchmark", "-p", str(self.server.port), "-n", "2000", "-c", "10", "-P", "4",
-                              "-t", "set,get,incr,hset", "-q"], capture_output=True, text=True, timeout=120)
+                              "-t", "set,get,incr,hset,lpush,rpop", "-q"], capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertNotIn("ERR", out.stdout + out.stderr)
-        self.assertEqual(out.stdout.count("requests per second"), 4, out.stdout)
+        self.assertEqual(out.stdout.count("requests per second"), 6, out.stdout)
 
 
 class ResourceTest(unittest.TestCase):

@@ -29,7 +29,7 @@ batch random_batch(std::mt19937_64& rng, int size) {
   auto key = [&] { return "k" + std::to_string(rng() % 24); };
   for (int i = 0; i < size; ++i) {
     const std::string v(rng() % 3 == 0 ? 40 + rng() % 300 : rng() % 12, static_cast<char>('a' + rng() % 26));
-    switch (rng() % 14) {
+    switch (rng() % 17) {
       case 0: b.push_back({"SET", key(), v}); break;
       case 1: b.push_back({"SET", key(), v, "PX", std::to_string(1000 + rng() % 100000)}); break;
       case 2: b.push_back({"DEL", key(), key()}); break;
@@ -43,6 +43,9 @@ batch random_batch(std::mt19937_64& rng, int size) {
       case 10: b.push_back({"DEL", "h" + std::to_string(rng() % 4)}); break;
       case 11: b.push_back({"SADD", "s" + std::to_string(rng() % 3), v, "m" + std::to_string(rng() % 5)}); break;
       case 12: b.push_back({"SREM", "s" + std::to_string(rng() % 3), "m" + std::to_string(rng() % 5)}); break;
+      case 13: b.push_back({rng() % 2 ? "LPUSH" : "RPUSH", "l" + std::to_string(rng() % 3), v, v + "."}); break;
+      case 14: b.push_back({rng() % 2 ? "LPOP" : "RPOP", "l" + std::to_string(rng() % 3)}); break;
+      case 15: b.push_back({"LREM", "l" + std::to_string(rng() % 3), "0", v}); break;
       default: b.push_back({"PERSIST", key()}); break;
     }
   }
@@ -67,7 +70,9 @@ keyspace contents(pobj::kv::store& db) {
   for (std::uint64_t cursor = 0;;) {
     cursor = db.scan(cursor, now, [&](std::string_view key, const pobj::kv::entry& e) {
       std::string value = e.payload;
-      if (e.type != pobj::kv::value_type::string) {  // its fields or members, in order
+      if (e.type == pobj::kv::value_type::list) {  // its elements, in order
+        db.elements(key).for_each([&](std::int64_t, std::string v) { value += "|" + v; });
+      } else if (e.type != pobj::kv::value_type::string) {  // its fields or members, in order
         std::map<std::string, std::string> fields;
         db.fields(key).for_each([&](std::string f, std::string v) { fields.emplace(std::move(f), std::move(v)); });
         for (const auto& [f, v] : fields) value += "|" + f + "=" + v;

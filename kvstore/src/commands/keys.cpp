@@ -152,7 +152,19 @@ void rename(command_context& c) {
   auto e = c.db.get(c.tx, c.argv[1], c.now_ms);
   if (!e) return c.reply.error("ERR no such key");
   if (c.argv[1] != c.argv[2]) {
-    if (e->type != value_type::string) {
+    if (e->type == value_type::list) {
+      std::vector<std::pair<std::int64_t, std::string>> all;
+      c.db.elements(c.argv[1]).for_each([&](std::int64_t at, std::string v) { all.emplace_back(at, std::move(v)); });
+      c.db.erase(c.tx, c.argv[2], c.now_ms);
+      auto copy = c.db.make_list(c.tx, c.argv[2]);
+      for (const auto& [at, v] : all) copy.insert(c.tx, at, v);
+      if (e->expires_ms != 0) {
+        entry timed{e->type, 0, {}};
+        c.db.set_expiry(c.tx, c.argv[2], timed, e->expires_ms);
+      }
+      c.db.erase(c.tx, c.argv[1], c.now_ms);
+      c.server.signal_ready(c.argv[2]);
+    } else if (e->type != value_type::string) {
       // The fields go to a fresh map under the new name (its nodes are new objects, written in
       // place: the block logs next to nothing), then the old key goes with its map.
       std::vector<std::pair<std::string, std::string>> fields;

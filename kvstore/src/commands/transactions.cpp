@@ -41,10 +41,17 @@ void exec(command_context& c) {
   if (dirty) return c.reply.null_array();
   c.reply.array(queued.size());
   std::vector<std::string_view> argv;
-  for (const auto& command : queued) {
-    argv.assign(command.begin(), command.end());
-    c.server.execute(c.client, argv, c.reply, c.tx, c.now_ms);
+  c.client.in_exec = true;
+  try {
+    for (const auto& command : queued) {
+      argv.assign(command.begin(), command.end());
+      c.server.execute(c.client, argv, c.reply, c.tx, c.now_ms);
+    }
+  } catch (...) {
+    c.client.in_exec = false;
+    throw;
   }
+  c.client.in_exec = false;
 }
 
 void watch(command_context& c) {

@@ -22,34 +22,39 @@ std::string_view type_name(value_type t) noexcept {
     case value_type::hash: return "hash";
     case value_type::set: return "set";
     case value_type::list: return "list";
+    case value_type::zset: return "zset";
   }
   return "none";
 }
 
 store::store(pobj::pool& p) : pool_(&p) {
   const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(maps_root),
-                       l = p.root(lists_root);
-  if (k != 0 && x != 0 && h != 0 && l != 0) {
+                       l = p.root(lists_root), z = p.root(zsets_root);
+  if (k != 0 && x != 0 && h != 0 && l != 0 && z != 0) {
     keys_ = key_map{k};
     expires_ = expiry_set{x};
     maps_ = map_of_maps{h};
     lists_ = map_of_lists{l};
+    zsets_ = map_of_orders{z};
   } else {
     pobj::run_tx(p, [&](transaction& tx) {
       keys_ = k != 0 ? key_map{k} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
       expires_ = x != 0 ? expiry_set{x} : pobj::make_set<pobj::bytes>(tx);
       maps_ = h != 0 ? map_of_maps{h} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
       lists_ = l != 0 ? map_of_lists{l} : pobj::make_hash_map<pobj::bytes, element_map>(tx);
+      zsets_ = z != 0 ? map_of_orders{z} : pobj::make_hash_map<pobj::bytes, order_set>(tx);
       p.set_root(keys_root, keys_.offset);
       p.set_root(expires_root, expires_.offset);
       p.set_root(maps_root, maps_.offset);
       p.set_root(lists_root, lists_.offset);
+      p.set_root(zsets_root, zsets_.offset);
     });
   }
   keys();  // checks that the roots hold what they should (throws if not)
   expires();
   maps();
   lists();
+  zsets();
 }
 
 pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::fields(std::string_view key) const {
@@ -79,9 +84,24 @@ pobj::ordered_map_ref<std::int64_t, pobj::bytes> store::make_list(transaction& t
   return {*pool_, fresh};
 }
 
+pobj::set_ref<pobj::bytes> store::zorder(std::string_view key) const {
+  auto c = zsets().find(key);
+  if (!c) throw pobj::error(pobj::errc::corrupt, "pobj-kv: a sorted set without its order");
+  return {*pool_, *c};
+}
+
+void store::make_zset(transaction& tx, std::string_view key) {
+  const field_map scores = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
+  const order_set order = pobj::make_set<pobj::bytes>(tx);
+  put(tx, key, entry{value_type::zset, 0, {}});
+  maps().insert_or_assign(tx, key, scores);
+  zsets().insert_or_assign(tx, key, order);
+}
+
 void store::drop_value(transaction& tx, std::string_view key, const entry& e) {
   // Erasing from an owning map destroys the container it held.
-  if (e.type == value_type::hash || e.type == value_type::set) maps().erase(tx, key);
+  if (e.type == value_type::hash || e.type == value_type::set || e.type == value_type::zset) maps().erase(tx, key);
+  if (e.type == value_type::zset) zsets().erase(tx, key);
   if (e.type == value_type::list) lists().erase(tx, key);
 }
 
@@ -97,7 +117,7 @@ std::string store::encode(const entry& e) {
 
 entry store::decode(std::string_view bytes) {
   entry e;
-  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::list) ||
+  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::zset) ||
       (static_cast<std::uint8_t>(bytes[1]) & ~has_expiry) != 0 ||
       ((static_cast<std::uint8_t>(bytes[1]) & has_expiry) && bytes.size() < 10)) {
     throw pobj::error(pobj::errc::corrupt, "pobj-kv: a damaged entry in the keyspace");
@@ -178,18 +198,22 @@ void store::clear(transaction& tx) {
   const expiry_set old_expires = expires_;
   const map_of_maps old_maps = maps_;
   const map_of_lists old_lists = lists_;
+  const map_of_orders old_zsets = zsets_;
   keys_ = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
   expires_ = pobj::make_set<pobj::bytes>(tx);
   maps_ = pobj::make_hash_map<pobj::bytes, field_map>(tx);
   lists_ = pobj::make_hash_map<pobj::bytes, element_map>(tx);
+  zsets_ = pobj::make_hash_map<pobj::bytes, order_set>(tx);
   pool_->set_root(keys_root, keys_.offset);
   pool_->set_root(expires_root, expires_.offset);
   pool_->set_root(maps_root, maps_.offset);
   pool_->set_root(lists_root, lists_.offset);
+  pool_->set_root(zsets_root, zsets_.offset);
   pobj::destroy(tx, old_keys);
   pobj::destroy(tx, old_expires);
   pobj::destroy(tx, old_maps);  // and every hash's and set's map with it
   pobj::destroy(tx, old_lists);
+  pobj::destroy(tx, old_zsets);
 }
 
 void store::reload() {
@@ -197,6 +221,7 @@ void store::reload() {
   expires_ = expiry_set{pool_->root(expires_root)};
   maps_ = map_of_maps{pool_->root(maps_root)};
   lists_ = map_of_lists{pool_->root(lists_root)};
+  zsets_ = map_of_orders{pool_->root(zsets_root)};
 }
 
 std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t limit) {

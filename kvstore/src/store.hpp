@@ -32,7 +32,7 @@
 
 namespace pobj::kv {
 
-enum class value_type : std::uint8_t { string = 0, hash = 1, set = 2, list = 3 };
+enum class value_type : std::uint8_t { string = 0, hash = 1, set = 2, list = 3, zset = 4 };
 
 // Redis's name for a type (TYPE's reply).
 std::string_view type_name(value_type t) noexcept;
@@ -49,6 +49,7 @@ class store {
   static constexpr std::string_view expires_root = "pobj-kv.expires";
   static constexpr std::string_view maps_root = "pobj-kv.maps";
   static constexpr std::string_view lists_root = "pobj-kv.lists";
+  static constexpr std::string_view zsets_root = "pobj-kv.zsets";
 
   // Finds the keyspace in the pool, or makes it (in a block of its own).
   explicit store(pobj::pool& p);
@@ -82,6 +83,13 @@ class store {
   pobj::ordered_map_ref<std::int64_t, pobj::bytes> elements(std::string_view key) const;
   // Makes `key` an empty list (replacing whatever it held), in tx; returns its elements.
   pobj::ordered_map_ref<std::int64_t, pobj::bytes> make_list(transaction& tx, std::string_view key);
+
+  // A sorted set: its members' scores (member -> 8-byte double, in the map of maps) and its order
+  // (a set of [order-preserving score][member], in the owning map "pobj-kv.zsets").
+  using order_set = pobj::set<pobj::bytes>;
+  pobj::set_ref<pobj::bytes> zorder(std::string_view key) const;
+  // Makes `key` an empty sorted set (replacing whatever it held), in tx.
+  void make_zset(transaction& tx, std::string_view key);
 
   // Keys in the keyspace, including expired keys not yet removed (O(segments)).
   std::uint64_t size() const;
@@ -117,6 +125,8 @@ class store {
   pobj::hash_map_ref<pobj::bytes, field_map> maps() const { return {*pool_, maps_}; }
   using map_of_lists = pobj::hash_map<pobj::bytes, element_map>;
   pobj::hash_map_ref<pobj::bytes, element_map> lists() const { return {*pool_, lists_}; }
+  using map_of_orders = pobj::hash_map<pobj::bytes, order_set>;
+  pobj::hash_map_ref<pobj::bytes, order_set> zsets() const { return {*pool_, zsets_}; }
   static std::string expiry_key(std::int64_t ms, std::string_view key);
   // Removes what a key's entry holds outside the entry (a hash's fields), in tx.
   void drop_value(transaction& tx, std::string_view key, const entry& e);
@@ -126,6 +136,7 @@ class store {
   expiry_set expires_;
   map_of_maps maps_;
   map_of_lists lists_;
+  map_of_orders zsets_;
 };
 
 }  // namespace pobj::kv

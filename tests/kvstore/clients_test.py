@@ -92,7 +92,7 @@ class ClientsTest(unittest.TestCase):
         self.assertEqual(info["db0"]["keys"], 2001)
         self.assertEqual(r.config_get("port")["port"], str(self.server.port))
 
-    def test_redis_py_hashes_and_sets(self):
+    def test_redis_py_hashes_sets_and_sorted_sets(self):
         r = self.r
         self.assertEqual(r.hset("user:1", mapping={"name": "ada", "born": "1815"}), 2)
         self.assertEqual(r.hget("user:1", "name"), "ada")
@@ -115,6 +115,17 @@ class ClientsTest(unittest.TestCase):
         self.assertEqual(set(r.sscan_iter("tags")), {"a", "b"})
         self.assertEqual(r.srem("tags", "a", "b"), 2)
         self.assertEqual(r.exists("tags"), 0)
+        self.assertEqual(r.zadd("board", {"ada": 3, "bob": 1.5, "cy": 2}), 3)
+        self.assertEqual(r.zrange("board", 0, -1, withscores=True), [("bob", 1.5), ("cy", 2.0), ("ada", 3.0)])
+        self.assertEqual(r.zrevrange("board", 0, 0), ["ada"])
+        self.assertEqual(r.zrangebyscore("board", 1.5, "(3"), ["bob", "cy"])
+        self.assertEqual(r.zincrby("board", 5, "bob"), 6.5)
+        self.assertEqual(r.zrank("board", "bob"), 2)
+        self.assertEqual(r.zscore("board", "cy"), 2.0)
+        self.assertEqual(r.zcard("board"), 3)
+        self.assertEqual(dict(r.zscan_iter("board")), {"ada": 3.0, "bob": 6.5, "cy": 2.0})
+        self.assertEqual(r.zrem("board", "ada", "bob", "cy"), 3)
+        self.assertEqual(r.exists("board"), 0)
 
     def test_lists_and_blocking_pops(self):
         r = self.r
@@ -181,10 +192,10 @@ class ClientsTest(unittest.TestCase):
 
     def test_redis_benchmark_runs_without_errors(self):
         out = subprocess.run(["redis-benchmark", "-p", str(self.server.port), "-n", "2000", "-c", "10", "-P", "4",
-                              "-t", "set,get,incr,hset,lpush,rpop", "-q"], capture_output=True, text=True, timeout=120)
+                              "-t", "set,get,incr,hset,lpush,rpop,sadd,zadd", "-q"], capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertNotIn("ERR", out.stdout + out.stderr)
-        self.assertEqual(out.stdout.count("requests per second"), 6, out.stdout)
+        self.assertEqual(out.stdout.count("requests per second"), 8, out.stdout)
 
 
 class ResourceTest(unittest.TestCase):

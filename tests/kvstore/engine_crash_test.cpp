@@ -29,7 +29,7 @@ batch random_batch(std::mt19937_64& rng, int size) {
   auto key = [&] { return "k" + std::to_string(rng() % 24); };
   for (int i = 0; i < size; ++i) {
     const std::string v(rng() % 3 == 0 ? 40 + rng() % 300 : rng() % 12, static_cast<char>('a' + rng() % 26));
-    switch (rng() % 17) {
+    switch (rng() % 19) {
       case 0: b.push_back({"SET", key(), v}); break;
       case 1: b.push_back({"SET", key(), v, "PX", std::to_string(1000 + rng() % 100000)}); break;
       case 2: b.push_back({"DEL", key(), key()}); break;
@@ -46,6 +46,8 @@ batch random_batch(std::mt19937_64& rng, int size) {
       case 13: b.push_back({rng() % 2 ? "LPUSH" : "RPUSH", "l" + std::to_string(rng() % 3), v, v + "."}); break;
       case 14: b.push_back({rng() % 2 ? "LPOP" : "RPOP", "l" + std::to_string(rng() % 3)}); break;
       case 15: b.push_back({"LREM", "l" + std::to_string(rng() % 3), "0", v}); break;
+      case 16: b.push_back({"ZADD", "z" + std::to_string(rng() % 3), std::to_string(rng() % 50), "m" + std::to_string(rng() % 6)}); break;
+      case 17: b.push_back({"ZREM", "z" + std::to_string(rng() % 3), "m" + std::to_string(rng() % 6)}); break;
       default: b.push_back({"PERSIST", key()}); break;
     }
   }
@@ -70,7 +72,12 @@ keyspace contents(pobj::kv::store& db) {
   for (std::uint64_t cursor = 0;;) {
     cursor = db.scan(cursor, now, [&](std::string_view key, const pobj::kv::entry& e) {
       std::string value = e.payload;
-      if (e.type == pobj::kv::value_type::list) {  // its elements, in order
+      if (e.type == pobj::kv::value_type::zset) {  // its order, and its scores
+        db.zorder(key).for_each([&](std::string o) { value += "|" + o; });
+        std::map<std::string, std::string> scores;
+        db.fields(key).for_each([&](std::string m, std::string s) { scores.emplace(std::move(m), std::move(s)); });
+        for (const auto& [m, s] : scores) value += "|" + m + "=" + s;
+      } else if (e.type == pobj::kv::value_type::list) {  // its elements, in order
         db.elements(key).for_each([&](std::int64_t, std::string v) { value += "|" + v; });
       } else if (e.type != pobj::kv::value_type::string) {  // its fields or members, in order
         std::map<std::string, std::string> fields;

@@ -164,6 +164,22 @@ void rename(command_context& c) {
       }
       c.db.erase(c.tx, c.argv[1], c.now_ms);
       c.server.signal_ready(c.argv[2]);
+    } else if (e->type == value_type::zset) {
+      std::vector<std::pair<std::string, std::string>> members;
+      c.db.fields(c.argv[1]).for_each([&](std::string m, std::string s) { members.emplace_back(std::move(m), std::move(s)); });
+      std::vector<std::string> order;
+      c.db.zorder(c.argv[1]).for_each([&](std::string k) { order.push_back(std::move(k)); });
+      c.db.erase(c.tx, c.argv[2], c.now_ms);
+      c.db.make_zset(c.tx, c.argv[2]);
+      auto scores = c.db.fields(c.argv[2]);
+      auto ordered = c.db.zorder(c.argv[2]);
+      for (const auto& [m, s] : members) scores.insert(c.tx, m, s);
+      for (const auto& k : order) ordered.insert(c.tx, k);
+      if (e->expires_ms != 0) {
+        entry timed{e->type, 0, {}};
+        c.db.set_expiry(c.tx, c.argv[2], timed, e->expires_ms);
+      }
+      c.db.erase(c.tx, c.argv[1], c.now_ms);
     } else if (e->type != value_type::string) {
       // The fields go to a fresh map under the new name (its nodes are new objects, written in
       // place: the block logs next to nothing), then the old key goes with its map.

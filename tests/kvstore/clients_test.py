@@ -69,7 +69,7 @@ class ClientsTest(unittest.TestCase):
     def test_redis_py_pipelines_and_transactions(self):
         r = self.r
         with r.pipeline(transaction=False) as p:
-            for i in range(2000):
+            for i in range(4000):
                 p.set(f"k{i}", i)
             p.get("k1999")
             replies = p.execute()
@@ -254,6 +254,47 @@ class ResourceTest(unittest.TestCase):
             self.assertGreater(refused, 0)
             r = redis.Redis(host="127.0.0.1", port=server.port)
             self.assertTrue(r.ping())
+            r.close()
+        finally:
+            server.stop()
+            shutil.rmtree(server.dir, ignore_errors=True)
+
+
+class FullPoolTest(unittest.TestCase):
+    def test_a_full_pool_refuses_writes_with_oom_and_keeps_serving(self):
+        # The pool grows from 40 MiB up to its 96 MiB maximum, then writes get -OOM; reads, deletes
+        # and writes that fit after them still work, and nothing acknowledged is lost.
+        server = KvServer(extra=["--pool-size", "40m", "--pool-max-size", "96m"]).start()
+        try:
+            r = redis.Redis(host="127.0.0.1", port=server.port)
+            value = b"v" * 50_000
+            written = 0
+            error = None
+            for i in range(4000):
+                try:
+                    r.set(f"big:{i}", value)
+                    written += 1
+                except redis.ResponseError as e:
+                    error = str(e)
+                    break
+            self.assertIsNotNone(error, "the pool never filled")
+            self.assertTrue(error.startswith("OOM"), error)
+            self.assertGreater(written, 40 * 1024 * 1024 // 50_000)  # it grew past its initial 40 MiB first
+            self.assertEqual(r.get("big:0"), value)
+            self.assertEqual(r.get(f"big:{written - 1}"), value)
+            self.assertEqual(r.dbsize(), written)
+            # In a pipeline: the commands before the failing one keep their effects and replies.
+            p = r.pipeline(transaction=False)
+            p.set("small", "ok")
+            p.set("too-big", value * 100)
+            p.get("small")
+            replies = p.execute(raise_on_error=False)
+            self.assertEqual(replies[0], True)
+            self.assertIsInstance(replies[1], redis.ResponseError)
+            self.assertEqual(replies[2], b"ok")
+            self.assertEqual(r.delete(*[f"big:{i}" for i in range(written // 2)]), written // 2)
+            self.assertTrue(r.set("after", value))
+            self.assertIn("rejected_oom", r.info("stats"))
             r.close()
         finally:
             server.stop()

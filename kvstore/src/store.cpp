@@ -29,8 +29,9 @@ std::string_view type_name(value_type t) noexcept {
 
 store::store(pobj::pool& p) : pool_(&p) {
   const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(maps_root),
-                       l = p.root(lists_root), z = p.root(zsets_root);
-  if (k != 0 && x != 0 && h != 0 && l != 0 && z != 0) {
+                       l = p.root(lists_root), z = p.root(zsets_root), st = p.root(sets_root);
+  if (k != 0 && x != 0 && h != 0 && l != 0 && z != 0 && st != 0) {
+    sets_ = map_of_maps{st};
     keys_ = key_map{k};
     expires_ = expiry_set{x};
     maps_ = map_of_maps{h};
@@ -43,11 +44,13 @@ store::store(pobj::pool& p) : pool_(&p) {
       maps_ = h != 0 ? map_of_maps{h} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
       lists_ = l != 0 ? map_of_lists{l} : pobj::make_hash_map<pobj::bytes, element_map>(tx);
       zsets_ = z != 0 ? map_of_orders{z} : pobj::make_hash_map<pobj::bytes, order_set>(tx);
+      sets_ = st != 0 ? map_of_maps{st} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
       p.set_root(keys_root, keys_.offset);
       p.set_root(expires_root, expires_.offset);
       p.set_root(maps_root, maps_.offset);
       p.set_root(lists_root, lists_.offset);
       p.set_root(zsets_root, zsets_.offset);
+      p.set_root(sets_root, sets_.offset);
     });
   }
   keys();  // checks that the roots hold what they should (throws if not)
@@ -55,6 +58,7 @@ store::store(pobj::pool& p) : pool_(&p) {
   maps();
   lists();
   zsets();
+  sets();
 }
 
 pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::fields(std::string_view key) const {
@@ -63,12 +67,29 @@ pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::fields(std::string_view key)
   return {*pool_, *c};
 }
 
+pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::members(std::string_view key) const {
+  auto c = sets().find(key);
+  if (!c) throw pobj::error(pobj::errc::corrupt, "pobj-kv: a set key without its members");
+  return {*pool_, *c};
+}
+
 pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::make_map(transaction& tx, std::string_view key, value_type type) {
   const field_map fresh = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
   entry e{type, 0, {}};
   put(tx, key, e);
-  maps().insert_or_assign(tx, key, fresh);
+  (type == value_type::set ? sets() : maps()).insert_or_assign(tx, key, fresh);
   return {*pool_, fresh};
+}
+
+store::type_counts store::counts() const {
+  type_counts n;
+  n.zsets = zsets().size();
+  n.hashes = maps().size() - n.zsets;
+  n.sets = sets().size();
+  n.lists = lists().size();
+  const std::uint64_t all = keys().size(), others = n.hashes + n.sets + n.lists + n.zsets;
+  n.strings = all > others ? all - others : 0;
+  return n;
 }
 
 pobj::ordered_map_ref<std::int64_t, pobj::bytes> store::elements(std::string_view key) const {
@@ -100,7 +121,8 @@ void store::make_zset(transaction& tx, std::string_view key) {
 
 void store::drop_value(transaction& tx, std::string_view key, const entry& e) {
   // Erasing from an owning map destroys the container it held.
-  if (e.type == value_type::hash || e.type == value_type::set || e.type == value_type::zset) maps().erase(tx, key);
+  if (e.type == value_type::hash || e.type == value_type::zset) maps().erase(tx, key);
+  if (e.type == value_type::set) sets().erase(tx, key);
   if (e.type == value_type::zset) zsets().erase(tx, key);
   if (e.type == value_type::list) lists().erase(tx, key);
 }
@@ -199,21 +221,25 @@ void store::clear(transaction& tx) {
   const map_of_maps old_maps = maps_;
   const map_of_lists old_lists = lists_;
   const map_of_orders old_zsets = zsets_;
+  const map_of_maps old_sets = sets_;
   keys_ = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
   expires_ = pobj::make_set<pobj::bytes>(tx);
   maps_ = pobj::make_hash_map<pobj::bytes, field_map>(tx);
   lists_ = pobj::make_hash_map<pobj::bytes, element_map>(tx);
   zsets_ = pobj::make_hash_map<pobj::bytes, order_set>(tx);
+  sets_ = pobj::make_hash_map<pobj::bytes, field_map>(tx);
   pool_->set_root(keys_root, keys_.offset);
   pool_->set_root(expires_root, expires_.offset);
   pool_->set_root(maps_root, maps_.offset);
   pool_->set_root(lists_root, lists_.offset);
   pool_->set_root(zsets_root, zsets_.offset);
+  pool_->set_root(sets_root, sets_.offset);
   pobj::destroy(tx, old_keys);
   pobj::destroy(tx, old_expires);
   pobj::destroy(tx, old_maps);  // and every hash's and set's map with it
   pobj::destroy(tx, old_lists);
   pobj::destroy(tx, old_zsets);
+  pobj::destroy(tx, old_sets);
 }
 
 void store::reload() {
@@ -222,6 +248,7 @@ void store::reload() {
   maps_ = map_of_maps{pool_->root(maps_root)};
   lists_ = map_of_lists{pool_->root(lists_root)};
   zsets_ = map_of_orders{pool_->root(zsets_root)};
+  sets_ = map_of_maps{pool_->root(sets_root)};
 }
 
 std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t limit) {

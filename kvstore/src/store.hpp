@@ -4,8 +4,9 @@
 // to live are also in an ordered index by expiry time (root "pobj-kv.expires", a pobj::set of
 // [big-endian u64 milliseconds][key]), which active expiry walks from its first entry. An entry
 // is [u8 type][u8 flags][u64 expiry ms, if flags say so][payload]; a string's payload is its
-// bytes. A hash's fields, or a set's members, are a pobj::hash_map of their own, held by the
-// owning map of maps (root "pobj-kv.maps", key -> container), and a list's elements are a
+// bytes. A hash's fields (or a sorted set's scores) are a pobj::hash_map of their own, held by the
+// owning map of maps (root "pobj-kv.maps", key -> container), a set's members likewise in
+// "pobj-kv.sets", a sorted set's order in "pobj-kv.zsets", and a list's elements are a
 // pobj::ordered_map by position held by the owning map of lists (root "pobj-kv.lists"): the pool's
 // heap check traces each there, and removing the key there destroys it (a large one in steps
 // after the block commits).
@@ -50,6 +51,13 @@ class store {
   static constexpr std::string_view maps_root = "pobj-kv.maps";
   static constexpr std::string_view lists_root = "pobj-kv.lists";
   static constexpr std::string_view zsets_root = "pobj-kv.zsets";
+  static constexpr std::string_view sets_root = "pobj-kv.sets";
+
+  // Keys of each type (each an owning map's size: O(segments), nothing counted in DRAM).
+  struct type_counts {
+    std::uint64_t strings = 0, hashes = 0, sets = 0, lists = 0, zsets = 0;
+  };
+  type_counts counts() const;
 
   // Finds the keyspace in the pool, or makes it (in a block of its own).
   explicit store(pobj::pool& p);
@@ -69,10 +77,11 @@ class store {
   // Sets or clears (0) the time to live of an existing key, in tx.
   void set_expiry(transaction& tx, std::string_view key, entry& e, std::int64_t expires_ms);
 
-  // A hash key's fields or a set key's members (empty values) (REQUIRES: the key's entry says
-  // hash or set).
+  // A hash key's fields, or a sorted set's scores (REQUIRES: the key's entry says hash or zset);
+  // a set key's members, with empty values (REQUIRES: the entry says set).
   using field_map = pobj::hash_map<pobj::bytes, pobj::bytes>;
   pobj::hash_map_ref<pobj::bytes, pobj::bytes> fields(std::string_view key) const;
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes> members(std::string_view key) const;
   // Makes `key` an empty hash or set (replacing whatever it held), in tx; returns its map.
   pobj::hash_map_ref<pobj::bytes, pobj::bytes> make_map(transaction& tx, std::string_view key, value_type type);
 
@@ -123,6 +132,7 @@ class store {
   pobj::hash_map_ref<pobj::bytes, pobj::bytes> keys() const { return {*pool_, keys_}; }
   pobj::set_ref<pobj::bytes> expires() const { return {*pool_, expires_}; }
   pobj::hash_map_ref<pobj::bytes, field_map> maps() const { return {*pool_, maps_}; }
+  pobj::hash_map_ref<pobj::bytes, field_map> sets() const { return {*pool_, sets_}; }
   using map_of_lists = pobj::hash_map<pobj::bytes, element_map>;
   pobj::hash_map_ref<pobj::bytes, element_map> lists() const { return {*pool_, lists_}; }
   using map_of_orders = pobj::hash_map<pobj::bytes, order_set>;
@@ -135,6 +145,7 @@ class store {
   key_map keys_;
   expiry_set expires_;
   map_of_maps maps_;
+  map_of_maps sets_;
   map_of_lists lists_;
   map_of_orders zsets_;
 };

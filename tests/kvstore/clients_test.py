@@ -69,7 +69,7 @@ class ClientsTest(unittest.TestCase):
     def test_redis_py_pipelines_and_transactions(self):
         r = self.r
         with r.pipeline(transaction=False) as p:
-            for i in range(4000):
+            for i in range(2000):
                 p.set(f"k{i}", i)
             p.get("k1999")
             replies = p.execute()

@@ -81,7 +81,8 @@ keyspace contents(pobj::kv::store& db) {
         db.elements(key).for_each([&](std::int64_t, std::string v) { value += "|" + v; });
       } else if (e.type != pobj::kv::value_type::string) {  // its fields or members, in order
         std::map<std::string, std::string> fields;
-        db.fields(key).for_each([&](std::string f, std::string v) { fields.emplace(std::move(f), std::move(v)); });
+        (e.type == pobj::kv::value_type::set ? db.members(key) : db.fields(key))
+            .for_each([&](std::string f, std::string v) { fields.emplace(std::move(f), std::move(v)); });
         for (const auto& [f, v] : fields) value += "|" + f + "=" + v;
       }
       k.emplace(std::string(key), std::make_pair(value, e.expires_ms));

@@ -466,6 +466,13 @@ TEST_CASE("sorted set commands reply as Redis does", "[kvstore][zsets]") {
   h.s.protocol = 3;
   CHECK(h.run({"ZADD", "r3", "1", "m"}) == ":1\r\n");
   CHECK(h.run({"ZSCORE", "r3", "m"}) == ",1\r\n");
+  // INFO's per-type counts come from the owning maps' sizes.
+  h.run({"SET", "s1", "v"});
+  h.run({"HSET", "h1", "f", "v"});
+  h.run({"SADD", "st1", "m"});
+  h.run({"RPUSH", "l1", "x"});
+  const std::string info = h.run({"INFO", "memory"});
+  CHECK(info.find("keys_string:1\r\nkeys_hash:1\r\nkeys_list:1\r\nkeys_set:1\r\nkeys_zset:1\r\n") != std::string::npos);
   CHECK(h.run({"ZRANGE", "r3", "0", "-1", "WITHSCORES"}) == "*1\r\n*2\r\n$1\r\nm\r\n,1\r\n");
   CHECK(h.pool.heap().check().ok());
 }

@@ -184,7 +184,8 @@ void rename(command_context& c) {
       // The fields go to a fresh map under the new name (its nodes are new objects, written in
       // place: the block logs next to nothing), then the old key goes with its map.
       std::vector<std::pair<std::string, std::string>> fields;
-      c.db.fields(c.argv[1]).for_each([&](std::string f, std::string v) { fields.emplace_back(std::move(f), std::move(v)); });
+      (e->type == value_type::set ? c.db.members(c.argv[1]) : c.db.fields(c.argv[1]))
+          .for_each([&](std::string f, std::string v) { fields.emplace_back(std::move(f), std::move(v)); });
       c.db.erase(c.tx, c.argv[2], c.now_ms);
       auto copy = c.db.make_map(c.tx, c.argv[2], e->type);
       for (const auto& [f, v] : fields) copy.insert(c.tx, f, v);

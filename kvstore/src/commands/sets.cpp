@@ -20,7 +20,7 @@ bool set_at(command_context& c, std::string_view key, std::optional<members_ref>
     wrong_type(c);
     return false;
   }
-  if (e) out.emplace(c.db.fields(key));
+  if (e) out.emplace(c.db.members(key));
   return true;
 }
 

@@ -5,7 +5,8 @@
 #                 costs) against Redis with no persistence at all;
 #   on a disk:    pobj-kv in page mode (msync) with its pool on the disk against Redis with its AOF
 #                 and appendfsync always on the same disk.
-# Each: 50 clients, pipelines of 1 and 16, random keys out of 1M. Results in bench/results/kv-*.
+# Each: SET GET INCR LPUSH HSET ZADD, 50 clients, pipelines of 1 and 16, random keys out of 1M.
+# Results in bench/results/kv-*.
 # Usage: bench/kv/run_kv.sh [REQUESTS] [DISK_DIR]   (default 200000 requests; the disk directory
 # defaults to bench/results/.kv-disk, on the file system of the checkout)
 set -euo pipefail

@@ -41,7 +41,7 @@ start_redis() {  # port dir extra-args...
 }
 wait_port() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.1; done; echo "no server on $1"; exit 1; }
 bench() {  # port pipeline requests -> "SET 123.4 GET ..." (requests per second)
-  redis-benchmark -p "$1" -n "$3" -c 50 -P "$2" -r 1000000 -t set,get,incr -q 2>/dev/null | tr '\r' '\n' |
+  redis-benchmark -p "$1" -n "$3" -c 50 -P "$2" -r 1000000 -t set,get,incr,lpush,hset,zadd -q 2>/dev/null | tr '\r' '\n' |
     awk '/per second/ { sub(":", "", $1); printf "%s %s ", $1, $2 }'
 }
 row() {  # label pobj-port redis-port pipeline requests

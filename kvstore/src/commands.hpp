@@ -9,9 +9,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "resp.hpp"
 #include "store.hpp"
@@ -72,11 +75,35 @@ std::span<const command_spec> transaction_commands();
 // Argument helpers shared by the families; each returns false after replying with Redis's error.
 bool parse_integer(command_context& c, std::string_view s, std::int64_t& out);
 bool parse_long_double(command_context& c, std::string_view s, long double& out);
+// A stored number as INCRBYFLOAT reads it (the whole string, no spaces, not NaN).
+bool stored_long_double(const std::string& s, long double& out);
 std::string lower(std::string_view s);
 bool equals_ignore_case(std::string_view a, std::string_view b);
 // Replies with Redis's wrong-type error.
 void wrong_type(command_context& c);
 void syntax_error(command_context& c);
+
+// The entry at `key` if it holds `type` (nullopt if absent); false, after replying WRONGTYPE, if
+// it holds another type. Counts a keyspace hit or miss.
+bool typed_entry(command_context& c, std::string_view key, value_type type, std::optional<entry>& out);
+
+// SCAN, HSCAN, SSCAN and ZSCAN's arguments from argv[at] (the cursor) on: MATCH, COUNT, and TYPE
+// or NOVALUES where the command has them. False after replying with Redis's error.
+struct scan_args {
+  std::uint64_t cursor = 0;
+  std::string_view pattern;  // empty: every element
+  std::int64_t count = 10;
+  std::string type;          // SCAN's TYPE, lower case; empty: any
+  bool novalues = false;     // HSCAN's NOVALUES
+};
+bool parse_scan(command_context& c, std::size_t at, bool with_type, bool with_novalues, scan_args& out);
+// HSCAN, SSCAN, ZSCAN: walks a member map (none: an absent key) from a.cursor, a hash range at a
+// time, until COUNT members are seen, and replies; `value` turns a stored value into the reply's.
+void scan_members(command_context& c, const pobj::hash_map_ref<pobj::bytes, pobj::bytes>* members, const scan_args& a,
+                  bool with_values, std::string (*value)(std::string_view));
+// The reply: [next cursor, [elements]], each element one string or (with values) two.
+void reply_scan(command_context& c, std::uint64_t next, const std::vector<std::pair<std::string, std::string>>& found,
+                bool with_values);
 
 // Redis's glob (* ? [a-z] [^x] and \ escapes), as KEYS, SCAN MATCH and CONFIG GET use it.
 bool glob_match(std::string_view pattern, std::string_view s);

@@ -31,6 +31,12 @@ bool parse_integer(command_context& c, std::string_view s, std::int64_t& out) {
   return false;
 }
 
+bool stored_long_double(const std::string& s, long double& out) {
+  char* end = nullptr;
+  out = s.empty() || std::isspace(static_cast<unsigned char>(s[0])) ? NAN : std::strtold(s.c_str(), &end);
+  return !s.empty() && end == s.c_str() + s.size() && !std::isnan(out);
+}
+
 bool parse_long_double(command_context& c, std::string_view s, long double& out) {
   std::string copy(s);
   char* end = nullptr;
@@ -41,6 +47,80 @@ bool parse_long_double(command_context& c, std::string_view s, long double& out)
     return false;
   }
   return true;
+}
+
+bool typed_entry(command_context& c, std::string_view key, value_type type, std::optional<entry>& out) {
+  out = c.db.get(c.tx, key, c.now_ms);
+  ++(out ? c.server.stats().keyspace_hits : c.server.stats().keyspace_misses);
+  if (out && out->type != type) {
+    wrong_type(c);
+    return false;
+  }
+  return true;
+}
+
+bool parse_scan(command_context& c, std::size_t at, bool with_type, bool with_novalues, scan_args& out) {
+  const std::string_view s = c.argv[at];
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out.cursor);
+  if (ec != std::errc() || p != s.data() + s.size()) {
+    c.reply.error("ERR invalid cursor");
+    return false;
+  }
+  for (std::size_t i = at + 1; i < c.argv.size(); i += 2) {
+    const std::string opt = lower(c.argv[i]);
+    if (with_novalues && opt == "novalues") {
+      out.novalues = true;
+      --i;  // takes no value
+      continue;
+    }
+    if (i + 1 >= c.argv.size()) {
+      syntax_error(c);
+      return false;
+    }
+    if (opt == "match") {
+      out.pattern = c.argv[i + 1];
+    } else if (opt == "count") {
+      if (!parse_integer(c, c.argv[i + 1], out.count)) return false;
+      if (out.count < 1) {
+        syntax_error(c);
+        return false;
+      }
+    } else if (with_type && opt == "type") {
+      out.type = lower(c.argv[i + 1]);
+    } else {
+      syntax_error(c);
+      return false;
+    }
+  }
+  return true;
+}
+
+void scan_members(command_context& c, const pobj::hash_map_ref<pobj::bytes, pobj::bytes>* members, const scan_args& a,
+                  bool with_values, std::string (*value)(std::string_view)) {
+  std::vector<std::pair<std::string, std::string>> found;
+  std::uint64_t cursor = 0;
+  if (members != nullptr) {
+    cursor = a.cursor;
+    std::int64_t seen = 0;
+    do {
+      cursor = members->scan(cursor, [&](std::string m, const std::string& v) {
+        ++seen;
+        if (a.pattern.empty() || glob_match(a.pattern, m)) found.emplace_back(std::move(m), with_values ? value(v) : "");
+      });
+    } while (cursor != 0 && seen < a.count);
+  }
+  reply_scan(c, cursor, found, with_values);
+}
+
+void reply_scan(command_context& c, std::uint64_t next, const std::vector<std::pair<std::string, std::string>>& found,
+                bool with_values) {
+  c.reply.array(2);
+  c.reply.bulk(std::to_string(next));
+  c.reply.array(found.size() * (with_values ? 2 : 1));
+  for (const auto& [k, v] : found) {
+    c.reply.bulk(k);
+    if (with_values) c.reply.bulk(v);
+  }
 }
 
 void wrong_type(command_context& c) {

@@ -356,6 +356,25 @@ bool erase(pool& p, map_state& m, std::string_view key, transaction* joining) {
 }
 
 namespace {
+// Copies the segment's entries whose key hashes to `from` or more, each as key and value in one
+// string, with the key's length beside it. REQUIRES: the segment's stripe lock.
+void copy_segment(pool& p, const view& v, std::uint64_t segment, std::uint64_t from, std::vector<std::string>& entries,
+                  std::vector<std::uint32_t>& key_lengths) {
+  for (std::uint32_t i = 0; i < slots; ++i) {
+    const std::uint64_t w = load(slot_at(v, segment, i));
+    if (w == 0) continue;
+    const std::uint64_t n = w & offset_mask;
+    if (!v.plausible(n, 8)) broken_map(p);
+    const lengths l = parse(load(v.at(n)));
+    if (!v.plausible(n, l.size())) broken_map(p);
+    std::string kv(std::size_t{l.key} + l.value, '\0');
+    read_bytes(v.at(n), l.header, kv.size(), kv.data());
+    if (from != 0 && hash_of(std::string_view(kv).substr(0, l.key)) < from) continue;
+    entries.push_back(std::move(kv));
+    key_lengths.push_back(l.key);
+  }
+}
+
 // Each segment once (the directory repeats a segment 2^(depth - local) times in a row).
 template <class F>
 void each_segment(pool& p, const view& v, std::uint64_t directory, F&& fn) {
@@ -395,18 +414,7 @@ void for_each(pool& p, map_state& m, const std::function<void(std::string_view, 
     key_lengths.clear();
     {
       stripe_guard lock(stripe_of(p, s));
-      for (std::uint32_t i = 0; i < slots; ++i) {
-        const std::uint64_t w = load(slot_at(v, s, i));
-        if (w == 0) continue;
-        const std::uint64_t n = w & offset_mask;
-        if (!v.plausible(n, 8)) broken_map(p);
-        const lengths l = parse(load(v.at(n)));
-        if (!v.plausible(n, l.size())) broken_map(p);
-        std::string kv(std::size_t{l.key} + l.value, '\0');
-        read_bytes(v.at(n), l.header, kv.size(), kv.data());
-        entries.push_back(std::move(kv));
-        key_lengths.push_back(l.key);
-      }
+      copy_segment(p, v, s, 0, entries, key_lengths);
     }
     // Outside the lock: fn may use this map or others (though it must not modify this one).
     for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -432,20 +440,7 @@ std::uint64_t scan(pool& p, map_state& m, std::uint64_t cursor,
     const std::uint64_t first = local == 0 ? 0 : (cursor >> span_bits) << span_bits;
     next = local == 0 ? 0 : first + (std::uint64_t{1} << span_bits);  // 0: past the last range
     stripe_guard lock(stripe_of(p, segment));
-    std::string key;
-    for (std::uint32_t i = 0; i < slots; ++i) {
-      const std::uint64_t w = load(slot_at(v, segment, i));
-      if (w == 0) continue;
-      const std::uint64_t n = w & offset_mask;
-      if (!v.plausible(n, 8)) broken_map(p);
-      const lengths l = parse(load(v.at(n)));
-      if (!v.plausible(n, l.size())) broken_map(p);
-      std::string kv(std::size_t{l.key} + l.value, '\0');
-      read_bytes(v.at(n), l.header, kv.size(), kv.data());
-      if (hash_of(std::string_view(kv).substr(0, l.key)) < cursor) continue;  // before the cursor
-      entries.push_back(std::move(kv));
-      key_lengths.push_back(l.key);
-    }
+    copy_segment(p, v, segment, cursor, entries, key_lengths);
   }
   for (std::size_t i = 0; i < entries.size(); ++i) {
     fn(std::string_view(entries[i]).substr(0, key_lengths[i]), std::string_view(entries[i]).substr(key_lengths[i]));

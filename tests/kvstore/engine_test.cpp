@@ -24,6 +24,41 @@ struct harness {
   harness() { s.authenticated = true; }
 
   std::string run(std::initializer_list<std::string_view> args) { return run(s, args); }
+
+  // A whole SCAN-style walk (cursor from 0 back to 0): the elements of the replies, which must
+  // hold one string per element (no values). `calls` counts the commands.
+  std::set<std::string> walk(std::vector<std::string> before, std::vector<std::string> after, int* calls = nullptr) {
+    std::set<std::string> seen;
+    std::string cursor = "0";
+    int n = 0;
+    do {
+      std::vector<std::string> args = before;
+      args.push_back(cursor);
+      args.insert(args.end(), after.begin(), after.end());
+      std::string r;
+      {
+        pobj::kv::reply_writer w(r, s.protocol);
+        std::vector<std::string_view> argv(args.begin(), args.end());
+        pobj::transaction tx(pool);
+        eng.execute(s, argv, w, tx, now);
+        tx.commit();
+      }
+      // *2\r\n$<n>\r\n<cursor>\r\n*<k>\r\n($<n>\r\n<element>\r\n)*
+      std::size_t at = r.find("\r\n", 4) + 2;
+      const std::size_t end = r.find("\r\n", at);
+      cursor = r.substr(at, end - at);
+      at = r.find("\r\n", end + 2) + 2;
+      while (at < r.size()) {
+        const std::size_t line = r.find("\r\n", at);
+        const std::size_t len = std::stoul(r.substr(at + 1, line - at - 1));
+        seen.insert(r.substr(line + 2, len));
+        at = line + 2 + len + 2;
+      }
+      ++n;
+    } while (cursor != "0" && n < 100000);
+    if (calls != nullptr) *calls = n;
+    return seen;
+  }
   std::string run(pobj::kv::session& who, std::initializer_list<std::string_view> args) {
     std::string out;
     pobj::kv::reply_writer w(out, who.protocol);
@@ -130,24 +165,8 @@ TEST_CASE("keys, scans, renames and deletes", "[kvstore][keys]") {
   const std::string two = h.run({"KEYS", "key:1[0-1]"});  // in hash order, as Redis's: any order
   CHECK((two == "*2\r\n$6\r\nkey:10\r\n$6\r\nkey:11\r\n" || two == "*2\r\n$6\r\nkey:11\r\n$6\r\nkey:10\r\n"));
   // SCAN returns every key once over a whole walk (nothing changes meanwhile).
-  std::set<std::string> seen;
-  std::string cursor = "0";
   int calls = 0;
-  do {
-    const std::string r = h.run({"SCAN", cursor, "MATCH", "key:*", "COUNT", "50"});
-    // *2\r\n$<n>\r\n<cursor>\r\n*<k>\r\n($<n>\r\n<key>\r\n)*
-    std::size_t at = r.find("\r\n", 4) + 2;
-    const std::size_t end = r.find("\r\n", at);
-    cursor = r.substr(at, end - at);
-    at = r.find("\r\n", end + 2) + 2;
-    while (at < r.size()) {
-      const std::size_t line = r.find("\r\n", at);
-      const std::size_t n = std::stoul(r.substr(at + 1, line - at - 1));
-      seen.insert(r.substr(line + 2, n));
-      at = line + 2 + n + 2;
-    }
-    ++calls;
-  } while (cursor != "0" && calls < 1000);
+  const std::set<std::string> seen = h.walk({"SCAN"}, {"MATCH", "key:*", "COUNT", "50"}, &calls);
   CHECK(seen.size() == 300);
   CHECK(calls > 1);
   CHECK(h.run({"SCAN", "x"}) == "-ERR invalid cursor\r\n");
@@ -287,21 +306,7 @@ TEST_CASE("hash commands reply as Redis does; a hash's fields go with its key", 
   // A large hash is freed whole when its key goes (in steps after the block), nothing leaks.
   for (int i = 0; i < 3000; ++i) h.run({"HSET", "big", "field:" + std::to_string(i), std::string(50, 'v')});
   CHECK(h.run({"HLEN", "big"}) == ":3000\r\n");
-  std::set<std::string> fields;
-  std::string cursor = "0";
-  do {
-    const std::string r = h.run({"HSCAN", "big", cursor, "COUNT", "100", "NOVALUES"});
-    std::size_t at = r.find("\r\n", 4) + 2;
-    const std::size_t end = r.find("\r\n", at);
-    cursor = r.substr(at, end - at);
-    at = r.find("\r\n", end + 2) + 2;
-    while (at < r.size()) {
-      const std::size_t line = r.find("\r\n", at);
-      const std::size_t n = std::stoul(r.substr(at + 1, line - at - 1));
-      fields.insert(r.substr(line + 2, n));
-      at = line + 2 + n + 2;
-    }
-  } while (cursor != "0");
+  const std::set<std::string> fields = h.walk({"HSCAN", "big"}, {"COUNT", "100", "NOVALUES"});
   CHECK(fields.size() == 3000);
   const std::size_t used = h.pool.heap().stats().bytes_used;
   CHECK(h.run({"DEL", "big"}) == ":1\r\n");

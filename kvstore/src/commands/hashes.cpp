@@ -17,12 +17,8 @@ using fields_ref = pobj::hash_map_ref<pobj::bytes, pobj::bytes>;
 
 // The fields of the hash at `key`: nullopt if the key is absent; false after a WRONGTYPE reply.
 bool hash_at(command_context& c, std::string_view key, std::optional<fields_ref>& out) {
-  auto e = c.db.get(c.tx, key, c.now_ms);
-  ++(e ? c.server.stats().keyspace_hits : c.server.stats().keyspace_misses);
-  if (e && e->type != value_type::hash) {
-    wrong_type(c);
-    return false;
-  }
+  std::optional<entry> e;
+  if (!typed_entry(c, key, value_type::hash, e)) return false;
   if (e) out.emplace(c.db.fields(key));
   return true;
 }
@@ -154,12 +150,8 @@ void hincrbyfloat(command_context& c) {
   std::optional<fields_ref> h;
   if (!hash_for_write(c, c.argv[1], h)) return;
   long double v = 0;
-  if (auto old = h->find(c.argv[2])) {
-    char* end = nullptr;
-    v = old->empty() || std::isspace(static_cast<unsigned char>((*old)[0])) ? NAN : std::strtold(old->c_str(), &end);
-    if (old->empty() || end != old->c_str() + old->size() || std::isnan(v)) {
-      return c.reply.error("ERR hash value is not a float");
-    }
+  if (auto old = h->find(c.argv[2]); old && !stored_long_double(*old, v)) {
+    return c.reply.error("ERR hash value is not a float");
   }
   v += delta;
   if (std::isnan(v) || std::isinf(v)) return c.reply.error("ERR increment would produce NaN or Infinity");
@@ -170,53 +162,11 @@ void hincrbyfloat(command_context& c) {
 }
 
 void hscan(command_context& c) {
-  std::uint64_t cursor = 0;
-  {
-    const std::string_view s = c.argv[2];
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), cursor);
-    if (ec != std::errc() || p != s.data() + s.size()) return c.reply.error("ERR invalid cursor");
-  }
-  std::string_view pattern;
-  std::int64_t count = 10;
-  bool novalues = false;
-  for (std::size_t i = 3; i < c.argv.size(); i += 2) {
-    const std::string opt = lower(c.argv[i]);
-    if (opt == "novalues" && i + 1 == c.argv.size()) {
-      novalues = true;
-      break;
-    }
-    if (i + 1 >= c.argv.size()) return syntax_error(c);
-    if (opt == "match") {
-      pattern = c.argv[i + 1];
-    } else if (opt == "count") {
-      if (!parse_integer(c, c.argv[i + 1], count)) return;
-      if (count < 1) return syntax_error(c);
-    } else {
-      return syntax_error(c);
-    }
-  }
+  scan_args a;
+  if (!parse_scan(c, 2, false, true, a)) return;
   std::optional<fields_ref> h;
   if (!hash_at(c, c.argv[1], h)) return;
-  std::vector<std::pair<std::string, std::string>> found;
-  std::int64_t seen = 0;
-  if (h) {
-    do {
-      cursor = h->scan(cursor, [&](std::string f, std::string v) {
-        ++seen;
-        if (!pattern.empty() && !glob_match(pattern, f)) return;
-        found.emplace_back(std::move(f), std::move(v));
-      });
-    } while (cursor != 0 && seen < count);
-  } else {
-    cursor = 0;
-  }
-  c.reply.array(2);
-  c.reply.bulk(std::to_string(cursor));
-  c.reply.array(found.size() * (novalues ? 1 : 2));
-  for (const auto& [f, v] : found) {
-    c.reply.bulk(f);
-    if (!novalues) c.reply.bulk(v);
-  }
+  scan_members(c, h ? &*h : nullptr, a, !a.novalues, [](std::string_view v) { return std::string(v); });
 }
 
 using namespace command_flags;

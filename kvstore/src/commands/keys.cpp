@@ -107,45 +107,22 @@ void keys(command_context& c) {
 }
 
 void scan(command_context& c) {
-  std::uint64_t cursor = 0;
-  {
-    const std::string_view s = c.argv[1];
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), cursor);
-    if (ec != std::errc() || p != s.data() + s.size()) return c.reply.error("ERR invalid cursor");
-  }
-  std::string_view pattern;
-  std::int64_t count = 10;
-  std::optional<std::string> type_filter;
-  for (std::size_t i = 2; i < c.argv.size(); i += 2) {
-    if (i + 1 >= c.argv.size()) return syntax_error(c);
-    const std::string opt = lower(c.argv[i]);
-    if (opt == "match") {
-      pattern = c.argv[i + 1];
-    } else if (opt == "count") {
-      if (!parse_integer(c, c.argv[i + 1], count)) return;
-      if (count < 1) return syntax_error(c);
-    } else if (opt == "type") {
-      type_filter = lower(c.argv[i + 1]);
-    } else {
-      return syntax_error(c);
-    }
-  }
+  scan_args a;
+  if (!parse_scan(c, 1, true, false, a)) return;
   // Whole hash ranges (a segment each) until COUNT keys are seen: every key present for the whole
   // walk is returned at least once, as Redis promises.
-  std::vector<std::string> found;
+  std::vector<std::pair<std::string, std::string>> found;
   std::int64_t seen = 0;
+  std::uint64_t cursor = a.cursor;
   do {
     cursor = c.db.scan(cursor, c.now_ms, [&](std::string_view k, const entry& e) {
       ++seen;
-      if (type_filter && *type_filter != type_name(e.type)) return;
-      if (!pattern.empty() && !glob_match(pattern, k)) return;
-      found.emplace_back(k);
+      if (!a.type.empty() && a.type != type_name(e.type)) return;
+      if (!a.pattern.empty() && !glob_match(a.pattern, k)) return;
+      found.emplace_back(std::string(k), std::string());
     });
-  } while (cursor != 0 && seen < count);
-  c.reply.array(2);
-  c.reply.bulk(std::to_string(cursor));
-  c.reply.array(found.size());
-  for (const auto& k : found) c.reply.bulk(k);
+  } while (cursor != 0 && seen < a.count);
+  reply_scan(c, cursor, found, false);
 }
 
 void rename(command_context& c) {

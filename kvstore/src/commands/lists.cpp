@@ -23,12 +23,8 @@ using elements_ref = pobj::ordered_map_ref<std::int64_t, pobj::bytes>;
 
 // The elements of the list at `key`: nullopt if absent; false after a WRONGTYPE reply.
 bool list_at(command_context& c, std::string_view key, std::optional<elements_ref>& out) {
-  auto e = c.db.get(c.tx, key, c.now_ms);
-  ++(e ? c.server.stats().keyspace_hits : c.server.stats().keyspace_misses);
-  if (e && e->type != value_type::list) {
-    wrong_type(c);
-    return false;
-  }
+  std::optional<entry> e;
+  if (!typed_entry(c, key, value_type::list, e)) return false;
   if (e) out.emplace(c.db.elements(key));
   return true;
 }

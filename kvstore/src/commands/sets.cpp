@@ -2,7 +2,6 @@
 // and errors. A set's members are the keys of a pobj::hash_map of their own, with empty values
 // (store.hpp); a set whose last member goes is removed, as in Redis.
 #include <array>
-#include <charconv>
 
 #include "../engine.hpp"
 
@@ -14,12 +13,8 @@ using members_ref = pobj::hash_map_ref<pobj::bytes, pobj::bytes>;
 
 // The members of the set at `key`: nullopt if the key is absent; false after a WRONGTYPE reply.
 bool set_at(command_context& c, std::string_view key, std::optional<members_ref>& out) {
-  auto e = c.db.get(c.tx, key, c.now_ms);
-  ++(e ? c.server.stats().keyspace_hits : c.server.stats().keyspace_misses);
-  if (e && e->type != value_type::set) {
-    wrong_type(c);
-    return false;
-  }
+  std::optional<entry> e;
+  if (!typed_entry(c, key, value_type::set, e)) return false;
   if (e) out.emplace(c.db.members(key));
   return true;
 }
@@ -76,44 +71,11 @@ void scard(command_context& c) {
 }
 
 void sscan(command_context& c) {
-  std::uint64_t cursor = 0;
-  {
-    const std::string_view text = c.argv[2];
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), cursor);
-    if (ec != std::errc() || p != text.data() + text.size()) return c.reply.error("ERR invalid cursor");
-  }
-  std::string_view pattern;
-  std::int64_t count = 10;
-  for (std::size_t i = 3; i < c.argv.size(); i += 2) {
-    if (i + 1 >= c.argv.size()) return syntax_error(c);
-    const std::string opt = lower(c.argv[i]);
-    if (opt == "match") {
-      pattern = c.argv[i + 1];
-    } else if (opt == "count") {
-      if (!parse_integer(c, c.argv[i + 1], count)) return;
-      if (count < 1) return syntax_error(c);
-    } else {
-      return syntax_error(c);
-    }
-  }
+  scan_args a;
+  if (!parse_scan(c, 2, false, false, a)) return;
   std::optional<members_ref> s;
   if (!set_at(c, c.argv[1], s)) return;
-  std::vector<std::string> found;
-  std::int64_t seen = 0;
-  if (s) {
-    do {
-      cursor = s->scan(cursor, [&](std::string m, const std::string&) {
-        ++seen;
-        if (pattern.empty() || glob_match(pattern, m)) found.push_back(std::move(m));
-      });
-    } while (cursor != 0 && seen < count);
-  } else {
-    cursor = 0;
-  }
-  c.reply.array(2);
-  c.reply.bulk(std::to_string(cursor));
-  c.reply.array(found.size());
-  for (const auto& m : found) c.reply.bulk(m);
+  scan_members(c, s ? &*s : nullptr, a, false, nullptr);
 }
 
 using namespace command_flags;

@@ -23,13 +23,8 @@ std::optional<entry> lookup(command_context& c, std::string_view key) {
 
 // The string at `key` into `e` (empty if absent); false, after replying WRONGTYPE, if the key
 // holds another type.
-bool string_at(command_context& c, std::string_view key, std::optional<entry>& e, bool count = true) {
-  e = count ? lookup(c, key) : c.db.get(c.tx, key, c.now_ms);
-  if (e && e->type != value_type::string) {
-    wrong_type(c);
-    return false;
-  }
-  return true;
+bool string_at(command_context& c, std::string_view key, std::optional<entry>& e) {
+  return typed_entry(c, key, value_type::string, e);
 }
 
 void store_string(command_context& c, std::string_view key, std::string payload, std::int64_t expires_ms) {
@@ -165,7 +160,7 @@ void getdel(command_context& c) {
 
 void append(command_context& c) {
   std::optional<entry> e;
-  if (!string_at(c, c.argv[1], e, false)) return;
+  if (!string_at(c, c.argv[1], e)) return;
   std::string value = e ? std::move(e->payload) : std::string();
   if (static_cast<std::int64_t>(value.size() + c.argv[2].size()) > max_string) {
     return c.reply.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
@@ -184,7 +179,7 @@ void strlen_(command_context& c) {
 
 void add_integer(command_context& c, std::int64_t delta) {
   std::optional<entry> e;
-  if (!string_at(c, c.argv[1], e, false)) return;
+  if (!string_at(c, c.argv[1], e)) return;
   std::int64_t v = 0;
   if (e && !string_to_int64(e->payload, v)) return c.reply.error("ERR value is not an integer or out of range");
   if (__builtin_add_overflow(v, delta, &v)) return c.reply.error("ERR increment or decrement would overflow");
@@ -209,14 +204,9 @@ void incrbyfloat(command_context& c) {
   long double delta = 0;
   if (!parse_long_double(c, c.argv[2], delta)) return;
   std::optional<entry> e;
-  if (!string_at(c, c.argv[1], e, false)) return;
+  if (!string_at(c, c.argv[1], e)) return;
   long double v = 0;
-  if (e) {
-    const std::string& s = e->payload;
-    char* end = nullptr;
-    v = s.empty() || std::isspace(static_cast<unsigned char>(s[0])) ? NAN : std::strtold(s.c_str(), &end);
-    if (s.empty() || end != s.c_str() + s.size() || std::isnan(v)) return c.reply.error("ERR value is not a valid float");
-  }
+  if (e && !stored_long_double(e->payload, v)) return c.reply.error("ERR value is not a valid float");
   v += delta;
   if (std::isnan(v) || std::isinf(v)) return c.reply.error("ERR increment would produce NaN or Infinity");
   std::string text = format_human(v);
@@ -244,7 +234,7 @@ void setrange(command_context& c) {
   if (offset < 0) return c.reply.error("ERR offset is out of range");
   const std::string_view piece = c.argv[3];
   std::optional<entry> e;
-  if (!string_at(c, c.argv[1], e, false)) return;
+  if (!string_at(c, c.argv[1], e)) return;
   std::string value = e ? std::move(e->payload) : std::string();
   if (piece.empty()) return c.reply.integer(static_cast<std::int64_t>(value.size()));
   if (offset > max_string - static_cast<std::int64_t>(piece.size())) {

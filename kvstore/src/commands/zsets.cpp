@@ -54,12 +54,8 @@ double score_of(std::string_view bytes) {
 }
 
 bool zset_at(command_context& c, std::string_view key, std::optional<zset>& out) {
-  auto e = c.db.get(c.tx, key, c.now_ms);
-  ++(e ? c.server.stats().keyspace_hits : c.server.stats().keyspace_misses);
-  if (e && e->type != value_type::zset) {
-    wrong_type(c);
-    return false;
-  }
+  std::optional<entry> e;
+  if (!typed_entry(c, key, value_type::zset, e)) return false;
   if (e) out.emplace(zset{c.db.fields(key), c.db.zorder(key)});
   return true;
 }
@@ -316,47 +312,11 @@ void zrangebyscore(command_context& c) {
 }
 
 void zscan(command_context& c) {
-  std::uint64_t cursor = 0;
-  {
-    const std::string_view s = c.argv[2];
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), cursor);
-    if (ec != std::errc() || p != s.data() + s.size()) return c.reply.error("ERR invalid cursor");
-  }
-  std::string_view pattern;
-  std::int64_t count = 10;
-  for (std::size_t i = 3; i < c.argv.size(); i += 2) {
-    if (i + 1 >= c.argv.size()) return syntax_error(c);
-    const std::string opt = lower(c.argv[i]);
-    if (opt == "match") {
-      pattern = c.argv[i + 1];
-    } else if (opt == "count") {
-      if (!parse_integer(c, c.argv[i + 1], count)) return;
-      if (count < 1) return syntax_error(c);
-    } else {
-      return syntax_error(c);
-    }
-  }
+  scan_args a;
+  if (!parse_scan(c, 2, false, false, a)) return;
   std::optional<zset> z;
   if (!zset_at(c, c.argv[1], z)) return;
-  std::vector<std::pair<std::string, double>> found;
-  std::int64_t seen = 0;
-  if (z) {
-    do {
-      cursor = z->scores.scan(cursor, [&](std::string m, const std::string& s) {
-        ++seen;
-        if (pattern.empty() || glob_match(pattern, m)) found.emplace_back(std::move(m), score_of(s));
-      });
-    } while (cursor != 0 && seen < count);
-  } else {
-    cursor = 0;
-  }
-  c.reply.array(2);
-  c.reply.bulk(std::to_string(cursor));
-  c.reply.array(found.size() * 2);
-  for (const auto& [m, s] : found) {
-    c.reply.bulk(m);
-    c.reply.bulk(format_double(s));
-  }
+  scan_members(c, z ? &z->scores : nullptr, a, true, [](std::string_view v) { return format_double(score_of(v)); });
 }
 
 using namespace command_flags;

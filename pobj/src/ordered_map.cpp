@@ -609,7 +609,7 @@ std::uint64_t size(pool& p, map_state& m) {
   return n;
 }
 
-void next_batch(pool& p, map_state& m, cursor& c, std::vector<entry>& out) {
+void next_batch(pool& p, map_state& m, cursor& c, std::vector<entry>& out, std::size_t limit) {
   if (c.done) return;
   const route how = !c.bounded ? (c.forward ? route::leftmost : route::rightmost)
                                : (c.forward || c.inclusive ? route::at : route::before);
@@ -630,7 +630,7 @@ void next_batch(pool& p, map_state& m, cursor& c, std::vector<entry>& out) {
         to = r.index + (r.found && c.inclusive ? 1 : 0);
       }
     }
-    for (std::uint32_t i = from; i < to; ++i) {
+    for (std::uint32_t i = from; i < to && batch.size() < limit; ++i) {
       const std::uint32_t at = c.forward ? i : to - 1 - (i - from);
       const std::uint64_t node = load(slot_at(v, d.leaf, o.slot(at)) + 8) & offset_mask;
       entry& e = batch.emplace_back();
@@ -640,8 +640,9 @@ void next_batch(pool& p, map_state& m, cursor& c, std::vector<entry>& out) {
     last = !bound.set;
     return last || bound_key(v, bound, next);
   });
+  const bool cut = batch.size() >= limit;
   for (auto& e : batch) out.push_back(std::move(e));
-  if (last) {
+  if (last || cut) {
     c.done = true;
   } else {
     c.key = std::move(next);

@@ -44,7 +44,10 @@ void push(command_context& c, bool left, bool only_if_exists) {
     l.emplace(c.db.make_list(c.tx, c.argv[1]));
   }
   std::int64_t first = 0, last = -1;
-  if (!l->empty()) std::tie(first, last) = bounds(*l);
+  if (const auto f = l->first()) {
+    first = f->first;
+    last = l->last()->first;
+  }
   for (std::size_t i = 2; i < c.argv.size(); ++i) {
     if (left) {
       l->insert(c.tx, --first, c.argv[i]);

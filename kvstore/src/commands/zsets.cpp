@@ -113,7 +113,8 @@ void zadd(command_context& c) {
   }
   std::optional<zset> z;
   if (!zset_at(c, c.argv[1], z)) return;
-  if (!z) {
+  const bool created = !z;
+  if (created) {
     if (xx) return incr ? c.reply.null() : c.reply.integer(0);
     c.db.make_zset(c.tx, c.argv[1]);
     z.emplace(zset{c.db.fields(c.argv[1]), c.db.zorder(c.argv[1])});
@@ -134,7 +135,7 @@ void zadd(command_context& c) {
     set_score(c, *z, member, old, score);
     ++(old ? changed : added);
   }
-  if (z->scores.size() == 0) c.db.erase(c.tx, c.argv[1], c.now_ms);  // NX/XX/GT/LT left it empty
+  if (created && added == 0) c.db.erase(c.tx, c.argv[1], c.now_ms);  // made, and nothing went in
   if (added + changed > 0) c.server.touch(c.argv[1]);
   if (incr) return result ? reply_score(c, *result) : c.reply.null();
   c.reply.integer(ch ? added + changed : added);

@@ -97,8 +97,9 @@ struct cursor {
   bool done = false;
 };
 // Appends the entries of the next leaf in the cursor's direction that lie beyond its bound (maybe
-// none, while done is still false), read as one consistent snapshot of that leaf, and advances it.
-void next_batch(pool& p, map_state& m, cursor& c, std::vector<entry>& out);
+// none, while done is still false), read as one consistent snapshot of that leaf, and advances it;
+// with a limit, at most that many, and the walk is done once it is reached.
+void next_batch(pool& p, map_state& m, cursor& c, std::vector<entry>& out, std::size_t limit = SIZE_MAX);
 
 }  // namespace detail::omap
 
@@ -201,7 +202,7 @@ class ordered_map_ref {
       c.inclusive = inclusive;
     }
     std::vector<detail::omap::entry> batch;
-    while (!c.done && batch.empty()) detail::omap::next_batch(*pool_, *state_, c, batch);
+    while (!c.done && batch.empty()) detail::omap::next_batch(*pool_, *state_, c, batch, 1);
     if (batch.empty()) return std::nullopt;
     return value_type{kc::decode(batch.front().key), vc::decode(batch.front().value)};
   }

@@ -147,8 +147,11 @@ engine::engine(pobj::pool& pool, config& cfg) : db_(pool), config_(&cfg) {
 }
 
 const command_spec* engine::find(std::string_view name) const {
-  std::string key = name.size() <= 32 ? lower(name) : std::string();
-  auto it = by_name_.find(key);
+  // Lower case on the stack: no allocation per command (names are short).
+  char buf[32];
+  if (name.size() > sizeof(buf)) return nullptr;
+  for (std::size_t i = 0; i < name.size(); ++i) buf[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+  auto it = by_name_.find(std::string_view(buf, name.size()));
   return it == by_name_.end() ? nullptr : it->second;
 }
 
@@ -206,7 +209,7 @@ void engine::execute(session& s, std::span<const std::string_view> argv, reply_w
     return;
   }
   ++stats_.commands;
-  ++stats_.calls[std::string(c->name)];
+  ++stats_.calls[c];
   command_context ctx{*this, db_, s, argv, reply, tx, now};
   c->handler(ctx);
 }

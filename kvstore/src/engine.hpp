@@ -75,7 +75,7 @@ struct engine_stats {
   std::uint64_t keyspace_misses = 0;
   std::uint64_t expired_keys = 0;
   std::uint64_t rejected_oom = 0;
-  std::unordered_map<std::string, std::uint64_t> calls;  // per command
+  std::unordered_map<const command_spec*, std::uint64_t> calls;  // per command
 };
 
 class engine {
@@ -119,7 +119,12 @@ class engine {
   engine_stats stats_;
   server_view* server_ = nullptr;
   std::vector<const command_spec*> all_;
-  std::unordered_map<std::string, const command_spec*> by_name_;
+  // Looked up by string_view, without making a string.
+  struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, const command_spec*, name_hash, std::equal_to<>> by_name_;
   std::unordered_map<std::string, std::unordered_set<session*>> watchers_;
   std::vector<std::string> ready_;
 };

@@ -66,7 +66,6 @@ class request_parser {
   std::int64_t bulk_ = -1;
   std::size_t wanted_ = 0;
   std::string error_;
-  std::string inline_storage_;  // inline arguments with escapes, unquoted
   std::vector<std::string> inline_args_;
 };
 

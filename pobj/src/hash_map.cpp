@@ -375,7 +375,8 @@ void copy_segment(pool& p, const view& v, std::uint64_t segment, std::uint64_t f
   }
 }
 
-// Each segment once (the directory repeats a segment 2^(depth - local) times in a row).
+// Each segment once (the directory repeats a segment 2^(depth - local) times in a row); fn may
+// return false to stop.
 template <class F>
 void each_segment(pool& p, const view& v, std::uint64_t directory, F&& fn) {
   if (!v.plausible(directory, directory_base)) broken_map(p);
@@ -386,7 +387,11 @@ void each_segment(pool& p, const view& v, std::uint64_t directory, F&& fn) {
     const std::uint64_t s = load(v.at(directory + directory_base + i * 8));
     if (s != previous) {
       if (!v.plausible(s, segment_base + slots * 8)) broken_map(p);
-      fn(s);
+      if constexpr (std::is_same_v<std::invoke_result_t<F&, std::uint64_t>, bool>) {
+        if (!fn(s)) return;
+      } else {
+        fn(s);
+      }
     }
     previous = s;
   }
@@ -402,6 +407,17 @@ std::uint64_t size(pool& p, map_state& m) {
     n += stable_load(stripe_of(p, s), v.at(s + 8));
   });
   return n;
+}
+
+bool empty(pool& p, map_state& m) {
+  view v(p);
+  std::shared_lock structure(m.structure);
+  bool any = false;
+  each_segment(p, v, load(v.at(m.header + 8)), [&](std::uint64_t s) {
+    any = stable_load(stripe_of(p, s), v.at(s + 8)) != 0;
+    return !any;  // stops at the first segment holding an entry
+  });
+  return !any;
 }
 
 void for_each(pool& p, map_state& m, const std::function<void(std::string_view, std::string_view)>& fn) {

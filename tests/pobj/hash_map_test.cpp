@@ -276,3 +276,18 @@ TEST_CASE("a hash_map scan from cursor 0 back to 0 sees every entry that stays, 
   for (const auto& [k, n] : seen) CHECK(n == 1);  // ranges never overlap
   CHECK(calls > 8);
 }
+
+TEST_CASE("hash_map empty() agrees with size() through splits and erases", "[hash_map]") {
+  pobj_test::scratch_path path("hmap-empty");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  pobj::hash_map_ref<std::uint64_t, pobj::bytes> m(p, root_map(p));
+  CHECK(m.empty());
+  for (std::uint64_t k = 0; k < 500; ++k) m.insert(k, value_for(k));  // many segments
+  for (std::uint64_t k = 0; k < 499; ++k) {
+    m.erase(k);
+    REQUIRE_FALSE(m.empty());
+  }
+  m.erase(499);
+  CHECK(m.empty());
+  CHECK(m.size() == 0);
+}

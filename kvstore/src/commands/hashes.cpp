@@ -85,7 +85,7 @@ void hdel(command_context& c) {
   for (std::size_t i = 2; i < c.argv.size(); ++i) removed += h->erase(c.tx, c.argv[i]) ? 1 : 0;
   if (removed > 0) {
     c.server.touch(c.argv[1]);
-    if (h->size() == 0) c.db.erase(c.tx, c.argv[1], c.now_ms);
+    if (h->empty()) c.db.erase(c.tx, c.argv[1], c.now_ms);
   }
   c.reply.integer(removed);
 }

@@ -36,7 +36,7 @@ std::string engine_section(command_context& c, std::string_view section) {
   }
   if (section == "commandstats") {
     std::string out = "# Commandstats\r\n";
-    for (const auto& [name, calls] : st.calls) out += fmt::format("cmdstat_{}:calls={}\r\n", name, calls);
+    for (const auto& [spec, calls] : st.calls) out += fmt::format("cmdstat_{}:calls={}\r\n", spec->name, calls);
     return out + "\r\n";
   }
   return {};

@@ -37,7 +37,7 @@ void srem(command_context& c) {
   for (std::size_t i = 2; i < c.argv.size(); ++i) removed += s->erase(c.tx, c.argv[i]) ? 1 : 0;
   if (removed > 0) {
     c.server.touch(c.argv[1]);
-    if (s->size() == 0) c.db.erase(c.tx, c.argv[1], c.now_ms);
+    if (s->empty()) c.db.erase(c.tx, c.argv[1], c.now_ms);
   }
   c.reply.integer(removed);
 }

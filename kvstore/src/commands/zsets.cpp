@@ -173,7 +173,7 @@ void zrem(command_context& c) {
   }
   if (removed > 0) {
     c.server.touch(c.argv[1]);
-    if (z->scores.size() == 0) c.db.erase(c.tx, c.argv[1], c.now_ms);
+    if (z->scores.empty()) c.db.erase(c.tx, c.argv[1], c.now_ms);
   }
   c.reply.integer(removed);
 }

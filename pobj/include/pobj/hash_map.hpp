@@ -74,6 +74,7 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
         transaction* joining = nullptr);
 bool erase(pool& p, map_state& m, std::string_view key, transaction* joining = nullptr);
 std::uint64_t size(pool& p, map_state& m);
+bool empty(pool& p, map_state& m);
 void for_each(pool& p, map_state& m, const std::function<void(std::string_view, std::string_view)>& fn);
 // fn for the entries of the hash range `cursor` falls in, from the cursor on; the next range's
 // cursor, or 0 after the last.
@@ -134,6 +135,8 @@ class hash_map_ref {
   bool erase(transaction& tx, typename kc::in key) { return detail::hmap::erase(*pool_, *state_, kc::encode(key), &tx); }
 
   std::uint64_t size() const { return detail::hmap::size(*pool_, *state_); }
+  // Stops at the first segment holding an entry: O(1) for a map that is not empty.
+  bool empty() const { return detail::hmap::empty(*pool_, *state_); }
 
   // A resumable walk: fn(key, value) for the entries whose hash lies in the range `cursor` (0 to
   // begin) falls in, from the cursor on, and returns the cursor of the next range (0 after the

@@ -22,6 +22,7 @@ class scratch_path {
   ~scratch_path() {
     std::error_code ec;
     std::filesystem::remove(path_, ec);
+    std::filesystem::remove(path_ + ".journal", ec);  // a page-mode pool's journal
   }
   const std::string& str() const { return path_; }
   operator const std::string&() const { return path_; }

@@ -179,7 +179,7 @@ std::uint64_t heap_impl::next_generation(thread_cache& tc) {
     if (gen_global_ == 0) gen_global_ = persisted;
     if (gen_global_ + grab > persisted) {
       pool.super->gen_lease.store(gen_global_ + lease, std::memory_order_relaxed);
-      pool.persist(&pool.super->gen_lease, 8);
+      pool.persist_ordered(&pool.super->gen_lease, 8);
     }
     tc.gen_next = gen_global_;
     tc.gen_end = gen_global_ + grab;
@@ -296,11 +296,12 @@ run_state* heap_impl::new_run(std::uint32_t cls) {
   pool.flush(rh, sc.meta_offset);
   // The run exists once its chunk entry says so; a crash before this leaves the chunk free. No
   // committed log may replay over the new header once the entry is durable: ordering rule.
-  if (pool.ordered_drain != nullptr) pool.ordered_drain(pool);
+  if (pool.ordered()) pool.domain->barrier();
+  else if (pool.ordered_drain != nullptr) pool.ordered_drain(pool);
   else pool.drain();
   chunk_entry* e = entry(g);
   e->word.store(chunk_word(chunk_state::run, cls, 1), std::memory_order_release);
-  pool.persist(&e->word, 8);
+  pool.persist_ordered(&e->word, 8);  // before any block that allocates from the run commits
   auto r = std::make_unique<run_state>();
   r->chunk = g;
   r->cls = cls;
@@ -368,9 +369,9 @@ void heap_impl::grow(std::uint64_t min_new) {
   std::uint64_t new_size = pool.header.heap_offset + target * chunk_size;
   pool.domain->grow(new_size);
   // The new size is durable only after the file's extension is; chunks past it are used only
-  // after this store is persistent.
+  // after this store is persistent (or, where persistence is ordered, flushed).
   pool.super->size.store(new_size, std::memory_order_release);
-  pool.persist(&pool.super->size, 8);
+  pool.persist_ordered(&pool.super->size, 8);
   for (std::uint64_t g = chunks; g < target; ++g) {
     if (!is_table(g)) return_chunks(g, 1);
   }

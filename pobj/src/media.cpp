@@ -17,6 +17,8 @@
 #include <pobj/error.hpp>
 #include <pobj/sim.hpp>
 
+#include "journal.hpp"
+
 namespace pobj {
 
 namespace {
@@ -94,21 +96,6 @@ namespace {
 
 thread_local counters tl_counters;
 
-// Page ranges flushed by this thread in page mode, msync'ed by its next drain.
-struct page_range {
-  std::uint64_t owner;  // domain id: never reused, so a range of a closed domain never matches
-  std::uintptr_t begin;
-  std::uintptr_t end;
-};
-struct page_list {
-  std::vector<page_range> ranges;
-  ~page_list();
-};
-// Destroyed flag without destruction of its own: at exit, a domain closed by a static destructor
-// outlives this thread's page list.
-thread_local bool tl_pages_destroyed = false;
-page_list::~page_list() { tl_pages_destroyed = true; }
-thread_local page_list tl_page_list;
 std::atomic<std::uint64_t> next_domain_id{1};
 
 std::string pmem2_message() {
@@ -149,6 +136,10 @@ struct domain::impl {
   pmem2_vm_reservation* reservation = nullptr;
   std::vector<pmem2_map*> maps;
   pmem2_granularity detected = PMEM2_GRANULARITY_PAGE;
+  // page mode: a shared mapping of the file, through which the journal applies its records
+  // (reserved for the whole growth range, mapped as the file grows), and the journal.
+  std::byte* apply_base = nullptr;
+  std::unique_ptr<detail::journal> journal;
 };
 
 domain::domain(int fd, std::string path, std::size_t size, const options& opts)
@@ -171,20 +162,42 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
   }
   base_ = static_cast<std::byte*>(pmem2_vm_reservation_get_address(impl_->reservation));
   try {
-    map_range(0, size);
+    if (wanted == persist_mode::auto_detect) {
+      map_range(0, size, true);
+      mode_ = impl_->detected == PMEM2_GRANULARITY_BYTE         ? persist_mode::byte
+              : impl_->detected == PMEM2_GRANULARITY_CACHE_LINE ? persist_mode::cache_line
+                                                                : persist_mode::page;
+      if (mode_ == persist_mode::page) {  // mapped again, privately
+        for (auto it = impl_->maps.rbegin(); it != impl_->maps.rend(); ++it) pmem2_map_delete(&*it);
+        impl_->maps.clear();
+        map_range(0, size, false);
+      }
+    } else {
+      mode_ = wanted;
+      map_range(0, size, mode_ != persist_mode::page);
+    }
+    if (mode_ == persist_mode::page) {
+      void* r = mmap(nullptr, reserved_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (r == MAP_FAILED) {
+        throw error(errc::io_error, fmt::format("pobj: cannot reserve {} bytes of address space for '{}': {}",
+                                                reserved_, path_, std::strerror(errno)));
+      }
+      impl_->apply_base = static_cast<std::byte*>(r);
+      map_apply_range(0, size);
+      detail::journal_options jo;
+      jo.capacity = opts.journal_size;
+      jo.record_limit = opts.journal_record_limit;
+      jo.apply = opts.journal_apply;
+      impl_->journal = std::make_unique<detail::journal>(fd_, impl_->apply_base, path_, opts.identity, jo);
+      journal_ = impl_->journal.get();
+    }
   } catch (...) {
+    if (impl_->apply_base != nullptr) munmap(impl_->apply_base, reserved_);
+    for (auto it = impl_->maps.rbegin(); it != impl_->maps.rend(); ++it) pmem2_map_delete(&*it);
     give_back_reservation(&impl_->reservation, reserved_);
     throw;
   }
   size_.store(size, std::memory_order_release);
-  switch (wanted) {
-    case persist_mode::auto_detect:
-      mode_ = impl_->detected == PMEM2_GRANULARITY_BYTE         ? persist_mode::byte
-              : impl_->detected == PMEM2_GRANULARITY_CACHE_LINE ? persist_mode::cache_line
-                                                                : persist_mode::page;
-      break;
-    default: mode_ = wanted;
-  }
   insn_ = detail::detect_flush_insn();
   if (mode_ == persist_mode::sim) {
     sim_ = opts.simulator.get();
@@ -198,17 +211,17 @@ domain::~domain() {
     sim_->detach();
     sim_ = nullptr;
   }
-  // Forget this domain's pending page ranges on this thread.
-  if (!tl_pages_destroyed) {
-    std::erase_if(tl_page_list.ranges, [this](const page_range& r) { return r.owner == id_; });
-  }
+  // The journal syncs what is pending and checkpoints while everything is still mapped.
+  journal_ = nullptr;
+  impl_->journal.reset();
+  if (impl_->apply_base != nullptr) munmap(impl_->apply_base, reserved_);
   for (auto it = impl_->maps.rbegin(); it != impl_->maps.rend(); ++it) pmem2_map_delete(&*it);
   impl_->maps.clear();
   if (impl_->reservation != nullptr) give_back_reservation(&impl_->reservation, reserved_);
   impl_.reset();
 }
 
-void domain::map_range(std::size_t from, std::size_t to) {
+void domain::map_range(std::size_t from, std::size_t to, bool shared) {
   pmem2_source* src = nullptr;
   pmem2_config* cfg = nullptr;
   pmem2_map* map = nullptr;
@@ -224,13 +237,22 @@ void domain::map_range(std::size_t from, std::size_t to) {
   if (pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE) != 0) fail("granularity");
   if (pmem2_config_set_offset(cfg, from) != 0) fail("offset");
   if (pmem2_config_set_length(cfg, to - from) != 0) fail("length");
-  if (pmem2_config_set_sharing(cfg, PMEM2_SHARED) != 0) fail("sharing");
+  if (pmem2_config_set_sharing(cfg, shared ? PMEM2_SHARED : PMEM2_PRIVATE) != 0) fail("sharing");
   if (pmem2_config_set_vm_reservation(cfg, impl_->reservation, from) != 0) fail("reservation");
   if (pmem2_map_new(&map, cfg, src) != 0) fail("map");
   impl_->detected = pmem2_map_get_store_granularity(map);
   impl_->maps.push_back(map);
   pmem2_config_delete(&cfg);
   pmem2_source_delete(&src);
+}
+
+void domain::map_apply_range(std::size_t from, std::size_t to) {
+  void* at = mmap(impl_->apply_base + from, to - from, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd_,
+                  static_cast<off_t>(from));
+  if (at == MAP_FAILED) {
+    throw error(errc::io_error, fmt::format("pobj: cannot map '{}' [{}, {}) for the journal: {}", path_, from, to,
+                                            std::strerror(errno)));
+  }
 }
 
 void domain::grow(std::size_t new_size) {
@@ -251,7 +273,8 @@ void domain::grow(std::size_t new_size) {
   if (mode_ != persist_mode::sim && fsync(fd_) != 0) {
     throw error(errc::io_error, fmt::format("pobj: fsync of '{}' failed: {}", path_, std::strerror(errno)));
   }
-  map_range(old_size, new_size);
+  map_range(old_size, new_size, mode_ != persist_mode::page);
+  if (mode_ == persist_mode::page) map_apply_range(old_size, new_size);
   size_.store(new_size, std::memory_order_release);
   if (sim_ != nullptr) sim_->grow(new_size);
 }
@@ -288,33 +311,12 @@ void domain::flush_lines(const void* p, std::size_t n) noexcept {
 
 void domain::flush_slow(const void* p, std::size_t n) noexcept {
   if (n == 0) return;
+  count_flush((n + cache_line_size - 1) / cache_line_size);
   if (mode_ == persist_mode::sim) {
     sim_->flush(p, n);
-    count_flush((n + cache_line_size - 1) / cache_line_size);
     return;
   }
-  // page mode: remember the pages; drain() syncs them together.
-  auto begin = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095};
-  auto end = (reinterpret_cast<std::uintptr_t>(p) + n + 4095) & ~std::uintptr_t{4095};
-  if (tl_pages_destroyed) {  // at thread exit: no list to defer to, so sync now
-    if (msync(reinterpret_cast<void*>(begin), end - begin, MS_SYNC) != 0) {
-      fmt::print(stderr, "pobj: msync of '{}' failed: {}\n", path_, std::strerror(errno));
-      std::abort();
-    }
-    count_flush((end - begin) / 4096);
-    return;
-  }
-  auto& tl_pages = tl_page_list.ranges;
-  for (auto& r : tl_pages) {
-    if (r.owner == id_ && begin <= r.end && end >= r.begin) {
-      r.begin = std::min(r.begin, begin);
-      r.end = std::max(r.end, end);
-      count_flush(0);
-      return;
-    }
-  }
-  tl_pages.push_back({id_, begin, end});
-  count_flush((end - begin) / 4096);
+  impl_->journal->append(static_cast<std::uint64_t>(static_cast<const std::byte*>(p) - base_), p, n);
 }
 
 void domain::drain_slow() noexcept {
@@ -323,21 +325,23 @@ void domain::drain_slow() noexcept {
     sim_->fence();
     return;
   }
-  if (tl_pages_destroyed) return;
-  auto& tl_pages = tl_page_list.ranges;
-  for (auto it = tl_pages.begin(); it != tl_pages.end();) {
-    if (it->owner == id_) {
-      // msync on a mapping of a regular file is the only way to make it durable; a failure here
-      // means the kernel lost the write, which no caller can repair.
-      if (msync(reinterpret_cast<void*>(it->begin), it->end - it->begin, MS_SYNC) != 0) {
-        fmt::print(stderr, "pobj: msync of '{}' failed: {}\n", path_, std::strerror(errno));
-        std::abort();
-      }
-      it = tl_pages.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  impl_->journal->sync(impl_->journal->ticket());
+}
+
+std::uint64_t domain::ticket() const noexcept { return journal_ != nullptr ? impl_->journal->ticket() : 0; }
+bool domain::durable(std::uint64_t ticket) const noexcept {
+  return journal_ == nullptr || impl_->journal->durable(ticket);
+}
+void domain::sync(std::uint64_t ticket) noexcept {
+  if (journal_ != nullptr) impl_->journal->sync(ticket);
+}
+void domain::checkpoint() noexcept {
+  if (journal_ != nullptr) impl_->journal->checkpoint();
+}
+domain::journal_stats domain::journal_figures() const noexcept {
+  if (journal_ == nullptr) return {};
+  detail::journal_stats j = impl_->journal->stats();
+  return {j.syncs, j.bytes, j.checkpoints};
 }
 
 }  // namespace media

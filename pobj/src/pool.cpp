@@ -1,5 +1,6 @@
 #include <pobj/pool.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -16,6 +17,7 @@
 #include "checksum.hpp"
 #include "heap_impl.hpp"
 #include "containers_impl.hpp"
+#include "journal.hpp"
 #include "pool_impl.hpp"
 #include "schema_impl.hpp"
 #include "sync.hpp"
@@ -143,6 +145,11 @@ static std::unique_ptr<pool_impl> attach(std::unique_ptr<pool_impl> p, std::uint
   dopts.mode = options.mode;
   dopts.reserve = std::max<std::uint64_t>(options.max_size, size);
   dopts.simulator = options.simulator;
+  std::memcpy(dopts.identity.data(), p->header.uuid, 16);
+  dopts.journal_size = options.journal_size != 0 ? options.journal_size
+                                                 : std::clamp<std::size_t>(size / 8, 1 * MiB, 64 * MiB);
+  dopts.journal_record_limit = options.journal_record_limit;
+  dopts.journal_apply = options.journal_apply;
   p->domain = std::make_unique<media::domain>(p->fd, p->path, size, dopts);
   p->super = p->at<superblock>(superblock_offset);
   p->roots = p->at<root_entry>(p->header.roots_offset);
@@ -155,6 +162,8 @@ static std::unique_ptr<pool_impl> attach(std::unique_ptr<pool_impl> p, std::uint
     p->persist(p->super, 64);
     std::memcpy(p->at<pool_header>(0), &p->header, sizeof(pool_header));
     p->persist(p->at<pool_header>(0), sizeof(pool_header));
+    // In page mode the header is in the journal now; open() reads it from the file first.
+    p->domain->checkpoint();
   }
   p->heap = std::make_unique<heap_impl>(*p);
   p->heap_handle = std::make_unique<pobj::heap>(*p->heap);
@@ -217,6 +226,11 @@ pool pool::create(const std::string& path, const pool_options& options) {
                 fmt::format("pobj: cannot create '{}': {}", path, errno_text()));
   }
   p->fd = lock_file(fd, path);
+  // A journal left at this path belongs to a pool that no longer exists.
+  if (::unlink(media::detail::journal_path(path).c_str()) != 0 && errno != ENOENT) {
+    ::unlink(path.c_str());
+    throw error(errc::io_error, fmt::format("pobj: cannot remove the stale journal of '{}': {}", path, errno_text()));
+  }
   int rc = posix_fallocate(p->fd, 0, static_cast<off_t>(size));
   if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(p->fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
   if (rc != 0) {
@@ -287,6 +301,11 @@ pool pool::open(const std::string& path, const pool_options& options) {
                             h.format_major, h.format_minor, format_major));
   }
   layout l = compute_layout(h.lane_count, h.lane_log_size);
+  // The header never changes after create; everything else may have newer bytes in the journal.
+  std::array<std::uint8_t, 16> identity{};
+  std::memcpy(identity.data(), h.uuid, 16);
+  const std::uint64_t replayed = media::detail::recover_journal(fd, path, identity);
+  if (replayed > 0 && fstat(fd, &st) == 0) file_size = static_cast<std::uint64_t>(st.st_size);
   if (h.chunk_size != chunk_size || h.zone_chunks != zone_chunks || h.superblock_offset != superblock_offset ||
       h.roots_offset != roots_offset || h.root_entries != root_entries || h.lanes_offset != l.lanes_offset ||
       h.heap_offset != l.heap_offset || h.min_size != l.min_size || h.lane_count < 1 || h.lane_count > 1024 ||
@@ -311,7 +330,20 @@ pool pool::open(const std::string& path, const pool_options& options) {
     throw error(errc::truncated,
                 fmt::format("pobj: pool '{}' is truncated: the file has {} bytes, the pool needs {}", path, file_size, size));
   }
-  return finish_open(pool(attach(std::move(p), size, options, false)));
+  auto attached = attach(std::move(p), size, options, false);
+  attached->report.journal_records = replayed;
+  return finish_open(pool(std::move(attached)));
+}
+
+bool pool::remove(const std::string& path) {
+  const bool existed = ::unlink(path.c_str()) == 0;
+  if (!existed && errno != ENOENT) {
+    throw error(errc::io_error, fmt::format("pobj: cannot remove '{}': {}", path, errno_text()));
+  }
+  if (::unlink(media::detail::journal_path(path).c_str()) != 0 && errno != ENOENT) {
+    throw error(errc::io_error, fmt::format("pobj: cannot remove the journal of '{}': {}", path, errno_text()));
+  }
+  return existed;
 }
 
 pool pool::open_or_create(const std::string& path, const pool_options& options) {

@@ -74,6 +74,13 @@ struct pool_impl {
   void flush(const void* p, std::size_t n) const noexcept { domain->flush(p, n); }
   void drain() const noexcept { domain->drain(); }
   void persist(const void* p, std::size_t n) const noexcept { domain->persist(p, n); }
+  // Where persistence is ordered (page mode), [p, p + n) need only be persistent before whatever
+  // is flushed later: no wait. Elsewhere the same as persist().
+  void persist_ordered(const void* p, std::size_t n) const noexcept {
+    domain->flush(p, n);
+    domain->barrier();
+  }
+  bool ordered() const noexcept { return domain->ordered(); }
 
   // True if [off, off + n) lies in an area user data may occupy: the root directory or the heap.
   bool data_range(std::uint64_t off, std::uint64_t n) const noexcept {

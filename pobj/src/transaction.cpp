@@ -275,8 +275,14 @@ void tx_manager::settle_pending(const std::vector<std::pair<lane*, std::uint64_t
 
 namespace {
 
-// A fence that also makes every pending log invalidation durable (the ordering rule).
+// A fence that also makes every pending log invalidation durable (the ordering rule). Where
+// persistence is ordered (page mode) every invalidation is persistent before anything flushed
+// after it, so a barrier does both, for free.
 void fence_with_rule(tx_manager& m, tx_state& st) {
+  if (m.pool.ordered()) {
+    m.pool.domain->barrier();
+    return;
+  }
   m.flush_pending(st.ln, st.seen);
   m.pool.drain();
   m.settle_pending(st.seen);
@@ -430,7 +436,7 @@ void tx_manager::begin(tx_state& st) {
   st.started = false;
 }
 
-void tx_manager::commit(tx_state& st) {
+void tx_manager::commit(tx_state& st, bool deferred) {
   if (!st.started) {
     release_lane(st.ln);
     reset(st);
@@ -465,14 +471,23 @@ void tx_manager::commit(tx_state& st) {
   st.pos += 8;
   flush_log(*this, st);
   // With the rule: the lane's previous invalidation (maybe left by another thread) must be durable
-  // before mark_pending below replaces it.
-  fence_with_rule(*this, st);
+  // before mark_pending below replaces it. A deferred commit where persistence is ordered waits
+  // for nothing: the block is persistent, whole, once a later sync covers its flushes.
+  if (deferred && pool.ordered()) {
+    pool.domain->barrier();
+  } else if (pool.ordered()) {
+    pool.drain();
+  } else {
+    fence_with_rule(*this, st);
+  }
   // Committed. The log stays valid until its invalidation is durable; see the ordering rule.
   auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
   hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
   pool.flush(&hdr->state, 8);
-  mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
-  tl_own_invalidation = {pool.id, st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
+  if (!pool.ordered()) {
+    mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
+    tl_own_invalidation = {pool.id, st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
+  }
   st.ln->seq++;
   st.ln->buffer ^= 1;
   // The lane's next block starts in the other buffer, whose line an earlier write-back evicted
@@ -508,8 +523,10 @@ void tx_manager::abort(tx_state& st) noexcept {
     auto* hdr = reinterpret_cast<log_buffer_header*>(st.log);
     hdr->state.store((st.seq << 2) | log_empty, std::memory_order_release);
     pool.flush(&hdr->state, 8);
-    mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
-    tl_own_invalidation = {pool.id, st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
+    if (!pool.ordered()) {
+      mark_pending(st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer));
+      tl_own_invalidation = {pool.id, st.ln, (st.seq << 1) | static_cast<std::uint64_t>(st.ln->buffer)};
+    }
     st.ln->seq++;
     st.ln->buffer ^= 1;
   }
@@ -547,7 +564,7 @@ transaction::~transaction() noexcept {
   }
   if (st.depth == 1) {
     st.depth = 0;
-    m.commit(st);
+    m.commit(st, false);
   } else {
     --st.depth;
   }
@@ -720,8 +737,20 @@ void transaction::commit() {
     throw error(errc::invalid_argument, "pobj: commit() of a nested scope; only the outermost scope commits");
   }
   st.depth = 0;
-  pool_->impl().tx->commit(st);
+  pool_->impl().tx->commit(st, false);
   done_ = true;
+}
+
+std::uint64_t transaction::commit_deferred() {
+  tx_state& st = *state_;
+  check_live(st, done_);
+  if (st.depth != 1) {
+    throw error(errc::invalid_argument, "pobj: commit_deferred() of a nested scope; only the outermost scope commits");
+  }
+  st.depth = 0;
+  pool_->impl().tx->commit(st, true);
+  done_ = true;
+  return pool_->media().ticket();
 }
 
 void transaction::abort() noexcept {

@@ -126,7 +126,7 @@ struct tx_manager {
   void mark_pending(lane* l, std::uint64_t value) noexcept;
 
   void begin(tx_state& st);
-  void commit(tx_state& st);
+  void commit(tx_state& st, bool deferred);
   void abort(tx_state& st) noexcept;
 };
 

@@ -1,22 +1,28 @@
 // pobj/media: the persistence domain. The one place in pobj that issues a cache-line write-back,
-// a fence for persistence or an msync. Everything above it calls flush() for each range it wrote
-// and drain() once to wait for all of them, so several lines share one fence.
+// a fence for persistence or a file sync. Everything above it calls flush() for each range it
+// wrote and drain() once to wait for all of them, so several lines share one fence.
 //
 // Modes (see docs/persistence.md):
 //   byte        persist = fence only (eADR, CXL with global persistent flush, battery-backed DRAM)
 //   cache_line  persist = clwb (or clflushopt, clflush) per dirty line + sfence  (ADR pmem)
-//   page        persist = msync of the touched pages, batched until drain()      (any file system)
+//   page        the pool is mapped privately; flush copies the range into a write-ahead journal
+//               (`<pool>.journal`), drain writes it with one fdatasync shared by every thread
+//               that drains meanwhile, then applies it to the file  (any file system)
 //   sim         the crash simulator records every flush and fence (tests)
 //   auto_detect what libpmem2 detects for the mapped file (honours PMEM2_FORCE_GRANULARITY)
 // The environment variable POBJ_PERSIST_MODE (byte|cache_line|page|sim|auto) overrides the
 // mode asked for in the open options.
 //
-// Thread safety: flush() and drain() may be called from any thread; page-mode ranges are kept
-// per thread, so each thread's drain() covers that thread's flushes (as sfence does).
+// Thread safety: flush(), barrier() and drain() may be called from any thread.
 // Crash consistency: a store is persistent once a flush() covering it has been followed by a
-// drain() on the same thread. Nothing else is promised.
+// drain() on the same thread (in page mode, by any drain). barrier() orders: what a thread
+// flushed before it is persistent before anything it flushes after it. In the modes with
+// ordered() true (page), flushes are persistent in the order they happen, so barrier() is free
+// and a caller may end a failure-atomic block with a barrier and wait for durability later
+// (ticket(), sync()). Nothing else is promised.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +72,19 @@ class domain {
     persist_mode mode = persist_mode::auto_detect;
     std::size_t reserve = 0;                   // address space reserved for growth (bytes)
     std::shared_ptr<sim::simulator> simulator;  // required in sim mode
+    // page mode: the journal. identity ties it to the pool (a journal of another identity is
+    // ignored); journal_size is the size of a new journal file.
+    std::array<std::uint8_t, 16> identity{};
+    std::size_t journal_size = 8 << 20;
+    std::size_t journal_record_limit = 0;  // tests: sync once this many bytes are pending
+    bool journal_apply = true;             // tests: false never writes the pool file after open
+  };
+
+  // Page-mode journal figures (zero in other modes).
+  struct journal_stats {
+    std::uint64_t syncs = 0;        // journal records written, one fdatasync each
+    std::uint64_t bytes = 0;        // bytes of journal records written
+    std::uint64_t checkpoints = 0;  // fdatasyncs of the pool file (once per lap of the journal)
   };
 
   // Maps [0, size) of the open file `fd` (the caller keeps fd open and owns it).
@@ -105,6 +124,22 @@ class domain {
     flush(p, n);
     drain();
   }
+  // Orders this thread's earlier flushes before its later ones; free where ordered().
+  void barrier() noexcept {
+    if (journal_ != nullptr) return;
+    drain();
+  }
+  // True where flushes become persistent in the order they happen (page mode).
+  bool ordered() const noexcept { return journal_ != nullptr; }
+  // A ticket covers every flush made (by any thread) before it was taken; sync(ticket) returns
+  // once they are all persistent. In modes other than page every drained flush is persistent:
+  // tickets are 0 and always durable.
+  std::uint64_t ticket() const noexcept;
+  bool durable(std::uint64_t ticket) const noexcept;
+  void sync(std::uint64_t ticket) noexcept;
+  // page mode: makes the file itself hold everything drained and empties the journal.
+  void checkpoint() noexcept;
+  journal_stats journal_figures() const noexcept;
 
  private:
   void flush_lines(const void* p, std::size_t n) noexcept;
@@ -112,10 +147,12 @@ class domain {
   void drain_slow() noexcept;
   void count_flush(std::size_t lines) noexcept;
   void count_drain() noexcept;
-  void map_range(std::size_t from, std::size_t to);
+  void map_range(std::size_t from, std::size_t to, bool shared);
+  void map_apply_range(std::size_t from, std::size_t to);
 
   struct impl;
   std::unique_ptr<impl> impl_;
+  void* journal_ = nullptr;  // impl_->journal.get() in page mode: the inline paths test it
   std::byte* base_ = nullptr;
   std::atomic<std::size_t> size_{0};  // grows under the caller's lock; read by any thread
   std::size_t reserved_ = 0;

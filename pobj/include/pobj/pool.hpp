@@ -43,12 +43,22 @@ struct pool_options {
   std::uint32_t lanes = 64;                       // create: concurrent failure-atomic blocks
   std::uint32_t lane_log_size = 64 * KiB;         // create: bytes of log per block
   std::shared_ptr<sim::simulator> simulator;      // sim mode only
+  // page mode: bytes of the journal file `<path>.journal` when one is created (0: an eighth of
+  // the initial size, from 1 MiB to 64 MiB). Every sync writes a record to it; once a lap is
+  // used up the pool file is synced and the journal starts again (docs/persistence.md).
+  std::size_t journal_size = 0;
+  // Tests only: sync once this many journal bytes are pending (0: a quarter of the journal), and
+  // whether syncs write the pool file at all (false: as if power failed right after every sync,
+  // so that a test can recover from any prefix of the journal).
+  std::size_t journal_record_limit = 0;
+  bool journal_apply = true;
 };
 
 // What open() found and did. Opening never scans the data; this says what it touched.
 struct recovery_report {
   std::uint32_t blocks_rolled_back = 0;    // interrupted failure-atomic blocks undone
   std::uint32_t blocks_rolled_forward = 0; // committed blocks whose effects were re-applied
+  std::uint64_t journal_records = 0;       // page-mode journal records replayed into the file
   std::uint64_t boot_count = 0;            // how many times the pool has been opened
   double open_ms = 0;                      // wall time of open(), recovery included
 };
@@ -67,6 +77,9 @@ class pool {
   static pool open(const std::string& path, const pool_options& options = {});
   // Opens `path` if it exists, else creates it.
   static pool open_or_create(const std::string& path, const pool_options& options = {});
+  // Deletes the pool file and its page-mode journal. Returns false if there was no pool file.
+  // REQUIRES: the pool is not open.
+  static bool remove(const std::string& path);
   // The smallest pool create() accepts with these options (the metadata plus eight chunks).
   static std::size_t minimum_size(const pool_options& options = {});
 

@@ -10,7 +10,9 @@
 // Cost (docs/transactions.md): one fence per snapshot()/set() call (several ranges passed to one
 // snapshot() call share it) and one fence at commit, whatever the number of ranges; an
 // allocation or free adds one fence only if no snapshot follows it. A one-field update therefore
-// costs two fences. publish() costs two fences for any number of objects and links.
+// costs two fences. publish() costs two fences for any number of objects and links. In page
+// mode, where persistence is ordered (pobj/media), the fences before the commit cost nothing: a
+// block waits for the disk once, at commit, and blocks of many threads share that wait.
 //
 // Thread safety: a transaction belongs to the thread that opened it. Blocks on different threads
 // run concurrently (each thread uses its own log lane); they do not isolate from each other, so
@@ -89,6 +91,13 @@ class transaction {
 
   // Commits the whole block now (outermost scope only); the scope then ends with nothing to do.
   void commit();
+  // Commits without waiting for the block to be persistent, where persistence is ordered (page
+  // mode): the block is still all-or-nothing across a crash, and every later block that may see
+  // its effects persists after it. Returns a ticket: pool.media().durable(ticket) says whether
+  // the block is persistent yet and sync(ticket) waits for it, so a server can run the next
+  // commands while the disk syncs and acknowledge these once it has. Elsewhere the same as
+  // commit() (the ticket is always durable). REQUIRES: the outermost scope.
+  std::uint64_t commit_deferred();
   // Rolls the whole block back now; later calls on it throw errc::transaction_aborted.
   void abort() noexcept;
 

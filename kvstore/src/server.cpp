@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +15,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -32,6 +37,9 @@ struct server::connection {
   std::string out;             // replies: [0, sent) sent, [sent, committed) sendable, the rest waits
   std::size_t sent = 0;        //   for its batch to commit
   std::size_t committed = 0;
+  // (where a batch's replies start in out, its durability ticket), oldest first: replies from
+  // there on wait until the ticket is durable (page mode; empty in the other modes).
+  std::deque<std::pair<std::size_t, std::uint64_t>> durability;
   bool reading = true;         // EPOLLIN registered
   bool writing = false;        // EPOLLOUT registered
   bool dead = false;           // the connection failed: close without sending
@@ -63,9 +71,70 @@ std::string peer_of(const sockaddr_storage& a) {
 
 }  // namespace
 
-server::server(engine& e, config& cfg) : engine_(&e), config_(&cfg) { engine_->set_server(this); }
+// A thread that makes committed batches durable (one journal sync at a time, each covering every
+// batch committed before it started) and wakes the event loop through an eventfd when it has.
+struct server::syncer {
+  explicit syncer(pobj::media::domain& d) : media(d) {
+    // Tests only: hold every sync back this long, so that a reply sent before its batch is
+    // durable would be lost by a kill (tests/kvstore/kill_test.py).
+    if (const char* delay = std::getenv("POBJ_KV_TEST_SYNC_DELAY_US"); delay != nullptr) {
+      delay_us = std::strtol(delay, nullptr, 10);
+    }
+    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(fmt::format("eventfd: {}", std::strerror(errno)));
+    thread = std::thread([this] { loop(); });
+  }
+  ~syncer() {
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+    }
+    cv.notify_one();
+    thread.join();
+    ::close(fd);
+  }
+  void request(std::uint64_t ticket) {
+    {
+      std::lock_guard lock(mu);
+      if (ticket <= wanted) return;
+      wanted = ticket;
+    }
+    cv.notify_one();
+  }
+  void loop() {
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return stop || wanted > done; });
+      if (wanted <= done) return;  // stopping, and nothing left to sync
+      const std::uint64_t target = wanted;
+      lock.unlock();
+      if (delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+      media.sync(target);
+      const std::uint64_t one = 1;
+      [[maybe_unused]] auto w = ::write(fd, &one, sizeof(one));
+      lock.lock();
+      done = target;
+    }
+  }
+
+  pobj::media::domain& media;
+  int fd = -1;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::uint64_t wanted = 0;  // GUARDED_BY(mu)
+  std::uint64_t done = 0;    // GUARDED_BY(mu)
+  bool stop = false;         // GUARDED_BY(mu)
+  long delay_us = 0;
+  std::thread thread;
+};
+
+server::server(engine& e, config& cfg) : engine_(&e), config_(&cfg) {
+  engine_->set_server(this);
+  if (engine_->db().pool().media().ordered()) syncer_ = std::make_unique<syncer>(engine_->db().pool().media());
+}
 
 server::~server() {
+  syncer_.reset();
   engine_->set_server(nullptr);
   for (auto& [fd, c] : connections_) ::close(fd);
   if (listen_fd_ >= 0) ::close(listen_fd_);
@@ -118,6 +187,10 @@ void server::listen() {
   ev.events = EPOLLIN;
   ev.data.fd = listen_fd_;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  if (syncer_) {
+    ev.data.fd = syncer_->fd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, syncer_->fd, &ev);
+  }
 }
 
 void server::run() {
@@ -137,6 +210,11 @@ void server::run() {
         accept_clients();
         continue;
       }
+      if (syncer_ && fd == syncer_->fd) {  // batches became durable: their replies go out below
+        std::uint64_t count;
+        [[maybe_unused]] auto r = ::read(fd, &count, sizeof(count));
+        continue;
+      }
       auto it = connections_.find(fd);
       if (it == connections_.end()) continue;
       connection& c = *it->second;
@@ -151,15 +229,18 @@ void server::run() {
       active_expire(batch_now);
       next_expire_ms_ = batch_now + 1000 / std::max(1, config_->hz);
     }
+    pobj::media::domain& media = engine_->db().pool().media();
+    if (syncer_ && !media.durable(last_ticket_)) syncer_->request(last_ticket_);
     for (auto& [fd, c] : connections_) {
-      if (c->committed > c->sent && !c->dead) flush(*c);
+      if (!c->dead && sendable(*c) > c->sent) flush(*c);
       const bool answered = c->sent == c->out.size() && (c->s.close_after_reply || !c->has_input);
       if (c->dead || ((c->s.close_after_reply || c->eof) && answered)) closing_.push_back(c.get());
     }
     for (connection* c : closing_) close(*c);
     closing_.clear();
   }
-  // Everything acknowledged is already persistent; what is still unsent is sent if it can be.
+  // Everything committed is made persistent; what is still unsent is sent if it can be.
+  engine_->db().pool().media().sync(last_ticket_);
   for (auto& [fd, c] : connections_) {
     if (!c->dead) flush(*c);
   }
@@ -262,9 +343,11 @@ void server::process(std::int64_t now) {
     if (c->sent > 0 && (c->sent == c->out.size() || c->sent >= (1u << 20) || 2 * c->sent >= c->out.size())) {
       c->out.erase(0, c->sent);
       c->committed -= c->sent;
+      for (auto& d : c->durability) d.first -= c->sent;
       c->sent = 0;
     }
-    if (!c->dead) update_events(*c);
+    // A connection with replies to send now gets its events set by flush(), right after.
+    if (!c->dead && !(sendable(*c) > c->sent)) update_events(*c);
   }
 }
 
@@ -338,22 +421,31 @@ void server::run_in_batch(connection& c, std::vector<std::string_view>& argv, bo
 void server::run_alone(connection& c, std::span<const std::string_view> argv, std::int64_t now) {
   const std::size_t reply_from = c.out.size();
   ++stats_.alone;
+  std::uint64_t ticket = last_ticket_;  // a failed command's error waits for what came before
   try {
     transaction tx(engine_->db().pool());
     reply_writer w(c.out, c.s.protocol);
     engine_->execute(c.s, argv, w, tx, now);
-    tx.commit();
+    ticket = tx.commit_deferred();
   } catch (const std::exception& e) {
     engine_->db().reload();
     error_reply(c, reply_from, e);
   }
+  wait_for(c, reply_from, ticket);
   c.committed = c.out.size();
+}
+
+void server::wait_for(connection& c, std::size_t reply_from, std::uint64_t ticket) {
+  last_ticket_ = std::max(last_ticket_, ticket);
+  if (engine_->db().pool().media().durable(ticket)) return;
+  if (c.durability.empty() || c.durability.back().second != ticket) c.durability.emplace_back(reply_from, ticket);
 }
 
 void server::commit_batch() {
   if (!batch_) return;
+  std::uint64_t ticket = 0;
   try {
-    batch_->commit();
+    ticket = batch_->commit_deferred();
   } catch (const std::exception&) {
     // Nothing of the batch is persistent: run it again, command by command.
     batch_->abort();
@@ -369,8 +461,18 @@ void server::commit_batch() {
   ++stats_.batches;
   stats_.batched_commands += pending_.size();
   stats_.largest = std::max<std::uint64_t>(stats_.largest, pending_.size());
-  for (auto& p : pending_) p.conn->committed = p.conn->out.size();
+  durable_waits_ += engine_->db().pool().media().durable(ticket) ? 0 : 1;
+  for (auto& p : pending_) {
+    wait_for(*p.conn, p.reply_from, ticket);
+    p.conn->committed = p.conn->out.size();
+  }
   pending_.clear();
+}
+
+std::size_t server::sendable(connection& c) const {
+  const pobj::media::domain& media = engine_->db().pool().media();
+  while (!c.durability.empty() && media.durable(c.durability.front().second)) c.durability.pop_front();
+  return c.durability.empty() ? c.committed : std::min(c.committed, c.durability.front().first);
 }
 
 void server::recover(std::size_t failed, std::int64_t now, const std::exception& why) {
@@ -430,8 +532,9 @@ void server::error_reply(connection& c, std::size_t reply_from, const std::excep
 }
 
 void server::flush(connection& c) {
-  while (c.sent < c.committed) {
-    const ssize_t n = ::send(c.fd, c.out.data() + c.sent, c.committed - c.sent, MSG_NOSIGNAL);
+  const std::size_t end = sendable(c);
+  while (c.sent < end) {
+    const ssize_t n = ::send(c.fd, c.out.data() + c.sent, end - c.sent, MSG_NOSIGNAL);
     if (n > 0) {
       c.sent += static_cast<std::size_t>(n);
       continue;
@@ -445,7 +548,7 @@ void server::flush(connection& c) {
 }
 
 void server::update_events(connection& c) {
-  const bool want_write = c.sent < c.committed;
+  const bool want_write = c.sent < sendable(c);
   // No more input while replies pile up unread, or while much input waits unparsed (unless the
   // command being read is one large argument, which needs its bytes).
   const bool want_read = !c.eof && c.out.size() - c.sent <= max_output &&
@@ -533,7 +636,7 @@ void server::active_expire(std::int64_t now) {
     try {
       transaction tx(engine_->db().pool());
       removed = engine_->db().expire_some(tx, now, 200);
-      tx.commit();
+      last_ticket_ = std::max(last_ticket_, tx.commit_deferred());
     } catch (const std::exception& e) {
       log::warning("active expiry failed: {}", e.what());
       return;
@@ -572,6 +675,7 @@ std::string server::info_section(std::string_view section) const {
   }
   if (section == "persistence") {
     const pobj::media::counters m = pobj::media::thread_counters();
+    const pobj::media::domain::journal_stats j = engine_->db().pool().media().journal_figures();
     const double per_batch = stats_.batches == 0 ? 0.0
                                                  : static_cast<double>(stats_.batched_commands) /
                                                        static_cast<double>(stats_.batches);
@@ -579,9 +683,11 @@ std::string server::info_section(std::string_view section) const {
         "# Persistence\r\nloading:0\r\npersist_mode:{}\r\naof_enabled:0\r\nrdb_changes_since_last_save:0\r\n"
         "fences:{}\r\nlines_written_back:{}\r\ngroup_commits:{}\r\ngroup_commit_commands:{}\r\n"
         "group_commit_avg_size:{:.2f}\r\ngroup_commit_max_size:{}\r\ngroup_commit_replays:{}\r\n"
-        "commands_run_alone:{}\r\nreclamation_pending_blocks:{}\r\n\r\n",
+        "commands_run_alone:{}\r\nreclamation_pending_blocks:{}\r\n"
+        "journal_syncs:{}\r\njournal_bytes:{}\r\njournal_checkpoints:{}\r\nbatches_waiting_for_sync:{}\r\n\r\n",
         pobj::to_string(engine_->db().pool().mode()), m.drains, m.lines, stats_.batches, stats_.batched_commands,
-        per_batch, stats_.largest, stats_.replays, stats_.alone, pobj::reclaim_pending(engine_->db().pool()));
+        per_batch, stats_.largest, stats_.replays, stats_.alone, pobj::reclaim_pending(engine_->db().pool()),
+        j.syncs, j.bytes, j.checkpoints, durable_waits_);
   }
   return {};
 }

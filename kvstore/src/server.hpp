@@ -4,7 +4,10 @@
 // commands and runs them through the engine, all inside one failure-atomic block (a batch, up to
 // max_batch commands across connections and pipelines); then it commits the block, one commit for
 // all of them, and only then sends their replies. So a reply to a write is sent only once the
-// write is persistent, and a reply to a read only once what it read is (group commit). Commands
+// write is persistent, and a reply to a read only once what it read is (group commit). In page
+// mode the block commits without waiting for the disk (transaction::commit_deferred): a syncer
+// thread makes it durable while this thread reads and runs the next batch, and the batch's
+// replies go out once its ticket is durable, in order on each connection. Commands
 // that change a connection's state, or that need a block of their own (EXEC, FLUSHALL), end the
 // batch and run alone.
 //
@@ -22,6 +25,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -87,6 +91,10 @@ class server final : public server_view {
   void flush(connection& c);
   void close(connection& c);
   void update_events(connection& c);
+  // c's replies from reply_from on wait until `ticket` is durable.
+  void wait_for(connection& c, std::size_t reply_from, std::uint64_t ticket);
+  // How far c's replies may be sent now: up to the first whose batch is not yet durable.
+  std::size_t sendable(connection& c) const;
   void active_expire(std::int64_t now);
   // Blocked clients (BLPOP/BRPOP): parked after their command, woken by pushes or their time.
   void note_blocked(connection& c);
@@ -108,6 +116,10 @@ class server final : public server_view {
   std::optional<transaction> batch_;
   std::vector<pending> pending_;
   batch_stats stats_;
+  struct syncer;
+  std::unique_ptr<syncer> syncer_;  // page mode: makes committed batches durable off this thread
+  std::uint64_t last_ticket_ = 0;   // of the last batch committed
+  std::uint64_t durable_waits_ = 0; // batches whose replies waited for the syncer
   std::int64_t started_ms_ = 0;
   std::int64_t next_expire_ms_ = 0;
   std::uint64_t rejected_clients_ = 0;

@@ -2,9 +2,14 @@
 checked: every write a client saw acknowledged is there (and an increment in flight at the kill is
 there or not, never twice).
 
-On /dev/shm (where CI runs it) a killed process loses nothing the kernel has, so this shows that
-an acknowledged write is in the pool and that a restart recovers a pool whose writer died at any
-point; losing power is the crash simulator's part (tests/kvstore/engine_crash_test.cpp).
+The server runs in page mode, where the pool is mapped privately and a batch reaches the kernel
+only when its journal record is written: a killed process loses everything after the last sync.
+Each sync is held back a few milliseconds (POBJ_KV_TEST_SYNC_DELAY_US), so a reply sent before its
+batch's sync would be lost by a kill in most rounds. A killed process keeps what the kernel has,
+so this shows that an acknowledged write was synced and that a restart recovers a pool whose
+writer died at any point; losing power is the part of the crash simulator
+(tests/kvstore/engine_crash_test.cpp) and of the journal's prefix test
+(tests/crash/journal_crash_test.cpp).
 
 Run by meson (`meson test kvstore-kill`) with POBJ_KV naming the server binary."""
 
@@ -65,7 +70,8 @@ class Worker(threading.Thread):
 
 class KillTest(unittest.TestCase):
     def test_acknowledged_writes_survive_sigkill(self):
-        server = KvServer()
+        os.environ["POBJ_KV_TEST_SYNC_DELAY_US"] = os.environ.get("POBJ_KV_TEST_SYNC_DELAY_US", "3000")
+        server = KvServer(extra=["--persist-mode", "page"])
         rng = random.Random(int(os.environ.get("POBJ_KV_KILL_SEED", "7")))
         expected = {}
         counts = {w: 0 for w in range(WORKERS)}

@@ -3,7 +3,7 @@
 # pairs (docs/performance.md, "pobj-kv against Redis"):
 #   memory speed: pobj-kv in cache_line mode with its pool on /dev/shm (what persistent memory
 #                 costs) against Redis with no persistence at all;
-#   on a disk:    pobj-kv in page mode (msync) with its pool on the disk against Redis with its AOF
+#   on a disk:    pobj-kv in page mode (its journal) with its pool on the disk against Redis with its AOF
 #                 and appendfsync always on the same disk.
 # Each: SET GET INCR LPUSH HSET ZADD, 50 clients, pipelines of 1 and 16, random keys out of 1M.
 # Results in bench/results/kv-*.
@@ -67,5 +67,5 @@ start_pobj 7403 "$disk" page
 start_redis 7404 "$disk" --appendonly yes --appendfsync always
 wait_port 7403; wait_port 7404
 for p in 1 16; do row "disk" 7403 7404 $p "$((requests / 4))"; done
-redis-cli -p 7403 INFO persistence | grep -E "persist_mode|group_commit_avg_size|fences" | tr -d '\r' | sed 's/^/  pobj-kv /' | tee -a "$out"
+redis-cli -p 7403 INFO persistence | grep -E "persist_mode|group_commit_avg_size|journal_|batches_waiting" | tr -d '\r' | sed 's/^/  pobj-kv /' | tee -a "$out"
 echo "results: $out"

@@ -81,6 +81,10 @@ std::optional<std::string> apply_setting(config& cfg, std::string_view name, std
     auto v = parse_int(value, 1, 500);
     if (!v) return bad("1 to 500");
     cfg.hz = *v;
+  } else if (name == "reply-ttl") {
+    auto v = parse_int(value, 1, 365 * 86400);
+    if (!v) return bad("1 to 31536000 seconds");
+    cfg.reply_ttl_s = *v;
   } else if (name == "log-level" || name == "loglevel") {
     if (value != "debug" && value != "verbose" && value != "notice" && value != "warning") {
       return bad("debug, verbose, notice or warning");
@@ -154,6 +158,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
   if (name == "maxclients") return std::to_string(cfg.maxclients);
   if (name == "requirepass") return cfg.requirepass;
   if (name == "hz") return std::to_string(cfg.hz);
+  if (name == "reply-ttl") return std::to_string(cfg.reply_ttl_s);
   if (name == "log-level" || name == "loglevel") return cfg.log_level;
   // What clients and tools ask of Redis, answered as Redis would for this server.
   if (name == "save") return std::string();
@@ -164,7 +169,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
 
 std::vector<std::string> setting_names() {
   return {"bind", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
-          "requirepass", "hz", "log-level", "save", "appendonly", "databases"};
+          "requirepass", "hz", "reply-ttl", "log-level", "save", "appendonly", "databases"};
 }
 
 std::string usage() {
@@ -184,6 +189,7 @@ settings (flags, or "NAME VALUE" lines in the config file):
   maxclients N          connections at once (default 10000)
   requirepass PASSWORD  clients must AUTH first
   hz N                  active expiry cycles per second (default 10)
+  reply-ttl SECONDS     how long ONCE keeps a request's reply for its retries (default 3600)
   log-level LEVEL       debug, verbose, notice, warning (default notice)
 )";
 }

@@ -27,6 +27,7 @@ struct config {
   int maxclients = 10000;
   std::string requirepass;                  // empty: no AUTH needed
   int hz = 10;                              // active expiry cycles per second
+  std::int64_t reply_ttl_s = 3600;          // how long ONCE keeps a request's reply
   std::string log_level = "notice";         // debug, verbose, notice, warning
   std::string check_pool;                   // --check POOL: verify offline and exit
   bool show_help = false;

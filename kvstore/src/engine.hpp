@@ -50,13 +50,19 @@ struct session {
   bool watch_dirty = false;
   bool in_exec = false;  // EXEC is running the queue (blocking commands do not block then)
   // BLPOP/BRPOP with nothing to pop: the server parks the connection until a push or the time.
+  // A coordination object's blocking call (commands/objects.cpp) sets `retry`: the command to run
+  // again, in a batch, when one of the keys is signalled or at the deadline (the command then
+  // sees its time has passed, withdraws and replies nil).
   struct blocking {
     bool active = false;
     bool left = true;
     std::vector<std::string> keys;
     std::int64_t deadline_ms = 0;  // 0: no time limit
+    std::vector<std::string> retry;
   };
   blocking blocked;
+  std::string request_id;    // ONCE's request id while ONCE runs its command (else empty)
+  std::uint64_t tokens = 0;  // waiter tokens made for this session (objects.cpp)
 };
 
 // What the engine asks of the server for INFO and CLIENT (connections, process figures).

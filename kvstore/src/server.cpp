@@ -578,10 +578,26 @@ void server::wake_ready(std::int64_t now) {
           ++i;
           continue;
         }
+        b.s.blocked.active = false;
+        blocked_.erase(blocked_.begin() + static_cast<std::ptrdiff_t>(i));
+        if (!b.s.blocked.retry.empty()) {
+          // A coordination object's call runs again, in this batch; if it still cannot go on, it
+          // waits again in its place, and the next waiter on the key gets its turn.
+          std::vector<std::string> owned = std::move(b.s.blocked.retry);
+          b.s.blocked = session::blocking{};
+          std::vector<std::string_view> argv(owned.begin(), owned.end());
+          run_in_batch(b, argv, true, now);
+          if (b.s.blocked.active) {
+            blocked_.insert(blocked_.begin() + static_cast<std::ptrdiff_t>(i), &b);
+            ++i;
+            continue;
+          }
+          b.has_input = b.parsed < b.in.size();
+          continue;
+        }
         // Its pop runs now, in this batch, as the command it called with this one key.
         const bool left = b.s.blocked.left;
         b.s.blocked = session::blocking{};
-        blocked_.erase(blocked_.begin() + static_cast<std::ptrdiff_t>(i));
         std::vector<std::string> owned{left ? "BLPOP" : "BRPOP", key, "0"};
         std::vector<std::string_view> argv(owned.begin(), owned.end());
         run_in_batch(b, argv, true, now);
@@ -602,11 +618,28 @@ void server::time_out_blocked(std::int64_t now) {
       ++i;
       continue;
     }
+    std::vector<std::string> retry = std::move(b.s.blocked.retry);
     b.s.blocked = session::blocking{};
     blocked_.erase(blocked_.begin() + static_cast<std::ptrdiff_t>(i));
-    reply_writer(b.out, b.s.protocol).null_array();  // no batch is open here: nothing to wait for
+    if (!retry.empty()) {
+      // Its time is up (or a lease it waits on ran out): the call runs again and decides, in a
+      // batch, since withdrawing changes the object.
+      std::vector<std::string_view> argv(retry.begin(), retry.end());
+      run_in_batch(b, argv, true, now);
+      if (b.s.blocked.active) note_blocked(b);
+      else b.has_input = b.parsed < b.in.size();
+      i = 0;  // the list changed under us
+      continue;
+    }
+    const std::size_t reply_from = b.out.size();
+    reply_writer(b.out, b.s.protocol).null_array();
+    wait_for(b, reply_from, last_ticket_);  // after what the connection's earlier replies wait for
     b.committed = b.out.size();
     b.has_input = b.parsed < b.in.size();
+  }
+  if (batch_) {
+    wake_ready(now);
+    commit_batch();
   }
 }
 
@@ -635,7 +668,7 @@ void server::active_expire(std::int64_t now) {
     std::size_t removed = 0;
     try {
       transaction tx(engine_->db().pool());
-      removed = engine_->db().expire_some(tx, now, 200);
+      removed = engine_->db().expire_some(tx, now, 200) + engine_->db().expire_replies(tx, now, 200);
       last_ticket_ = std::max(last_ticket_, tx.commit_deferred());
     } catch (const std::exception& e) {
       log::warning("active expiry failed: {}", e.what());
@@ -684,10 +717,11 @@ std::string server::info_section(std::string_view section) const {
         "fences:{}\r\nlines_written_back:{}\r\ngroup_commits:{}\r\ngroup_commit_commands:{}\r\n"
         "group_commit_avg_size:{:.2f}\r\ngroup_commit_max_size:{}\r\ngroup_commit_replays:{}\r\n"
         "commands_run_alone:{}\r\nreclamation_pending_blocks:{}\r\n"
-        "journal_syncs:{}\r\njournal_bytes:{}\r\njournal_checkpoints:{}\r\nbatches_waiting_for_sync:{}\r\n\r\n",
+        "journal_syncs:{}\r\njournal_bytes:{}\r\njournal_checkpoints:{}\r\nbatches_waiting_for_sync:{}\r\n"
+        "once_stored_replies:{}\r\n\r\n",
         pobj::to_string(engine_->db().pool().mode()), m.drains, m.lines, stats_.batches, stats_.batched_commands,
         per_batch, stats_.largest, stats_.replays, stats_.alone, pobj::reclaim_pending(engine_->db().pool()),
-        j.syncs, j.bytes, j.checkpoints, durable_waits_);
+        j.syncs, j.bytes, j.checkpoints, durable_waits_, engine_->db().stored_replies());
   }
   return {};
 }

@@ -23,14 +23,18 @@ std::string_view type_name(value_type t) noexcept {
     case value_type::set: return "set";
     case value_type::list: return "list";
     case value_type::zset: return "zset";
+    case value_type::object: return "object";
   }
   return "none";
 }
 
 store::store(pobj::pool& p) : pool_(&p) {
   const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(maps_root),
-                       l = p.root(lists_root), z = p.root(zsets_root), st = p.root(sets_root);
-  if (k != 0 && x != 0 && h != 0 && l != 0 && z != 0 && st != 0) {
+                       l = p.root(lists_root), z = p.root(zsets_root), st = p.root(sets_root),
+                       r = p.root(replies_root), rx = p.root(reply_expiry_root);
+  if (k != 0 && x != 0 && h != 0 && l != 0 && z != 0 && st != 0 && r != 0 && rx != 0) {
+    replies_ = key_map{r};
+    reply_expiry_ = expiry_set{rx};
     sets_ = map_of_maps{st};
     keys_ = key_map{k};
     expires_ = expiry_set{x};
@@ -45,6 +49,10 @@ store::store(pobj::pool& p) : pool_(&p) {
       lists_ = l != 0 ? map_of_lists{l} : pobj::make_hash_map<pobj::bytes, element_map>(tx);
       zsets_ = z != 0 ? map_of_orders{z} : pobj::make_hash_map<pobj::bytes, order_set>(tx);
       sets_ = st != 0 ? map_of_maps{st} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
+      replies_ = r != 0 ? key_map{r} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
+      reply_expiry_ = rx != 0 ? expiry_set{rx} : pobj::make_set<pobj::bytes>(tx);
+      p.set_root(replies_root, replies_.offset);
+      p.set_root(reply_expiry_root, reply_expiry_.offset);
       p.set_root(keys_root, keys_.offset);
       p.set_root(expires_root, expires_.offset);
       p.set_root(maps_root, maps_.offset);
@@ -59,7 +67,54 @@ store::store(pobj::pool& p) : pool_(&p) {
   lists();
   zsets();
   sets();
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes>(p, replies_);
+  pobj::set_ref<pobj::bytes>(p, reply_expiry_);
 }
+
+std::optional<std::string> store::stored_reply(std::string_view id, std::int64_t now) const {
+  auto found = pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).find(id);
+  if (!found || found->size() < 8) return std::nullopt;
+  std::int64_t expires = 0;
+  std::memcpy(&expires, found->data(), 8);
+  if (expires <= now) return std::nullopt;
+  return found->substr(8);
+}
+
+void store::store_reply(transaction& tx, std::string_view id, std::string_view reply, std::int64_t expires_ms) {
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes> replies(*pool_, replies_);
+  pobj::set_ref<pobj::bytes> index(*pool_, reply_expiry_);
+  if (auto old = replies.find(id); old && old->size() >= 8) {  // an expired one, not yet removed
+    std::int64_t was = 0;
+    std::memcpy(&was, old->data(), 8);
+    index.erase(tx, expiry_key(was, id));
+  }
+  std::string value(8, '\0');
+  std::memcpy(value.data(), &expires_ms, 8);
+  value.append(reply);
+  replies.insert_or_assign(tx, id, value);
+  index.insert(tx, expiry_key(expires_ms, id));
+}
+
+std::size_t store::expire_replies(transaction& tx, std::int64_t now, std::size_t limit) {
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes> replies(*pool_, replies_);
+  pobj::set_ref<pobj::bytes> index(*pool_, reply_expiry_);
+  std::vector<std::string> due;
+  index.for_each([&](std::string_view k) {
+    if (due.size() >= limit || k.size() < 8) return false;
+    std::uint64_t ms = 0;
+    for (std::size_t i = 0; i < 8; ++i) ms = ms << 8 | static_cast<unsigned char>(k[i]);
+    if (static_cast<std::int64_t>(ms) > now) return false;
+    due.emplace_back(k);
+    return true;
+  });
+  for (const auto& k : due) {
+    replies.erase(tx, std::string_view(k).substr(8));
+    index.erase(tx, k);
+  }
+  return due.size();
+}
+
+std::uint64_t store::stored_replies() const { return pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).size(); }
 
 pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::fields(std::string_view key) const {
   auto c = maps().find(key);
@@ -139,7 +194,7 @@ std::string store::encode(const entry& e) {
 
 entry store::decode(std::string_view bytes) {
   entry e;
-  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::zset) ||
+  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::object) ||
       (static_cast<std::uint8_t>(bytes[1]) & ~has_expiry) != 0 ||
       ((static_cast<std::uint8_t>(bytes[1]) & has_expiry) && bytes.size() < 10)) {
     throw pobj::error(pobj::errc::corrupt, "pobj-kv: a damaged entry in the keyspace");
@@ -249,6 +304,8 @@ void store::reload() {
   lists_ = map_of_lists{pool_->root(lists_root)};
   zsets_ = map_of_orders{pool_->root(zsets_root)};
   sets_ = map_of_maps{pool_->root(sets_root)};
+  replies_ = key_map{pool_->root(replies_root)};
+  reply_expiry_ = expiry_set{pool_->root(reply_expiry_root)};
 }
 
 std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t limit) {

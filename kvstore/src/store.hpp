@@ -33,7 +33,8 @@
 
 namespace pobj::kv {
 
-enum class value_type : std::uint8_t { string = 0, hash = 1, set = 2, list = 3, zset = 4 };
+// object: a coordination object (commands/objects.cpp), its state inline in the entry's payload.
+enum class value_type : std::uint8_t { string = 0, hash = 1, set = 2, list = 3, zset = 4, object = 5 };
 
 // Redis's name for a type (TYPE's reply).
 std::string_view type_name(value_type t) noexcept;
@@ -52,6 +53,10 @@ class store {
   static constexpr std::string_view lists_root = "pobj-kv.lists";
   static constexpr std::string_view zsets_root = "pobj-kv.zsets";
   static constexpr std::string_view sets_root = "pobj-kv.sets";
+  // Exactly-once replies (commands/once.cpp): request id -> [i64 expiry ms][reply bytes], and an
+  // index by expiry ([big-endian u64 ms][id]) that active expiry walks.
+  static constexpr std::string_view replies_root = "pobj-kv.replies";
+  static constexpr std::string_view reply_expiry_root = "pobj-kv.reply-expiry";
 
   // Keys of each type (each an owning map's size: O(segments), nothing counted in DRAM).
   struct type_counts {
@@ -100,6 +105,13 @@ class store {
   // Makes `key` an empty sorted set (replacing whatever it held), in tx.
   void make_zset(transaction& tx, std::string_view key);
 
+  // The reply stored for request `id`, unless absent or expired at `now`.
+  std::optional<std::string> stored_reply(std::string_view id, std::int64_t now) const;
+  // Stores the reply of request `id` until expires_ms, in tx (replacing an expired one).
+  void store_reply(transaction& tx, std::string_view id, std::string_view reply, std::int64_t expires_ms);
+  // Removes up to `limit` stored replies that expired at or before now, in tx; returns how many.
+  std::size_t expire_replies(transaction& tx, std::int64_t now, std::size_t limit);
+  std::uint64_t stored_replies() const;
   // Keys in the keyspace, including expired keys not yet removed (O(segments)).
   std::uint64_t size() const;
   // Removes every key, in tx (new empty maps replace the old ones, which are destroyed).
@@ -148,6 +160,8 @@ class store {
   map_of_maps sets_;
   map_of_lists lists_;
   map_of_orders zsets_;
+  key_map replies_;
+  expiry_set reply_expiry_;
 };
 
 }  // namespace pobj::kv

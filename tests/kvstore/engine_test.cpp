@@ -481,3 +481,119 @@ TEST_CASE("sorted set commands reply as Redis does", "[kvstore][zsets]") {
   CHECK(h.run({"ZRANGE", "r3", "0", "-1", "WITHSCORES"}) == "*1\r\n*2\r\n$1\r\nm\r\n,1\r\n");
   CHECK(h.pool.heap().check().ok());
 }
+
+namespace {
+// Runs a parked session's retry command (what the server does when its key is signalled).
+std::string run_retry(harness& h, pobj::kv::session& who) {
+  REQUIRE(who.blocked.active);
+  std::vector<std::string> retry = who.blocked.retry;
+  who.blocked = pobj::kv::session::blocking{};
+  std::string out;
+  pobj::kv::reply_writer w(out, who.protocol);
+  std::vector<std::string_view> argv(retry.begin(), retry.end());
+  pobj::transaction tx(h.pool);
+  h.eng.execute(who, argv, w, tx, h.now);
+  tx.commit();
+  return out;
+}
+}  // namespace
+
+TEST_CASE("CAS and the coordination objects reply as documented", "[kvstore][objects]") {
+  harness h;
+  CHECK(h.run({"SET", "a", "1"}) == "+OK\r\n");
+  CHECK(h.run({"CAS", "a", "1", "2"}) == ":1\r\n");
+  CHECK(h.run({"CAS", "a", "1", "3"}) == ":0\r\n");
+  CHECK(h.run({"CAS", "absent", "", "3"}) == ":0\r\n");
+  // A barrier of one never waits; of two, the first caller parks with its call to run again.
+  CHECK(h.run({"BARRIER.AWAIT", "solo", "1"}) == ":0\r\n");
+  CHECK(h.run({"TYPE", "solo"}) == "+object\r\n");
+  CHECK(h.eng.take_ready() == std::vector<std::string>{"solo"});
+  pobj::kv::session other;
+  other.authenticated = true;
+  other.id = 2;
+  CHECK(h.run({"BARRIER.AWAIT", "b", "2"}).empty());
+  REQUIRE(h.s.blocked.active);
+  CHECK(h.s.blocked.keys == std::vector<std::string>{"b"});
+  CHECK(h.s.blocked.retry.at(0) == "BARRIER.AWAIT");
+  CHECK(h.run({"BARRIER.WAITING", "b"}) == ":1\r\n");
+  CHECK(h.run(other, {"BARRIER.AWAIT", "b", "2"}) == ":1\r\n");
+  CHECK(h.eng.take_ready() == std::vector<std::string>{"b"});
+  CHECK(run_retry(h, h.s) == ":0\r\n");
+  CHECK(h.run({"BARRIER.WAITING", "b"}) == ":0\r\n");
+  CHECK(h.run({"BARRIER.AWAIT", "b", "3"}) == "-ERR the barrier at this key has 2 parties\r\n");
+  CHECK(h.run({"LATCH.COUNT", "b"}).rfind("-WRONGTYPE", 0) == 0);
+  // A waiter whose deadline has passed withdraws and gets nil.
+  CHECK(h.run({"BARRIER.AWAIT", "b", "2", "ID", "late", "DEADLINE", "1"}) == "$-1\r\n");
+  CHECK(h.run({"BARRIER.WAITING", "b"}) == ":0\r\n");
+  // Latch.
+  CHECK(h.run({"LATCH.CREATE", "l", "2"}) == ":1\r\n");
+  CHECK(h.run({"LATCH.CREATE", "l", "5"}) == ":0\r\n");
+  CHECK(h.run({"LATCH.AWAIT", "l"}).empty());
+  h.s.blocked = {};
+  CHECK(h.run({"LATCH.COUNTDOWN", "l"}) == ":1\r\n");
+  CHECK(h.run({"LATCH.COUNTDOWN", "l"}) == ":0\r\n");
+  CHECK(h.run({"LATCH.COUNTDOWN", "l"}) == ":0\r\n");
+  CHECK(h.run({"LATCH.AWAIT", "l"}) == ":1\r\n");
+  CHECK(h.run({"LATCH.COUNTDOWN", "nolatch"}) == "-ERR no such latch\r\n");
+  // Semaphore with a lease that runs out.
+  CHECK(h.run({"SEM.CREATE", "s", "1"}) == ":1\r\n");
+  CHECK(h.run({"SEM.ACQUIRE", "s", "LEASE", "100"}) == "$7\r\nlease:1\r\n");
+  CHECK(h.run({"SEM.AVAILABLE", "s"}) == ":0\r\n");
+  CHECK(h.run({"SEM.ACQUIRE", "s", "TIMEOUT", "1000"}).empty());
+  CHECK(h.s.blocked.deadline_ms == h.now + 100);  // it wakes when the lease runs out
+  h.now += 100;
+  CHECK(run_retry(h, h.s) == "+OK\r\n");
+  CHECK(h.run({"SEM.RELEASE", "s", "LEASE", "lease:1"}) == ":0\r\n");  // ran out already
+  CHECK(h.run({"SEM.RELEASE", "s"}) == ":1\r\n");
+  CHECK(h.run({"SEM.ACQUIRE", "s", "PERMITS", "0"}) == "-ERR permits must be positive\r\n");
+  CHECK(h.run({"SEM.ACQUIRE", "nosem"}) == "-ERR no such semaphore\r\n");
+  // Future.
+  CHECK(h.run({"FUTURE.GET", "f"}).empty());
+  h.s.blocked = {};
+  CHECK(h.run({"FUTURE.SET", "f", "v"}) == ":1\r\n");
+  CHECK(h.run({"FUTURE.SET", "f", "w"}) == ":0\r\n");
+  CHECK(h.run({"FUTURE.GET", "f"}) == "$1\r\nv\r\n");
+}
+
+TEST_CASE("ONCE applies a command once per request id and replies the first reply", "[kvstore][once]") {
+  harness h;
+  CHECK(h.run({"ONCE", "r1", "INCR", "c"}) == ":1\r\n");
+  CHECK(h.run({"ONCE", "r1", "INCR", "c"}) == ":1\r\n");
+  CHECK(h.run({"GET", "c"}) == "$1\r\n1\r\n");
+  CHECK(h.run({"ONCE", "r2", "INCR", "c"}) == ":2\r\n");
+  CHECK(h.eng.db().stored_replies() == 2);
+  // The reply is stored in the command's block: a block that rolls back stores nothing.
+  {
+    std::string out;
+    pobj::kv::reply_writer w(out, 2);
+    std::vector<std::string_view> argv{"ONCE", "r3", "INCR", "c"};
+    pobj::transaction tx(h.pool);
+    h.eng.execute(h.s, argv, w, tx, h.now);
+    CHECK(out == ":3\r\n");
+    tx.abort();
+  }
+  h.eng.db().reload();
+  CHECK(h.run({"ONCE", "r3", "INCR", "c"}) == ":3\r\n");
+  CHECK(h.run({"GET", "c"}) == "$1\r\n3\r\n");
+  // A blocking call stores its reply when it replies; its retry is a ONCE again.
+  CHECK(h.run({"ONCE", "w", "FUTURE.GET", "fut"}).empty());
+  CHECK(h.s.blocked.retry.at(0) == "ONCE");
+  CHECK(h.s.blocked.retry.at(1) == "w");
+  CHECK(h.run({"FUTURE.SET", "fut", "x"}) == ":1\r\n");
+  CHECK(run_retry(h, h.s) == "$1\r\nx\r\n");
+  CHECK(h.run({"ONCE", "w", "FUTURE.GET", "fut"}) == "$1\r\nx\r\n");
+  // Replies expire after reply-ttl, and active expiry removes them.
+  h.now += h.cfg.reply_ttl_s * 1000;
+  CHECK(h.run({"ONCE", "r1", "INCR", "c"}) == ":4\r\n");  // expired: a new request
+  {
+    pobj::transaction tx(h.pool);
+    CHECK(h.eng.db().expire_replies(tx, h.now, 100) == 3);
+    tx.commit();
+  }
+  CHECK(h.eng.db().stored_replies() == 1);
+  // What ONCE refuses.
+  CHECK(h.run({"ONCE", "m", "MULTI"}) == "-ERR ONCE cannot run 'multi'\r\n");
+  CHECK(h.run({"ONCE", "m", "BLPOP", "q", "0"}) == "-ERR ONCE cannot run 'blpop'\r\n");
+  CHECK(h.run({"ONCE", "m", "ONCE", "n", "INCR", "c"}) == "-ERR ONCE cannot run 'once'\r\n");
+  CHECK(h.run({"ONCE", "m"}) == "-ERR wrong number of arguments for 'once' command\r\n");
+}

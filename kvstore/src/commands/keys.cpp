@@ -157,7 +157,7 @@ void rename(command_context& c) {
         c.db.set_expiry(c.tx, c.argv[2], timed, e->expires_ms);
       }
       c.db.erase(c.tx, c.argv[1], c.now_ms);
-    } else if (e->type != value_type::string) {
+    } else if (e->type != value_type::string && e->type != value_type::object) {
       // The fields go to a fresh map under the new name (its nodes are new objects, written in
       // place: the block logs next to nothing), then the old key goes with its map.
       std::vector<std::pair<std::string, std::string>> fields;

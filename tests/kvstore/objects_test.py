@@ -285,5 +285,41 @@ class RestartTest(unittest.TestCase):
             server.stop()
 
 
+class ExamplesTest(unittest.TestCase):
+    """examples/serverless/, run as a user would, against a server of their own."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        cls.server = KvServer(extra=["--port", str(cls.port)]).start()
+        cls.env = dict(os.environ, POBJ_KV_PORT=str(cls.port))
+        cls.dir = os.path.join(HERE, "..", "..", "examples", "serverless")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def run_example(self, *args):
+        import subprocess
+        r = subprocess.run(list(args), capture_output=True, text=True, env=self.env, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout
+
+    def test_monte_carlo_pi_with_100_workers(self):
+        out = self.run_example(sys.executable, os.path.join(self.dir, "monte_carlo_pi.py"), "--workers", "100",
+                               "--darts", "4000")
+        pi = float(out.split()[2])
+        self.assertLess(abs(pi - 3.14159), 0.05, out)
+
+    def test_kmeans(self):
+        out = self.run_example(sys.executable, os.path.join(self.dir, "kmeans.py"), "--workers", "6", "--points", "1500")
+        self.assertIn("every centre found", out)
+
+    def test_word_count_shell_pipeline(self):
+        out = self.run_example("bash", os.path.join(self.dir, "word_count.sh"))
+        words, _, rest = out.partition(" words in ")
+        self.assertEqual(words.strip(), rest.rsplit(": ", 1)[1].rstrip(")\n"), out)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -50,4 +50,6 @@ wait_port 7413; wait_port 7414
 echo "== memory speed: pobj-kv cache_line on /dev/shm vs Redis without persistence" | tee -a "$out"
 build-bench/bench/objects_bench --port 7413 --server pobj --seconds "$seconds" | tee -a "$out"
 build-bench/bench/objects_bench --port 7414 --server redis --seconds "$seconds" | tee -a "$out"
+echo "== the same pobj-kv without ONCE (what exactly-once costs)" | tee -a "$out"
+build-bench/bench/objects_bench --port 7413 --server pobj --no-once --seconds "$seconds" | tee -a "$out"
 echo "results: $out"

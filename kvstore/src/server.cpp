@@ -581,16 +581,16 @@ void server::wake_ready(std::int64_t now) {
         b.s.blocked.active = false;
         blocked_.erase(blocked_.begin() + static_cast<std::ptrdiff_t>(i));
         if (!b.s.blocked.retry.empty()) {
-          // A coordination object's call runs again, in this batch; if it still cannot go on, it
-          // waits again in its place, and the next waiter on the key gets its turn.
+          // A coordination object's call runs again, in this batch. If it still cannot go on, it
+          // waits again, first in line, and so do the waiters behind it: first come, first
+          // served (a semaphore's release wakes one waiter, not all of them).
           std::vector<std::string> owned = std::move(b.s.blocked.retry);
           b.s.blocked = session::blocking{};
           std::vector<std::string_view> argv(owned.begin(), owned.end());
           run_in_batch(b, argv, true, now);
           if (b.s.blocked.active) {
             blocked_.insert(blocked_.begin() + static_cast<std::ptrdiff_t>(i), &b);
-            ++i;
-            continue;
+            break;
           }
           b.has_input = b.parsed < b.in.size();
           continue;

@@ -60,20 +60,26 @@ struct reader {
     at += n;
     return s;
   }
-  std::vector<std::string> strs() {
+  std::vector<std::uint64_t> u64s() {
     const std::uint64_t n = u64();
     need(n * 8);
-    std::vector<std::string> v;
-    v.reserve(n);
-    for (std::uint64_t i = 0; i < n; ++i) v.push_back(str());
+    std::vector<std::uint64_t> v(n);
+    for (auto& x : v) x = u64();
     return v;
   }
 };
 
+// A barrier knows its waiters by a 64-bit hash of their IDs (FNV-1a: the same on every machine
+// and every run), so that an arrival rewrites 8 bytes per waiter, not the IDs.
+std::uint64_t waiter_hash(std::string_view id) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : id) h = (h ^ ch) * 0x100000001b3ULL;
+  return h;
+}
 struct barrier_state {
   std::uint64_t parties = 0, generation = 0;
-  std::vector<std::string> arrived;   // this generation's waiter IDs, in arrival order
-  std::vector<std::string> previous;  // the last completed generation's
+  std::vector<std::uint64_t> arrived;   // this generation's waiters, in arrival order
+  std::vector<std::uint64_t> previous;  // the last completed generation's
 };
 struct lease {
   std::string id;
@@ -92,9 +98,9 @@ std::string encode(const barrier_state& b) {
   w.u64(b.parties);
   w.u64(b.generation);
   w.u64(b.arrived.size());
-  for (const auto& t : b.arrived) w.str(t);
+  for (const auto t : b.arrived) w.u64(t);
   w.u64(b.previous.size());
-  for (const auto& t : b.previous) w.str(t);
+  for (const auto t : b.previous) w.u64(t);
   return std::move(w.out);
 }
 barrier_state decode_barrier(std::string_view p) {
@@ -102,8 +108,8 @@ barrier_state decode_barrier(std::string_view p) {
   barrier_state b;
   b.parties = r.u64();
   b.generation = r.u64();
-  b.arrived = r.strs();
-  b.previous = r.strs();
+  b.arrived = r.u64s();
+  b.previous = r.u64s();
   return b;
 }
 std::string encode_count(kind k, std::uint64_t n) {
@@ -231,7 +237,7 @@ void wait(command_context& c, std::string_view key, std::int64_t wake_ms, std::v
   b.retry = std::move(retry);
 }
 
-std::ptrdiff_t index_of(const std::vector<std::string>& v, std::string_view s) {
+std::ptrdiff_t index_of(const std::vector<std::uint64_t>& v, std::uint64_t s) {
   for (std::size_t i = 0; i < v.size(); ++i) {
     if (v[i] == s) return static_cast<std::ptrdiff_t>(i);
   }
@@ -269,10 +275,11 @@ void barrier_await(command_context& c) {
     return c.reply.error(fmt::format("ERR the barrier at this key has {} parties", b.parties));
   }
   const std::string id = waiter_id(c, o);
-  std::ptrdiff_t at = index_of(b.arrived, id);
+  const std::uint64_t me = waiter_hash(id);
+  std::ptrdiff_t at = index_of(b.arrived, me);
   if (at < 0) {
-    if (const std::ptrdiff_t done = index_of(b.previous, id); done >= 0) return c.reply.integer(done);
-    b.arrived.push_back(id);
+    if (const std::ptrdiff_t done = index_of(b.previous, me); done >= 0) return c.reply.integer(done);
+    b.arrived.push_back(me);
     at = static_cast<std::ptrdiff_t>(b.arrived.size()) - 1;
     if (b.arrived.size() == b.parties) {
       b.previous = std::move(b.arrived);

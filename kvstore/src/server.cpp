@@ -668,7 +668,8 @@ void server::active_expire(std::int64_t now) {
     std::size_t removed = 0;
     try {
       transaction tx(engine_->db().pool());
-      removed = engine_->db().expire_some(tx, now, 200) + engine_->db().expire_replies(tx, now, 200);
+      removed = engine_->db().expire_some(tx, now, 200);
+      engine_->db().rotate_replies(tx, now, engine_->settings().reply_ttl_s * 1000);
       last_ticket_ = std::max(last_ticket_, tx.commit_deferred());
     } catch (const std::exception& e) {
       log::warning("active expiry failed: {}", e.what());

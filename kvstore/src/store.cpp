@@ -31,10 +31,10 @@ std::string_view type_name(value_type t) noexcept {
 store::store(pobj::pool& p) : pool_(&p) {
   const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(maps_root),
                        l = p.root(lists_root), z = p.root(zsets_root), st = p.root(sets_root),
-                       r = p.root(replies_root), rx = p.root(reply_expiry_root);
-  if (k != 0 && x != 0 && h != 0 && l != 0 && z != 0 && st != 0 && r != 0 && rx != 0) {
+                       r = p.root(replies_root), ro = p.root(old_replies_root);
+  if (k != 0 && x != 0 && h != 0 && l != 0 && z != 0 && st != 0 && r != 0 && ro != 0) {
     replies_ = key_map{r};
-    reply_expiry_ = expiry_set{rx};
+    old_replies_ = key_map{ro};
     sets_ = map_of_maps{st};
     keys_ = key_map{k};
     expires_ = expiry_set{x};
@@ -50,9 +50,9 @@ store::store(pobj::pool& p) : pool_(&p) {
       zsets_ = z != 0 ? map_of_orders{z} : pobj::make_hash_map<pobj::bytes, order_set>(tx);
       sets_ = st != 0 ? map_of_maps{st} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
       replies_ = r != 0 ? key_map{r} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
-      reply_expiry_ = rx != 0 ? expiry_set{rx} : pobj::make_set<pobj::bytes>(tx);
+      old_replies_ = ro != 0 ? key_map{ro} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
       p.set_root(replies_root, replies_.offset);
-      p.set_root(reply_expiry_root, reply_expiry_.offset);
+      p.set_root(old_replies_root, old_replies_.offset);
       p.set_root(keys_root, keys_.offset);
       p.set_root(expires_root, expires_.offset);
       p.set_root(maps_root, maps_.offset);
@@ -68,53 +68,55 @@ store::store(pobj::pool& p) : pool_(&p) {
   zsets();
   sets();
   pobj::hash_map_ref<pobj::bytes, pobj::bytes>(p, replies_);
-  pobj::set_ref<pobj::bytes>(p, reply_expiry_);
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes>(p, old_replies_);
 }
 
-std::optional<std::string> store::stored_reply(std::string_view id, std::int64_t now) const {
-  auto found = pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).find(id);
-  if (!found || found->size() < 8) return std::nullopt;
-  std::int64_t expires = 0;
-  std::memcpy(&expires, found->data(), 8);
-  if (expires <= now) return std::nullopt;
-  return found->substr(8);
+namespace {
+constexpr std::string_view epoch_key{"\0epoch", 6};
 }
 
-void store::store_reply(transaction& tx, std::string_view id, std::string_view reply, std::int64_t expires_ms) {
-  pobj::hash_map_ref<pobj::bytes, pobj::bytes> replies(*pool_, replies_);
-  pobj::set_ref<pobj::bytes> index(*pool_, reply_expiry_);
-  if (auto old = replies.find(id); old && old->size() >= 8) {  // an expired one, not yet removed
-    std::int64_t was = 0;
-    std::memcpy(&was, old->data(), 8);
-    index.erase(tx, expiry_key(was, id));
+std::optional<std::string> store::stored_reply(std::string_view id) const {
+  if (id.empty() || id[0] == '\0') return std::nullopt;
+  if (auto r = pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).find(id)) return r;
+  return pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, old_replies_).find(id);
+}
+
+void store::store_reply(transaction& tx, std::string_view id, std::string_view reply) {
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).insert_or_assign(tx, id, reply);
+}
+
+bool store::rotate_replies(transaction& tx, std::int64_t now, std::int64_t ttl_ms) {
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes> current(*pool_, replies_);
+  std::int64_t epoch = 0;
+  if (auto e = current.find(epoch_key); e && e->size() == 8) {
+    std::memcpy(&epoch, e->data(), 8);
+  } else {  // a generation made before its start time was kept: it starts now
+    std::string v(8, '\0');
+    std::memcpy(v.data(), &now, 8);
+    current.insert_or_assign(tx, epoch_key, v);
+    return false;
   }
-  std::string value(8, '\0');
-  std::memcpy(value.data(), &expires_ms, 8);
-  value.append(reply);
-  replies.insert_or_assign(tx, id, value);
-  index.insert(tx, expiry_key(expires_ms, id));
+  if (now - epoch < ttl_ms) return false;
+  const key_map dropped = old_replies_;
+  old_replies_ = replies_;
+  replies_ = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
+  std::string v(8, '\0');
+  std::memcpy(v.data(), &now, 8);
+  pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).insert(tx, epoch_key, v);
+  pool_->set_root(replies_root, replies_.offset);
+  pool_->set_root(old_replies_root, old_replies_.offset);
+  pobj::destroy(tx, dropped);  // a large one is freed in steps after the block commits
+  return true;
 }
 
-std::size_t store::expire_replies(transaction& tx, std::int64_t now, std::size_t limit) {
-  pobj::hash_map_ref<pobj::bytes, pobj::bytes> replies(*pool_, replies_);
-  pobj::set_ref<pobj::bytes> index(*pool_, reply_expiry_);
-  std::vector<std::string> due;
-  index.for_each([&](std::string_view k) {
-    if (due.size() >= limit || k.size() < 8) return false;
-    std::uint64_t ms = 0;
-    for (std::size_t i = 0; i < 8; ++i) ms = ms << 8 | static_cast<unsigned char>(k[i]);
-    if (static_cast<std::int64_t>(ms) > now) return false;
-    due.emplace_back(k);
-    return true;
-  });
-  for (const auto& k : due) {
-    replies.erase(tx, std::string_view(k).substr(8));
-    index.erase(tx, k);
-  }
-  return due.size();
+std::uint64_t store::stored_replies() const {
+  const std::uint64_t n = pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).size() +
+                          pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, old_replies_).size();
+  const std::uint64_t epochs =
+      (pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).contains(epoch_key) ? 1 : 0) +
+      (pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, old_replies_).contains(epoch_key) ? 1 : 0);
+  return n - epochs;
 }
-
-std::uint64_t store::stored_replies() const { return pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).size(); }
 
 pobj::hash_map_ref<pobj::bytes, pobj::bytes> store::fields(std::string_view key) const {
   auto c = maps().find(key);
@@ -305,7 +307,7 @@ void store::reload() {
   zsets_ = map_of_orders{pool_->root(zsets_root)};
   sets_ = map_of_maps{pool_->root(sets_root)};
   replies_ = key_map{pool_->root(replies_root)};
-  reply_expiry_ = expiry_set{pool_->root(reply_expiry_root)};
+  old_replies_ = key_map{pool_->root(old_replies_root)};
 }
 
 std::size_t store::expire_some(transaction& tx, std::int64_t now, std::size_t limit) {

@@ -53,10 +53,14 @@ class store {
   static constexpr std::string_view lists_root = "pobj-kv.lists";
   static constexpr std::string_view zsets_root = "pobj-kv.zsets";
   static constexpr std::string_view sets_root = "pobj-kv.sets";
-  // Exactly-once replies (commands/once.cpp): request id -> [i64 expiry ms][reply bytes], and an
-  // index by expiry ([big-endian u64 ms][id]) that active expiry walks.
+  // Exactly-once replies (commands/once.cpp): request id -> reply bytes, in two generations. New
+  // replies go to the current one; when it is reply-ttl old, the previous one is destroyed (in
+  // steps, if large) and the current one becomes the previous. So a reply is kept at least
+  // reply-ttl and at most twice that, and storing one is one map insert (no expiry index). The
+  // current generation's start time is its entry under the key "\0epoch" (ids never start with
+  // a NUL byte).
   static constexpr std::string_view replies_root = "pobj-kv.replies";
-  static constexpr std::string_view reply_expiry_root = "pobj-kv.reply-expiry";
+  static constexpr std::string_view old_replies_root = "pobj-kv.replies-old";
 
   // Keys of each type (each an owning map's size: O(segments), nothing counted in DRAM).
   struct type_counts {
@@ -105,12 +109,13 @@ class store {
   // Makes `key` an empty sorted set (replacing whatever it held), in tx.
   void make_zset(transaction& tx, std::string_view key);
 
-  // The reply stored for request `id`, unless absent or expired at `now`.
-  std::optional<std::string> stored_reply(std::string_view id, std::int64_t now) const;
-  // Stores the reply of request `id` until expires_ms, in tx (replacing an expired one).
-  void store_reply(transaction& tx, std::string_view id, std::string_view reply, std::int64_t expires_ms);
-  // Removes up to `limit` stored replies that expired at or before now, in tx; returns how many.
-  std::size_t expire_replies(transaction& tx, std::int64_t now, std::size_t limit);
+  // The reply stored for request `id`, if it is still kept.
+  std::optional<std::string> stored_reply(std::string_view id) const;
+  // Stores the reply of request `id`, in tx.
+  void store_reply(transaction& tx, std::string_view id, std::string_view reply);
+  // If the current generation started ttl_ms or more before now: drops the previous one, in tx,
+  // and starts a new current one. Returns whether it did.
+  bool rotate_replies(transaction& tx, std::int64_t now, std::int64_t ttl_ms);
   std::uint64_t stored_replies() const;
   // Keys in the keyspace, including expired keys not yet removed (O(segments)).
   std::uint64_t size() const;
@@ -161,7 +166,7 @@ class store {
   map_of_lists lists_;
   map_of_orders zsets_;
   key_map replies_;
-  expiry_set reply_expiry_;
+  key_map old_replies_;
 };
 
 }  // namespace pobj::kv

@@ -110,7 +110,7 @@ keyspace contents(pobj::kv::store& db) {
   for (const char* prefix : {"r", "b"}) {  // ONCE's stored replies
     for (int i = 0; i < 10; ++i) {
       const std::string id = prefix + std::to_string(i);
-      if (auto r = db.stored_reply(id, now)) k.emplace("#reply:" + id, std::make_pair(*r, 0));
+      if (auto r = db.stored_reply(id)) k.emplace("#reply:" + id, std::make_pair(*r, 0));
     }
   }
   return k;

@@ -582,15 +582,28 @@ TEST_CASE("ONCE applies a command once per request id and replies the first repl
   CHECK(h.run({"FUTURE.SET", "fut", "x"}) == ":1\r\n");
   CHECK(run_retry(h, h.s) == "$1\r\nx\r\n");
   CHECK(h.run({"ONCE", "w", "FUTURE.GET", "fut"}) == "$1\r\nx\r\n");
-  // Replies expire after reply-ttl, and active expiry removes them.
-  h.now += h.cfg.reply_ttl_s * 1000;
-  CHECK(h.run({"ONCE", "r1", "INCR", "c"}) == ":4\r\n");  // expired: a new request
-  {
+  // Replies are kept reply-ttl at least and twice that at most: two generations, rotated.
+  const std::int64_t ttl = h.cfg.reply_ttl_s * 1000;
+  auto rotate = [&] {
     pobj::transaction tx(h.pool);
-    CHECK(h.eng.db().expire_replies(tx, h.now, 100) == 3);
+    const bool did = h.eng.db().rotate_replies(tx, h.now, ttl);
     tx.commit();
-  }
+    return did;
+  };
+  CHECK_FALSE(rotate());  // the current generation gets its start time
+  h.now += ttl;
+  CHECK(rotate());        // r1, r2, r3, w: now in the previous generation, still kept
+  CHECK(h.run({"ONCE", "r1", "INCR", "c"}) == ":1\r\n");
+  CHECK(h.eng.db().stored_replies() == 4);
+  CHECK(h.run({"ONCE", "r4", "INCR", "c"}) == ":4\r\n");
+  h.now += ttl - 1;
+  CHECK_FALSE(rotate());
+  h.now += 1;
+  CHECK(rotate());        // the first generation is gone; r4 is kept
   CHECK(h.eng.db().stored_replies() == 1);
+  CHECK(h.run({"ONCE", "r1", "INCR", "c"}) == ":5\r\n");  // gone: a new request
+  CHECK(h.run({"ONCE", "r4", "INCR", "c"}) == ":4\r\n");
+  CHECK(h.run({"ONCE", std::string_view("\0x", 2), "INCR", "c"}).rfind("-ERR request ids", 0) == 0);
   // What ONCE refuses.
   CHECK(h.run({"ONCE", "m", "MULTI"}) == "-ERR ONCE cannot run 'multi'\r\n");
   CHECK(h.run({"ONCE", "m", "BLPOP", "q", "0"}) == "-ERR ONCE cannot run 'blpop'\r\n");

@@ -3,8 +3,9 @@
 // command's effect; a retry with the same id gets the stored reply and changes nothing. A client
 // that lost its connection (or its server, to a crash) mid-call retries with the same id and
 // cannot apply the command twice, nor lose it: either the block committed, reply and effect
-// together, or neither did. Stored replies expire after `reply-ttl` seconds (active expiry
-// removes them), so the store does not grow without bound. A blocking call (BARRIER.AWAIT, ...)
+// together, or neither did. Stored replies are kept for `reply-ttl` seconds at least and twice that
+// at most (store.hpp: two generations, rotated by active expiry), so the store does not grow
+// without bound and storing a reply costs one map insert. A blocking call (BARRIER.AWAIT, ...)
 // stores its reply when it finally replies; until then a retry joins the same wait (the objects
 // know their waiters by id).
 #include <array>
@@ -19,7 +20,9 @@ namespace {
 
 void once(command_context& c) {
   const std::string_view id = c.argv[1];
-  if (id.empty() || id.size() > 512) return c.reply.error("ERR request ids are 1 to 512 bytes");
+  if (id.empty() || id.size() > 512 || id[0] == '\0') {
+    return c.reply.error("ERR request ids are 1 to 512 bytes, not starting with a NUL byte");
+  }
   const std::span<const std::string_view> inner = c.argv.subspan(2);
   const command_spec* spec = c.server.find(inner[0]);
   if (spec != nullptr) {
@@ -30,7 +33,7 @@ void once(command_context& c) {
       return c.reply.error(fmt::format("ERR ONCE cannot run '{}'", spec->name));
     }
   }
-  if (const auto stored = c.db.stored_reply(id, c.now_ms)) {
+  if (const auto stored = c.db.stored_reply(id)) {
     c.reply.buffer().append(*stored);
     return;
   }
@@ -49,7 +52,7 @@ void once(command_context& c) {
     b.retry.insert(b.retry.begin(), {"ONCE", std::string(id)});
     return;
   }
-  c.db.store_reply(c.tx, id, std::string_view(out).substr(from), c.now_ms + c.server.settings().reply_ttl_s * 1000);
+  c.db.store_reply(c.tx, id, std::string_view(out).substr(from));
 }
 
 using namespace command_flags;

@@ -5,6 +5,8 @@ Each worker owns a shard of the points. Every iteration it assigns its points to
 centroid and adds its partial sums to a shared hash for that iteration (HINCRBYFLOAT, each under a
 request id of its own, so a retried worker adds once); then all meet at a cyclic barrier, and each
 reads the totals and computes the same new centroids. No leader, no shared memory: only pobj-kv.
+Request ids come from (run, iteration, worker), so a worker the executor runs again adds nothing
+twice and re-joins the barrier as the same party.
 
     scripts/run.sh &
     examples/serverless/kmeans.py --workers 8 --points 4000 --k 4 --iterations 10
@@ -57,8 +59,9 @@ def worker(job):
         for c, (sx, sy, cnt) in enumerate(sums):
             calls += [("HINCRBYFLOAT", key, f"x{c}", repr(sx)), ("HINCRBYFLOAT", key, f"y{c}", repr(sy)),
                       ("HINCRBY", key, f"n{c}", cnt)]
-        kv.pipeline_calls(calls)
-        barrier.await_()
+        # Ids from (run, iteration, worker): a retried worker's sums are the same requests, added once.
+        kv.pipeline_calls(calls, [f"km:{run}:it{it}:w{shard}:{i}" for i in range(len(calls))])
+        barrier.await_(request_id=f"km:{run}:it{it}:w{shard}:barrier")
         totals = {k_.decode(): float(v) for k_, v in kv.redis.hgetall(key).items()}
         cent = [(totals[f"x{c}"] / totals[f"n{c}"], totals[f"y{c}"] / totals[f"n{c}"]) if totals.get(f"n{c}") else cent[c]
                 for c in range(k)]

@@ -30,7 +30,7 @@ def worker(job):
     hits = kv.atomic_long(f"pi:{run}:hits")
     # One request id per worker and run: if this function is retried, its hits still count once.
     kv.call("INCRBY", hits.name, inside, request_id=f"pi:{run}:{index}")
-    kv.cyclic_barrier(f"pi:{run}:done", workers).await_()
+    kv.cyclic_barrier(f"pi:{run}:done", workers).await_(request_id=f"pi:{run}:{index}:done")
     total = hits.get()
     kv.close()
     return inside, 4.0 * total / (workers * darts)

@@ -8,6 +8,8 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <csignal>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -82,7 +84,15 @@ struct server::syncer {
     }
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0) throw std::runtime_error(fmt::format("eventfd: {}", std::strerror(errno)));
+    // Shutdown signals go to the event loop's thread, whose epoll_wait they interrupt: the syncer
+    // thread starts with them blocked.
+    sigset_t block, before;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &before);
     thread = std::thread([this] { loop(); });
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
   }
   ~syncer() {
     {
@@ -672,6 +682,8 @@ void server::active_expire(std::int64_t now) {
       engine_->db().rotate_replies(tx, now, engine_->settings().reply_ttl_s * 1000);
       last_ticket_ = std::max(last_ticket_, tx.commit_deferred());
     } catch (const std::exception& e) {
+      // The block rolled back: the store's handles (a rotated reply generation) must follow.
+      engine_->db().reload();
       log::warning("active expiry failed: {}", e.what());
       return;
     }

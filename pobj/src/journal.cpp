@@ -56,8 +56,11 @@ std::uint64_t header_sum(const journal_header& h) {
   return c.value();
 }
 
-std::uint64_t record_sum(std::uint64_t seq, std::uint64_t bytes, std::uint32_t pieces, const std::byte* payload) {
+// Over the journal's identity too: a record another pool's journal left behind never validates.
+std::uint64_t record_sum(const std::array<std::uint8_t, 16>& identity, std::uint64_t seq, std::uint64_t bytes,
+                         std::uint32_t pieces, const std::byte* payload) {
   ::pobj::detail::checksum64 c;
+  c.add(identity.data(), identity.size());
   c.add_u64(seq);
   c.add_u64(bytes);
   c.add_u64(pieces);
@@ -169,7 +172,7 @@ std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const s
     if (r.magic != record_magic || r.seq != seq || r.bytes > h.capacity - pos - sizeof(r)) break;
     payload.resize(r.bytes);
     if (!read_all(fd, payload.data(), r.bytes, pos + sizeof(r))) break;
-    if (record_sum(r.seq, r.bytes, r.pieces, payload.data()) != r.checksum) break;  // torn: the end
+    if (record_sum(identity, r.seq, r.bytes, r.pieces, payload.data()) != r.checksum) break;  // torn: the end
     // A record that validates is one this library wrote: pieces outside it or the pool mean damage.
     std::size_t at = 0;
     for (std::uint32_t i = 0; i < r.pieces; ++i) {
@@ -358,7 +361,7 @@ void journal::sync(std::uint64_t ticket) noexcept {
 void journal::write_record(std::vector<std::byte>& record, std::uint32_t pieces) noexcept {
   const std::uint64_t bytes = record.size() - sizeof(record_header);
   record_header h{record_magic, pieces, seq_, bytes, 0};
-  h.checksum = record_sum(seq_, bytes, pieces, record.data() + sizeof(record_header));
+  h.checksum = record_sum(identity_, seq_, bytes, pieces, record.data() + sizeof(record_header));
   std::memcpy(record.data(), &h, sizeof(h));
   const std::size_t padded = (record.size() + block - 1) / block * block;
   if (pos_ + padded > capacity_) checkpoint_io();  // the lap is used up

@@ -604,9 +604,70 @@ TEST_CASE("ONCE applies a command once per request id and replies the first repl
   CHECK(h.run({"ONCE", "r1", "INCR", "c"}) == ":5\r\n");  // gone: a new request
   CHECK(h.run({"ONCE", "r4", "INCR", "c"}) == ":4\r\n");
   CHECK(h.run({"ONCE", std::string_view("\0x", 2), "INCR", "c"}).rfind("-ERR request ids", 0) == 0);
+  // A request id names one command: reused for another, or retried in another protocol, it is
+  // refused rather than answered with a reply that does not fit.
+  CHECK(h.run({"ONCE", "r4", "DECR", "c"}) == "-ERR this request id was used for another command\r\n");
+  CHECK(h.run({"ONCE", "r4", "incr", "c"}) == ":4\r\n");
+  h.s.protocol = 3;
+  CHECK(h.run({"ONCE", "r4", "INCR", "c"}) == "-ERR the reply to this request was sent in RESP2; retry with HELLO 2\r\n");
+  h.s.protocol = 2;
   // What ONCE refuses.
   CHECK(h.run({"ONCE", "m", "MULTI"}) == "-ERR ONCE cannot run 'multi'\r\n");
   CHECK(h.run({"ONCE", "m", "BLPOP", "q", "0"}) == "-ERR ONCE cannot run 'blpop'\r\n");
   CHECK(h.run({"ONCE", "m", "ONCE", "n", "INCR", "c"}) == "-ERR ONCE cannot run 'once'\r\n");
   CHECK(h.run({"ONCE", "m"}) == "-ERR wrong number of arguments for 'once' command\r\n");
+}
+
+TEST_CASE("barrier arrivals: ids name calls, and an absent caller's time runs out", "[kvstore][objects]") {
+  harness h;
+  pobj::kv::session other;
+  other.authenticated = true;
+  other.id = 2;
+  // Regression: a caller passing the same ID every round got its last round's index back at once.
+  CHECK(h.run({"BARRIER.AWAIT", "b", "2", "ID", "w"}).empty());
+  CHECK(h.run(other, {"BARRIER.AWAIT", "b", "2", "ID", "v"}) == ":1\r\n");
+  CHECK(run_retry(h, h.s) == ":0\r\n");
+  h.s.blocked = {};
+  CHECK(h.run({"BARRIER.AWAIT", "b", "2", "ID", "w"}).empty());  // the next round: it waits
+  CHECK(h.s.blocked.active);
+  h.s.blocked = {};
+  // Regression: an arrival whose caller went away (its connection closed while parked) stayed for
+  // ever, its TIMEOUT never enforced. The next call takes it back once its time has run out.
+  CHECK(h.run({"BARRIER.AWAIT", "c", "2", "TIMEOUT", "50"}).empty());
+  h.s.blocked = {};  // the connection is gone: its retry never runs
+  CHECK(h.run({"BARRIER.WAITING", "c"}) == ":1\r\n");
+  h.now += 50;
+  CHECK(h.run({"BARRIER.WAITING", "c"}) == ":0\r\n");
+  CHECK(h.run(other, {"BARRIER.AWAIT", "c", "2"}).empty());  // not completed by the stale arrival
+  // Regression: ONCE inside MULTI stored the nil a blocking call replies there.
+  pobj::kv::session m;
+  m.authenticated = true;
+  m.id = 3;
+  CHECK(h.run(m, {"MULTI"}) == "+OK\r\n");
+  CHECK(h.run(m, {"ONCE", "x", "BARRIER.AWAIT", "d", "2"}) == "+QUEUED\r\n");
+  CHECK(h.run(m, {"EXEC"}) == "*1\r\n-ERR ONCE cannot run 'barrier.await' inside MULTI\r\n");
+  CHECK(h.eng.db().stored_reply("x") == std::nullopt);
+}
+
+TEST_CASE("a rolled-back reply rotation leaves the store usable after reload", "[kvstore][once]") {
+  // Regression: active expiry's block could fail after rotate_replies had moved the store's
+  // handles to a new generation; the server now reloads them, as after any rolled-back block.
+  harness h;
+  CHECK(h.run({"ONCE", "a", "INCR", "c"}) == ":1\r\n");
+  {
+    pobj::transaction tx(h.pool);
+    h.eng.db().rotate_replies(tx, h.now, 1);  // gives the generation its start time
+    tx.commit();
+  }
+  h.now += 10;
+  {
+    pobj::transaction tx(h.pool);
+    CHECK(h.eng.db().rotate_replies(tx, h.now, 1));
+    tx.abort();
+  }
+  h.eng.db().reload();
+  CHECK(h.run({"ONCE", "a", "INCR", "c"}) == ":1\r\n");
+  CHECK(h.run({"ONCE", "b", "INCR", "c"}) == ":2\r\n");
+  CHECK(h.eng.db().stored_replies() == 2);
+  CHECK(h.pool.heap().check().ok());
 }

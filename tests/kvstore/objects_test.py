@@ -71,6 +71,16 @@ def future_getter(job):
     return Client(port=port).future(name).get(timeout=20)
 
 
+def flaky_worker(job):
+    """Adds to a shared sum, then dies on its first run: the executor runs it again."""
+    port, run, i = job
+    kv = Client(port=port)
+    kv.atomic_long(f"{run}:sum").add_and_get(i + 1, request_id=f"{run}:{i}")
+    if kv.call("INCR", f"{run}:runs:{i}") == 1:
+        os._exit(3)
+    return i + 1
+
+
 def counting_worker(job):
     port, run, index, steps = job
     kv = Client(port=port, retry_for=60)
@@ -182,6 +192,15 @@ class ObjectsTest(unittest.TestCase):
         self.assertEqual(self.kv.future("fut:a").get(), b"42")
         with self.assertRaises(TimeoutError):
             self.kv.future("fut:never").get(timeout=0.1)
+
+    def test_a_retried_function_applies_its_requests_once(self):
+        run = uuid.uuid4().hex[:8]
+        with FunctionExecutor(workers=8, retries=2) as ex:
+            got = ex.map(flaky_worker, [(self.port, run, i) for i in range(8)])
+        self.assertEqual(got, [i + 1 for i in range(8)])
+        r = self.kv.redis
+        self.assertEqual([int(r.get(f"{run}:runs:{i}")) for i in range(8)], [2] * 8)  # each ran twice
+        self.assertEqual(int(r.get(f"{run}:sum")), sum(i + 1 for i in range(8)))   # and added once
 
     def test_exactly_once_under_dropped_connections(self):
         rng = random.Random(5)

@@ -55,8 +55,14 @@ class connection {
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (!o.password.empty()) {
-      send({{"AUTH", o.password}});
-      if (reply r = receive(); r.type == reply::kind::error) throw server_error(r.text);
+      try {
+        send({{"AUTH", o.password}});
+        if (reply r = receive(); r.type == reply::kind::error) throw server_error(r.text);
+      } catch (...) {  // no destructor runs for a constructor that throws
+        ::close(fd_);
+        fd_ = -1;
+        throw;
+      }
     }
   }
   ~connection() {

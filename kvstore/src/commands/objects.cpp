@@ -76,9 +76,13 @@ std::uint64_t waiter_hash(std::string_view id) {
   for (unsigned char ch : id) h = (h ^ ch) * 0x100000001b3ULL;
   return h;
 }
+struct arrival {
+  std::uint64_t waiter;      // waiter_hash of its id
+  std::int64_t deadline_ms;  // when it is taken back (0: never)
+};
 struct barrier_state {
   std::uint64_t parties = 0, generation = 0;
-  std::vector<std::uint64_t> arrived;   // this generation's waiters, in arrival order
+  std::vector<arrival> arrived;         // this generation's waiters, in arrival order
   std::vector<std::uint64_t> previous;  // the last completed generation's
 };
 struct lease {
@@ -98,7 +102,10 @@ std::string encode(const barrier_state& b) {
   w.u64(b.parties);
   w.u64(b.generation);
   w.u64(b.arrived.size());
-  for (const auto t : b.arrived) w.u64(t);
+  for (const auto& a : b.arrived) {
+    w.u64(a.waiter);
+    w.u64(static_cast<std::uint64_t>(a.deadline_ms));
+  }
   w.u64(b.previous.size());
   for (const auto t : b.previous) w.u64(t);
   return std::move(w.out);
@@ -108,7 +115,12 @@ barrier_state decode_barrier(std::string_view p) {
   barrier_state b;
   b.parties = r.u64();
   b.generation = r.u64();
-  b.arrived = r.u64s();
+  const std::uint64_t n = r.u64();
+  r.need(n * 16);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::uint64_t waiter = r.u64();
+    b.arrived.push_back({waiter, static_cast<std::int64_t>(r.u64())});
+  }
   b.previous = r.u64s();
   return b;
 }
@@ -176,6 +188,7 @@ void save(command_context& c, std::string_view key, const std::optional<entry>& 
 // runs again with), ID waiter-id, PERMITS n, LEASE ms. False after an error reply.
 struct options {
   std::int64_t deadline_ms = 0;  // 0: no time limit
+  bool rerun = false;            // DEADLINE given: a parked call running again
   std::string id;
   std::int64_t permits = 1;
   std::int64_t lease_ms = 0;
@@ -202,6 +215,7 @@ bool parse_options(command_context& c, std::size_t from, std::initializer_list<s
       o.deadline_ms = n == 0 ? 0 : c.now_ms + n;
     } else if (name == "deadline") {
       o.deadline_ms = n;
+      o.rerun = true;
     } else if (name == "permits") {
       if (n < 1) {
         c.reply.error("ERR permits must be positive");
@@ -237,7 +251,7 @@ void wait(command_context& c, std::string_view key, std::int64_t wake_ms, std::v
   b.retry = std::move(retry);
 }
 
-std::ptrdiff_t index_of(const std::vector<std::uint64_t>& v, std::uint64_t s) {
+std::ptrdiff_t index_of(const std::vector<std::uint64_t>& v, std::uint64_t s) {  // -1 if absent
   for (std::size_t i = 0; i < v.size(); ++i) {
     if (v[i] == s) return static_cast<std::ptrdiff_t>(i);
   }
@@ -276,26 +290,41 @@ void barrier_await(command_context& c) {
   }
   const std::string id = waiter_id(c, o);
   const std::uint64_t me = waiter_hash(id);
-  std::ptrdiff_t at = index_of(b.arrived, me);
-  if (at < 0) {
-    if (const std::ptrdiff_t done = index_of(b.previous, me); done >= 0) return c.reply.integer(done);
-    b.arrived.push_back(me);
-    at = static_cast<std::ptrdiff_t>(b.arrived.size()) - 1;
+  // Arrivals whose time ran out while their callers were away (a dropped connection, a dead
+  // function) are taken back now, as their callers would have done.
+  const auto expired = [&](const arrival& a) { return a.waiter != me && a.deadline_ms != 0 && a.deadline_ms <= c.now_ms; };
+  bool changed = std::erase_if(b.arrived, expired) > 0;
+  auto at = std::find_if(b.arrived.begin(), b.arrived.end(), [&](const arrival& a) { return a.waiter == me; });
+  if (at == b.arrived.end()) {
+    // A call running again (parked, or retried under ONCE) whose generation completed meanwhile
+    // gets its index. A new call with an id used before simply arrives: ids name calls, and a
+    // caller that passes the same ID every round is not one that retries.
+    if (o.rerun || !c.client.request_id.empty()) {
+      if (const std::ptrdiff_t done = index_of(b.previous, me); done >= 0) {
+        if (changed) save(c, c.argv[1], e, encode(b));
+        return c.reply.integer(done);
+      }
+    }
+    b.arrived.push_back({me, o.deadline_ms});
+    at = b.arrived.end() - 1;
+    changed = true;
     if (b.arrived.size() == b.parties) {
-      b.previous = std::move(b.arrived);
+      const auto index = static_cast<std::int64_t>(b.arrived.size()) - 1;
+      b.previous.clear();
+      for (const arrival& a : b.arrived) b.previous.push_back(a.waiter);
       b.arrived.clear();
       ++b.generation;
       save(c, c.argv[1], e, encode(b));
       c.server.signal_ready(c.argv[1]);
-      return c.reply.integer(at);
+      return c.reply.integer(index);
     }
-    save(c, c.argv[1], e, encode(b));
   }
   if (timed_out(c, o) || c.client.in_exec) {
-    b.arrived.erase(b.arrived.begin() + at);
+    b.arrived.erase(at);
     save(c, c.argv[1], e, encode(b));
     return c.reply.null();
   }
+  if (changed) save(c, c.argv[1], e, encode(b));
   wait(c, c.argv[1], o.deadline_ms,
        {"BARRIER.AWAIT", std::string(c.argv[1]), std::string(c.argv[2]), "ID", id, "DEADLINE",
         std::to_string(o.deadline_ms)});
@@ -305,7 +334,11 @@ void barrier_await(command_context& c) {
 void barrier_waiting(command_context& c) {
   std::optional<entry> e;
   if (!load(c, c.argv[1], kind::barrier, e)) return;
-  c.reply.integer(e ? static_cast<std::int64_t>(decode_barrier(e->payload).arrived.size()) : 0);
+  if (!e) return c.reply.integer(0);
+  const barrier_state b = decode_barrier(e->payload);
+  c.reply.integer(std::count_if(b.arrived.begin(), b.arrived.end(), [&](const arrival& a) {
+    return a.deadline_ms == 0 || a.deadline_ms > c.now_ms;
+  }));
 }
 
 // ---- count-down latch --------------------------------------------------------------------------

@@ -9,6 +9,9 @@
 // stores its reply when it finally replies; until then a retry joins the same wait (the objects
 // know their waiters by id).
 #include <array>
+#include <algorithm>
+#include <cctype>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -17,6 +20,21 @@
 namespace pobj::kv {
 
 namespace {
+
+// FNV-1a over the command's name (any case) and first argument (its key, mostly): what a retry
+// must repeat. Not the rest: a parked call runs again with options of its own (DEADLINE, ID).
+std::uint64_t command_hash(std::span<const std::string_view> argv) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  auto mix = [&](unsigned char ch) { h = (h ^ ch) * 0x100000001b3ULL; };
+  for (std::size_t i = 0; i < std::min<std::size_t>(argv.size(), 2); ++i) {
+    for (int b = 0; b < 8; ++b) mix(static_cast<unsigned char>(argv[i].size() >> (8 * b)));
+    for (unsigned char ch : argv[i]) mix(i == 0 ? static_cast<unsigned char>(std::tolower(ch)) : ch);
+  }
+  return h;
+}
+
+// A stored reply: [u8 RESP version it was written in][u64 command_hash][the reply's bytes].
+constexpr std::size_t stored_header = 9;
 
 void once(command_context& c) {
   const std::string_view id = c.argv[1];
@@ -32,9 +50,21 @@ void once(command_context& c) {
         name == "brpop") {
       return c.reply.error(fmt::format("ERR ONCE cannot run '{}'", spec->name));
     }
+    // Inside EXEC a blocking call cannot wait and would store the nil it replies instead.
+    if (c.client.in_exec && (spec->flags & no_multi) != 0) {
+      return c.reply.error(fmt::format("ERR ONCE cannot run '{}' inside MULTI", spec->name));
+    }
   }
-  if (const auto stored = c.db.stored_reply(id)) {
-    c.reply.buffer().append(*stored);
+  const std::uint64_t hash = command_hash(inner);
+  if (const auto stored = c.db.stored_reply(id); stored && stored->size() >= stored_header) {
+    std::uint64_t was = 0;
+    std::memcpy(&was, stored->data() + 1, 8);
+    if (was != hash) return c.reply.error("ERR this request id was used for another command");
+    if (static_cast<int>((*stored)[0]) != c.client.protocol) {
+      return c.reply.error(fmt::format("ERR the reply to this request was sent in RESP{}; retry with HELLO {}",
+                                       static_cast<int>((*stored)[0]), static_cast<int>((*stored)[0])));
+    }
+    c.reply.buffer().append(std::string_view(*stored).substr(stored_header));
     return;
   }
   std::string& out = c.reply.buffer();
@@ -52,7 +82,11 @@ void once(command_context& c) {
     b.retry.insert(b.retry.begin(), {"ONCE", std::string(id)});
     return;
   }
-  c.db.store_reply(c.tx, id, std::string_view(out).substr(from));
+  std::string stored(stored_header, '\0');
+  stored[0] = static_cast<char>(c.client.protocol);
+  std::memcpy(stored.data() + 1, &hash, 8);
+  stored.append(std::string_view(out).substr(from));
+  c.db.store_reply(c.tx, id, stored);
 }
 
 using namespace command_flags;

@@ -7,7 +7,10 @@ queues. Handles mirror the standard library's and Crucial's (AtomicLong, CyclicB
 Every mutating call carries a request id (the server's ONCE command): if the connection drops or
 the server restarts mid-call, the client retries with the same id until the call's retry budget
 runs out, and the server applies the call at most once and replies the first reply to retries. So
-a function that loses its connection never loses nor doubles an update.
+a function that loses its connection never loses nor doubles an update. A function that is itself
+run again (a FaaS platform retries failed invocations) passes request_id=... derived from its
+input (run, worker, step): then its second run's calls are the first run's requests, answered
+from their stored replies, and its effects still happen once.
 
 Built on Debian's python3-redis (redis-py); nothing else.
 
@@ -76,10 +79,10 @@ class Client:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.5)
 
-    def pipeline_calls(self, calls):
+    def pipeline_calls(self, calls, request_ids=None):
         """Sends many mutating commands in one pipeline, each exactly once; returns their replies.
         A failed pipeline is retried whole: calls that had been applied reply their stored replies."""
-        ids = [uuid.uuid4().hex for _ in calls]
+        ids = list(request_ids) if request_ids is not None else [uuid.uuid4().hex for _ in calls]
 
         def run():
             p = self.redis.pipeline(transaction=False)
@@ -137,23 +140,23 @@ class AtomicLong(_Handle):
         v = self.client.read("GET", self.name)
         return int(v) if v is not None else 0
 
-    def set(self, value):
-        self.client.call("SET", self.name, int(value))
+    def set(self, value, request_id=None):
+        self.client.call("SET", self.name, int(value), request_id=request_id)
 
-    def add_and_get(self, delta):
-        return int(self.client.call("INCRBY", self.name, int(delta)))
+    def add_and_get(self, delta, request_id=None):
+        return int(self.client.call("INCRBY", self.name, int(delta), request_id=request_id))
 
-    def increment_and_get(self):
-        return self.add_and_get(1)
+    def increment_and_get(self, request_id=None):
+        return self.add_and_get(1, request_id)
 
-    def decrement_and_get(self):
-        return self.add_and_get(-1)
+    def decrement_and_get(self, request_id=None):
+        return self.add_and_get(-1, request_id)
 
-    def get_and_add(self, delta):
-        return self.add_and_get(delta) - int(delta)
+    def get_and_add(self, delta, request_id=None):
+        return self.add_and_get(delta, request_id) - int(delta)
 
-    def compare_and_set(self, expected, new):
-        return bool(self.client.call("CAS", self.name, int(expected), int(new)))
+    def compare_and_set(self, expected, new, request_id=None):
+        return bool(self.client.call("CAS", self.name, int(expected), int(new), request_id=request_id))
 
 
 class AtomicRef(_Handle):
@@ -178,13 +181,13 @@ class CyclicBarrier(_Handle):
         super().__init__(client, name)
         self.parties = int(parties)
 
-    def await_(self, timeout=None):
+    def await_(self, timeout=None, request_id=None):
         """Waits until all parties arrive; returns this caller's arrival index (0 first), or None
         if `timeout` seconds pass first (the arrival is then withdrawn)."""
         args = ["BARRIER.AWAIT", self.name, self.parties]
         if timeout is not None:
             args += ["TIMEOUT", max(1, int(timeout * 1000))]
-        v = self.client.call(*args)
+        v = self.client.call(*args, request_id=request_id)
         return None if v is None else int(v)
 
     def waiting(self):
@@ -197,8 +200,8 @@ class CountDownLatch(_Handle):
         if count is not None:
             client.call("LATCH.CREATE", name, int(count))
 
-    def count_down(self):
-        return int(self.client.call("LATCH.COUNTDOWN", self.name))
+    def count_down(self, request_id=None):
+        return int(self.client.call("LATCH.COUNTDOWN", self.name, request_id=request_id))
 
     def get_count(self):
         v = self.client.read("LATCH.COUNT", self.name)
@@ -218,7 +221,7 @@ class Semaphore(_Handle):
         if permits is not None:
             client.call("SEM.CREATE", name, int(permits))
 
-    def acquire(self, permits=1, timeout=None, lease=None):
+    def acquire(self, permits=1, timeout=None, lease=None, request_id=None):
         """Takes permits, waiting for them. With `lease` (seconds) they come back by themselves
         after that long unless released first, and the lease id is returned; else True. False (no
         permits taken) if `timeout` seconds pass first."""
@@ -227,15 +230,15 @@ class Semaphore(_Handle):
             args += ["LEASE", max(1, int(lease * 1000))]
         if timeout is not None:
             args += ["TIMEOUT", max(1, int(timeout * 1000))]
-        v = self.client.call(*args)
+        v = self.client.call(*args, request_id=request_id)
         if v is None:
             return False
         return _text(v) if lease is not None else True
 
-    def release(self, permits=1, lease=None):
+    def release(self, permits=1, lease=None, request_id=None):
         if lease is not None:
-            return int(self.client.call("SEM.RELEASE", self.name, "LEASE", lease))
-        return int(self.client.call("SEM.RELEASE", self.name, "PERMITS", int(permits)))
+            return int(self.client.call("SEM.RELEASE", self.name, "LEASE", lease, request_id=request_id))
+        return int(self.client.call("SEM.RELEASE", self.name, "PERMITS", int(permits), request_id=request_id))
 
     def renew(self, lease, seconds):
         return bool(self.client.call("SEM.RENEW", self.name, lease, max(1, int(seconds * 1000))))
@@ -247,8 +250,8 @@ class Semaphore(_Handle):
 class Future(_Handle):
     """A value set once (a promise) and read by anyone, waiting until it is set."""
 
-    def set(self, value):
-        return bool(self.client.call("FUTURE.SET", self.name, value))
+    def set(self, value, request_id=None):
+        return bool(self.client.call("FUTURE.SET", self.name, value, request_id=request_id))
 
     def get(self, timeout=None):
         args = ["FUTURE.GET", self.name]
@@ -266,8 +269,8 @@ class Map(_Handle):
     def get(self, field):
         return self.client.read("HGET", self.name, field)
 
-    def put(self, field, value):
-        self.client.call("HSET", self.name, field, value)
+    def put(self, field, value, request_id=None):
+        self.client.call("HSET", self.name, field, value, request_id=request_id)
 
     def remove(self, field):
         return bool(self.client.call("HDEL", self.name, field))
@@ -293,11 +296,11 @@ class List(_Handle):
 class Queue(_Handle):
     """A FIFO queue (a list): put at the tail, take from the head."""
 
-    def put(self, value):
-        return int(self.client.call("RPUSH", self.name, value))
+    def put(self, value, request_id=None):
+        return int(self.client.call("RPUSH", self.name, value, request_id=request_id))
 
-    def poll(self):
-        return self.client.call("LPOP", self.name)
+    def poll(self, request_id=None):
+        return self.client.call("LPOP", self.name, request_id=request_id)
 
     def take(self, timeout=0):
         """Waits for an element (BLPOP; timeout 0: for ever). Not exactly-once across a lost

@@ -8,9 +8,10 @@ The interface is the one a cloud-function executor offers (Lithops's, PyWren's: 
 results in order, a failed invocation retried), so code written against it moves to a real
 platform by swapping the executor. Each invocation runs in a fresh process (fork), as a cold
 function would: it shares nothing with the caller but what it reaches through pobj-kv. A failed
-invocation (an exception, or its process dying) is run again, up to `retries` times: functions
-are retried at least once on a platform, and the shared objects' request ids make their effects
-exactly-once anyway.
+invocation (an exception, or its process dying) is run again, up to `retries` times, as a
+platform does. Its effects on shared objects are then exactly-once only if the function names its
+calls with request ids derived from its input (pobjkv's `request_id=`: run, worker, step), so that
+the second run's calls are the first run's requests; fresh ids would apply them again.
 """
 
 import multiprocessing

@@ -9,37 +9,9 @@
 # Results in bench/results/kv-*.
 # Usage: bench/kv/run_kv.sh [REQUESTS] [DISK_DIR]   (default 200000 requests; the disk directory
 # defaults to bench/results/.kv-disk, on the file system of the checkout)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-scripts/install-deps.sh
-[ -f build-bench/build.ninja ] || meson setup build-bench --buildtype=release -Dtests=false >/dev/null
-ninja -C build-bench kvstore/pobj-kv >/dev/null
 requests=${1:-200000}
-disk=${2:-$PWD/bench/results/.kv-disk}
-stamp=$(date -u +%Y%m%d-%H%M%S)
+source "$(dirname "$0")/servers.sh" kv "${2:-}" kvstore/pobj-kv
 out=bench/results/kv-$stamp.txt
-shm=$(mktemp -d /dev/shm/pobj-kv-bench-XXXXXX)
-mkdir -p "$disk"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$shm" "$disk"
-}
-trap cleanup EXIT
-
-start_pobj() {  # port dir mode
-  PMEM2_FORCE_GRANULARITY=$([ "$3" = cache_line ] && echo CACHE_LINE || echo PAGE) \
-    build-bench/kvstore/pobj-kv --port "$1" --pool "$2/kv.pool" --pool-size 2g --persist-mode "$3" \
-    >"$2/pobj-kv.log" 2>&1 &
-  pids+=($!)
-}
-start_redis() {  # port dir extra-args...
-  local port=$1 dir=$2
-  shift 2
-  redis-server --port "$port" --dir "$dir" --save "" "$@" >"$dir/redis.log" 2>&1 &
-  pids+=($!)
-}
-wait_port() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.1; done; echo "no server on $1"; exit 1; }
 bench() {  # port pipeline requests -> "SET 123.4 GET ..." (requests per second)
   redis-benchmark -p "$1" -n "$3" -c 50 -P "$2" -r 1000000 -t set,get,incr,lpush,hset,zadd -q 2>/dev/null | tr '\r' '\n' |
     awk '/per second/ { sub(":", "", $1); printf "%s %s ", $1, $2 }'

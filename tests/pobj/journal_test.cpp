@@ -39,6 +39,19 @@ offset_t make_counters(pool& p) {
   return off;
 }
 
+// A new page-mode pool holding counters, closed cleanly; returns where the counters are.
+offset_t pool_with_counters(const std::string& path) {
+  pool p = pool::create(path, page_options());
+  return make_counters(p);
+}
+
+// Page mode that never writes the pool file after open: as if power failed after every sync.
+pool_options power_fails() {
+  pool_options o = page_options();
+  o.journal_apply = false;
+  return o;
+}
+
 void bump(pool& p, counters& c, int i) {
   run_tx(p, [&](transaction& tx) {
     tx.snapshot(&c.n[i], 8);
@@ -92,15 +105,9 @@ TEST_CASE("a block that logs many ranges waits for the disk once", "[journal]") 
 
 TEST_CASE("page mode recovers committed blocks that never reached the file", "[journal]") {
   pobj_test::scratch_path path("journal-recover");
-  offset_t off;
+  const offset_t off = pool_with_counters(path);
   {
-    pool p = pool::create(path, page_options());
-    off = make_counters(p);
-  }
-  {
-    pool_options o = page_options();
-    o.journal_apply = false;  // power fails after every sync: the file never sees the blocks
-    pool p = pool::open(path, o);
+    pool p = pool::open(path, power_fails());  // the file never sees the blocks
     auto& c = *p.at<counters>(off);
     for (int i = 0; i < 50; ++i) bump(p, c, i % 8);
   }
@@ -119,15 +126,9 @@ TEST_CASE("page mode recovers committed blocks that never reached the file", "[j
 
 TEST_CASE("a deferred commit is atomic at once and durable after its ticket syncs", "[journal]") {
   pobj_test::scratch_path path("journal-deferred");
-  offset_t off;
+  const offset_t off = pool_with_counters(path);
   {
-    pool p = pool::create(path, page_options());
-    off = make_counters(p);
-  }
-  {
-    pool_options o = page_options();
-    o.journal_apply = false;
-    pool p = pool::open(path, o);
+    pool p = pool::open(path, power_fails());
     auto& c = *p.at<counters>(off);
     transaction tx(p);
     tx.snapshot(&c.n[0], 8);
@@ -194,9 +195,7 @@ TEST_CASE("a pool's journal lives and dies with it", "[journal]") {
   // Another pool's journal at this path (the pool file was replaced) is ignored, then reset.
   pobj_test::scratch_path other("journal-other");
   {
-    pool_options o = page_options();
-    o.journal_apply = false;
-    pool q = pool::create(other, o);
+    pool q = pool::create(other, power_fails());
     auto& c = *q.at<counters>(make_counters(q));
     for (int i = 0; i < 5; ++i) bump(q, c, 0);
   }

@@ -412,6 +412,17 @@ bool reclaim(semaphore_state& s, std::int64_t now) {
   return any;
 }
 
+// The semaphore at argv[1]: false after an error reply (another type, or none).
+bool load_semaphore(command_context& c, std::optional<entry>& e, semaphore_state& s) {
+  if (!load(c, c.argv[1], kind::semaphore, e)) return false;
+  if (!e) {
+    c.reply.error("ERR no such semaphore");
+    return false;
+  }
+  s = decode_semaphore(e->payload);
+  return true;
+}
+
 // SEM.CREATE key permits: 1 if made, 0 if the key already holds a semaphore.
 void sem_create(command_context& c) {
   std::int64_t n = 0;
@@ -433,9 +444,8 @@ void sem_acquire(command_context& c) {
   options o;
   if (!parse_options(c, 2, {"permits", "lease", "timeout", "deadline"}, o)) return;
   std::optional<entry> e;
-  if (!load(c, c.argv[1], kind::semaphore, e)) return;
-  if (!e) return c.reply.error("ERR no such semaphore");
-  semaphore_state s = decode_semaphore(e->payload);
+  semaphore_state s;
+  if (!load_semaphore(c, e, s)) return;
   const bool reclaimed = reclaim(s, c.now_ms);
   if (s.available >= o.permits) {
     s.available -= o.permits;
@@ -470,9 +480,8 @@ void sem_acquire(command_context& c) {
 // count after), or the lease's (the permits it held; 0 if the lease ran out or is unknown).
 void sem_release(command_context& c) {
   std::optional<entry> e;
-  if (!load(c, c.argv[1], kind::semaphore, e)) return;
-  if (!e) return c.reply.error("ERR no such semaphore");
-  semaphore_state s = decode_semaphore(e->payload);
+  semaphore_state s;
+  if (!load_semaphore(c, e, s)) return;
   reclaim(s, c.now_ms);
   std::int64_t n = 1;
   std::string lease_id;
@@ -509,9 +518,8 @@ void sem_renew(command_context& c) {
   if (!parse_integer(c, c.argv[3], ms)) return;
   if (ms < 1) return c.reply.error("ERR lease must be a positive number of milliseconds");
   std::optional<entry> e;
-  if (!load(c, c.argv[1], kind::semaphore, e)) return;
-  if (!e) return c.reply.error("ERR no such semaphore");
-  semaphore_state s = decode_semaphore(e->payload);
+  semaphore_state s;
+  if (!load_semaphore(c, e, s)) return;
   const bool reclaimed = reclaim(s, c.now_ms);
   std::int64_t renewed = 0;
   for (lease& l : s.leases) {
@@ -528,9 +536,8 @@ void sem_renew(command_context& c) {
 // SEM.AVAILABLE key: permits free now (leases that ran out count as given back).
 void sem_available(command_context& c) {
   std::optional<entry> e;
-  if (!load(c, c.argv[1], kind::semaphore, e)) return;
-  if (!e) return c.reply.error("ERR no such semaphore");
-  semaphore_state s = decode_semaphore(e->payload);
+  semaphore_state s;
+  if (!load_semaphore(c, e, s)) return;
   reclaim(s, c.now_ms);
   c.reply.integer(s.available);
 }

@@ -32,7 +32,7 @@ class CppClientTest(unittest.TestCase):
             r = subprocess.run([PROGRAM, str(port), "objects"], capture_output=True, text=True, timeout=120)
             self.assertEqual(r.returncode, 0, r.stderr)
         finally:
-            server.stop()
+            server.close()
 
     def test_exactly_once_across_sigkill(self):
         port = free_port()
@@ -52,7 +52,7 @@ class CppClientTest(unittest.TestCase):
             got = int(redis.Redis(port=port).get(f"{run}:count"))
             self.assertEqual(got, sum(totals))
         finally:
-            server.stop()
+            server.close()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -53,6 +54,14 @@ class KvServer:
 
     def kill(self):
         return self.stop(signal.SIGKILL)
+
+    def close(self):
+        """Stops the server and removes its directory (its pool and journal live on /dev/shm, in
+        memory: a test that forgets this leaks them until the machine reboots)."""
+        try:
+            return self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def cpu_seconds(self):
         """User and system CPU time the server has used so far."""

@@ -103,7 +103,7 @@ class ObjectsTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.kv.close()
-        cls.server.stop()
+        cls.server.close()
 
     def test_cas(self):
         r = self.kv.redis
@@ -255,7 +255,7 @@ class RestartTest(unittest.TestCase):
             got = int(Client(port=port).redis.get(f"{run}:count"))
             self.assertEqual(got, sum(results["totals"]))
         finally:
-            server.stop()
+            server.close()
 
     def test_blocked_barrier_callers_retry_across_a_restart(self):
         port = free_port()
@@ -284,7 +284,7 @@ class RestartTest(unittest.TestCase):
                 t.join(timeout=30)
             self.assertEqual(sorted([int(out[0]), int(out[1]), last]), [0, 1, 2])
         finally:
-            server.stop()
+            server.close()
 
     def test_stored_replies_expire(self):
         port = free_port()
@@ -301,7 +301,7 @@ class RestartTest(unittest.TestCase):
             self.assertEqual(info(), 0)
             self.assertEqual(kv.call("INCR", "exp:c", request_id="r"), 2)  # expired: a new request
         finally:
-            server.stop()
+            server.close()
 
 
 class ExamplesTest(unittest.TestCase):
@@ -316,7 +316,7 @@ class ExamplesTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.stop()
+        cls.server.close()
 
     def run_example(self, *args):
         import subprocess

@@ -730,27 +730,22 @@ void transaction::free(offset_t object) {
   st.heap_entries_unfenced = true;
 }
 
-void transaction::commit() {
-  tx_state& st = *state_;
-  check_live(st, done_);
-  if (st.depth != 1) {
-    throw error(errc::invalid_argument, "pobj: commit() of a nested scope; only the outermost scope commits");
-  }
-  st.depth = 0;
-  pool_->impl().tx->commit(st, false);
-  done_ = true;
-}
+void transaction::commit() { commit_outermost(false); }
 
 std::uint64_t transaction::commit_deferred() {
+  commit_outermost(true);
+  return pool_->media().ticket();
+}
+
+void transaction::commit_outermost(bool deferred) {
   tx_state& st = *state_;
   check_live(st, done_);
   if (st.depth != 1) {
-    throw error(errc::invalid_argument, "pobj: commit_deferred() of a nested scope; only the outermost scope commits");
+    throw error(errc::invalid_argument, "pobj: commit of a nested scope; only the outermost scope commits");
   }
   st.depth = 0;
-  pool_->impl().tx->commit(st, true);
+  pool_->impl().tx->commit(st, deferred);
   done_ = true;
-  return pool_->media().ticket();
 }
 
 void transaction::abort() noexcept {

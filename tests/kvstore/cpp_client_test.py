@@ -5,7 +5,6 @@ restarted (the client retries with its request ids; the count is exact).
 Run by meson with POBJ_KV naming the server binary and argv[1] the test program."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,11 @@ from kv_server import KvServer  # noqa: E402
 PROGRAM = None
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class CppClientTest(unittest.TestCase):
     def test_objects_from_threads(self):
-        port = free_port()
-        server = KvServer(extra=["--port", str(port)]).start()
+        server = KvServer(fixed_port=True).start()
+        port = server.port
         try:
             r = subprocess.run([PROGRAM, str(port), "objects"], capture_output=True, text=True, timeout=120)
             self.assertEqual(r.returncode, 0, r.stderr)
@@ -35,8 +29,8 @@ class CppClientTest(unittest.TestCase):
             server.close()
 
     def test_exactly_once_across_sigkill(self):
-        port = free_port()
-        server = KvServer(extra=["--port", str(port)]).start()
+        server = KvServer(fixed_port=True).start()
+        port = server.port
         try:
             run = uuid.uuid4().hex[:8]
             procs = [subprocess.Popen([PROGRAM, str(port), "count", "300", run], stdout=subprocess.PIPE, text=True)

@@ -10,14 +10,22 @@ import tempfile
 import time
 
 
-class KvServer:
-    """A pobj-kv process on a free loopback port, with its pool in a directory of its own."""
+def free_port():
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self, binary=None, pool_dir=None, extra=(), preexec_fn=None):
+
+class KvServer:
+    """A pobj-kv process on a free loopback port, with its pool in a directory of its own.
+    fixed_port: the port is chosen once, so a restarted server is found where clients left it."""
+
+    def __init__(self, binary=None, pool_dir=None, extra=(), preexec_fn=None, fixed_port=False):
         self.binary = binary or os.environ.get("POBJ_KV", "build/kvstore/pobj-kv")
         self.dir = pool_dir or tempfile.mkdtemp(prefix="pobj-kv-test-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         self.pool = os.path.join(self.dir, "test.pool")
-        self.extra = list(extra)
+        self.extra = (["--port", str(free_port())] if fixed_port else []) + list(extra)
         self.preexec_fn = preexec_fn
         self.proc = None
         self.port = None

@@ -25,11 +25,6 @@ from pobjkv import Client  # noqa: E402
 from pobjkv.executor import FunctionExecutor  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 # Workers (module level: forked processes run them).
 
@@ -96,8 +91,8 @@ def counting_worker(job):
 class ObjectsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.port = free_port()
-        cls.server = KvServer(extra=["--port", str(cls.port)]).start()
+        cls.server = KvServer(fixed_port=True).start()
+        cls.port = cls.server.port
         cls.kv = Client(port=cls.port)
 
     @classmethod
@@ -233,8 +228,8 @@ class ObjectsTest(unittest.TestCase):
 
 class RestartTest(unittest.TestCase):
     def test_monte_carlo_counter_exact_across_sigkill(self):
-        port = free_port()
-        server = KvServer(extra=["--port", str(port)]).start()
+        server = KvServer(fixed_port=True).start()
+        port = server.port
         try:
             run = uuid.uuid4().hex[:8]
             results = {}
@@ -258,8 +253,8 @@ class RestartTest(unittest.TestCase):
             server.close()
 
     def test_blocked_barrier_callers_retry_across_a_restart(self):
-        port = free_port()
-        server = KvServer(extra=["--port", str(port)]).start()
+        server = KvServer(fixed_port=True).start()
+        port = server.port
         try:
             out = {}
 
@@ -287,8 +282,8 @@ class RestartTest(unittest.TestCase):
             server.close()
 
     def test_stored_replies_expire(self):
-        port = free_port()
-        server = KvServer(extra=["--port", str(port), "--reply-ttl", "1"]).start()
+        server = KvServer(fixed_port=True, extra=["--reply-ttl", "1"]).start()
+        port = server.port
         try:
             kv = Client(port=port)
             self.assertEqual(kv.call("INCR", "exp:c", request_id="r"), 1)
@@ -309,8 +304,8 @@ class ExamplesTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.port = free_port()
-        cls.server = KvServer(extra=["--port", str(cls.port)]).start()
+        cls.server = KvServer(fixed_port=True).start()
+        cls.port = cls.server.port
         cls.env = dict(os.environ, POBJ_KV_PORT=str(cls.port))
         cls.dir = os.path.join(HERE, "..", "..", "examples", "serverless")
 

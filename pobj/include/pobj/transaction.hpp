@@ -109,6 +109,8 @@ class transaction {
   void adopt(reservation& r, std::size_t requested);
   void log_set(void* field, const void* value, std::size_t n);
   void log(std::span<const byte_range> ranges, const void* const* values);
+  // commit() and commit_deferred(): the outermost scope's commit.
+  void commit_outermost(bool deferred);
   friend void publish(pool&, std::span<reservation>, std::span<const publish_link>);
   friend class pool;
   pool* pool_;

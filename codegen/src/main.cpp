@@ -115,6 +115,11 @@ struct method {
   std::string name, result;
   std::vector<std::pair<std::string, std::string>> params;  // type, name
   bool is_const = false, failure_atomic = false;
+  // POBJ_SHARED: a server may run it by name (pobj/shared.hpp). The types its arguments are parsed
+  // as, and its result's ("void" for none).
+  bool shared = false;
+  std::vector<std::string> shared_params;
+  std::string shared_result;
 };
 
 struct persistent_class {
@@ -375,6 +380,36 @@ const persistent_class* find_class(const parse_state& ps, const std::string& qua
 
 std::string canonical(CXType t) { return str(clang_getTypeSpelling(clang_getCanonicalType(t))); }
 
+// What a shared method's parameter (or, with result, its result) arrives or leaves as: the type
+// the generated code parses the text into, or empty if the type cannot be one. Parameters may be
+// taken by value or by const reference.
+std::string shared_type(CXType t, bool result) {
+  CXType c = clang_getCanonicalType(t);
+  if (!result && c.kind == CXType_LValueReference) {
+    CXType to = clang_getPointeeType(c);
+    if (!clang_isConstQualifiedType(to)) return {};
+    c = clang_getCanonicalType(to);
+  }
+  switch (c.kind) {
+    case CXType_Void: return result ? "void" : "";
+    case CXType_Char_S:  // a character or a number? std::int8_t says
+    case CXType_Char_U:
+    case CXType_Enum:  // its values have no names on the wire
+      return {};
+    case CXType_Record: {
+      std::string spelled = str(clang_getTypeSpelling(c));
+      if (spelled.rfind("const ", 0) == 0) spelled.erase(0, 6);
+      if (spelled.rfind("std::basic_string_view<char", 0) == 0) return "std::string_view";
+      if (spelled.rfind("std::basic_string<char", 0) == 0 || spelled.rfind("std::__cxx11::basic_string<char", 0) == 0) {
+        return "std::string";
+      }
+      return {};
+    }
+    default:
+      return scalar(c) ? type_name(c) : std::string();
+  }
+}
+
 void collect_class(CXCursor c, parse_state& ps) {
   persistent_class pc;
   pc.name = str(clang_getCursorSpelling(c));
@@ -432,7 +467,8 @@ void collect_class(CXCursor c, parse_state& ps) {
               break;
             }
             bool fa = has_annotation(child, "pobj::failure_atomic");
-            if (!fa && !has_annotation(child, "pobj::method")) break;
+            const bool shared = has_annotation(child, "pobj::shared");
+            if (!fa && !shared && !has_annotation(child, "pobj::method")) break;
             if (clang_CXXMethod_isStatic(child)) {
               d.error(child, "static method '" + mname + "' of persistent class '" + x->pc->name +
                                  "' is marked as a persistent method",
@@ -441,17 +477,45 @@ void collect_class(CXCursor c, parse_state& ps) {
             }
             method m;
             m.name = mname;
-            m.failure_atomic = fa;
             m.is_const = clang_CXXMethod_isConst(child) != 0;
+            // A shared method that changes the object runs in the caller's block, as a
+            // failure-atomic method; one that does not is const and needs none.
+            m.failure_atomic = fa || (shared && !m.is_const);
+            m.shared = shared;
             m.result = canonical(clang_getCursorResultType(child));
+            const std::string shared_hint =
+                "a shared method's arguments arrive as text: it takes integers, floating point numbers, bool and "
+                "strings (std::string_view or std::string, by value or const reference), and returns one of those "
+                "or void";
+            bool shared_ok = true;
+            if (shared) {
+              m.shared_result = shared_type(clang_getCursorResultType(child), true);
+              if (m.shared_result.empty()) {
+                d.error(child, "shared method '" + mname + "' of persistent class '" + x->pc->name + "' returns '" +
+                                   str(clang_getTypeSpelling(clang_getCursorResultType(child))) + "'",
+                        shared_hint);
+                shared_ok = false;
+              }
+            }
             int n = clang_Cursor_getNumArguments(child);
             for (int i = 0; i < n; ++i) {
               CXCursor arg = clang_Cursor_getArgument(child, static_cast<unsigned>(i));
               std::string aname = str(clang_getCursorSpelling(arg));
               if (aname.empty()) aname = "arg" + std::to_string(i);
               m.params.emplace_back(canonical(clang_getCursorType(arg)), aname);
+              if (shared) {
+                std::string as = shared_type(clang_getCursorType(arg), false);
+                if (as.empty()) {
+                  d.error(arg, "shared method '" + mname + "' of persistent class '" + x->pc->name +
+                                   "' takes parameter '" + aname + "' of type '" +
+                                   str(clang_getTypeSpelling(clang_getCursorType(arg))) + "'",
+                          shared_hint);
+                  shared_ok = false;
+                }
+                m.shared_params.push_back(std::move(as));
+              }
             }
-            x->pc->methods.push_back(std::move(m));
+            if (shared_ok) x->pc->methods.push_back(std::move(m));
             break;
           }
           case CXCursor_FieldDecl: {
@@ -860,13 +924,75 @@ void emit_builder(std::ostringstream& o, const persistent_class& c) {
   o << "};\n";
 }
 
+// Whether c or one of its bases has shared methods (then c is a shared class: a server can make
+// objects of it and call its methods and its bases').
+bool shares(const persistent_class& c, const std::vector<persistent_class>& classes) {
+  for (const persistent_class* k = &c; k != nullptr;) {
+    if (std::any_of(k->methods.begin(), k->methods.end(), [](const method& m) { return m.shared; })) return true;
+    auto base = std::find_if(classes.begin(), classes.end(), [&](const persistent_class& b) { return b.qualified == k->base; });
+    k = k->base.empty() || base == classes.end() ? nullptr : &*base;
+  }
+  return false;
+}
+
+// The class's shared methods, each a function that parses the arguments and runs the method on
+// an object, and the registration that lets a server find them (pobj/shared.hpp).
+void emit_shared(std::ostringstream& o, const persistent_class& c) {
+  const std::string id = identifier(c.qualified);
+  const std::string self = "::" + c.qualified;
+  o << "\n// ::" << c.qualified << " as a shared class: its POBJ_SHARED methods, run by name with arguments as text.\n";
+  bool any = false;
+  for (const auto& m : c.methods) {
+    if (!m.shared) continue;
+    any = true;
+    o << "inline void " << id << "_shared_" << m.name << "(pobj::shared_call& call) {\n";
+    std::string args = m.failure_atomic ? "call.tx()" : "";
+    for (std::size_t i = 0; i < m.params.size(); ++i) {
+      o << "  auto a" << i << " = call.arg<" << m.shared_params[i] << ">(" << i << ", " << quoted(m.params[i].second) << ");\n";
+      args += std::string(args.empty() ? "" : ", ") + "std::move(a" + std::to_string(i) + ")";
+    }
+    o << "  call.started();\n"
+      << "  " << (m.is_const ? "const " : "") << id << "_proxy object(call.get_pool(), call.fields());\n";
+    if (m.shared_result == "void") {
+      o << "  object." << m.name << "(" << args << ");\n";
+    } else {
+      o << "  call.set_result(object." << m.name << "(" << args << "));\n";
+    }
+    o << "}\n";
+  }
+  if (any) {
+    o << "inline const pobj::shared_method " << id << "_shared_methods[] = {\n";
+    for (const auto& m : c.methods) {
+      if (!m.shared) continue;
+      std::string signature = m.name + "(";
+      for (std::size_t i = 0; i < m.params.size(); ++i) {
+        signature += (i == 0 ? "" : ", ") + m.shared_params[i] + " " + m.params[i].second;
+      }
+      signature += ")" + (m.shared_result == "void" ? std::string() : " -> " + m.shared_result);
+      o << "    {" << quoted(m.name) << ", " << quoted(signature) << ", " << m.params.size() << ", "
+        << (m.failure_atomic ? "true" : "false") << ", " << id << "_shared_" << m.name << "},\n";
+    }
+    o << "};\n";
+  }
+  o << "inline std::uint64_t " << id << "_shared_make(pobj::transaction& tx) { return pobj::make<" << self
+    << ">(tx).ref().offset; }\n"
+    << "inline std::string " << id << "_shared_describe(pobj::pool& p, void* fields) {\n"
+    << "  std::string out;\n  " << id << "_proxy(p, fields).format_to(std::back_inserter(out));\n  return out;\n}\n"
+    << "inline const pobj::shared_class " << id << "_shared{&" << id << "_info, "
+    << (any ? id + "_shared_methods" : "std::span<const pobj::shared_method>{}") << ", " << id << "_shared_make, " << id
+    << "_shared_describe};\n"
+    << "inline const bool " << id << "_shared_registered = pobj::detail::register_shared_class(" << id << "_shared);\n";
+}
+
 std::string generate(const std::vector<persistent_class>& classes, const std::string& include) {
+  const bool any_shared = std::any_of(classes.begin(), classes.end(), [&](const persistent_class& c) { return shares(c, classes); });
   std::ostringstream o;
   o << "// generated by pobj-gen, do not edit\n"
     << "// from " << include << "\n"
     << "#pragma once\n\n#include <cstddef>\n#include <cstdint>\n#include <cstring>\n#include <iterator>\n#include <span>\n"
     << "#include <string>\n#include <string_view>\n#include <type_traits>\n#include <utility>\n\n"
-    << "#include <pobj/containers.hpp>\n#include <pobj/object.hpp>\n#include <pobj/record.hpp>\n#include <pobj/ref.hpp>\n#include <pobj/string.hpp>\n\n"
+    << "#include <pobj/containers.hpp>\n#include <pobj/object.hpp>\n#include <pobj/record.hpp>\n#include <pobj/ref.hpp>\n"
+    << (any_shared ? "#include <pobj/shared.hpp>\n" : "") << "#include <pobj/string.hpp>\n\n"
     << "#include \"" << include << "\"\n\n"
     << "namespace pobj::generated {\n";
   for (const auto& c : classes) emit_layouts(o, c);
@@ -901,6 +1027,9 @@ std::string generate(const std::vector<persistent_class>& classes, const std::st
     }
   }
   for (const auto& c : classes) emit_builder(o, c);
+  for (const auto& c : classes) {
+    if (shares(c, classes)) emit_shared(o, c);
+  }
   o << "\n}  // namespace pobj::generated\n";
   for (const auto& c : classes) {
     std::string id = identifier(c.qualified);

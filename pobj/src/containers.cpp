@@ -22,6 +22,7 @@
 #include <pobj/heap.hpp>
 
 #include "containers_impl.hpp"
+#include "schema_impl.hpp"
 #include "tx_impl.hpp"
 
 namespace pobj::detail {
@@ -100,6 +101,11 @@ void collect_container(pool& p, std::uint64_t header, std::vector<std::uint64_t>
       return;
     }
     default:
+      // An object of a persistent class that an owning map holds (pobj::owned_object).
+      if (const std::uint16_t t = block_type(p, header); t != 0 && t < heap_type::first_reserved) {
+        collect_object(p, header, out);
+        return;
+      }
       throw error(errc::corrupt, fmt::format("pobj: {:#x} in pool '{}' is not a container", header, p.path()));
   }
 }

@@ -314,7 +314,7 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
   }
 }
 
-bool erase(pool& p, map_state& m, std::string_view key, transaction* joining) {
+bool erase(pool& p, map_state& m, std::string_view key, transaction* joining, bool keep_owned) {
   check_block(p, joining, "hash_map");
   view v(p);
   const std::uint64_t hash = hash_of(key);
@@ -350,7 +350,7 @@ bool erase(pool& p, map_state& m, std::string_view key, transaction* joining) {
     }
     store_release(slot_at(v, segment, hole), 0);
     store(v.at(segment + 8), load(v.at(segment + 8)) - 1);
-    free_node(tx, v, r.node, owns(v, m));
+    free_node(tx, v, r.node, owns(v, m) && !keep_owned);
   });
   return true;
 }

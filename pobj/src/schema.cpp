@@ -19,8 +19,10 @@
 #include <pobj/codec.hpp>
 #include <pobj/heap.hpp>
 #include <pobj/object.hpp>
+#include <pobj/shared.hpp>
 #include <pobj/string.hpp>
 
+#include "kv_node.hpp"
 #include "pool_impl.hpp"
 #include "schema_impl.hpp"
 
@@ -400,6 +402,21 @@ bool is_a(const pool& p, std::uint16_t key, std::uint64_t class_id) noexcept {
   return std::find(e.ancestors.begin(), e.ancestors.end(), class_id) != e.ancestors.end();
 }
 
+}  // namespace pobj::detail
+
+namespace pobj {
+
+std::uint64_t class_id_of(const pool& p, std::uint64_t block) noexcept {
+  const detail::class_state& st = *p.impl().classes;
+  const std::uint16_t key = p.at<object_header>(block)->key;
+  if (key == 0 || key > st.count.load(std::memory_order_acquire)) return 0;
+  return st.entry(key - 1u).class_id;
+}
+
+}  // namespace pobj
+
+namespace pobj::detail {
+
 std::string class_name(const pool& p, std::uint16_t key) {
   const class_state& st = *p.impl().classes;
   if (key == 0 || key > st.count.load(std::memory_order_acquire)) return "?";
@@ -438,6 +455,22 @@ void destroy_object(transaction& tx, offset_t block) {
     }
   }
   tx.free(block);
+}
+
+void collect_object(pool& p, std::uint64_t block, std::vector<std::uint64_t>& out) {
+  const auto& h = *p.at<object_header>(block);
+  const class_state& st = *p.impl().classes;
+  if (h.key == 0 || h.key > st.count.load(std::memory_order_acquire)) {
+    throw error(errc::corrupt, fmt::format("pobj: object {:#x} in pool '{}' names no class of the pool", block, p.path()));
+  }
+  for (const auto& f : st.entry(h.key - 1u).fields) {
+    if ((f.kind != 's' && f.kind != 'c') || std::uint64_t{f.offset} + 8 > h.size) continue;
+    std::uint64_t w;
+    std::memcpy(&w, p.at<std::byte>(block + object_header_size + f.offset), 8);
+    if (f.kind == 's' && string_is_block(w)) out.push_back(w);
+    if (f.kind == 'c' && w != 0) kv::collect_container(p, w, out);
+  }
+  out.push_back(block);
 }
 
 void assign_string(transaction& tx, std::uint64_t& field, std::string_view value) {

@@ -72,4 +72,8 @@ struct class_state {
 // additive ones. Called by pool::create and pool::open.
 void attach_classes(pool& p);
 
+// Appends the blocks an object owns (its out-of-line strings, the blocks of its containers) and
+// then its own block to `out`: what destroy_object frees, for a reclamation batch (containers.cpp).
+void collect_object(pool& p, std::uint64_t block, std::vector<std::uint64_t>& out);
+
 }  // namespace pobj::detail

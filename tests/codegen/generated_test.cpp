@@ -16,6 +16,7 @@
 #include <pobj/pobj.hpp>
 
 #include "bank.pobj.hpp"
+#include "ledger.pobj.hpp"
 #include "library.pobj.hpp"
 #include "shapes.pobj.hpp"
 
@@ -468,6 +469,166 @@ TEST_CASE("containers as fields: owned, traced, destroyed with the object; maps 
   pobj::run_tx(p, [&](pobj::transaction& tx) {
     pobj::destroy(tx, cat);
     p.remove_root("catalog");
+  });
+  CHECK(p.heap().stats().bytes_used == used_before);
+  CHECK(p.heap().check().ok());
+}
+
+namespace {
+
+// Runs a shared method the way a server does: by name, with arguments as text, in the block.
+pobj::shared_value call_shared(pobj::pool& p, pobj::transaction& tx, std::uint64_t object, std::string_view method,
+                               std::vector<std::string_view> args, bool* started = nullptr) {
+  const pobj::shared_class* c = pobj::find_shared_class(pobj::class_id_of(p, object));
+  REQUIRE(c != nullptr);
+  const pobj::shared_method* m = pobj::find_shared_method(*c, method);
+  REQUIRE(m != nullptr);
+  REQUIRE(m->arity == args.size());
+  pobj::shared_call call(p, object, tx, method, args);
+  try {
+    m->invoke(call);
+  } catch (...) {
+    if (started != nullptr) *started = call.has_started();
+    throw;
+  }
+  return call.result();
+}
+
+}  // namespace
+
+TEST_CASE("shared methods run by name with arguments as text, and find their bases' methods", "[codegen][shared]") {
+  pobj_test::scratch_path path("shared");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  // Registered with their classes; classes without shared methods are not.
+  const pobj::shared_class* account = pobj::find_shared_class("ledger::account");
+  REQUIRE(account != nullptr);
+  CHECK(pobj::find_shared_class("ledger::plain") == nullptr);
+  CHECK(pobj::find_shared_class(gen::ledger_savings_class_id) != nullptr);
+  CHECK(pobj::find_shared_method(*account, "not_shared") == nullptr);
+  const pobj::shared_method* withdraw = pobj::find_shared_method(*account, "withdraw");
+  REQUIRE(withdraw != nullptr);
+  CHECK(std::string_view(withdraw->signature) == "withdraw(std::int64_t cents, std::string payee) -> bool");
+  CHECK(withdraw->changes);
+  CHECK_FALSE(pobj::find_shared_method(*account, "summary")->changes);
+
+  const std::uint64_t a = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    const std::uint64_t o = account->make(tx);
+    p.set_root("account", o);
+    return o;
+  });
+  CHECK(pobj::class_id_of(p, a) == gen::ledger_account_class_id);
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    CHECK(call_shared(p, tx, a, "deposit", {"150"}) == pobj::shared_value(std::int64_t{150}));
+    CHECK(call_shared(p, tx, a, "withdraw", {"100", "rent"}) == pobj::shared_value(true));
+    CHECK(call_shared(p, tx, a, "withdraw", {"100", "rent"}) == pobj::shared_value(false));
+    CHECK(call_shared(p, tx, a, "withdraw", {"20", "rent"}) == pobj::shared_value(true));
+    CHECK(call_shared(p, tx, a, "rename", {"a long owner name, stored in a block of its own"}) ==
+          pobj::shared_value(std::monostate{}));
+  });
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    CHECK(call_shared(p, tx, a, "summary", {}) ==
+          pobj::shared_value(std::string("a long owner name, stored in a block of its own: 30")));
+    CHECK(call_shared(p, tx, a, "limit", {}) == pobj::shared_value(std::string("18446744073709551615")));
+    CHECK(call_shared(p, tx, a, "sign", {"-7", "TRUE"}) == pobj::shared_value(std::int64_t{1}));
+    CHECK(call_shared(p, tx, a, "sign", {"0", "0"}) == pobj::shared_value(std::int64_t{0}));
+  });
+  auto proxy = pobj::deref(p, pobj::ref<ledger::account>(a));
+  CHECK(proxy.operations() == 1);
+  CHECK(*proxy.by_payee_ref().find("rent") == 120);
+  CHECK(account->describe(p, p.base() + a + pobj::object_header_size).rfind("ledger::account{balance: 30, operations: 1", 0) == 0);
+
+  // Bad arguments are refused before the method runs, naming the parameter.
+  const auto refused = [&](std::string_view method, std::vector<std::string_view> args, std::string_view says) {
+    bool started = true;
+    pobj::transaction tx(p);
+    try {
+      call_shared(p, tx, a, method, args, &started);
+      FAIL("accepted");
+    } catch (const pobj::shared_argument_error& e) {
+      CHECK_THAT(e.what(), Catch::Contains(std::string(says)));
+    }
+    CHECK_FALSE(started);
+  };
+  refused("deposit", {"12x"}, "argument 1 ('cents') of deposit: '12x' is not an integer");
+  refused("deposit", {""}, "is not an integer");
+  refused("deposit", {"99999999999999999999"}, "is not an integer in range");
+  refused("sign", {"300", "1"}, "is not an integer in range");
+  refused("sign", {"1", "maybe"}, "argument 2 ('flip') of sign: 'maybe' is not a boolean");
+
+  // A method that throws after changing the object: the block undoes the change.
+  {
+    bool started = false;
+    CHECK_THROWS_WITH(pobj::run_tx(p, [&](pobj::transaction& tx) { call_shared(p, tx, a, "fail_after", {"1000"}, &started); }),
+                      "refused after the change");
+    CHECK(started);
+  }
+  CHECK(proxy.balance() == 30);
+
+  // A derived class: its own methods and its base's.
+  const std::uint64_t s = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    const std::uint64_t o = pobj::find_shared_class("ledger::savings")->make(tx);
+    p.set_root("savings", o);
+    pobj::deref(p, pobj::ref<ledger::savings>(o)).set_rate(tx, 0.5);
+    return o;
+  });
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    CHECK(call_shared(p, tx, s, "deposit", {"100"}) == pobj::shared_value(std::int64_t{100}));
+    CHECK(call_shared(p, tx, s, "accrue", {"2", "0.25"}) == pobj::shared_value(100.25));
+  });
+  CHECK(pobj::deref(p, pobj::ref<ledger::savings>(s)).balance() == 200);
+  CHECK(p.heap().check().ok());
+}
+
+TEST_CASE("maps own objects: traced through the map, destroyed with their entries, moved by release",
+          "[codegen][shared][containers]") {
+  pobj_test::scratch_path path("owned-objects");
+  pobj::offset_t map_offset = 0;
+  std::size_t used_before = 0;
+  {
+    pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+    used_before = p.heap().stats().bytes_used;
+    using objects = pobj::hash_map<pobj::string, pobj::owned_object>;
+    const objects m = pobj::run_tx(p, [&](pobj::transaction& tx) {
+      const objects made = pobj::make_hash_map<pobj::string, pobj::owned_object>(tx);
+      p.set_root("objects", made.offset);
+      return made;
+    });
+    map_offset = m.offset;
+    auto map = pobj::handle(p, m);
+    pobj::run_tx(p, [&](pobj::transaction& tx) {
+      for (const char* name : {"a", "b", "c"}) {
+        auto a = pobj::make<ledger::account>(tx);
+        a.set_owner(tx, std::string(40, name[0]));  // a string block the object owns
+        a.set_by_payee(tx, pobj::make_hash_map<pobj::string, std::int64_t>(tx));
+        a.by_payee_ref().insert(tx, "x", 1);
+        map.insert(tx, name, pobj::owned_object{a.ref().offset});
+      }
+    });
+    CHECK(p.heap().check().ok());  // each object, its string and its map reached through the map
+    const std::size_t with_three = p.heap().stats().bytes_used;
+    // Erasing an entry destroys its object, with the string and the map it owns.
+    pobj::run_tx(p, [&](pobj::transaction& tx) { CHECK(map.erase(tx, "a")); });
+    CHECK(p.heap().stats().bytes_used < with_three);
+    CHECK(p.heap().check().ok());
+    // release: out of the map without being destroyed, into another entry in the same block.
+    const std::uint64_t b = map.find("b")->offset;
+    pobj::run_tx(p, [&](pobj::transaction& tx) {
+      const auto held = map.release(tx, "b");
+      REQUIRE(held);
+      CHECK(held->offset == b);
+      CHECK(map.insert(tx, "b2", *held));
+    });
+    CHECK_FALSE(map.contains("b"));
+    CHECK(map.find("b2")->offset == b);
+    CHECK(pobj::deref(p, pobj::ref<ledger::account>(b)).owner() == std::string(40, 'b'));
+    CHECK(p.heap().check().ok());
+  }
+  // Reopened: still traced; destroying the map destroys the objects left in it.
+  pobj::pool p = pobj::pool::open(path, pobj_test::small_options());
+  CHECK(p.heap().check().ok());
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    pobj::destroy(tx, pobj::hash_map<pobj::string, pobj::owned_object>{map_offset});
+    p.remove_root("objects");
   });
   CHECK(p.heap().stats().bytes_used == used_before);
   CHECK(p.heap().check().ok());

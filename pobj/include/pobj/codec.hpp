@@ -40,9 +40,27 @@ struct vector;
 
 namespace pobj::detail {
 
-// Container storage: an owned reference to the container's header block.
+}  // namespace pobj::detail
+
+namespace pobj {
+
+// An object of any persistent class (pobj/object.hpp), held by the container it is a value of:
+// hash_map<K, owned_object> owns its objects as an owning map owns containers. The heap's check
+// traces each one through the map; erasing or replacing the entry destroys the object, with the
+// strings and containers it owns. `offset` is the object's block (ref<T>::offset).
+struct owned_object {
+  std::uint64_t offset = 0;
+};
+
+}  // namespace pobj
+
+namespace pobj::detail {
+
+// Container storage: an owned reference to the container's header block (or an object's).
 template <class T>
 inline constexpr bool is_container = false;
+template <>
+inline constexpr bool is_container<owned_object> = true;
 template <class K, class V>
 inline constexpr bool is_container<hash_map<K, V>> = true;
 template <class K, class V>

@@ -72,7 +72,8 @@ bool find(pool& p, map_state& m, std::string_view key, std::string* value);
 // joining: the caller's open block, which the change joins (the caller has the map to itself).
 int put(pool& p, map_state& m, std::string_view key, std::string_view value, bool overwrite,
         transaction* joining = nullptr);
-bool erase(pool& p, map_state& m, std::string_view key, transaction* joining = nullptr);
+// keep_owned: in an owning map, the container (or object) the entry holds is not destroyed.
+bool erase(pool& p, map_state& m, std::string_view key, transaction* joining = nullptr, bool keep_owned = false);
 std::uint64_t size(pool& p, map_state& m);
 bool empty(pool& p, map_state& m);
 void for_each(pool& p, map_state& m, const std::function<void(std::string_view, std::string_view)>& fn);
@@ -133,6 +134,16 @@ class hash_map_ref {
     return detail::hmap::put(*pool_, *state_, kc::encode(key), vc::encode(value), true, &tx) == 0;
   }
   bool erase(transaction& tx, typename kc::in key) { return detail::hmap::erase(*pool_, *state_, kc::encode(key), &tx); }
+  // In a map that owns its values (containers, pobj::owned_object): removes the entry without
+  // destroying what it holds, and returns that, for the caller to give to another owner in the
+  // same block (a rename); nullopt if the key is absent.
+  std::optional<typename vc::out> release(transaction& tx, typename kc::in key)
+    requires detail::is_container<V>
+  {
+    std::optional<typename vc::out> held = find(key);
+    if (held) detail::hmap::erase(*pool_, *state_, kc::encode(key), &tx, true);
+    return held;
+  }
 
   std::uint64_t size() const { return detail::hmap::size(*pool_, *state_); }
   // Stops at the first segment holding an entry: O(1) for a map that is not empty.

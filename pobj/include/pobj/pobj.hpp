@@ -13,6 +13,7 @@
 #include <pobj/pool.hpp>
 #include <pobj/queue.hpp>
 #include <pobj/record.hpp>
+#include <pobj/shared.hpp>
 #include <pobj/string.hpp>
 #include <pobj/transaction.hpp>
 #include <pobj/vector.hpp>

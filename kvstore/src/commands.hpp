@@ -2,7 +2,7 @@
 //
 // Each family of commands lives in a file of its own under commands/ (connection.cpp, server.cpp,
 // strings.cpp, keys.cpp, hashes.cpp, sets.cpp, lists.cpp, zsets.cpp,
-// transactions.cpp, objects.cpp, once.cpp), with handlers named after their command, and lists
+// transactions.cpp, objects.cpp, once.cpp, classes.cpp), with handlers named after their command, and lists
 // its commands in a table: name, arity (Redis's: n means exactly n arguments with the name, -n
 // at least n), flags, key positions, group and summary. The engine assembles the tables and
 // checks arity, authentication and MULTI state before a handler runs.
@@ -73,6 +73,7 @@ std::span<const command_spec> zset_commands();
 std::span<const command_spec> transaction_commands();
 std::span<const command_spec> object_commands();
 std::span<const command_spec> once_commands();
+std::span<const command_spec> class_commands();
 
 // Argument helpers shared by the families; each returns false after replying with Redis's error.
 bool parse_integer(command_context& c, std::string_view s, std::int64_t& out);

@@ -85,6 +85,9 @@ std::optional<std::string> apply_setting(config& cfg, std::string_view name, std
     auto v = parse_int(value, 1, 365 * 86400);
     if (!v) return bad("1 to 31536000 seconds");
     cfg.reply_ttl_s = *v;
+  } else if (name == "objects-library") {
+    if (value.empty()) return bad("a path to a shared library is needed");
+    cfg.objects_libraries.emplace_back(value);
   } else if (name == "log-level" || name == "loglevel") {
     if (value != "debug" && value != "verbose" && value != "notice" && value != "warning") {
       return bad("debug, verbose, notice or warning");
@@ -160,6 +163,11 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
   if (name == "hz") return std::to_string(cfg.hz);
   if (name == "reply-ttl") return std::to_string(cfg.reply_ttl_s);
   if (name == "log-level" || name == "loglevel") return cfg.log_level;
+  if (name == "objects-library") {
+    std::string all;
+    for (const auto& l : cfg.objects_libraries) all += (all.empty() ? "" : " ") + l;
+    return all;
+  }
   // What clients and tools ask of Redis, answered as Redis would for this server.
   if (name == "save") return std::string();
   if (name == "appendonly") return std::string("no");
@@ -169,7 +177,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
 
 std::vector<std::string> setting_names() {
   return {"bind", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
-          "requirepass", "hz", "reply-ttl", "log-level", "save", "appendonly", "databases"};
+          "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "save", "appendonly", "databases"};
 }
 
 std::string usage() {
@@ -190,6 +198,8 @@ settings (flags, or "NAME VALUE" lines in the config file):
   requirepass PASSWORD  clients must AUTH first
   hz N                  active expiry cycles per second (default 10)
   reply-ttl SECONDS     how long ONCE keeps a request's reply for its retries (default 3600)
+  objects-library PATH  a shared library of persistent classes with POBJ_SHARED methods, loaded
+                        before the pool opens (OBJ.NEW, OBJ.CALL); repeat for several
   log-level LEVEL       debug, verbose, notice, warning (default notice)
 )";
 }

@@ -3,7 +3,7 @@
 // Flags are `--name value` (or `--name=value`); a config file (`--config FILE`) has one
 // `name value` per line, as redis.conf, with # comments; flags given after --config override the
 // file. Names: bind, port, pool, pool-size, pool-max-size, persist-mode, threads, maxclients,
-// requirepass, hz, log-level. Sizes take k/m/g/kb/mb/gb suffixes.
+// requirepass, hz, reply-ttl, objects-library (repeatable), log-level. Sizes take k/m/g/kb/mb/gb suffixes.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +28,7 @@ struct config {
   std::string requirepass;                  // empty: no AUTH needed
   int hz = 10;                              // active expiry cycles per second
   std::int64_t reply_ttl_s = 3600;          // how long ONCE keeps a request's reply
+  std::vector<std::string> objects_libraries;  // loaded at start: users' shared classes (repeatable)
   std::string log_level = "notice";         // debug, verbose, notice, warning
   std::string check_pool;                   // --check POOL: verify offline and exit
   bool show_help = false;

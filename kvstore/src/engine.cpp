@@ -138,7 +138,7 @@ engine::engine(pobj::pool& pool, config& cfg) : db_(pool), config_(&cfg) {
   };
   for (auto table : {connection_commands(), server_commands(), string_commands(), key_commands(),
                      hash_commands(), set_commands(), list_commands(), zset_commands(),
-                     transaction_commands(), object_commands(), once_commands()}) {
+                     transaction_commands(), object_commands(), once_commands(), class_commands()}) {
     for (const command_spec& c : table) {
       all_.push_back(&c);
       by_name_.emplace(std::string(c.name), &c);

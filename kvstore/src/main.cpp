@@ -3,7 +3,10 @@
 //
 //   pobj-kv [--config FILE] [--port N] [--pool PATH] ...   serve (pobj-kv --help lists the settings)
 //   pobj-kv --check POOL                                  verify a pool offline
+#include <dlfcn.h>
+
 #include <csignal>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +35,29 @@ pobj::pool_options pool_options_of(const pobj::kv::config& cfg) {
   o.lanes = 4;
   o.lane_log_size = 4 * pobj::MiB;
   return o;
+}
+
+// Loads the libraries of users' shared classes (never unloaded: the registries keep pointers into
+// them). Before the pool opens, so that open checks their classes against the pool's records.
+// Returns an error message, or nothing.
+std::optional<std::string> load_objects_libraries(const pobj::kv::config& cfg) {
+  for (const auto& path : cfg.objects_libraries) {
+    const std::size_t before = pobj::shared_classes().size();
+    if (dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
+      return fmt::format("cannot load objects library '{}': {}", path, dlerror());
+    }
+    const std::vector<const pobj::shared_class*> all = pobj::shared_classes();
+    if (all.size() == before) {
+      return fmt::format("objects library '{}' registered no shared classes (it needs classes with POBJ_SHARED methods, "
+                         "their pobj-gen output compiled in, and the same libpobj as pobj-kv)",
+                         path);
+    }
+    for (std::size_t i = before; i < all.size(); ++i) {
+      pobj::kv::log::notice("objects library {}: class {} ({} shared methods)", path, all[i]->info->name,
+                            all[i]->methods.size());
+    }
+  }
+  return std::nullopt;
 }
 
 // --check: the heap's reachability check and a read of every entry. 0 healthy, 1 problems, 2
@@ -85,6 +111,10 @@ int main(int argc, char** argv) {
   }
   if (!cfg.check_pool.empty()) return check(cfg.check_pool);
   pobj::kv::log::set_threshold(cfg.log_level);
+  if (auto err = load_objects_libraries(cfg)) {
+    pobj::kv::log::warning("pobj-kv: {}", *err);
+    return 1;
+  }
   try {
     pobj::pool p = pobj::pool::open_or_create(cfg.pool_path, pool_options_of(cfg));
     const auto& rec = p.recovery();

@@ -24,6 +24,7 @@ std::string_view type_name(value_type t) noexcept {
     case value_type::list: return "list";
     case value_type::zset: return "zset";
     case value_type::object: return "object";
+    case value_type::instance: return "pobj-object";
   }
   return "none";
 }
@@ -31,8 +32,9 @@ std::string_view type_name(value_type t) noexcept {
 store::store(pobj::pool& p) : pool_(&p) {
   const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(maps_root),
                        l = p.root(lists_root), z = p.root(zsets_root), st = p.root(sets_root),
-                       r = p.root(replies_root), ro = p.root(old_replies_root);
-  if (k != 0 && x != 0 && h != 0 && l != 0 && z != 0 && st != 0 && r != 0 && ro != 0) {
+                       r = p.root(replies_root), ro = p.root(old_replies_root), ob = p.root(objects_root);
+  if (k != 0 && x != 0 && h != 0 && l != 0 && z != 0 && st != 0 && r != 0 && ro != 0 && ob != 0) {
+    objects_ = map_of_objects{ob};
     replies_ = key_map{r};
     old_replies_ = key_map{ro};
     sets_ = map_of_maps{st};
@@ -51,6 +53,9 @@ store::store(pobj::pool& p) : pool_(&p) {
       sets_ = st != 0 ? map_of_maps{st} : pobj::make_hash_map<pobj::bytes, field_map>(tx);
       replies_ = r != 0 ? key_map{r} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
       old_replies_ = ro != 0 ? key_map{ro} : pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
+      // Pools made before user objects existed gain the map when they open.
+      objects_ = ob != 0 ? map_of_objects{ob} : pobj::make_hash_map<pobj::bytes, pobj::owned_object>(tx);
+      p.set_root(objects_root, objects_.offset);
       p.set_root(replies_root, replies_.offset);
       p.set_root(old_replies_root, old_replies_.offset);
       p.set_root(keys_root, keys_.offset);
@@ -67,6 +72,7 @@ store::store(pobj::pool& p) : pool_(&p) {
   lists();
   zsets();
   sets();
+  objects();
   pobj::hash_map_ref<pobj::bytes, pobj::bytes>(p, replies_);
   pobj::hash_map_ref<pobj::bytes, pobj::bytes>(p, old_replies_);
 }
@@ -144,7 +150,8 @@ store::type_counts store::counts() const {
   n.hashes = maps().size() - n.zsets;
   n.sets = sets().size();
   n.lists = lists().size();
-  const std::uint64_t all = keys().size(), others = n.hashes + n.sets + n.lists + n.zsets;
+  n.objects = objects().size();
+  const std::uint64_t all = keys().size(), others = n.hashes + n.sets + n.lists + n.zsets + n.objects;
   n.strings = all > others ? all - others : 0;
   return n;
 }
@@ -182,6 +189,24 @@ void store::drop_value(transaction& tx, std::string_view key, const entry& e) {
   if (e.type == value_type::set) sets().erase(tx, key);
   if (e.type == value_type::zset) zsets().erase(tx, key);
   if (e.type == value_type::list) lists().erase(tx, key);
+  if (e.type == value_type::instance) objects().erase(tx, key);
+}
+
+std::optional<std::uint64_t> store::object(std::string_view key) const {
+  auto o = objects().find(key);
+  if (!o) return std::nullopt;
+  return o->offset;
+}
+
+void store::put_object(transaction& tx, std::string_view key, std::uint64_t block, std::int64_t expires_ms) {
+  put(tx, key, entry{value_type::instance, expires_ms, {}});
+  objects().insert_or_assign(tx, key, pobj::owned_object{block});
+}
+
+std::uint64_t store::release_object(transaction& tx, std::string_view key) {
+  auto o = objects().release(tx, key);
+  if (!o) throw pobj::error(pobj::errc::corrupt, "pobj-kv: an object key without its object");
+  return o->offset;
 }
 
 std::string store::encode(const entry& e) {
@@ -196,7 +221,7 @@ std::string store::encode(const entry& e) {
 
 entry store::decode(std::string_view bytes) {
   entry e;
-  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::object) ||
+  if (bytes.size() < 2 || static_cast<std::uint8_t>(bytes[0]) > static_cast<std::uint8_t>(value_type::instance) ||
       (static_cast<std::uint8_t>(bytes[1]) & ~has_expiry) != 0 ||
       ((static_cast<std::uint8_t>(bytes[1]) & has_expiry) && bytes.size() < 10)) {
     throw pobj::error(pobj::errc::corrupt, "pobj-kv: a damaged entry in the keyspace");
@@ -279,6 +304,9 @@ void store::clear(transaction& tx) {
   const map_of_lists old_lists = lists_;
   const map_of_orders old_zsets = zsets_;
   const map_of_maps old_sets = sets_;
+  const map_of_objects old_objects = objects_;
+  objects_ = pobj::make_hash_map<pobj::bytes, pobj::owned_object>(tx);
+  pool_->set_root(objects_root, objects_.offset);
   keys_ = pobj::make_hash_map<pobj::bytes, pobj::bytes>(tx);
   expires_ = pobj::make_set<pobj::bytes>(tx);
   maps_ = pobj::make_hash_map<pobj::bytes, field_map>(tx);
@@ -297,6 +325,7 @@ void store::clear(transaction& tx) {
   pobj::destroy(tx, old_lists);
   pobj::destroy(tx, old_zsets);
   pobj::destroy(tx, old_sets);
+  pobj::destroy(tx, old_objects);  // and every object in it
 }
 
 void store::reload() {
@@ -306,6 +335,7 @@ void store::reload() {
   lists_ = map_of_lists{pool_->root(lists_root)};
   zsets_ = map_of_orders{pool_->root(zsets_root)};
   sets_ = map_of_maps{pool_->root(sets_root)};
+  objects_ = map_of_objects{pool_->root(objects_root)};
   replies_ = key_map{pool_->root(replies_root)};
   old_replies_ = key_map{pool_->root(old_replies_root)};
 }

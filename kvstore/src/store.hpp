@@ -34,7 +34,9 @@
 namespace pobj::kv {
 
 // object: a coordination object (commands/objects.cpp), its state inline in the entry's payload.
-enum class value_type : std::uint8_t { string = 0, hash = 1, set = 2, list = 3, zset = 4, object = 5 };
+// instance: an object of a user's persistent class (commands/classes.cpp), held by the owning map
+// "pobj-kv.objects".
+enum class value_type : std::uint8_t { string = 0, hash = 1, set = 2, list = 3, zset = 4, object = 5, instance = 6 };
 
 // Redis's name for a type (TYPE's reply).
 std::string_view type_name(value_type t) noexcept;
@@ -53,6 +55,8 @@ class store {
   static constexpr std::string_view lists_root = "pobj-kv.lists";
   static constexpr std::string_view zsets_root = "pobj-kv.zsets";
   static constexpr std::string_view sets_root = "pobj-kv.sets";
+  // Objects of users' persistent classes (OBJ.NEW), each owned by this map: key -> object.
+  static constexpr std::string_view objects_root = "pobj-kv.objects";
   // Exactly-once replies (commands/once.cpp): request id -> reply bytes, in two generations. New
   // replies go to the current one; when it is reply-ttl old, the previous one is destroyed (in
   // steps, if large) and the current one becomes the previous. So a reply is kept at least
@@ -64,7 +68,7 @@ class store {
 
   // Keys of each type (each an owning map's size: O(segments), nothing counted in DRAM).
   struct type_counts {
-    std::uint64_t strings = 0, hashes = 0, sets = 0, lists = 0, zsets = 0;
+    std::uint64_t strings = 0, hashes = 0, sets = 0, lists = 0, zsets = 0, objects = 0;
   };
   type_counts counts() const;
 
@@ -108,6 +112,14 @@ class store {
   pobj::set_ref<pobj::bytes> zorder(std::string_view key) const;
   // Makes `key` an empty sorted set (replacing whatever it held), in tx.
   void make_zset(transaction& tx, std::string_view key);
+
+  // The block of the object at `key` (REQUIRES for a value: the key's entry says instance).
+  std::optional<std::uint64_t> object(std::string_view key) const;
+  // Makes `key` hold the object at `block` (made in tx), replacing whatever it held, in tx.
+  void put_object(transaction& tx, std::string_view key, std::uint64_t block, std::int64_t expires_ms = 0);
+  // Takes the object out of `key`'s map entry without destroying it (RENAME gives it to another
+  // key in the same block); the key's entry is the caller's to remove.
+  std::uint64_t release_object(transaction& tx, std::string_view key);
 
   // The reply stored for request `id`, if it is still kept.
   std::optional<std::string> stored_reply(std::string_view id) const;
@@ -154,6 +166,8 @@ class store {
   pobj::hash_map_ref<pobj::bytes, element_map> lists() const { return {*pool_, lists_}; }
   using map_of_orders = pobj::hash_map<pobj::bytes, order_set>;
   pobj::hash_map_ref<pobj::bytes, order_set> zsets() const { return {*pool_, zsets_}; }
+  using map_of_objects = pobj::hash_map<pobj::bytes, pobj::owned_object>;
+  pobj::hash_map_ref<pobj::bytes, pobj::owned_object> objects() const { return {*pool_, objects_}; }
   static std::string expiry_key(std::int64_t ms, std::string_view key);
   // Removes what a key's entry holds outside the entry (a hash's fields), in tx.
   void drop_value(transaction& tx, std::string_view key, const entry& e);
@@ -165,6 +179,7 @@ class store {
   map_of_maps sets_;
   map_of_lists lists_;
   map_of_orders zsets_;
+  map_of_objects objects_;
   key_map replies_;
   key_map old_replies_;
 };

@@ -157,11 +157,46 @@ void objects(pobjkv::options o) {
   }
 }
 
+// A user's shared object (tests/codegen/inputs/ledger.hpp, loaded by the server): typed
+// arguments sent as text, results read back, threads calling at once, each call once.
+void ledger(const pobjkv::options& o) {
+  pobjkv::client kv(o);
+  const std::string run = std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  auto acct = kv.object_at(run + ":acct", "ledger::account");
+  check(acct.class_name() == "ledger::account", "class name");
+  check(kv.object_at(run + ":acct", "ledger::account").call("deposit", 0).integer == 0, "made once");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      pobjkv::client mine(o);
+      auto a = mine.object_at(run + ":acct");
+      for (int i = 0; i < 50; ++i) a.call("deposit", std::int64_t{t + 1});
+    });
+  }
+  for (auto& t : threads) t.join();
+  check(acct.call("deposit", 0).integer == 50 * (1 + 2 + 3 + 4), "deposits from threads");
+  check(acct.call("withdraw", 100, std::string("rent")).integer == 1, "withdraw with a string argument");
+  check(acct.call("rename", "ada").text == "OK", "a void method replies OK");
+  check(acct.call("summary").text == "ada: 400", "a string result");
+  check(acct.call("sign", -5, true).integer == 1, "integer and bool arguments");
+  check(acct.call_as(run + ":once", "deposit", 1).integer == 401, "a call with a request id");
+  check(acct.call_as(run + ":once", "deposit", 1).integer == 401, "its retry answers the stored reply");
+  auto s = kv.object_at(run + ":savings", "ledger::savings");
+  check(std::stod(s.call("accrue", 0.25, 0.125f).text) == 0.125, "floating point arguments, exactly");
+  check(acct.fields()->find("balance: 401") != std::string::npos, "fields");
+  try {
+    acct.call("deposit", "ten");
+    check(false, "a bad argument throws");
+  } catch (const pobjkv::server_error& e) {
+    check(std::string(e.what()).find("is not an integer") != std::string::npos, "bad argument text");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: cpp_client PORT objects | cpp_client PORT count N RUN\n");
+    std::fprintf(stderr, "usage: cpp_client PORT objects|ledger | cpp_client PORT count N RUN\n");
     return 2;
   }
   pobjkv::options o;
@@ -169,6 +204,8 @@ int main(int argc, char** argv) {
   const std::string mode = argv[2];
   if (mode == "objects") {
     objects(o);
+  } else if (mode == "ledger") {
+    ledger(o);
   } else if (mode == "count" && argc == 5) {
     pobjkv::client kv(o);
     const int n = std::atoi(argv[3]);

@@ -28,6 +28,15 @@ class CppClientTest(unittest.TestCase):
         finally:
             server.close()
 
+    @unittest.skipUnless(os.environ.get("POBJ_KV_OBJECTS"), "needs the ledger library (POBJ_KV_OBJECTS)")
+    def test_user_objects(self):
+        server = KvServer(extra=["--objects-library", os.environ.get("POBJ_KV_OBJECTS", "")]).start()
+        try:
+            r = subprocess.run([PROGRAM, str(server.port), "ledger"], capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            server.close()
+
     def test_exactly_once_across_sigkill(self):
         server = KvServer(fixed_port=True).start()
         port = server.port

@@ -4,7 +4,8 @@
 // and times to live) must equal what a reference run held after the acknowledged batches, or
 // after the one in flight too (ONCE's stored replies included: a reply is stored exactly when its
 // command's effect is); the expiry index must agree with the entries; the heap check must find no
-// leak.
+// leak. Built with pobj-gen (POBJ_TEST_USER_OBJECTS), the batches also make, call, rename and
+// delete users' objects (tests/codegen/inputs/ledger.hpp), which own strings and a map.
 #include <cstdlib>
 #include <map>
 #include <random>
@@ -16,6 +17,9 @@
 
 #include "engine.hpp"
 #include "test_util.hpp"
+#if POBJ_TEST_USER_OBJECTS
+#include "ledger.pobj.hpp"
+#endif
 
 namespace {
 
@@ -30,7 +34,7 @@ batch random_batch(std::mt19937_64& rng, int size) {
   auto key = [&] { return "k" + std::to_string(rng() % 24); };
   for (int i = 0; i < size; ++i) {
     const std::string v(rng() % 3 == 0 ? 40 + rng() % 300 : rng() % 12, static_cast<char>('a' + rng() % 26));
-    switch (rng() % 24) {
+    switch (rng() % 28) {
       case 0: b.push_back({"SET", key(), v}); break;
       case 1: b.push_back({"SET", key(), v, "PX", std::to_string(1000 + rng() % 100000)}); break;
       case 2: b.push_back({"DEL", key(), key()}); break;
@@ -66,6 +70,28 @@ batch random_batch(std::mt19937_64& rng, int size) {
         if (rng() % 2) b.push_back({"FUTURE.SET", "f" + std::to_string(rng() % 2), v});
         else b.push_back({"ONCE", "b" + std::to_string(rng() % 5), "BARRIER.AWAIT", "b0", "1"});
         break;
+#if POBJ_TEST_USER_OBJECTS
+      case 18:
+      case 24:
+      case 25:
+      case 26:
+      case 27: {  // users' objects: made, called (strings and a map change inside), moved, deleted
+        const std::string u = "u" + std::to_string(rng() % 3);
+        switch (rng() % 10) {
+          case 0:
+          case 1: b.push_back({"OBJ.NEW", u, "ledger::account"}); break;
+          case 2:
+          case 3:
+          case 4: b.push_back({"OBJ.CALL", u, "deposit", std::to_string(rng() % 500)}); break;
+          case 5:
+          case 6: b.push_back({"OBJ.CALL", u, "withdraw", std::to_string(rng() % 200), "payee" + std::to_string(rng() % 4)}); break;
+          case 7: b.push_back({"OBJ.CALL", u, "rename", v}); break;
+          case 8: b.push_back({"RENAME", u, "u" + std::to_string(rng() % 3)}); break;
+          default: b.push_back({"DEL", u}); break;
+        }
+        break;
+      }
+#endif
       default: b.push_back({"PERSIST", key()}); break;
     }
   }
@@ -97,6 +123,16 @@ keyspace contents(pobj::kv::store& db) {
         for (const auto& [m, s] : scores) value += "|" + m + "=" + s;
       } else if (e.type == pobj::kv::value_type::list) {  // its elements, in order
         db.elements(key).for_each([&](std::int64_t, std::string v) { value += "|" + v; });
+#if POBJ_TEST_USER_OBJECTS
+      } else if (e.type == pobj::kv::value_type::instance) {  // the object's fields and its map
+        auto a = pobj::deref(db.pool(), pobj::ref<ledger::account>(*db.object(key)));
+        value += fmt::format("{}|{}|{}", a.balance(), a.operations(), a.owner());
+        if (a.by_payee().offset != 0) {
+          std::map<std::string, std::int64_t> paid;
+          a.by_payee_ref().for_each([&](std::string payee, std::int64_t n) { paid.emplace(std::move(payee), n); });
+          for (const auto& [payee, n] : paid) value += fmt::format("|{}={}", payee, n);
+        }
+#endif
       } else if (e.type != pobj::kv::value_type::string && e.type != pobj::kv::value_type::object) {  // fields, members
         std::map<std::string, std::string> fields;
         (e.type == pobj::kv::value_type::set ? db.members(key) : db.fields(key))

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 
@@ -62,6 +63,33 @@ class KvServer:
 
     def kill(self):
         return self.stop(signal.SIGKILL)
+
+    def kill_during(self, work, after=0.4, down=0.3, timeout=120):
+        """Runs work() on a thread, kills the server with SIGKILL `after` seconds into it, starts it
+        again `down` seconds later, and returns work()'s result once it ends. Fails if work ended
+        before the kill (the run would prove nothing), did not end in time, or raised."""
+        out = {}
+
+        def run():
+            try:
+                out["result"] = work()
+            except BaseException as e:  # noqa: BLE001 - raised in the caller's thread below
+                out["error"] = e
+
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(after)
+        if not t.is_alive():
+            raise AssertionError(f"the work ended before the kill, {after} s in: make it longer")
+        self.kill()
+        time.sleep(down)
+        self.start()
+        t.join(timeout=timeout)
+        if t.is_alive():
+            raise AssertionError(f"the work did not end within {timeout} s of the restart")
+        if "error" in out:
+            raise out["error"]
+        return out["result"]
 
     def close(self):
         """Stops the server and removes its directory (its pool and journal live on /dev/shm, in

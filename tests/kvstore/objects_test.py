@@ -232,23 +232,14 @@ class RestartTest(unittest.TestCase):
         port = server.port
         try:
             run = uuid.uuid4().hex[:8]
-            results = {}
 
             def drive():
                 with FunctionExecutor(workers=20) as ex:
-                    results["totals"] = ex.map(counting_worker, [(port, run, i, 150) for i in range(20)])
+                    return ex.map(counting_worker, [(port, run, i, 150) for i in range(20)])
 
-            t = threading.Thread(target=drive)
-            t.start()
-            time.sleep(0.4)
-            self.assertTrue(t.is_alive())  # the kill comes in the middle of the run
-            server.kill()
-            time.sleep(0.3)
-            server.start()
-            t.join(timeout=120)
-            self.assertFalse(t.is_alive())
+            totals = server.kill_during(drive)  # the kill comes in the middle of the run
             got = int(Client(port=port).redis.get(f"{run}:count"))
-            self.assertEqual(got, sum(results["totals"]))
+            self.assertEqual(got, sum(totals))
         finally:
             server.close()
 

@@ -250,6 +250,10 @@ semaphore client::semaphore_at(std::string name) { return {*this, std::move(name
 map client::map_at(std::string name) { return {*this, std::move(name)}; }
 list client::list_at(std::string name) { return {*this, std::move(name)}; }
 queue client::queue_at(std::string name) { return {*this, std::move(name)}; }
+shared_object client::object_at(std::string name, std::string class_name) {
+  if (!class_name.empty()) call({"OBJ.NEW", name, std::move(class_name)});  // 0 if it was there: no change
+  return {*this, std::move(name)};
+}
 
 // ---- handles -------------------------------------------------------------------------------------
 
@@ -379,5 +383,16 @@ std::optional<std::string> queue::poll() {
   return r.text;
 }
 std::int64_t queue::size() const { return c_->read({"LLEN", name_}).integer; }
+
+std::optional<std::string> shared_object::class_name() const {
+  reply r = c_->read({"OBJ.CLASS", name_});
+  if (r.is_nil()) return std::nullopt;
+  return r.text;
+}
+std::optional<std::string> shared_object::fields() const {
+  reply r = c_->read({"OBJ.GET", name_});
+  if (r.is_nil()) return std::nullopt;
+  return r.text;
+}
 
 }  // namespace pobjkv

@@ -157,6 +157,17 @@ void rename(command_context& c) {
         c.db.set_expiry(c.tx, c.argv[2], timed, e->expires_ms);
       }
       c.db.erase(c.tx, c.argv[1], c.now_ms);
+    } else if (e->type == value_type::instance) {
+      // The object moves (it is not copied: it may own strings and containers): out of the old
+      // key's entry, into the new key's, in the same block.
+      const std::uint64_t block = c.db.release_object(c.tx, c.argv[1]);
+      c.db.erase(c.tx, c.argv[1], c.now_ms);
+      c.db.erase(c.tx, c.argv[2], c.now_ms);
+      c.db.put_object(c.tx, c.argv[2], block);
+      if (e->expires_ms != 0) {
+        entry timed{e->type, 0, {}};
+        c.db.set_expiry(c.tx, c.argv[2], timed, e->expires_ms);
+      }
     } else if (e->type != value_type::string && e->type != value_type::object) {
       // The fields go to a fresh map under the new name (its nodes are new objects, written in
       // place: the block logs next to nothing), then the old key goes with its map.

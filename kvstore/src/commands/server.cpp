@@ -20,9 +20,9 @@ std::string engine_section(command_context& c, std::string_view section) {
     return fmt::format(
         "# Memory\r\npool_path:{}\r\npool_size:{}\r\npool_max_size:{}\r\nused_memory:{}\r\npool_bytes_used:{}\r\n"
         "pool_bytes_free:{}\r\npool_chunks_free:{}\r\npool_chunks_total:{}\r\npool_extents:{}\r\n"
-        "keys_string:{}\r\nkeys_hash:{}\r\nkeys_list:{}\r\nkeys_set:{}\r\nkeys_zset:{}\r\n\r\n",
+        "keys_string:{}\r\nkeys_hash:{}\r\nkeys_list:{}\r\nkeys_set:{}\r\nkeys_zset:{}\r\nkeys_pobj_object:{}\r\n\r\n",
         p.path(), p.size(), p.max_size(), h.bytes_used, h.bytes_used, h.bytes_free, h.chunks_free, h.chunks_total,
-        h.extents, n.strings, n.hashes, n.lists, n.sets, n.zsets);
+        h.extents, n.strings, n.hashes, n.lists, n.sets, n.zsets, n.objects);
   }
   if (section == "stats") {
     return fmt::format("# Stats\r\ntotal_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n"

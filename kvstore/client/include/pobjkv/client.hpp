@@ -13,6 +13,7 @@
 // connection); handles are cheap values naming an object.
 #pragma once
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace pobjkv {
@@ -60,6 +62,7 @@ class future;
 class map;
 class list;
 class queue;
+class shared_object;
 
 class client {
  public:
@@ -85,6 +88,9 @@ class client {
   map map_at(std::string name);
   list list_at(std::string name);
   queue queue_at(std::string name);
+  // An object of a user's persistent class on the server (OBJ.NEW, OBJ.CALL); with class_name, it
+  // is made if absent.
+  shared_object object_at(std::string name, std::string class_name = {});
 
  private:
   struct impl;
@@ -229,6 +235,44 @@ class queue {
   std::int64_t size() const;
 
  private:
+  client* c_;
+  std::string name_;
+};
+
+// An object of a user's persistent class, whose POBJ_SHARED methods run on the server, atomically
+// and durably, each call exactly once: obj.call("deposit", 100). Arguments are sent as text
+// (integers, floating point numbers and strings as they are formatted); the reply is the method's
+// result (void: status OK).
+class shared_object {
+ public:
+  shared_object(client& c, std::string name) : c_(&c), name_(std::move(name)) {}
+  template <class... Args>
+  reply call(std::string_view method, const Args&... args) {
+    return call_as({}, method, args...);
+  }
+  // The same with the caller's request id (a function run again passes the id of its first run).
+  template <class... Args>
+  reply call_as(std::string request_id, std::string_view method, const Args&... args) {
+    std::vector<std::string> argv{"OBJ.CALL", name_, std::string(method)};
+    (argv.push_back(text(args)), ...);
+    return c_->call(std::move(argv), std::move(request_id));
+  }
+  std::optional<std::string> class_name() const;
+  std::optional<std::string> fields() const;  // the object's fields, as text
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  static std::string text(std::string_view s) { return std::string(s); }
+  static std::string text(const char* s) { return s; }
+  static std::string text(const std::string& s) { return s; }
+  static std::string text(bool b) { return b ? "1" : "0"; }
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  static std::string text(T v) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof(buf), v);  // the shortest text that reads back as v
+    return std::string(buf, r.ptr);
+  }
   client* c_;
   std::string name_;
 };

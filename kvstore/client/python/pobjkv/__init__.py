@@ -124,6 +124,11 @@ class Client:
     def queue(self, name):
         return Queue(self, name)
 
+    def shared_object(self, name, class_name=None):
+        """An object of a user's persistent class that the server loaded (OBJ.NEW, OBJ.CALL): with
+        class_name, made if absent. Its shared methods are the handle's: obj.deposit(100)."""
+        return SharedObject(self, name, class_name)
+
 
 class _Handle:
     def __init__(self, client, name):
@@ -291,6 +296,34 @@ class List(_Handle):
 
     def __len__(self):
         return int(self.client.read("LLEN", self.name))
+
+
+class SharedObject(_Handle):
+    """An object of a user's persistent class on the server, whose POBJ_SHARED methods run there,
+    atomically and durably, each call exactly once (method shipping, as Crucial's @Shared objects).
+    Arguments go as text; results come back as the server replies them (integers as int, strings
+    as bytes, floating point numbers as bytes in RESP2, void as b"OK")."""
+
+    def __init__(self, client, name, class_name=None):
+        super().__init__(client, name)
+        if class_name is not None:
+            # ONCE makes the making exactly-once too; making an existing object of the class is a no-op.
+            client.call("OBJ.NEW", name, class_name)
+
+    def call(self, method, *args, request_id=None):
+        return self.client.call("OBJ.CALL", self.name, method, *args, request_id=request_id)
+
+    def class_name(self):
+        return _text(self.client.read("OBJ.CLASS", self.name))
+
+    def fields(self):
+        """The object's fields, as text."""
+        return _text(self.client.read("OBJ.GET", self.name))
+
+    def __getattr__(self, method):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return lambda *args, request_id=None: self.call(method, *args, request_id=request_id)
 
 
 class Queue(_Handle):

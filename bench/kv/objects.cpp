@@ -2,7 +2,7 @@
 // primitives, with 1, 10 and 100 clients (threads, one connection each). Run by
 // bench/kv/run_objects.sh against a pobj-kv and a redis-server started side by side.
 //
-//   objects --port P --server pobj|redis [--seconds S] [--clients 1,10,100] [--no-once]
+//   objects --port P --server pobj|redis [--seconds S] [--clients 1,10,100] [--no-once] [--reserve]
 //
 // Per primitive and client count: operations per second (all clients) and the latency of one
 // operation (p50, p99). One operation:
@@ -14,6 +14,10 @@
 //               list, then RPUSH
 //   future      set a fresh future, then get it (two commands); Redis: LPUSH, then BRPOPLPUSH of
 //               the list onto itself (the value stays for every reader)
+//   reserve     (--reserve; the server loaded examples/serverless/objects/box_office) a user
+//               object's method: OBJ.CALL office reserve customer 1, which checks the seats left,
+//               adds to the customer's seats in a map and counts the sale; Redis: the same in a
+//               Lua script (EVALSHA), the usual recipe for a multi-step atomic update
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -35,6 +39,8 @@ struct settings {
   int port = 0;
   bool pobj = true;
   bool once = true;
+  bool reserve = false;
+  std::string reserve_sha;  // Redis: the Lua script's
   double seconds = 2.0;
   std::vector<int> clients{1, 10, 100};
   std::string run = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
@@ -95,6 +101,13 @@ void client_loop(const settings& s, const std::string& primitive, int clients, i
         c.read({"BLPOP", base, "0"});
         c.read({"RPUSH", base, "1"});
       }
+    } else if (primitive == "reserve") {
+      const std::string customer = "customer-" + std::to_string(me);
+      if (s.pobj) {
+        mutate(c, s, {"OBJ.CALL", base, "reserve", customer, "1"});
+      } else {
+        c.read({"EVALSHA", s.reserve_sha, "2", base, base + ":holders", customer, "1"});
+      }
     } else if (primitive == "future") {
       const std::string key = base + ":" + std::to_string(me) + ":" + std::to_string(round++);
       if (s.pobj) {
@@ -116,7 +129,19 @@ void client_loop(const settings& s, const std::string& primitive, int clients, i
   out.latencies_us.insert(out.latencies_us.end(), lat.begin(), lat.end());
 }
 
-result run_one(const settings& s, const std::string& primitive, int clients) {
+// The box office's reserve (examples/serverless/objects/box_office.cpp) for Redis.
+constexpr const char* reserve_script = R"(
+local seats = tonumber(ARGV[2])
+local left = tonumber(redis.call('HGET', KEYS[1], 'capacity')) - tonumber(redis.call('HGET', KEYS[1], 'sold'))
+if seats > left then
+  redis.call('HINCRBY', KEYS[1], 'refused', 1)
+  return 0
+end
+redis.call('HINCRBY', KEYS[2], ARGV[1], seats)
+redis.call('HINCRBY', KEYS[1], 'sold', seats)
+return 1)";
+
+result run_one(settings& s, const std::string& primitive, int clients) {
   const std::string base = "bench:" + s.run + ":" + primitive + ":" + std::to_string(clients);
   {
     pobjkv::options o;
@@ -130,6 +155,15 @@ result run_one(const settings& s, const std::string& primitive, int clients) {
         std::vector<std::string> push{"RPUSH", base};
         for (int i = 0; i < permits; ++i) push.emplace_back("1");
         setup.read(push);
+      }
+    }
+    if (primitive == "reserve") {  // seats enough for every reservation
+      if (s.pobj) {
+        setup.read({"OBJ.NEW", base, "tickets::box_office"});
+        setup.read({"OBJ.CALL", base, "open", "bench", "1000000000000"});
+      } else {
+        s.reserve_sha = setup.read({"SCRIPT", "LOAD", reserve_script}).text;
+        setup.read({"HSET", base, "capacity", "1000000000000", "sold", "0", "refused", "0"});
       }
     }
   }
@@ -171,6 +205,8 @@ int main(int argc, char** argv) {
       s.seconds = std::atof(next().c_str());
     } else if (a == "--no-once") {
       s.once = false;
+    } else if (a == "--reserve") {
+      s.reserve = true;
     } else if (a == "--clients") {
       s.clients.clear();
       const std::string list = next();
@@ -180,7 +216,7 @@ int main(int argc, char** argv) {
         at = comma + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: objects --port P --server pobj|redis [--seconds S] [--clients 1,10,100] [--no-once]\n");
+      std::fprintf(stderr, "usage: objects --port P --server pobj|redis [--seconds S] [--clients 1,10,100] [--no-once] [--reserve]\n");
       return 2;
     }
   }
@@ -189,12 +225,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    for (const char* primitive : {"counter", "barrier", "semaphore", "future"}) {
+    std::vector<std::string> primitives{"counter", "barrier", "semaphore", "future"};
+    if (s.reserve) primitives.emplace_back("reserve");
+    for (const std::string& primitive : primitives) {
       for (int clients : s.clients) {
         result r = run_one(s, primitive, clients);
         const double rate = static_cast<double>(r.ops) / r.seconds;
         std::printf("%s %-9s clients=%-3d ops/s=%-10.0f p50_us=%-8.1f p99_us=%.1f\n",
-                    s.pobj ? (s.once ? "pobj-kv" : "pobj-kv(no-once)") : "redis", primitive, clients, rate,
+                    s.pobj ? (s.once ? "pobj-kv" : "pobj-kv(no-once)") : "redis", primitive.c_str(), clients, rate,
                     percentile(r.latencies_us, 0.5), percentile(r.latencies_us, 0.99));
         std::fflush(stdout);
       }

@@ -21,10 +21,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+pobj_extra=()  # more arguments for every pobj-kv started (--objects-library ...)
 start_pobj() {  # port dir mode [pool-size]
   PMEM2_FORCE_GRANULARITY=$([ "$3" = cache_line ] && echo CACHE_LINE || echo PAGE) \
     build-bench/kvstore/pobj-kv --port "$1" --pool "$2/kv.pool" --pool-size "${4:-2g}" --persist-mode "$3" \
-    >"$2/pobj-kv.log" 2>&1 &
+    "${pobj_extra[@]}" >"$2/pobj-kv.log" 2>&1 &
   pids+=($!)
 }
 start_redis() {  # port dir extra-args...

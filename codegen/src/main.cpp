@@ -397,11 +397,16 @@ std::string shared_type(CXType t, bool result) {
     case CXType_Enum:  // its values have no names on the wire
       return {};
     case CXType_Record: {
+      // Exactly std::string and std::string_view (char, the standard traits and allocator): not
+      // wide strings, nor strings with another allocator.
       std::string spelled = str(clang_getTypeSpelling(c));
       if (spelled.rfind("const ", 0) == 0) spelled.erase(0, 6);
-      if (spelled.rfind("std::basic_string_view<char", 0) == 0) return "std::string_view";
-      if (spelled.rfind("std::basic_string<char", 0) == 0 || spelled.rfind("std::__cxx11::basic_string<char", 0) == 0) {
-        return "std::string";
+      if (spelled == "std::basic_string_view<char>" || spelled == "std::basic_string_view<char, std::char_traits<char>>") {
+        return "std::string_view";
+      }
+      for (const char* ns : {"std::", "std::__cxx11::"}) {
+        const std::string base = std::string(ns) + "basic_string<char";
+        if (spelled == base + ">" || spelled == base + ", std::char_traits<char>, std::allocator<char>>") return "std::string";
       }
       return {};
     }
@@ -514,6 +519,12 @@ void collect_class(CXCursor c, parse_state& ps) {
                 }
                 m.shared_params.push_back(std::move(as));
               }
+            }
+            if (shared && std::any_of(x->pc->methods.begin(), x->pc->methods.end(),
+                                      [&](const method& other) { return other.shared && other.name == mname; })) {
+              d.error(child, "shared method '" + mname + "' of persistent class '" + x->pc->name + "' is overloaded",
+                      "clients call shared methods by name: give each its own");
+              shared_ok = false;
             }
             if (shared_ok) x->pc->methods.push_back(std::move(m));
             break;
@@ -945,7 +956,7 @@ void emit_shared(std::ostringstream& o, const persistent_class& c) {
   for (const auto& m : c.methods) {
     if (!m.shared) continue;
     any = true;
-    o << "inline void " << id << "_shared_" << m.name << "(pobj::shared_call& call) {\n";
+    o << "inline void " << id << "_shared_call_" << m.name << "(pobj::shared_call& call) {\n";
     std::string args = m.failure_atomic ? "call.tx()" : "";
     for (std::size_t i = 0; i < m.params.size(); ++i) {
       o << "  auto a" << i << " = call.arg<" << m.shared_params[i] << ">(" << i << ", " << quoted(m.params[i].second) << ");\n";
@@ -968,9 +979,10 @@ void emit_shared(std::ostringstream& o, const persistent_class& c) {
       for (std::size_t i = 0; i < m.params.size(); ++i) {
         signature += (i == 0 ? "" : ", ") + m.shared_params[i] + " " + m.params[i].second;
       }
-      signature += ")" + (m.shared_result == "void" ? std::string() : " -> " + m.shared_result);
+      signature += std::string(")") + (m.is_const ? " const" : "") +
+                   (m.shared_result == "void" ? std::string() : " -> " + m.shared_result);
       o << "    {" << quoted(m.name) << ", " << quoted(signature) << ", " << m.params.size() << ", "
-        << (m.failure_atomic ? "true" : "false") << ", " << id << "_shared_" << m.name << "},\n";
+        << (m.failure_atomic ? "true" : "false") << ", " << id << "_shared_call_" << m.name << "},\n";
     }
     o << "};\n";
   }
@@ -982,6 +994,17 @@ void emit_shared(std::ostringstream& o, const persistent_class& c) {
     << (any ? id + "_shared_methods" : "std::span<const pobj::shared_method>{}") << ", " << id << "_shared_make, " << id
     << "_shared_describe};\n"
     << "inline const bool " << id << "_shared_registered = pobj::detail::register_shared_class(" << id << "_shared);\n";
+}
+
+// The shared classes' registrations name every shared method, so a program that includes the
+// header must link their definitions; one that only reads the objects defines
+// POBJ_NO_SHARED_METHODS first and gets none of this.
+void emit_shared_all(std::ostringstream& o, const std::vector<persistent_class>& classes) {
+  o << "\n#ifndef POBJ_NO_SHARED_METHODS\n";
+  for (const auto& c : classes) {
+    if (shares(c, classes)) emit_shared(o, c);
+  }
+  o << "#endif  // POBJ_NO_SHARED_METHODS\n";
 }
 
 std::string generate(const std::vector<persistent_class>& classes, const std::string& include) {
@@ -1027,9 +1050,7 @@ std::string generate(const std::vector<persistent_class>& classes, const std::st
     }
   }
   for (const auto& c : classes) emit_builder(o, c);
-  for (const auto& c : classes) {
-    if (shares(c, classes)) emit_shared(o, c);
-  }
+  if (any_shared) emit_shared_all(o, classes);
   o << "\n}  // namespace pobj::generated\n";
   for (const auto& c : classes) {
     std::string id = identifier(c.qualified);

@@ -62,6 +62,7 @@ struct session {
   };
   blocking blocked;
   std::string request_id;    // ONCE's request id while ONCE runs its command (else empty)
+  bool read_only_call = false;  // set by OBJ.CALL of a const method: ONCE keeps no reply for it
   std::uint64_t tokens = 0;  // waiter tokens made for this session (objects.cpp)
 };
 

@@ -5,6 +5,7 @@
 //   pobj-kv --check POOL                                  verify a pool offline
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <csignal>
 #include <optional>
 #include <string>
@@ -41,15 +42,20 @@ pobj::pool_options pool_options_of(const pobj::kv::config& cfg) {
 // them). Before the pool opens, so that open checks their classes against the pool's records.
 // Returns an error message, or nothing.
 std::optional<std::string> load_objects_libraries(const pobj::kv::config& cfg) {
+  std::vector<std::string> loaded;
   for (const auto& path : cfg.objects_libraries) {
+    // Named twice (in the config file and a flag, say): loaded once.
+    if (std::find(loaded.begin(), loaded.end(), path) != loaded.end()) continue;
+    loaded.push_back(path);
     const std::size_t before = pobj::shared_classes().size();
     if (dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
       return fmt::format("cannot load objects library '{}': {}", path, dlerror());
     }
     const std::vector<const pobj::shared_class*> all = pobj::shared_classes();
     if (all.size() == before) {
-      return fmt::format("objects library '{}' registered no shared classes (it needs classes with POBJ_SHARED methods, "
-                         "their pobj-gen output compiled in, and the same libpobj as pobj-kv)",
+      return fmt::format("objects library '{}' registered no new shared classes (it needs classes with POBJ_SHARED "
+                         "methods, their pobj-gen output compiled in, the same libpobj as pobj-kv, and classes no other "
+                         "library loaded has)",
                          path);
     }
     for (std::size_t i = before; i < all.size(); ++i) {

@@ -554,6 +554,11 @@ TEST_CASE("shared methods run by name with arguments as text, and find their bas
   refused("deposit", {"99999999999999999999"}, "is not an integer in range");
   refused("sign", {"300", "1"}, "is not an integer in range");
   refused("sign", {"1", "maybe"}, "argument 2 ('flip') of sign: 'maybe' is not a boolean");
+  refused("add_operations", {"-1"}, "argument 1 ('count') of add_operations: '-1' is not a non-negative integer");
+  refused("add_operations", {"+1"}, "is not an integer");
+  refused("add_operations", {" 1"}, "is not an integer");
+  CHECK(std::string_view(pobj::find_shared_method(*account, "checked_balance")->signature) ==
+        "checked_balance(std::int64_t at_least) const -> std::int64_t");
 
   // A method that throws after changing the object: the block undoes the change.
   {
@@ -571,6 +576,11 @@ TEST_CASE("shared methods run by name with arguments as text, and find their bas
     pobj::deref(p, pobj::ref<ledger::savings>(o)).set_rate(tx, 0.5);
     return o;
   });
+  {
+    pobj::transaction tx(p);
+    CHECK_THROWS_WITH(call_shared(p, tx, s, "accrue", {"inf", "0"}), Catch::Contains("'inf' is not a finite number"));
+    CHECK_THROWS_WITH(call_shared(p, tx, s, "accrue", {"1", "nan"}), Catch::Contains("'nan' is not a finite number"));
+  }
   pobj::run_tx(p, [&](pobj::transaction& tx) {
     CHECK(call_shared(p, tx, s, "deposit", {"100"}) == pobj::shared_value(std::int64_t{100}));
     CHECK(call_shared(p, tx, s, "accrue", {"2", "0.25"}) == pobj::shared_value(100.25));

@@ -77,7 +77,7 @@ batch random_batch(std::mt19937_64& rng, int size) {
       case 26:
       case 27: {  // users' objects: made, called (strings and a map change inside), moved, deleted
         const std::string u = "u" + std::to_string(rng() % 3);
-        switch (rng() % 10) {
+        switch (rng() % 14) {
           case 0:
           case 1: b.push_back({"OBJ.NEW", u, "ledger::account"}); break;
           case 2:
@@ -87,6 +87,10 @@ batch random_batch(std::mt19937_64& rng, int size) {
           case 6: b.push_back({"OBJ.CALL", u, "withdraw", std::to_string(rng() % 200), "payee" + std::to_string(rng() % 4)}); break;
           case 7: b.push_back({"OBJ.CALL", u, "rename", v}); break;
           case 8: b.push_back({"RENAME", u, "u" + std::to_string(rng() % 3)}); break;
+          case 9: b.push_back({"PEXPIRE", u, std::to_string(rng() % 2 ? -1 : 100000)}); break;  // -1: expired at once
+          case 10: b.push_back({"SET", u, v}); break;
+          case 11: b.push_back({"OBJ.CALL", u, "fail_after", "7"}); break;  // changes, throws: undone
+          case 12: b.push_back({"ONCE", "r" + std::to_string(rng() % 10), "OBJ.CALL", u, "deposit", "3"}); break;
           default: b.push_back({"DEL", u}); break;
         }
         break;
@@ -98,17 +102,30 @@ batch random_batch(std::mt19937_64& rng, int size) {
   return b;
 }
 
+// As the server runs a batch: one block; a command that throws (a user's method that refuses)
+// rolls the block back, and the batch runs again without it (the server then runs it alone, in a
+// block of its own, where it throws again and changes nothing).
 void run_batch(pobj::kv::engine& e, pobj::pool& p, const batch& b) {
   pobj::kv::session s;
   s.authenticated = true;
   std::string out;
   pobj::kv::reply_writer w(out, 2);
-  pobj::run_tx(p, [&](pobj::transaction& tx) {
-    for (const command& c : b) {
-      std::vector<std::string_view> argv(c.begin(), c.end());
-      e.execute(s, argv, w, tx, now);
+  batch rest = b;
+  for (;;) {
+    std::size_t at = 0;
+    try {
+      pobj::run_tx(p, [&](pobj::transaction& tx) {
+        for (at = 0; at < rest.size(); ++at) {
+          std::vector<std::string_view> argv(rest[at].begin(), rest[at].end());
+          e.execute(s, argv, w, tx, now);
+        }
+      });
+      return;
+    } catch (const std::exception&) {
+      e.db().reload();
+      rest.erase(rest.begin() + static_cast<std::ptrdiff_t>(at));
     }
-  });
+  }
 }
 
 keyspace contents(pobj::kv::store& db) {

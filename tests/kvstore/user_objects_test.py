@@ -107,7 +107,23 @@ class UserObjectsTest(unittest.TestCase):
         self.assertIn("WRONGTYPE", self.error("OBJ.CALL", "err:string", "deposit", "1"))
         self.assertIn("WRONGTYPE", self.error("OBJ.NEW", "err:string", "ledger::account"))
         self.assertIn("WRONGTYPE", self.error("GET", "err:a"))
+        self.assertIn("'-1' is not a non-negative integer", self.error("OBJ.CALL", "err:a", "add_operations", "-1"))
         self.assertEqual(self.call("OBJ.CALL", "err:a", "summary"), b": 10")
+
+    def test_a_const_method_that_throws_replies_its_error_and_rolls_nothing_back(self):
+        self.call("OBJ.NEW", "const:a", "ledger::account")
+        self.call("OBJ.CALL", "const:a", "deposit", "5")
+        replays = self.r.info("persistence")["group_commit_replays"]
+        p = self.r.pipeline(transaction=False)
+        p.incr("const:n")
+        p.execute_command("OBJ.CALL", "const:a", "checked_balance", "100")
+        p.execute_command("OBJ.CALL", "const:a", "checked_balance", "5")
+        p.incr("const:n")
+        out = p.execute(raise_on_error=False)
+        self.assertEqual(out[0], 1)
+        self.assertIn("ledger::account.checked_balance: the balance is below 100", str(out[1]))
+        self.assertEqual(out[2:], [5, 2])
+        self.assertEqual(self.r.info("persistence")["group_commit_replays"], replays)  # the batch was not run again
 
     def test_a_method_that_throws_is_undone_and_the_batch_goes_on(self):
         self.call("OBJ.NEW", "throw:a", "ledger::account")
@@ -135,6 +151,13 @@ class UserObjectsTest(unittest.TestCase):
         self.assertEqual(self.call("ONCE", "req-1", "OBJ.CALL", "once:a", "deposit", "7"), 7)
         self.assertEqual(self.call("ONCE", "req-1", "OBJ.CALL", "once:a", "deposit", "7"), 7)  # the stored reply
         self.assertEqual(self.call("OBJ.CALL", "once:a", "deposit", "0"), 7)
+        # A request id reused for another call on the same object is refused, not answered.
+        self.assertIn("used for another command", self.error("ONCE", "req-1", "OBJ.CALL", "once:a", "deposit", "8"))
+        self.assertIn("used for another command", self.error("ONCE", "req-1", "OBJ.CALL", "once:a", "withdraw", "7", "x"))
+        # A const method's reply is not kept: it may simply run again.
+        kept = self.r.info("persistence")["once_stored_replies"]
+        self.assertEqual(self.call("ONCE", "req-2", "OBJ.CALL", "once:a", "summary"), b": 7")
+        self.assertEqual(self.r.info("persistence")["once_stored_replies"], kept)
         # MULTI: all or nothing; a method that throws fails the whole EXEC.
         p = self.r.pipeline(transaction=True)
         p.execute_command("OBJ.CALL", "once:a", "deposit", "100")
@@ -157,6 +180,7 @@ class UserObjectsTest(unittest.TestCase):
         acct = kv.shared_object("keys:a", "ledger::account")
         self.assertEqual(acct.deposit(40), 40)
         self.assertEqual(acct.withdraw(15, "bob"), 1)
+        self.assertEqual(acct.sign(-2, True), 1)  # a bool argument from Python
         self.assertEqual(acct.class_name(), "ledger::account")
         self.assertEqual(kv.shared_object("keys:a", "ledger::account").deposit(0), 25)  # not made again
         self.assertTrue(self.call("RENAME", "keys:a", "keys:b"))
@@ -167,13 +191,73 @@ class UserObjectsTest(unittest.TestCase):
         self.assertEqual(self.call("OBJ.CALL", "keys:c", "summary"), b": 30")
         self.assertEqual(self.call("DEL", "keys:c"), 1)
         self.assertIn("OBJ.NEW makes one", self.error("OBJ.CALL", "keys:c", "summary"))
-        self.call("OBJ.NEW", "keys:t", "ledger::account")
-        self.call("PEXPIRE", "keys:t", 100)
-        self.assertEqual(self.call("OBJ.CALL", "keys:t", "deposit", "1"), 1)
-        time.sleep(0.3)
-        self.assertEqual(self.call("EXISTS", "keys:t"), 0)
-        self.assertGreaterEqual(self.r.info("memory")["keys_pobj_object"], 1)
         kv.close()
+
+
+def objects_and_memory(r):
+    info = r.info("memory")
+    return info["keys_pobj_object"], info["pool_bytes_used"]
+
+
+class OwnershipTest(unittest.TestCase):
+    """Each case on a server of its own: the pool's bytes in use and its heap check show that what
+    DEL, RENAME, SET, expiry and FLUSHALL remove is freed, and nothing else."""
+
+    def setUp(self):
+        self.server = KvServer(extra=with_library()).start()
+        self.r = redis.Redis(port=self.server.port)
+        self.before = objects_and_memory(self.r)
+
+    def tearDown(self):
+        self.r.close()
+        self.server.stop()
+        check = subprocess.run([self.server.binary, "--check", self.server.pool], capture_output=True, text=True)
+        self.server.close()
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn(" 0 unreachable", check.stdout)
+
+    def make(self, key):
+        self.r.execute_command("OBJ.NEW", key, "ledger::account")
+        self.r.execute_command("OBJ.CALL", key, "rename", "an owner with a name long enough for a block of its own")
+        self.r.execute_command("OBJ.CALL", key, "deposit", "100")
+        self.r.execute_command("OBJ.CALL", key, "withdraw", "10", "a payee, whose map the object owns")
+
+    def assert_all_freed(self):
+        self.assertEqual(objects_and_memory(self.r), self.before)
+
+    def test_del_and_set_free_the_object_and_what_it_owns(self):
+        self.make("o:a")
+        self.make("o:b")
+        self.assertEqual(objects_and_memory(self.r)[0], 2)
+        self.assertEqual(self.r.delete("o:a"), 1)
+        self.r.set("o:b", "x")  # another type replaces the object
+        self.r.delete("o:b")
+        self.assert_all_freed()
+
+    def test_rename_moves_and_replaces(self):
+        self.make("o:a")
+        self.make("o:b")
+        used = objects_and_memory(self.r)
+        self.assertTrue(self.r.rename("o:a", "o:c"))  # moved, not copied: the same bytes in use
+        self.assertEqual(objects_and_memory(self.r), used)
+        self.assertTrue(self.r.rename("o:c", "o:b"))  # replaces the object o:b held
+        self.assertEqual(self.r.execute_command("OBJ.CALL", "o:b", "summary"),
+                         b"an owner with a name long enough for a block of its own: 90")
+        self.assertEqual(objects_and_memory(self.r)[0], 1)
+        self.r.delete("o:b")
+        self.assert_all_freed()
+
+    def test_expiry_and_flushall(self):
+        self.make("o:t")
+        self.r.pexpire("o:t", 50)
+        deadline = time.time() + 5
+        while objects_and_memory(self.r)[0] != 0 and time.time() < deadline:
+            time.sleep(0.05)  # active expiry, without a command touching the key
+        self.assert_all_freed()
+        for i in range(5):
+            self.make(f"o:{i}")
+        self.r.flushall()
+        self.assert_all_freed()
 
 
 class RestartTest(unittest.TestCase):
@@ -234,7 +318,7 @@ class RestartTest(unittest.TestCase):
 
     def test_libraries_that_cannot_be_loaded(self):
         for library, says in [("/nonexistent/objects.so", "cannot load objects library"),
-                              ("libm.so.6", "registered no shared classes")]:
+                              ("libm.so.6", "registered no new shared classes")]:
             server = KvServer(extra=["--objects-library", library])
             try:
                 with self.assertRaises(RuntimeError) as e:

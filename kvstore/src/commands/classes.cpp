@@ -117,17 +117,25 @@ void obj_call(command_context& c) {
   try {
     m->invoke(call);
   } catch (const pobj::shared_argument_error& e) {
-    if (call.has_started()) throw;  // thrown by the method itself: its changes must be undone
+    if (call.has_started() && m->changes) throw;  // thrown by the method itself: its changes must be undone
     return c.reply.error(fmt::format("ERR {}", e.what()));
-  } catch (const pobj::error&) {
-    throw;  // the pool full, a block too large: the server's replies say so
   } catch (const std::exception& e) {
-    // The block is rolled back; the client learns which method refused, and why.
+    // A const method changed nothing: its error is just its reply.
+    if (!m->changes) return c.reply.error(fmt::format("ERR {}.{}: {}", k->info->name, m->name, e.what()));
+    // The block is rolled back. The pool full, a block too large: the server's replies say so;
+    // otherwise the client learns which method refused, and why.
+    if (dynamic_cast<const pobj::error*>(&e) != nullptr) throw;
     throw std::runtime_error(fmt::format("{}.{}: {}", k->info->name, m->name, e.what()));
   } catch (...) {
-    throw std::runtime_error(fmt::format("{}.{}: threw something that is not a std::exception", k->info->name, m->name));
+    const std::string what = fmt::format("{}.{}: threw something that is not a std::exception", k->info->name, m->name);
+    if (!m->changes) return c.reply.error("ERR " + what);
+    throw std::runtime_error(what);
   }
-  if (m->changes) c.server.touch(c.argv[1]);
+  if (m->changes) {
+    c.server.touch(c.argv[1]);
+  } else {
+    c.client.read_only_call = true;
+  }
   reply_value(c, call.result());
 }
 

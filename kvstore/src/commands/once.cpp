@@ -23,10 +23,13 @@ namespace {
 
 // FNV-1a over the command's name (any case) and first argument (its key, mostly): what a retry
 // must repeat. Not the rest: a parked call runs again with options of its own (DEADLINE, ID).
+// OBJ.CALL's whole command: a request id reused for another method or arguments on the same
+// object is refused rather than answered with the first call's reply.
 std::uint64_t command_hash(std::span<const std::string_view> argv) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&](unsigned char ch) { h = (h ^ ch) * 0x100000001b3ULL; };
-  for (std::size_t i = 0; i < std::min<std::size_t>(argv.size(), 2); ++i) {
+  const bool whole = !argv.empty() && equals_ignore_case(argv[0], "obj.call");
+  for (std::size_t i = 0; i < (whole ? argv.size() : std::min<std::size_t>(argv.size(), 2)); ++i) {
     for (int b = 0; b < 8; ++b) mix(static_cast<unsigned char>(argv[i].size() >> (8 * b)));
     for (unsigned char ch : argv[i]) mix(i == 0 ? static_cast<unsigned char>(std::tolower(ch)) : ch);
   }
@@ -70,13 +73,18 @@ void once(command_context& c) {
   std::string& out = c.reply.buffer();
   const std::size_t from = out.size();
   c.client.request_id = std::string(id);
+  c.client.read_only_call = false;
   try {
     c.server.execute(c.client, inner, c.reply, c.tx, c.now_ms);
   } catch (...) {
     c.client.request_id.clear();
+    c.client.read_only_call = false;
     throw;
   }
   c.client.request_id.clear();
+  // A call that changed nothing (a const method of a user's object) may simply run again: its
+  // reply is not kept.
+  if (std::exchange(c.client.read_only_call, false)) return;
   session::blocking& b = c.client.blocked;
   if (b.active) {  // no reply yet: the call runs again later, as this ONCE
     b.retry.insert(b.retry.begin(), {"ONCE", std::string(id)});

@@ -7,13 +7,15 @@
 // methods, a shared_class: the class, a way to make a value-initialized object of it, and, per
 // method, a function that parses the arguments, runs the method on an object, and returns its
 // result as a shared_value. Generated headers register their shared classes before main, or when
-// the library that holds them is loaded (dlopen), as they register the classes themselves.
+// the library that holds them is loaded (dlopen), as they register the classes themselves; so a
+// program that includes a generated header with shared methods links their definitions, unless it
+// defines POBJ_NO_SHARED_METHODS first (it then only reads and writes the objects).
 //
 // Parameters are integers (any fixed width; range-checked), bool (0, 1, true, false), float and
 // double, and strings (std::string_view, valid for the call, or std::string). Results are those,
-// or void. A method that does not change the object is const and runs without a block; one that
-// does is defined with a pobj::transaction& first, as a failure-atomic method, and runs in the
-// caller's block: a server runs it in the block of the batch it belongs to, so that its effect
+// or void. A method that does not change the object is const and is given no block (a server may
+// still run it inside one); one that does is defined with a pobj::transaction& first, as a
+// failure-atomic method, and runs in the caller's block: a server runs it in the block of the batch it belongs to, so that its effect
 // and the reply are durable together, and an exception thrown from it undoes its whole block.
 //
 // Shared methods must be deterministic functions of the object and the arguments (no clock, no
@@ -27,6 +29,7 @@
 #pragma once
 
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -156,13 +159,16 @@ T shared_call::arg(std::size_t i, const char* name) const {
     T v{};
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) {
+      if (std::is_unsigned_v<T> && !s.empty() && s[0] == '-') bad_argument(i, name, "a non-negative integer");
       bad_argument(i, name, ec == std::errc::result_out_of_range ? "an integer in range" : "an integer");
     }
     return v;
   } else if constexpr (std::is_floating_point_v<T>) {
     T v{};
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || end != s.data() + s.size() || s.empty() || v != v) bad_argument(i, name, "a number");
+    if (ec != std::errc{} || end != s.data() + s.size() || s.empty() || !std::isfinite(v)) {
+      bad_argument(i, name, "a finite number");
+    }
     return v;
   } else {
     static_assert(sizeof(T) == 0, "shared methods take integers, floating point numbers, bool or strings");

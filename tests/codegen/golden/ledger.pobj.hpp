@@ -244,6 +244,18 @@ class ledger_account_proxy : public pobj::detail::proxy_base {
   // sign: defined by the user as signed char ledger_account_proxy::sign(std::type_identity_t<signed char> of, std::type_identity_t<bool> flip) const
   signed char sign(std::type_identity_t<signed char> of, std::type_identity_t<bool> flip) const;
 
+  // add_operations: failure-atomic. Defined by the user as
+  //   unsigned int ledger_account_proxy::add_operations(pobj::transaction& tx, std::type_identity_t<unsigned int> count)
+  // and run here in a block of its own (or as part of the caller's).
+  unsigned int add_operations(std::type_identity_t<unsigned int> count) {
+    pobj::transaction tx(*pool_);
+    return add_operations(tx, std::forward<unsigned int>(count));
+  }
+  unsigned int add_operations(pobj::transaction& tx, std::type_identity_t<unsigned int> count);
+
+  // checked_balance: defined by the user as long ledger_account_proxy::checked_balance(std::type_identity_t<long> at_least) const
+  long checked_balance(std::type_identity_t<long> at_least) const;
+
   // fail_after: failure-atomic. Defined by the user as
   //   void ledger_account_proxy::fail_after(pobj::transaction& tx, std::type_identity_t<long> cents)
   // and run here in a block of its own (or as part of the caller's).
@@ -469,57 +481,73 @@ class ledger_plain_builder {
   ::ledger::plain pobj_value_{};
 };
 
+#ifndef POBJ_NO_SHARED_METHODS
+
 // ::ledger::account as a shared class: its POBJ_SHARED methods, run by name with arguments as text.
-inline void ledger_account_shared_deposit(pobj::shared_call& call) {
+inline void ledger_account_shared_call_deposit(pobj::shared_call& call) {
   auto a0 = call.arg<std::int64_t>(0, "cents");
   call.started();
   ledger_account_proxy object(call.get_pool(), call.fields());
   call.set_result(object.deposit(call.tx(), std::move(a0)));
 }
-inline void ledger_account_shared_withdraw(pobj::shared_call& call) {
+inline void ledger_account_shared_call_withdraw(pobj::shared_call& call) {
   auto a0 = call.arg<std::int64_t>(0, "cents");
   auto a1 = call.arg<std::string>(1, "payee");
   call.started();
   ledger_account_proxy object(call.get_pool(), call.fields());
   call.set_result(object.withdraw(call.tx(), std::move(a0), std::move(a1)));
 }
-inline void ledger_account_shared_rename(pobj::shared_call& call) {
+inline void ledger_account_shared_call_rename(pobj::shared_call& call) {
   auto a0 = call.arg<std::string_view>(0, "name");
   call.started();
   ledger_account_proxy object(call.get_pool(), call.fields());
   object.rename(call.tx(), std::move(a0));
 }
-inline void ledger_account_shared_summary(pobj::shared_call& call) {
+inline void ledger_account_shared_call_summary(pobj::shared_call& call) {
   call.started();
   const ledger_account_proxy object(call.get_pool(), call.fields());
   call.set_result(object.summary());
 }
-inline void ledger_account_shared_limit(pobj::shared_call& call) {
+inline void ledger_account_shared_call_limit(pobj::shared_call& call) {
   call.started();
   const ledger_account_proxy object(call.get_pool(), call.fields());
   call.set_result(object.limit());
 }
-inline void ledger_account_shared_sign(pobj::shared_call& call) {
+inline void ledger_account_shared_call_sign(pobj::shared_call& call) {
   auto a0 = call.arg<std::int8_t>(0, "of");
   auto a1 = call.arg<bool>(1, "flip");
   call.started();
   const ledger_account_proxy object(call.get_pool(), call.fields());
   call.set_result(object.sign(std::move(a0), std::move(a1)));
 }
-inline void ledger_account_shared_fail_after(pobj::shared_call& call) {
+inline void ledger_account_shared_call_add_operations(pobj::shared_call& call) {
+  auto a0 = call.arg<std::uint32_t>(0, "count");
+  call.started();
+  ledger_account_proxy object(call.get_pool(), call.fields());
+  call.set_result(object.add_operations(call.tx(), std::move(a0)));
+}
+inline void ledger_account_shared_call_checked_balance(pobj::shared_call& call) {
+  auto a0 = call.arg<std::int64_t>(0, "at_least");
+  call.started();
+  const ledger_account_proxy object(call.get_pool(), call.fields());
+  call.set_result(object.checked_balance(std::move(a0)));
+}
+inline void ledger_account_shared_call_fail_after(pobj::shared_call& call) {
   auto a0 = call.arg<std::int64_t>(0, "cents");
   call.started();
   ledger_account_proxy object(call.get_pool(), call.fields());
   object.fail_after(call.tx(), std::move(a0));
 }
 inline const pobj::shared_method ledger_account_shared_methods[] = {
-    {"deposit", "deposit(std::int64_t cents) -> std::int64_t", 1, true, ledger_account_shared_deposit},
-    {"withdraw", "withdraw(std::int64_t cents, std::string payee) -> bool", 2, true, ledger_account_shared_withdraw},
-    {"rename", "rename(std::string_view name)", 1, true, ledger_account_shared_rename},
-    {"summary", "summary() -> std::string", 0, false, ledger_account_shared_summary},
-    {"limit", "limit() -> std::uint64_t", 0, false, ledger_account_shared_limit},
-    {"sign", "sign(std::int8_t of, bool flip) -> std::int8_t", 2, false, ledger_account_shared_sign},
-    {"fail_after", "fail_after(std::int64_t cents)", 1, true, ledger_account_shared_fail_after},
+    {"deposit", "deposit(std::int64_t cents) -> std::int64_t", 1, true, ledger_account_shared_call_deposit},
+    {"withdraw", "withdraw(std::int64_t cents, std::string payee) -> bool", 2, true, ledger_account_shared_call_withdraw},
+    {"rename", "rename(std::string_view name)", 1, true, ledger_account_shared_call_rename},
+    {"summary", "summary() const -> std::string", 0, false, ledger_account_shared_call_summary},
+    {"limit", "limit() const -> std::uint64_t", 0, false, ledger_account_shared_call_limit},
+    {"sign", "sign(std::int8_t of, bool flip) const -> std::int8_t", 2, false, ledger_account_shared_call_sign},
+    {"add_operations", "add_operations(std::uint32_t count) -> std::uint32_t", 1, true, ledger_account_shared_call_add_operations},
+    {"checked_balance", "checked_balance(std::int64_t at_least) const -> std::int64_t", 1, false, ledger_account_shared_call_checked_balance},
+    {"fail_after", "fail_after(std::int64_t cents)", 1, true, ledger_account_shared_call_fail_after},
 };
 inline std::uint64_t ledger_account_shared_make(pobj::transaction& tx) { return pobj::make<::ledger::account>(tx).ref().offset; }
 inline std::string ledger_account_shared_describe(pobj::pool& p, void* fields) {
@@ -531,7 +559,7 @@ inline const pobj::shared_class ledger_account_shared{&ledger_account_info, ledg
 inline const bool ledger_account_shared_registered = pobj::detail::register_shared_class(ledger_account_shared);
 
 // ::ledger::savings as a shared class: its POBJ_SHARED methods, run by name with arguments as text.
-inline void ledger_savings_shared_accrue(pobj::shared_call& call) {
+inline void ledger_savings_shared_call_accrue(pobj::shared_call& call) {
   auto a0 = call.arg<double>(0, "years");
   auto a1 = call.arg<float>(1, "bonus");
   call.started();
@@ -539,7 +567,7 @@ inline void ledger_savings_shared_accrue(pobj::shared_call& call) {
   call.set_result(object.accrue(call.tx(), std::move(a0), std::move(a1)));
 }
 inline const pobj::shared_method ledger_savings_shared_methods[] = {
-    {"accrue", "accrue(double years, float bonus) -> double", 2, true, ledger_savings_shared_accrue},
+    {"accrue", "accrue(double years, float bonus) -> double", 2, true, ledger_savings_shared_call_accrue},
 };
 inline std::uint64_t ledger_savings_shared_make(pobj::transaction& tx) { return pobj::make<::ledger::savings>(tx).ref().offset; }
 inline std::string ledger_savings_shared_describe(pobj::pool& p, void* fields) {
@@ -549,6 +577,7 @@ inline std::string ledger_savings_shared_describe(pobj::pool& p, void* fields) {
 }
 inline const pobj::shared_class ledger_savings_shared{&ledger_savings_info, ledger_savings_shared_methods, ledger_savings_shared_make, ledger_savings_shared_describe};
 inline const bool ledger_savings_shared_registered = pobj::detail::register_shared_class(ledger_savings_shared);
+#endif  // POBJ_NO_SHARED_METHODS
 
 }  // namespace pobj::generated
 

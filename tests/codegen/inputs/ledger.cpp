@@ -27,6 +27,14 @@ std::int8_t pobj::generated::ledger_account_proxy::sign(std::int8_t of, bool fli
   const std::int8_t s = of < 0 ? -1 : of > 0 ? 1 : 0;
   return static_cast<std::int8_t>(flip ? -s : s);
 }
+std::uint32_t pobj::generated::ledger_account_proxy::add_operations(pobj::transaction& tx, std::uint32_t count) {
+  set_operations(tx, operations() + count);
+  return operations();
+}
+std::int64_t pobj::generated::ledger_account_proxy::checked_balance(std::int64_t at_least) const {
+  if (balance() < at_least) throw std::runtime_error(fmt::format("the balance is below {}", at_least));
+  return balance();
+}
 void pobj::generated::ledger_account_proxy::fail_after(pobj::transaction& tx, std::int64_t cents) {
   set_balance(tx, balance() + cents);
   throw std::runtime_error("refused after the change");

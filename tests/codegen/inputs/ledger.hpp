@@ -24,6 +24,9 @@ struct POBJ_PERSISTENT account {
   POBJ_SHARED std::string summary() const;
   POBJ_SHARED std::uint64_t limit() const;
   POBJ_SHARED std::int8_t sign(std::int8_t of, bool flip) const;
+  POBJ_SHARED std::uint32_t add_operations(std::uint32_t count);
+  // Throws when the balance is below `at_least`: a const method's error changes nothing.
+  POBJ_SHARED std::int64_t checked_balance(std::int64_t at_least) const;
   // Changes the object, then throws: the caller's block must undo the change.
   POBJ_SHARED void fail_after(std::int64_t cents);
   POBJ_METHOD std::int64_t not_shared() const;

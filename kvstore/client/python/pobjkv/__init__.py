@@ -311,6 +311,7 @@ class SharedObject(_Handle):
             client.call("OBJ.NEW", name, class_name)
 
     def call(self, method, *args, request_id=None):
+        args = ["1" if a is True else "0" if a is False else a for a in args]  # bool parameters read 0/1
         return self.client.call("OBJ.CALL", self.name, method, *args, request_id=request_id)
 
     def class_name(self):

@@ -83,6 +83,12 @@ struct engine_stats {
   std::uint64_t expired_keys = 0;
   std::uint64_t rejected_oom = 0;
   std::unordered_map<const command_spec*, std::uint64_t> calls;  // per command
+  // Users' shared methods (OBJ.CALL), by their description's address: calls, and calls that ended
+  // in an error (a bad argument, or the method's exception).
+  struct method_counts {
+    std::uint64_t calls = 0, errors = 0;
+  };
+  std::unordered_map<const void*, method_counts> methods;
 };
 
 class engine {

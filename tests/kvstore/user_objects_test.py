@@ -90,7 +90,14 @@ class UserObjectsTest(unittest.TestCase):
         self.assertIsNone(self.call("OBJ.CLASS", "acct:none"))
         self.assertIsNone(self.call("OBJ.GET", "acct:none"))
 
+    def method_counts(self, method):
+        for v in self.r.info("objects").values():
+            if v["class"] == "ledger::account" and v["method"] == method:
+                return v["calls"], v["errors"]
+        self.fail(f"INFO objects has no line for {method}")
+
     def test_errors_change_nothing(self):
+        calls, errors = self.method_counts("deposit")
         self.call("OBJ.NEW", "err:a", "ledger::account")
         self.call("OBJ.CALL", "err:a", "deposit", "10")
         self.assertIn("argument 1 ('cents') of deposit: 'ten' is not an integer", self.error("OBJ.CALL", "err:a", "deposit", "ten"))
@@ -109,6 +116,7 @@ class UserObjectsTest(unittest.TestCase):
         self.assertIn("WRONGTYPE", self.error("GET", "err:a"))
         self.assertIn("'-1' is not a non-negative integer", self.error("OBJ.CALL", "err:a", "add_operations", "-1"))
         self.assertEqual(self.call("OBJ.CALL", "err:a", "summary"), b": 10")
+        self.assertEqual(self.method_counts("deposit"), (calls + 2, errors + 1))  # INFO objects counts them
 
     def test_a_const_method_that_throws_replies_its_error_and_rolls_nothing_back(self):
         self.call("OBJ.NEW", "const:a", "ledger::account")

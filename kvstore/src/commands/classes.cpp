@@ -114,6 +114,9 @@ void obj_call(command_context& c) {
     return c.reply.error(fmt::format("ERR wrong number of arguments for {}: {} takes {}", m->signature, m->name, m->arity));
   }
   pobj::shared_call call(p, *block, c.tx, m->name, args);
+  engine_stats::method_counts& counts = c.server.stats().methods[m];
+  ++counts.calls;
+  ++counts.errors;  // until it returns
   try {
     m->invoke(call);
   } catch (const pobj::shared_argument_error& e) {
@@ -131,6 +134,7 @@ void obj_call(command_context& c) {
     if (!m->changes) return c.reply.error("ERR " + what);
     throw std::runtime_error(what);
   }
+  --counts.errors;
   if (m->changes) {
     c.server.touch(c.argv[1]);
   } else {

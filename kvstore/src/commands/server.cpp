@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include <fmt/format.h>
+#include <pobj/shared.hpp>
 
 #include "../engine.hpp"
 
@@ -34,6 +35,20 @@ std::string engine_section(command_context& c, std::string_view section) {
     if (n == 0) return "# Keyspace\r\n\r\n";
     return fmt::format("# Keyspace\r\ndb0:keys={},expires={},avg_ttl=0\r\n\r\n", n, c.db.volatile_keys());
   }
+  if (section == "objects") {  // users' shared classes: the libraries', and their methods' calls
+    // One line per method, numbered (class names hold colons, which INFO's keys cannot).
+    std::string out = "# Objects\r\n";
+    std::size_t i = 0;
+    for (const pobj::shared_class* k : pobj::shared_classes()) {
+      for (const pobj::shared_method& m : k->methods) {
+        const auto it = st.methods.find(&m);
+        const engine_stats::method_counts n = it == st.methods.end() ? engine_stats::method_counts{} : it->second;
+        out += fmt::format("method_{}:class={},method={},calls={},errors={},changes={}\r\n", i++, k->info->name, m.name,
+                           n.calls, n.errors, m.changes ? 1 : 0);
+      }
+    }
+    return out + "\r\n";
+  }
   if (section == "commandstats") {
     std::string out = "# Commandstats\r\n";
     for (const auto& [spec, calls] : st.calls) out += fmt::format("cmdstat_{}:calls={}\r\n", spec->name, calls);
@@ -49,7 +64,10 @@ void info(command_context& c) {
   if (sections.empty() || sections[0] == "default" || sections[0] == "all" || sections[0] == "everything") {
     const bool all = !sections.empty() && sections[0] != "default";
     sections.assign(defaults.begin(), defaults.end());
-    if (all) sections.emplace_back("commandstats");
+    if (all) {
+      sections.emplace_back("objects");
+      sections.emplace_back("commandstats");
+    }
   }
   std::string out;
   for (const auto& s : sections) {

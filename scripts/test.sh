@@ -45,6 +45,27 @@ pool=$(mktemp -d)/orders.pool
 LD_LIBRARY_PATH=$libdir build-test/external-meson/external "$pool"
 LD_LIBRARY_PATH=$libdir build-test/external-cmake/external "$pool" | grep -q "^1 orders before"
 rm -rf "$(dirname "$pool")"
+# The installed pobj-kv loads each build's shared-objects library and runs its methods.
+for lib in build-test/external-meson/tally.so build-test/external-cmake/tally.so; do
+  dir=$(mktemp -d)
+  LD_LIBRARY_PATH=$libdir "$prefix/bin/pobj-kv" --port 0 --pool "$dir/kv.pool" --pool-size 64m \
+    --objects-library "$lib" >"$dir/log" 2>&1 &
+  kv=$!
+  port=
+  for _ in $(seq 200); do
+    port=$(sed -n 's/.*ready to accept connections on .*:\([0-9]*\)$/\1/p' "$dir/log")
+    [ -n "$port" ] && break
+    sleep 0.05
+  done
+  [ -n "$port" ] || { cat "$dir/log"; exit 1; }
+  redis-cli -p "$port" OBJ.NEW t shop::tally >/dev/null
+  redis-cli -p "$port" OBJ.CALL t add tea 300 >/dev/null
+  [ "$(redis-cli -p "$port" OBJ.CALL t add cake 500)" = 800 ] || { echo "tally: wrong total ($lib)"; exit 1; }
+  [ "$(redis-cli -p "$port" OBJ.CALL t mean)" = 400 ] || { echo "tally: wrong mean ($lib)"; exit 1; }
+  kill "$kv"
+  wait "$kv" || true
+  rm -rf "$dir"
+done
 echo "external builds: ok"
 SUITE_CXX=clang++-14 run_suite clang --buildtype=debugoptimized -Dbench=false -Dexamples=false -Dcrash_points=40 --
 run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=40 -Dbench=false -- \

@@ -472,6 +472,28 @@ TEST_CASE("containers as fields: owned, traced, destroyed with the object; maps 
   });
   CHECK(p.heap().stats().bytes_used == used_before);
   CHECK(p.heap().check().ok());
+
+  // As a field: an object owns the objects in its map, and destroying it destroys them.
+  const std::size_t empty = p.heap().stats().bytes_used;
+  auto d = pobj::run_tx(p, [&](pobj::transaction& tx) {
+    auto made = pobj::make<ledger::drawer>(tx);
+    made.set_items(tx, pobj::make_hash_map<pobj::string, pobj::owned_object>(tx));
+    for (const char* name : {"x", "y"}) {
+      auto a = pobj::make<ledger::account>(tx);
+      a.set_owner(tx, std::string(40, name[0]));
+      made.items_ref().insert(tx, name, pobj::owned_object{a.ref().offset});
+    }
+    p.set_root("drawer", made.ref().offset);
+    return made;
+  });
+  CHECK(p.heap().check().ok());  // the accounts, reached through the drawer's map only
+  CHECK(pobj::deref(p, pobj::ref<ledger::account>(d.items_ref().find("y")->offset)).owner() == std::string(40, 'y'));
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    pobj::destroy(tx, d);
+    p.remove_root("drawer");
+  });
+  CHECK(p.heap().stats().bytes_used == empty);
+  CHECK(p.heap().check().ok());
 }
 
 namespace {

@@ -116,6 +116,26 @@ inline constexpr pobj::detail::class_info ledger_plain_info{ledger_plain_class_i
 // Registered before main; pool::open checks it against the pool's record.
 inline const bool ledger_plain_registered = pobj::detail::register_class(ledger_plain_info);
 
+// ::ledger::drawer
+struct ledger_drawer_layout {
+  ::pobj::hash_map<pobj::string, pobj::owned_object> items;  // offset 0, 8 bytes
+};
+static_assert(sizeof(ledger_drawer_layout) == 8);
+static_assert(alignof(ledger_drawer_layout) == 8);
+static_assert(sizeof(::ledger::drawer) == 8);
+static_assert(alignof(::ledger::drawer) == 8);
+static_assert(offsetof(ledger_drawer_layout, items) == 0);
+static_assert(offsetof(::ledger::drawer, items) == 0);
+inline constexpr std::uint64_t ledger_drawer_class_id = 0xc4e584a792ddfd5dULL;
+inline constexpr std::uint64_t ledger_drawer_schema_hash = 0xd816abc97aeaad97ULL;
+inline constexpr std::size_t ledger_drawer_reference_offsets[] = {0};
+inline constexpr pobj::detail::field_info ledger_drawer_fields[] = {
+    {"items", "::pobj::hash_map<pobj::string, pobj::owned_object>", 'c', 0, 8, false},
+};
+inline constexpr pobj::detail::class_info ledger_drawer_info{ledger_drawer_class_id, ledger_drawer_schema_hash, "ledger::drawer", 0, "", 8, 8, 8, ledger_drawer_fields};
+// Registered before main; pool::open checks it against the pool's record.
+inline const bool ledger_drawer_registered = pobj::detail::register_class(ledger_drawer_info);
+
 }  // namespace pobj::generated
 
 namespace pobj::generated {
@@ -125,6 +145,8 @@ class ledger_savings_proxy;
 class ledger_savings_builder;
 class ledger_plain_proxy;
 class ledger_plain_builder;
+class ledger_drawer_proxy;
+class ledger_drawer_builder;
 }  // namespace pobj::generated
 
 template <>
@@ -155,6 +177,16 @@ struct pobj::persistent_traits<::ledger::plain> {
   using proxy = pobj::generated::ledger_plain_proxy;
   using builder = pobj::generated::ledger_plain_builder;
   static const pobj::detail::class_info& info() noexcept { return pobj::generated::ledger_plain_info; }
+};
+
+template <>
+struct pobj::persistent_traits<::ledger::drawer> {
+  static constexpr std::uint64_t class_id = pobj::generated::ledger_drawer_class_id;
+  static constexpr std::uint64_t schema_hash = pobj::generated::ledger_drawer_schema_hash;
+  static constexpr std::size_t size = 8;
+  using proxy = pobj::generated::ledger_drawer_proxy;
+  using builder = pobj::generated::ledger_drawer_builder;
+  static const pobj::detail::class_info& info() noexcept { return pobj::generated::ledger_drawer_info; }
 };
 
 namespace pobj::generated {
@@ -403,6 +435,48 @@ class ledger_plain_proxy : public pobj::detail::proxy_base {
 };
 static_assert(sizeof(ledger_plain_proxy) == 2 * sizeof(void*));
 
+// A proxy of a ::ledger::drawer in a pool: two words, made on dereference, never allocated.
+class ledger_drawer_proxy : public pobj::detail::proxy_base {
+ public:
+  ledger_drawer_proxy(pobj::pool& p, void* object) noexcept : pobj::detail::proxy_base(p, object) {}
+  const ::ledger::drawer* get() const noexcept { return static_cast<const ::ledger::drawer*>(object_); }
+  pobj::ref<::ledger::drawer> ref() const noexcept {
+    return pobj::ref<::ledger::drawer>(pool_->offset_of(object_) - pobj::object_header_size);
+  }
+
+  // items: ::pobj::hash_map<pobj::string, pobj::owned_object>
+  ::pobj::hash_map<pobj::string, pobj::owned_object> items() const noexcept {
+    return self()->items;
+  }
+  // A handle on the container. REQUIRES: one was set.
+  auto items_ref() const { return pobj::handle(*pool_, items()); }
+  void set_items(pobj::transaction& tx, ::pobj::hash_map<pobj::string, pobj::owned_object> value) {
+    pobj::detail::replace_container(tx, self()->items.offset, value.offset);
+  }
+
+  // Not for a class that owns strings (they would be shared) or holds atomics (a block must not
+  // write them): set the fields one by one.
+  void assign(pobj::transaction& tx, const ::ledger::drawer& value) = delete;
+
+  // Field by field (strings by content, references by offset), whether or not a and b are the
+  // same object.
+  friend bool operator==([[maybe_unused]] const ledger_drawer_proxy& a, [[maybe_unused]] const ledger_drawer_proxy& b) noexcept {
+    return true
+        && pobj::detail::field_equal(a.ledger_drawer_proxy::items(), b.ledger_drawer_proxy::items());
+  }
+
+  template <class Out>
+  Out format_to(Out out) const {
+    out = fmt::format_to(out, "ledger::drawer{{");
+    out = pobj::detail::format_field(fmt::format_to(out, "items: "), ledger_drawer_proxy::items());
+    return fmt::format_to(out, "}}");
+  }
+
+ private:
+  ::ledger::drawer* self() const noexcept { return static_cast<::ledger::drawer*>(object_); }
+};
+static_assert(sizeof(ledger_drawer_proxy) == 2 * sizeof(void*));
+
 // Builds a ::ledger::account field by field in DRAM, then makes it in a block:
 //   pobj::builder<::ledger::account>().balance(...).operations(...).make(tx)
 class ledger_account_builder {
@@ -479,6 +553,20 @@ class ledger_plain_builder {
 
  private:
   ::ledger::plain pobj_value_{};
+};
+
+// Builds a ::ledger::drawer field by field in DRAM, then makes it in a block:
+//   pobj::builder<::ledger::drawer>().items(...).make(tx)
+class ledger_drawer_builder {
+ public:
+  // The object, made in the block (it exists only if the block commits).
+  ledger_drawer_proxy make(pobj::transaction& tx) const {
+    ledger_drawer_proxy object = pobj::make<::ledger::drawer>(tx, pobj_value_);
+    return object;
+  }
+
+ private:
+  ::ledger::drawer pobj_value_{};
 };
 
 #ifndef POBJ_NO_SHARED_METHODS
@@ -597,4 +685,10 @@ template <>
 struct fmt::formatter<pobj::generated::ledger_plain_proxy> : fmt::formatter<std::string_view> {
   template <class Context>
   auto format(const pobj::generated::ledger_plain_proxy& p, Context& ctx) const { return p.format_to(ctx.out()); }
+};
+
+template <>
+struct fmt::formatter<pobj::generated::ledger_drawer_proxy> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(const pobj::generated::ledger_drawer_proxy& p, Context& ctx) const { return p.format_to(ctx.out()); }
 };

@@ -42,4 +42,9 @@ struct POBJ_PERSISTENT plain {
   std::int64_t value;
 };
 
+// Objects that own other objects: a map of them as a field.
+struct POBJ_PERSISTENT drawer {
+  pobj::hash_map<pobj::string, pobj::owned_object> items;
+};
+
 }  // namespace ledger

@@ -57,9 +57,13 @@ const shared_class* find_shared_class(std::uint64_t class_id) noexcept {
   return nullptr;
 }
 
+const shared_class* shared_base(const shared_class& c) noexcept {
+  return c.info->base_id != 0 ? find_shared_class(c.info->base_id) : nullptr;
+}
+
 const shared_method* find_shared_method(const shared_class& c, std::string_view name) noexcept {
   // A chain of single inheritance within one header: a few links at most.
-  for (const shared_class* k = &c; k != nullptr; k = k->info->base_id != 0 ? find_shared_class(k->info->base_id) : nullptr) {
+  for (const shared_class* k = &c; k != nullptr; k = shared_base(*k)) {
     for (const shared_method& m : k->methods) {
       if (name == m.name) return &m;
     }

@@ -103,7 +103,7 @@ void obj_call(command_context& c) {
   const pobj::shared_method* m = pobj::find_shared_method(*k, c.argv[2]);
   if (m == nullptr) {
     std::string names;
-    for (const pobj::shared_class* x = k; x != nullptr; x = x->info->base_id != 0 ? pobj::find_shared_class(x->info->base_id) : nullptr) {
+    for (const pobj::shared_class* x = k; x != nullptr; x = pobj::shared_base(*x)) {
       for (const pobj::shared_method& each : x->methods) names += (names.empty() ? "" : ", ") + std::string(each.name);
     }
     return c.reply.error(fmt::format("ERR class '{}' has no shared method '{}' (its methods: {})", k->info->name,

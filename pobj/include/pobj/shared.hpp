@@ -137,6 +137,8 @@ const shared_class* find_shared_class(std::string_view qualified_name) noexcept;
 const shared_class* find_shared_class(std::uint64_t class_id) noexcept;
 // The method `name` of class `c` or of its nearest persistent base that has one; nullptr if none.
 const shared_method* find_shared_method(const shared_class& c, std::string_view name) noexcept;
+// The shared class c's persistent base is, if it is one; nullptr otherwise. Its methods are c's too.
+const shared_class* shared_base(const shared_class& c) noexcept;
 // Every registered shared class, in registration order.
 std::vector<const shared_class*> shared_classes();
 

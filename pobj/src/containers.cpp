@@ -194,7 +194,7 @@ void replace_container(transaction& tx, std::uint64_t& field, std::uint64_t head
 namespace pobj::detail::kv {
 
 map_state& attach_map(pool& p, std::uint64_t header, std::uint16_t type, std::uint64_t magic,
-                      std::uint64_t owning_magic, bool owning, const char* what) {
+                      std::uint64_t owning_magic, bool owning, bool refs, const char* what) {
   // Checked on every call: a state outlives its map, and the block of a destroyed map (whose
   // magic is still there) may be free or hold something else now.
   const std::uint64_t found = header != 0 && block_type(p, header) == type ? load(p.base() + header) : 0;
@@ -212,6 +212,7 @@ map_state& attach_map(pool& p, std::uint64_t header, std::uint16_t type, std::ui
     slot = std::make_unique<map_state>();
     slot->header = header;
   }
+  if (refs) slot->refs.store(true, std::memory_order_relaxed);
   return *slot;
 }
 

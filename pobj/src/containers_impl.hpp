@@ -24,6 +24,12 @@ namespace pobj::detail::kv {
 // shared. Whether values are containers the map owns is the header's magic, read where needed.
 struct map_state {
   std::uint64_t header = 0;
+  // Whether the map's keys or values may hold references (the handle's types say; DRAM only:
+  // what persists is the heap type of each node, node_type_for).
+  std::atomic<bool> refs{false};
+  std::uint16_t node_type(bool owning) const noexcept {
+    return node_type_for(owning, refs.load(std::memory_order_relaxed));
+  }
   std::shared_mutex structure;
   std::atomic<std::uint64_t> structure_seq{0};
 };
@@ -33,6 +39,7 @@ struct map_state {
 // when a queue is made where a destroyed one was.
 struct queue_state {
   std::uint64_t header = 0;
+  std::atomic<bool> refs{false};  // values may hold references (as map_state::refs)
   mutex tail, head;
   alignas(64) std::atomic<std::uint64_t> pushed{0};
   alignas(64) std::atomic<std::uint64_t> popped{0};
@@ -57,7 +64,7 @@ inline pool_containers& containers_of(pool& p) noexcept { return *p.impl().conta
 // allocated block of heap type `type` holding `magic` (or `owning_magic` for maps owning
 // container values, as the caller's type says); `what` names the kind in errors.
 map_state& attach_map(pool& p, std::uint64_t header, std::uint16_t type, std::uint64_t magic,
-                      std::uint64_t owning_magic, bool owning, const char* what);
+                      std::uint64_t owning_magic, bool owning, bool refs, const char* what);
 
 // Called when a pool opens: the DRAM state and the tracers of every container's blocks.
 void attach_pool(pool& p);

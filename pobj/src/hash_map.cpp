@@ -223,8 +223,8 @@ std::uint64_t create(transaction& tx, bool owning) {
   return h.offset;
 }
 
-map_state& attach(pool& p, std::uint64_t header, bool owning) {
-  return attach_map(p, header, header_type, header_magic, owning_magic, owning, "a hash map");
+map_state& attach(pool& p, std::uint64_t header, bool owning, bool refs) {
+  return attach_map(p, header, header_type, header_magic, owning_magic, owning, refs, "a hash map");
 }
 
 bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
@@ -281,14 +281,14 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
       const bool owning = owns(v, m);
       if (r.node != 0) {
         run_tx(p, [&](transaction& tx) {
-          replace_value(tx, v, slot, r.node, key, value, owning, "hash_map",
+          replace_value(tx, v, slot, r.node, key, value, owning, m.node_type(owning), "hash_map",
                         [&](std::uint64_t fresh) { return slot_for(hash, fresh); });
         });
         return 2;
       }
       bool full = false;
       if (!split_first) run_tx(p, [&](transaction& tx) {
-        const std::uint64_t fresh = make_node(tx, node_type_for(owning), key, value, "hash_map");
+        const std::uint64_t fresh = make_node(tx, m.node_type(owning), key, value, "hash_map");
         tx.snapshot({byte_range{slot, 8}, byte_range{count, 8}});
         store(count, load(count) + 1);
         store_release(slot, slot_for(hash, fresh));
@@ -502,6 +502,9 @@ void attach_pool(pool& p) {
     }
   });
   p.heap().set_tracer(heap_type::map_node, [](const void*, std::size_t, const reference_visitor&) {});  // bytes only
+  p.heap().set_tracer(heap_type::map_node_refs, [](const void* o, std::size_t size, const reference_visitor& visit) {
+    trace_possible_refs(static_cast<const std::byte*>(o), size, visit);
+  });
   p.heap().set_tracer(heap_type::map_node_owning, [](const void* o, std::size_t, const reference_visitor& visit) {
     visit(owned_by(static_cast<const std::byte*>(o)));
   });

@@ -189,14 +189,17 @@ check_report heap::check() const {
       if (ref != 0 && allocated.contains(ref) && marked.insert(ref).second) work.push_back(ref);
     };
     if (auto t = tracers.find(type); t != tracers.end()) {
-      t->second(obj, size, [&](offset_t ref) {
-        if (ref != 0 && !allocated.contains(ref)) {
-          report.corrupt.push_back(fmt::format(
-              "object {:#x} (type {}) refers to {:#x}, which is not an allocated object", off, type, ref));
-          return;
-        }
-        visit(ref);
-      });
+      t->second(obj, size,
+                reference_visitor(
+                    [&](offset_t ref) {
+                      if (ref != 0 && !allocated.contains(ref)) {
+                        report.corrupt.push_back(fmt::format(
+                            "object {:#x} (type {}) refers to {:#x}, which is not an allocated object", off, type, ref));
+                        return;
+                      }
+                      visit(ref);
+                    },
+                    visit));
     } else {
       const auto* words = static_cast<const std::uint64_t*>(obj);
       for (std::size_t i = 0; i < size / 8; ++i) visit(words[i]);

@@ -136,9 +136,22 @@ inline std::uint64_t make_node(transaction& tx, std::uint16_t type, std::string_
 }
 
 // Maps whose values are containers they own (pobj/containers.hpp) give their nodes a heap type of
-// their own, whose tracer follows the value.
-inline std::uint16_t node_type_for(bool owning) noexcept {
-  return owning ? heap_type::map_node_owning : heap_type::map_node;
+// their own, whose tracer follows the value; so do containers whose keys or values may hold
+// references (pobj::ref, records, arrays and structs of them: codec.hpp's may_hold_refs), whose
+// tracer reads every 8 bytes of the key and value as a possible reference.
+inline std::uint16_t node_type_for(bool owning, bool refs) noexcept {
+  return owning ? heap_type::map_node_owning : refs ? heap_type::map_node_refs : heap_type::map_node;
+}
+// Reports every 8-byte window of a node's key and value, at every byte, as a possible reference:
+// a reference's bytes are copied into the node at whatever alignment the key or value has there.
+inline void trace_possible_refs(const std::byte* node, std::size_t block, const reference_visitor& visit) {
+  const lengths l = parse(load(node));
+  const std::size_t end = std::min<std::size_t>(block, std::size_t{l.header} + l.key + l.value);
+  for (std::size_t at = l.header; at + 8 <= end; ++at) {
+    std::uint64_t w;
+    std::memcpy(&w, node + at, 8);
+    if (w != 0) visit.maybe(w);
+  }
 }
 // The container a node of an owning map holds (its value: the container's 8-byte storage).
 inline std::uint64_t owned_by(const std::byte* node) noexcept {
@@ -195,14 +208,15 @@ inline constexpr std::size_t in_place_max = 256;
 // owning map the container the old value held is destroyed (unless it is the new value).
 template <class SlotOf>
 void replace_value(transaction& tx, const view& v, std::byte* slot, std::uint64_t node, std::string_view key,
-                   std::string_view value, bool owning, const char* what, SlotOf&& slot_of) {
+                   std::string_view value, bool owning, std::uint16_t node_type, const char* what,
+                   SlotOf&& slot_of) {
   if (owning) release_owned(tx, v, node, value);
   // In place only when the value is small: the log holds what a rewrite changes, twice.
   if (parse(load(v.at(node))).value == value.size() && value.size() <= in_place_max) {
     rewrite_value(tx, v, node, value);
     return;
   }
-  const std::uint64_t fresh = make_node(tx, node_type_for(owning), key, value, what);
+  const std::uint64_t fresh = make_node(tx, node_type, key, value, what);
   tx.snapshot(slot, 8);
   store_release(slot, slot_of(fresh));
   tx.free(node);

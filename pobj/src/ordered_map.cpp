@@ -489,8 +489,8 @@ std::uint64_t create(transaction& tx, bool owning) {
   return h.offset;
 }
 
-map_state& attach(pool& p, std::uint64_t header, bool owning) {
-  return attach_map(p, header, header_type, header_magic, owning_magic, owning, "an ordered map");
+map_state& attach(pool& p, std::uint64_t header, bool owning, bool refs) {
+  return attach_map(p, header, header_type, header_magic, owning_magic, owning, refs, "an ordered map");
 }
 
 bool find(pool& p, map_state& m, std::string_view key, std::string* value) {
@@ -525,7 +525,7 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
         const std::uint64_t node = load(s + 8) & offset_mask;
         if (!v.plausible(node, 8)) broken_map(p);
         run_tx(p, [&](transaction& tx) {
-          replace_value(tx, v, s + 8, node, key, value, owns(v, m), "ordered_map",
+          replace_value(tx, v, s + 8, node, key, value, owns(v, m), m.node_type(owns(v, m)), "ordered_map",
                         [&](std::uint64_t fresh) { return klen | fresh; });
         });
         return 2;
@@ -536,7 +536,7 @@ int put(pool& p, map_state& m, std::string_view key, std::string_view value, boo
         const auto free_slot = static_cast<std::uint32_t>(std::find(used.begin(), used.end(), false) - used.begin());
         std::byte* s = slot_at(v, d.leaf, free_slot);
         run_tx(p, [&](transaction& tx) {
-          const std::uint64_t fresh = make_node(tx, node_type_for(owns(v, m)), key, value, "ordered_map");
+          const std::uint64_t fresh = make_node(tx, m.node_type(owns(v, m)), key, value, "ordered_map");
           tx.snapshot({byte_range{v.at(d.leaf), leaf_slots}, byte_range{s, 16}});
           store(s, kprefix);
           store(s + 8, klen | fresh);

@@ -1,11 +1,16 @@
 // The queue engine (pobj/queue.hpp).
 //
-//   header   [u64 magic "POBJQUE1"][u64 flags: 1 = values inline] ... padding to 64
+//   header   [u64 magic "POBJQUE1"][u64 flags: 1 = values inline, 2 = values may hold references]
+//            ... padding to 64
 //            @64  [u64 head segment][u64 pops]       (the consumers' line)
 //            @128 [u64 tail segment][u64 pushes]     (the producers' line)
-//   segment  [u64 next][u64 base | inline << 63][u64 slot] x 62   (slot i holds push base + i)
+//   segment  [u64 next][u64 base | inline << 63 | refs << 62][u64 slot] x 62   (slot i holds push
+//            base + i)
 //   slot     the value (inline queues) or the offset of a node (the hash map's node format with
 //            an empty key); a pop zeroes a node slot, so the heap check traces only live ones.
+//            Values that may hold references (refs: pobj::ref, records...) are traced as possible
+//            references: inline ones from the segment (refs << 62), others by their node's type
+//            (heap_type::map_node_refs).
 //
 // The counts are what the two locks order: a producer holding the tail lock pushes at `pushes`,
 // a consumer holding the head lock pops at `pops` while pops < the pushes that have committed
@@ -35,7 +40,7 @@ constexpr std::uint16_t header_type = heap_type::queue_header, segment_type = he
                         node_type = heap_type::map_node;
 constexpr std::uint64_t capacity = 62;
 constexpr std::size_t header_size = 192, head_line = 64, tail_line = 128, segment_size = 16 + capacity * 8;
-constexpr std::uint64_t inline_flag = std::uint64_t{1} << 63;
+constexpr std::uint64_t inline_flag = std::uint64_t{1} << 63, refs_flag = std::uint64_t{1} << 62;
 
 [[noreturn]] void broken_queue(pool& p) {
   throw error(errc::corrupt, fmt::format("pobj: a queue in pool '{}' is damaged", p.path()));
@@ -46,22 +51,23 @@ struct segment_ref {
 };
 segment_ref segment_at(pool& p, const view& v, std::uint64_t offset) {
   if (!v.plausible(offset, segment_size)) broken_queue(p);
-  return {offset, load(v.at(offset + 8)) & ~inline_flag};
+  return {offset, load(v.at(offset + 8)) & ~(inline_flag | refs_flag)};
 }
 std::byte* slot_at(const view& v, const segment_ref& s, std::uint64_t count) noexcept {
   return v.at(s.offset + 16 + (count - s.base) * 8);
 }
 
-std::uint64_t new_segment(transaction& tx, std::uint64_t base, bool inline_values) {
+std::uint64_t new_segment(transaction& tx, std::uint64_t base, bool inline_values, bool refs) {
   allocation a = tx.alloc(segment_size, segment_type);
   auto* s = static_cast<std::byte*>(a.pointer);
   store(s, 0);
-  store(s + 8, base | (inline_values ? inline_flag : 0));
+  store(s + 8, base | (inline_values ? inline_flag : 0) | (refs ? refs_flag : 0));
   for (std::size_t i = 16; i < segment_size; i += 8) store(s + i, 0);
   return a.offset;
 }
 
 bool is_inline(const view& v, std::uint64_t header) noexcept { return (load(v.at(header + 8)) & 1) != 0; }
+bool holds_refs(const view& v, std::uint64_t header) noexcept { return (load(v.at(header + 8)) & 2) != 0; }
 
 // Decodes a slot: the value's bytes (inline) or its node's value.
 void read_slot(pool& p, const view& v, std::uint64_t header, std::uint64_t word, std::string& out) {
@@ -85,13 +91,13 @@ segment_ref segment_for(pool& p, const view& v, segment_ref from, std::uint64_t 
 
 }  // namespace
 
-std::uint64_t create(transaction& tx, bool inline_values) {
+std::uint64_t create(transaction& tx, bool inline_values, bool refs) {
   allocation h = tx.alloc(header_size, header_type);
   auto* b = static_cast<std::byte*>(h.pointer);
   for (std::size_t i = 0; i < header_size; i += 8) store(b + i, 0);
-  const std::uint64_t first = new_segment(tx, 0, inline_values);
+  const std::uint64_t first = new_segment(tx, 0, inline_values, refs);
   store(b, header_magic);
-  store(b + 8, inline_values ? 1 : 0);
+  store(b + 8, (inline_values ? 1 : 0) | (refs ? 2 : 0));
   store(b + head_line, first);
   store(b + tail_line, first);
   // A destroyed queue's state may wait at this offset, with its counts: the new queue's are 0.
@@ -104,14 +110,14 @@ std::uint64_t create(transaction& tx, bool inline_values) {
   return h.offset;
 }
 
-queue_state& attach(pool& p, std::uint64_t header, bool inline_values) {
+queue_state& attach(pool& p, std::uint64_t header, bool inline_values, bool refs) {
   // Checked on every call: a state outlives its queue, and the block of a destroyed queue (whose
   // magic is still there) may be free or hold something else now.
   const view v(p);
   if (header == 0 || p.heap().type_of(header) != header_type || load(v.at(header)) != header_magic) {
     throw error(errc::invalid_argument, fmt::format("pobj: {:#x} in pool '{}' is not a queue", header, p.path()));
   }
-  if (is_inline(v, header) != inline_values) {
+  if (is_inline(v, header) != inline_values || holds_refs(v, header) != refs) {
     throw error(errc::invalid_argument,
                 fmt::format("pobj: the queue at {:#x} in pool '{}' holds values of another type", header, p.path()));
   }
@@ -131,7 +137,7 @@ void push(pool& p, queue_state& q, std::string_view value) {
   check_block(p, nullptr, "queue");
   const view v(p);
   std::byte* tail = v.at(q.header + tail_line);
-  const bool inline_values = is_inline(v, q.header);
+  const bool inline_values = is_inline(v, q.header), refs = holds_refs(v, q.header);
   if (inline_values && value.size() > 8) {
     throw error(errc::invalid_argument, "pobj: an inline queue value is at most 8 bytes");
   }
@@ -144,10 +150,10 @@ void push(pool& p, queue_state& q, std::string_view value) {
     if (inline_values) {
       std::memcpy(&word, value.data(), value.size());
     } else {
-      word = make_node(tx, node_type, {}, value, "queue");
+      word = make_node(tx, refs ? heap_type::map_node_refs : node_type, {}, value, "queue");
     }
     if (t - s.base == capacity) {  // full: link a fresh segment (its slot is fresh, not logged)
-      const std::uint64_t fresh = new_segment(tx, t, inline_values);
+      const std::uint64_t fresh = new_segment(tx, t, inline_values, refs);
       tx.snapshot({byte_range{v.at(s.offset), 8}, byte_range{tail, 16}});
       store_release(v.at(s.offset), fresh);
       store(tail, fresh);
@@ -262,9 +268,15 @@ void attach_pool(pool& p) {
   p.heap().set_tracer(segment_type, [](const void* o, std::size_t, const reference_visitor& visit) {
     const auto* s = static_cast<const std::byte*>(o);
     visit(load(s));
-    if (load(s + 8) & inline_flag) return;
+    const std::uint64_t flags = load(s + 8);
     for (std::uint64_t i = 0; i < capacity; ++i) {
-      if (const std::uint64_t w = load(s + 16 + i * 8); w != 0) visit(w);
+      const std::uint64_t w = load(s + 16 + i * 8);
+      if (w == 0) continue;
+      if ((flags & inline_flag) == 0) {
+        visit(w);
+      } else if (flags & refs_flag) {
+        visit.maybe(w);  // a value: a popped one may still be there (kept alive, never freed live)
+      }
     }
   });
 }

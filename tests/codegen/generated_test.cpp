@@ -16,6 +16,7 @@
 #include <pobj/pobj.hpp>
 
 #include "bank.pobj.hpp"
+#include "catalogue.pobj.hpp"
 #include "ledger.pobj.hpp"
 #include "library.pobj.hpp"
 #include "shapes.pobj.hpp"
@@ -664,4 +665,78 @@ TEST_CASE("maps own objects: traced through the map, destroyed with their entrie
   });
   CHECK(p.heap().stats().bytes_used == used_before);
   CHECK(p.heap().check().ok());
+}
+
+TEST_CASE("the check follows references kept in containers, and repair frees only what none reaches",
+          "[codegen][containers][check]") {
+  using catalogue::book;
+  using book_ref = pobj::ref<book>;
+  pobj_test::scratch_path path("gen-refs");
+  std::vector<std::pair<book_ref, std::string>> books;  // each reachable by one path only
+  pobj::offset_t garbage = 0;
+  {
+    pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+    auto make_book = [&](std::uint64_t n) {
+      return pobj::run_tx(p, [&](pobj::transaction& tx) {
+        auto b = pobj::make<book>(tx);
+        b.set_title(tx, fmt::format("book {} has a title long enough for a block of its own", n));
+        b.set_year(tx, 1900 + n);
+        books.emplace_back(b.ref(), std::string(b.title()));
+        return b.ref();
+      });
+    };
+    auto s = pobj::run_tx(p, [&](pobj::transaction& tx) {
+      auto made = pobj::make<catalogue::shelves>(tx);
+      made.set_by_isbn(tx, pobj::make_hash_map<std::uint64_t, book_ref>(tx));
+      made.set_copies(tx, pobj::make_hash_map<book_ref, std::uint64_t>(tx));
+      made.set_by_year(tx, pobj::make_ordered_map<std::int64_t, book_ref>(tx));
+      made.set_loans(tx, pobj::make_ordered_map<std::int64_t, catalogue::loan>(tx));
+      made.set_to_shelve(tx, pobj::make_queue<book_ref>(tx));
+      made.set_returns(tx, pobj::make_queue<catalogue::loan>(tx));
+      made.set_display(tx, pobj::make_vector<book_ref>(tx));
+      made.set_pairs(tx, pobj::make_hash_map<std::uint64_t, std::array<book_ref, 2>>(tx));
+      made.set_notes(tx, pobj::make_hash_map<pobj::string, pobj::record<catalogue::note>>(tx));
+      p.set_root("shelves", made.ref().offset);
+      return made;
+    });
+    std::uint64_t n = 0;
+    for (int i = 0; i < 100; ++i) s.by_isbn_ref().insert(9780000000000 + i, make_book(n++));  // map values
+    for (int i = 0; i < 100; ++i) s.copies_ref().insert(make_book(n++), 3);                   // map keys
+    for (int i = 0; i < 200; ++i) s.by_year_ref().insert(i, make_book(n++));  // tree values (leaves split)
+    for (int i = 0; i < 5; ++i) s.loans_ref().insert(i, catalogue::loan{make_book(n++), 30});  // in structs
+    for (int i = 0; i < 70; ++i) s.to_shelve_ref().push(make_book(n++));  // inline queue items, 2 segments
+    for (int i = 0; i < 5; ++i) s.returns_ref().push(catalogue::loan{make_book(n++), 7});  // queue nodes
+    for (int i = 0; i < 5; ++i) s.display_ref().push_back(make_book(n++));                 // vector elements
+    s.pairs_ref().insert(1, std::array<book_ref, 2>{make_book(n++), make_book(n++)});       // arrays in values
+    const book_ref featured[2] = {make_book(n++), make_book(n++)};
+    pobj::run_tx(p, [&](pobj::transaction& tx) {
+      s.set_featured(tx, featured);  // an array field
+      s.notes_ref().insert(tx, "first", pobj::make_record(tx, catalogue::note{12, 34}));  // a record in a map
+      auto lost = pobj::make<book>(tx);  // reachable from nothing
+      lost.set_title(tx, "a book nobody keeps, with a title long enough for a block of its own");
+      garbage = lost.ref().offset;
+    });
+    const pobj::check_report report = p.heap().check();
+    CHECK(report.corrupt.empty());
+    REQUIRE(report.unreachable.size() == 2);  // the lost book and its title
+    CHECK(std::count(report.unreachable.begin(), report.unreachable.end(), garbage) == 1);
+  }
+  // Reopened, with no container handle made (as pobj-check runs it): repair frees the lost book
+  // and its title, nothing else.
+  pobj::pool p = pobj::pool::open(path, pobj_test::small_options());
+  const std::size_t used = p.heap().stats().bytes_used;
+  const pobj::check_report repaired = p.heap().repair();
+  CHECK(repaired.repaired == 2);
+  CHECK(repaired.corrupt.empty());
+  CHECK(p.heap().stats().bytes_used < used);
+  CHECK(p.heap().check().ok());
+  for (const auto& [b, title] : books) {
+    REQUIRE(p.heap().is_allocated(b.offset));
+    CHECK(pobj::deref(p, b).title() == title);
+  }
+  auto s = pobj::deref(p, pobj::ref<catalogue::shelves>(p.root("shelves")));
+  CHECK(pobj::deref(p, *s.by_isbn_ref().find(9780000000042)).title() == books[42].second);
+  CHECK(pobj::deref(p, s.loans_ref().find(2)->item).title() == books[402].second);
+  CHECK(pobj::get(p, *s.notes_ref().find("first")).page == 34);
+  CHECK(s.to_shelve_ref().size() == 70);
 }

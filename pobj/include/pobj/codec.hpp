@@ -80,6 +80,23 @@ void replace_container(transaction& tx, std::uint64_t& field, std::uint64_t head
 template <class T>
 inline constexpr bool is_byte_string = std::is_same_v<T, pobj::bytes> || std::is_same_v<T, pobj::string>;
 
+// A set's value: nothing.
+struct no_value;
+
+// Whether a key or value stored as bytes may hold a reference into the pool (pobj::ref,
+// pobj::record, or a struct or array with one), which the heap's check must then follow: the
+// containers give such entries a heap type whose tracer reads their bytes as possible references
+// (heap_type::map_node_refs). Numbers, enums, byte strings and owned containers hold none; any
+// other class type may (the check cannot see its members).
+template <class T>
+inline constexpr bool may_hold_refs =
+    !(std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_null_pointer_v<T> || is_byte_string<T> ||
+      std::is_same_v<T, no_value> || is_container<T>);
+template <class T, std::size_t N>
+inline constexpr bool may_hold_refs<std::array<T, N>> = may_hold_refs<T>;
+template <class T, std::size_t N>
+inline constexpr bool may_hold_refs<T[N]> = may_hold_refs<T>;
+
 template <class T>
 struct value_codec {
   static_assert(std::is_trivially_copyable_v<T>, "container keys and values are trivially copyable, or pobj::bytes");

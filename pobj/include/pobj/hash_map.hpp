@@ -66,7 +66,7 @@ using kv::map_state;
 // The engine works on byte strings; hash_map_ref encodes K and V.
 // owning: V is a container the map owns (pobj/containers.hpp).
 std::uint64_t create(transaction& tx, bool owning);
-map_state& attach(pool& p, std::uint64_t header, bool owning);
+map_state& attach(pool& p, std::uint64_t header, bool owning, bool refs);
 bool find(pool& p, map_state& m, std::string_view key, std::string* value);
 // 0: inserted; 1: present and left alone (overwrite false); 2: present and replaced.
 // joining: the caller's open block, which the change joins (the caller has the map to itself).
@@ -100,10 +100,12 @@ template <class K, class V>
 class hash_map_ref {
   using kc = detail::value_codec<K>;
   using vc = detail::value_codec<V>;
+  static_assert(!(detail::is_container<V> && detail::may_hold_refs<K>),
+                "a map that owns its values takes keys without references (numbers, enums, byte strings)");
 
  public:
   // REQUIRES: map was made in p by make_hash_map<K, V>.
-  hash_map_ref(pool& p, hash_map<K, V> map) : pool_(&p), state_(&detail::hmap::attach(p, map.offset, detail::is_container<V>)) {}
+  hash_map_ref(pool& p, hash_map<K, V> map) : pool_(&p), state_(&detail::hmap::attach(p, map.offset, detail::is_container<V>, detail::may_hold_refs<K> || detail::may_hold_refs<V>)) {}
 
   std::optional<typename vc::out> find(typename kc::in key) const {
     std::string value;

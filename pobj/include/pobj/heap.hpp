@@ -80,7 +80,8 @@ struct heap_stats {
 // uses, each with a tracer set when a pool opens; 1 .. 4095 are the classes of the pool's class
 // table (pobj/object.hpp); 0 is untyped (traced conservatively). docs/format/pool.md lists them.
 namespace heap_type {
-inline constexpr std::uint16_t first_reserved = 0xfff0;
+inline constexpr std::uint16_t first_reserved = 0xffe0;
+inline constexpr std::uint16_t map_node_refs = 0xffef;  // a node whose key or value may hold references
 inline constexpr std::uint16_t reclaim_batch = 0xfff0;  // blocks of destroyed containers awaiting their free
 inline constexpr std::uint16_t map_node_owning = 0xfff1;  // a node whose value is a container it owns
 inline constexpr std::uint16_t queue_segment = 0xfff2;
@@ -98,8 +99,21 @@ inline constexpr std::uint16_t class_table = 0xfffd;
 inline constexpr std::uint16_t string = 0xfffe;
 }  // namespace heap_type
 
-// Reports a reference found inside an object: called by a tracer for each offset it holds.
-using reference_visitor = std::function<void(offset_t)>;
+// What a tracer reports the references inside an object to.
+class reference_visitor {
+ public:
+  using report = std::function<void(offset_t)>;
+  reference_visitor(report certain, report possible) : certain_(std::move(certain)), possible_(std::move(possible)) {}
+  // A reference the object holds (0 is null): one that is not the start of an allocated object
+  // is damage, and check() says so.
+  void operator()(offset_t ref) const { certain_(ref); }
+  // A word that may be a reference (bytes of a type that can hold them, traced conservatively):
+  // followed when it is the start of an allocated object, ignored otherwise.
+  void maybe(offset_t word) const { possible_(word); }
+
+ private:
+  report certain_, possible_;
+};
 // Lists the references inside an object of some type (pobj-gen emits these).
 using tracer = std::function<void(const void* object, std::size_t size, const reference_visitor&)>;
 

@@ -76,7 +76,7 @@ using kv::map_state;
 // The engine works on byte strings whose memcmp order is the key order.
 // owning: V is a container the map owns (pobj/containers.hpp).
 std::uint64_t create(transaction& tx, bool owning);
-map_state& attach(pool& p, std::uint64_t header, bool owning);
+map_state& attach(pool& p, std::uint64_t header, bool owning, bool refs);
 bool find(pool& p, map_state& m, std::string_view key, std::string* value);
 // 0: inserted; 1: present and left alone (overwrite false); 2: present and replaced.
 // joining: the caller's open block, which the change joins (the caller has the map to itself).
@@ -133,7 +133,7 @@ class ordered_map_ref {
   };
 
   // REQUIRES: map was made in p by make_ordered_map<K, V> (or make_set).
-  ordered_map_ref(pool& p, ordered_map<K, V> map) : pool_(&p), state_(&detail::omap::attach(p, map.offset, detail::is_container<V>)) {}
+  ordered_map_ref(pool& p, ordered_map<K, V> map) : pool_(&p), state_(&detail::omap::attach(p, map.offset, detail::is_container<V>, detail::may_hold_refs<V>)) {}
 
   std::optional<mapped_type> find(typename kc::in key) const {
     std::string value;

@@ -57,8 +57,8 @@ using kv::queue_state;
 
 // The engine stores byte strings: in the slot itself (inline queues: at most 8 bytes, returned
 // as 8 bytes) or in a block.
-std::uint64_t create(transaction& tx, bool inline_values);
-queue_state& attach(pool& p, std::uint64_t header, bool inline_values);
+std::uint64_t create(transaction& tx, bool inline_values, bool refs);
+queue_state& attach(pool& p, std::uint64_t header, bool inline_values, bool refs);
 void push(pool& p, queue_state& q, std::string_view value);
 bool pop(pool& p, queue_state& q, std::string* value);
 bool front(pool& p, queue_state& q, std::string* value);
@@ -73,7 +73,7 @@ inline constexpr bool stores_inline = !is_byte_string<T> && sizeof(T) <= 8;
 template <class T>
 queue<T> make_queue(transaction& tx) {
   static_assert(!detail::is_container<T>, "a pobj::queue holds values, not containers (keep those in a map)");
-  return queue<T>{detail::pqueue::create(tx, detail::pqueue::stores_inline<T>)};
+  return queue<T>{detail::pqueue::create(tx, detail::pqueue::stores_inline<T>, detail::may_hold_refs<T>)};
 }
 
 // Frees the queue and everything in it, when the block commits.
@@ -91,7 +91,7 @@ class queue_ref {
 
   // REQUIRES: q was made in p by make_queue<T>.
   queue_ref(pool& p, queue<T> q)
-      : pool_(&p), state_(&detail::pqueue::attach(p, q.offset, detail::pqueue::stores_inline<T>)) {}
+      : pool_(&p), state_(&detail::pqueue::attach(p, q.offset, detail::pqueue::stores_inline<T>, detail::may_hold_refs<T>)) {}
 
   // Appends a value at the back.
   void push(typename vc::in value) { detail::pqueue::push(*pool_, *state_, vc::encode(value)); }

@@ -182,7 +182,10 @@ struct descent {
 
 // Descends from the root to the leaf whose range holds `key` (route::at: the keys at most key;
 // route::before: the keys less than key). Readers validate the result with structure_seq.
+thread_local std::uint64_t descent_nodes = 0;  // by this thread's descents (nodes_visited())
+
 void descend(const view& v, std::uint64_t header, std::string_view key, route how, descent& d, bool keep_path) {
+  descent_nodes += 1 + load(v.at(header + 16));
   d.path.clear();
   d.low = d.high = separator{};
   d.broken = false;
@@ -403,25 +406,53 @@ void split_leaf(pool& p, map_state& m, std::string_view key) {
   });
 }
 
-// Removes an empty leaf (the one key falls in) from its parent, unless it is the only child.
-// REQUIRES: m.structure held exclusively.
+// Removes an empty leaf (the one key falls in) from the tree, with the inner nodes above it that
+// have no other child: the subtree goes from the lowest ancestor that has other children, whose
+// neighbouring child takes its range. A root left with one child gives way to that child (the
+// tree gets lower). Without this, inner nodes with a single empty leaf would pile up where a
+// queue-like map is erased from one end, and every search for its first key would walk them.
+// A map whose only leaf is empty keeps it. REQUIRES: m.structure held exclusively.
 void remove_empty_leaf(pool& p, map_state& m, std::string_view key) {
   view v(p);
   descent d;
   writer_descend(p, v, m, key, d);
   if (d.path.empty() || writer_order(p, v, d.leaf).count() != 0) return;
-  const step at = d.path.back();
-  std::vector<inner_entry> e = read_inner(v, at.node);
-  if (e.size() < 2) return;
+  // The lowest ancestor with another child: the subtree under it, down to the leaf, goes.
+  std::size_t keep = d.path.size();
+  while (keep > 0 && inner_count(v, d.path[keep - 1].node) < 2) --keep;
   seq_writer changing(m.structure_seq);
   run_tx(p, [&](transaction& tx) {
-    // The leaf's range joins its left neighbour's; the first child's joins its right one's (whose
-    // separator then goes: the first entry has none).
-    const std::uint64_t dropped = at.index == 0 ? e[1].sep : e[at.index].sep;
-    e.erase(e.begin() + static_cast<std::ptrdiff_t>(at.index));
-    write_inner(tx, v, at.node, e, false);
-    if (dropped != 0) tx.free(dropped);
-    tx.free(d.leaf);
+    std::vector<std::uint64_t> gone{d.leaf};  // the leaf and the single-child inner nodes above it
+    for (std::size_t i = keep; i < d.path.size(); ++i) gone.push_back(d.path[i].node);
+    if (keep == 0) {
+      // Every inner node on the path has one child: the empty leaf becomes the root.
+      gone.erase(gone.begin());
+      tx.snapshot(v.at(m.header + 8), 16);
+      store_release(v.at(m.header + 8), d.leaf);
+      store_release(v.at(m.header + 16), 0);
+    } else {
+      // The subtree's range joins its left neighbour's; the first child's joins its right one's
+      // (whose separator then goes: the first entry has none).
+      const step at = d.path[keep - 1];
+      std::vector<inner_entry> e = read_inner(v, at.node);
+      const std::uint64_t dropped = at.index == 0 ? e[1].sep : e[at.index].sep;
+      e.erase(e.begin() + static_cast<std::ptrdiff_t>(at.index));
+      write_inner(tx, v, at.node, e, false);
+      if (dropped != 0) tx.free(dropped);
+      // A root with one child left: the child is the root (again while that holds).
+      std::uint64_t root = load(v.at(m.header + 8)), height = load(v.at(m.header + 16));
+      if (height > 0 && inner_count(v, root) == 1) {
+        tx.snapshot(v.at(m.header + 8), 16);
+        while (height > 0 && inner_count(v, root) == 1) {
+          gone.push_back(root);
+          root = inner_child(v, root, 0);
+          --height;
+        }
+        store_release(v.at(m.header + 8), root);
+        store_release(v.at(m.header + 16), height);
+      }
+    }
+    for (const std::uint64_t block : gone) tx.free(block);
   });
 }
 
@@ -488,6 +519,8 @@ std::uint64_t create(transaction& tx, bool owning) {
   store(static_cast<std::byte*>(h.pointer) + 16, 0);
   return h.offset;
 }
+
+std::uint64_t nodes_visited() noexcept { return descent_nodes; }
 
 map_state& attach(pool& p, std::uint64_t header, bool owning, bool refs) {
   return attach_map(p, header, header_type, header_magic, owning_magic, owning, refs, "an ordered map");

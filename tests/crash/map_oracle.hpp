@@ -48,7 +48,15 @@ pobj::testing::crash_test map_test(const std::string& name, std::vector<op<Key>>
       return made;
     });
     Ref handle(p, m);
-    for (const auto& o : prefix) handle.insert_or_assign(o.key, o.value);
+    for (const auto& o : prefix) {
+      if (o.what == op<Key>::erase) {
+        handle.erase(o.key);
+      } else if (o.what == op<Key>::assign) {
+        handle.insert_or_assign(o.key, o.value);
+      } else {
+        handle.insert(o.key, o.value);
+      }
+    }
   };
   t.workload = [ops](pobj::testing::crash_context& ctx) {
     Ref handle(ctx.pool(), Map{ctx.pool().root("map")});

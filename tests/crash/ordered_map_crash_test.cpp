@@ -17,6 +17,7 @@
 #include <pobj/testing/crash_harness.hpp>
 
 #include "map_oracle.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -109,6 +110,48 @@ TEST_CASE("ordered_map erases that empty a leaf, and replacements, are atomic at
                       {op::insert, key(4, true), "ignored"}};
   for (std::uint64_t k = 31; k < 63; ++k) ops.push_back({op::erase, key(k, true), ""});  // the right leaf
   auto result = run_checked(tree_test("erase to empty", filled(64, true), ops));
+  CHECK(result.points == result.fences);
+  REQUIRE(result.ok());
+}
+
+TEST_CASE("ordered_map erases that empty a whole subtree, and lower the tree, are atomic at every fence",
+          "[crash][ordered_map]") {
+  // 1990 ascending keys make a tree of height 2 whose root has two inner children. Erasing the
+  // keys from the front empties the left child's leaves one by one; the erase that empties its
+  // last leaf removes that leaf and the inner node above it, and the root, left with one child,
+  // gives way to it (height 1). The front keys but the last two are erased before the crashes.
+  std::uint64_t boundary = 0;  // the first key of the root's second child
+  {
+    pobj_test::scratch_path path("omap-boundary");
+    pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+    auto m = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make_ordered_map<pobj::bytes, pobj::bytes>(tx); });
+    tree_ref t(p, m);
+    for (const op& x : filled(1990)) t.insert(x.key, x.value);
+    std::uint64_t root, h, prefix;
+    std::memcpy(&root, p.base() + m.offset + 8, 8);
+    std::memcpy(&h, p.base() + m.offset + 16, 8);
+    REQUIRE(h == 2);
+    std::memcpy(&prefix, p.base() + root + 16 + 8, 8);  // entry 1's prefix: its key's first 8 bytes
+    std::string k(8, '\0');
+    for (std::size_t i = 0; i < 8; ++i) k[i] = static_cast<char>((prefix >> (56 - 8 * i)) & 0xff);
+    boundary = std::stoull(k);
+  }
+  REQUIRE(boundary > 100);
+  std::vector<op> prefix = filled(1990), ops;
+  for (std::uint64_t k = 0; k + 2 < boundary; ++k) prefix.push_back({op::erase, key(k), ""});
+  for (std::uint64_t k = boundary - 2; k < boundary + 2; ++k) ops.push_back({op::erase, key(k), ""});
+  auto t = tree_test("erase a subtree, lower the root", prefix, ops);
+  t.setup = [setup = t.setup](pobj::pool& p) {
+    setup(p);
+    REQUIRE(height(p) == 2);
+  };
+  t.verify = [verify = t.verify](pobj::pool& p, const pobj::testing::crash_point& pt) {
+    verify(p, pt);
+    const std::uint64_t h = height(p);
+    if (pt.ops_completed >= 2) pobj::testing::expect(h == 1, "height {} once the left subtree is gone", h);
+    if (pt.ops_completed < 1) pobj::testing::expect(h == 2, "height {} before", h);
+  };
+  auto result = run_checked(t);
   CHECK(result.points == result.fences);
   REQUIRE(result.ok());
 }

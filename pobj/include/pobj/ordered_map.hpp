@@ -77,6 +77,9 @@ using kv::map_state;
 // owning: V is a container the map owns (pobj/containers.hpp).
 std::uint64_t create(transaction& tx, bool owning);
 map_state& attach(pool& p, std::uint64_t header, bool owning, bool refs);
+// The tree nodes (inner nodes and leaves) the calling thread's searches have read so far: what
+// the tests count to show that an operation's cost does not grow with what was erased before.
+std::uint64_t nodes_visited() noexcept;
 bool find(pool& p, map_state& m, std::string_view key, std::string* value);
 // 0: inserted; 1: present and left alone (overwrite false); 2: present and replaced.
 // joining: the caller's open block, which the change joins (the caller has the map to itself).

@@ -5,7 +5,6 @@ Run by meson (`meson test kvstore-clients`) with POBJ_KV naming the server binar
 
 import os
 import resource
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,23 +12,22 @@ import threading
 import time
 import unittest
 
-import redis
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_server import KvServer  # noqa: E402
+from kv_server import KvServer, import_redis  # noqa: E402
+
+redis = import_redis()
 
 
 class ClientsTest(unittest.TestCase):
     def setUp(self):
-        self.server = KvServer().start()
+        self.server = KvServer()
+        self.addCleanup(self.server.close)  # runs when setUp fails after it, unlike tearDown
+        self.server.start()
         self.r = redis.Redis(host="127.0.0.1", port=self.server.port, decode_responses=True)
 
     def tearDown(self):
         self.r.close()
-        code = self.server.stop()
-        log = self.server.log_text()
-        shutil.rmtree(self.server.dir, ignore_errors=True)
-        self.assertEqual(code, 0, log)
+        self.assertEqual(self.server.stop(), 0, self.server.log_text())
 
     def test_redis_py_strings_and_keys(self):
         r = self.r
@@ -229,8 +227,7 @@ class ResourceTest(unittest.TestCase):
             other.close()
             s.close()
         finally:
-            server.stop()
-            shutil.rmtree(server.dir, ignore_errors=True)
+            server.close()
 
     def test_clients_beyond_the_descriptor_limit_are_refused_without_spinning(self):
         def few_files():
@@ -257,8 +254,7 @@ class ResourceTest(unittest.TestCase):
             self.assertTrue(r.ping())
             r.close()
         finally:
-            server.stop()
-            shutil.rmtree(server.dir, ignore_errors=True)
+            server.close()
 
 
 class FullPoolTest(unittest.TestCase):
@@ -298,8 +294,7 @@ class FullPoolTest(unittest.TestCase):
             self.assertIn("rejected_oom", r.info("stats"))
             r.close()
         finally:
-            server.stop()
-            shutil.rmtree(server.dir, ignore_errors=True)
+            server.close()
 
 
 class RestartTest(unittest.TestCase):
@@ -337,8 +332,7 @@ class RestartTest(unittest.TestCase):
             self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
             self.assertIn("5003 keys", check.stdout)
         finally:
-            server.stop()
-            shutil.rmtree(server.dir, ignore_errors=True)
+            server.close()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_server import KvServer  # noqa: E402
+from kv_server import KvServer, import_redis  # noqa: E402
+
+redis = import_redis()
 
 PROGRAM = None
 
@@ -51,7 +53,6 @@ class CppClientTest(unittest.TestCase):
             server.start()
             totals = [int(p.communicate(timeout=120)[0]) for p in procs]
             self.assertTrue(all(p.returncode == 0 for p in procs))
-            import redis
             got = int(redis.Redis(port=port).get(f"{run}:count"))
             self.assertEqual(got, sum(totals))
         finally:

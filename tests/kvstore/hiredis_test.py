@@ -1,7 +1,6 @@
 """Runs the hiredis client (tests/kvstore/hiredis_client.cpp) against a fresh pobj-kv.
 Arguments: the client binary. POBJ_KV names the server binary."""
 
-import shutil
 import subprocess
 import sys
 import os
@@ -9,12 +8,10 @@ import os
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kv_server import KvServer  # noqa: E402
 
-server = KvServer().start()
-try:
+with KvServer() as server:
+    server.start()
     result = subprocess.run([sys.argv[1], str(server.port)], capture_output=True, text=True, timeout=120)
     print(result.stdout, end="")
     print(result.stderr, end="", file=sys.stderr)
-finally:
-    code = server.stop()
-    shutil.rmtree(server.dir, ignore_errors=True)
+    code = server.close()
 sys.exit(result.returncode or (code != 0))

@@ -15,16 +15,15 @@ Run by meson (`meson test kvstore-kill`) with POBJ_KV naming the server binary."
 
 import os
 import random
-import shutil
 import sys
 import threading
 import time
 import unittest
 
-import redis
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_server import KvServer  # noqa: E402
+from kv_server import KvServer, import_redis  # noqa: E402
+
+redis = import_redis()
 
 WORKERS = 4
 ROUNDS = int(os.environ.get("POBJ_KV_KILL_ROUNDS", "4"))
@@ -109,8 +108,7 @@ class KillTest(unittest.TestCase):
                 print(f"round {round_no}: killed after {written} acknowledged writes; all {len(expected)} present",
                       flush=True)
         finally:
-            server.stop()
-            shutil.rmtree(server.dir, ignore_errors=True)
+            server.close()
 
 
 if __name__ == "__main__":

@@ -1,14 +1,48 @@
-"""Starts and stops a pobj-kv server for the process-level tests (standard library only)."""
+"""Starts and stops a pobj-kv server for the process-level tests (standard library only).
 
+A server a test starts is stopped, and the directory it made (its pool and journal, on /dev/shm:
+memory) removed, whatever happens to the test:
+- the test registers close() right after making the server, before it starts or connects
+  (`self.addCleanup(server.close)`, `cls.addClassCleanup(...)`, or `with KvServer() as server`);
+- a start() that fails closes the server before it raises;
+- at exit, the servers this process made and did not close are closed (atexit);
+- if the test process dies without running any of that (SIGKILL, a timeout's SIGTERM), the
+  kernel sends the server SIGKILL (PR_SET_PDEATHSIG), and the next KvServer made removes the
+  directories of test processes that are gone (their names carry the process id).
+pobj-kv starts no processes of its own, so stopping its pid stops all of it.
+
+The tests run with /usr/bin/python3, Debian's, which has python3-redis. By hand, as meson runs them:
+    POBJ_KV=build/kvstore/pobj-kv /usr/bin/python3 tests/kvstore/clients_test.py"""
+
+import atexit
+import ctypes
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+
+POOL_BASE = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+DIR_PREFIX = "pobj-kv-test-"
+_open = set()  # servers made by this process and not closed; closed at exit
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def import_redis():
+    """Debian's python3-redis, or exit with one line that says what is missing (another python3
+    than /usr/bin/python3, such as pyenv's or a venv's, lacks it)."""
+    try:
+        import redis
+    except ImportError:
+        raise SystemExit(f"{os.path.basename(sys.argv[0])} needs Debian's python3-redis: apt-get install python3-redis; "
+                         f"run with /usr/bin/python3 (this is {sys.executable})") from None
+    return redis
 
 
 def free_port():
@@ -18,13 +52,62 @@ def free_port():
         return s.getsockname()[1]
 
 
+def process_alive(pid):
+    """Whether a process with this id exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def remove_orphaned_dirs():
+    """Removes the server directories of test processes that are gone (killed before their cleanup)."""
+    for name in os.listdir(POOL_BASE):
+        m = re.fullmatch(re.escape(DIR_PREFIX) + r"(\d+)-.*", name)
+        if m and not process_alive(int(m.group(1))):
+            shutil.rmtree(os.path.join(POOL_BASE, name), ignore_errors=True)
+
+
+def _close_open_servers():
+    for server in list(_open):
+        server.close()
+
+
+atexit.register(_close_open_servers)
+
+
+def _die_with(parent_pid, then):
+    """preexec_fn: the server gets SIGKILL when the thread that started it ends (its process's main
+    thread: the process), however it ends."""
+    def setup():
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+        if then is not None:
+            then()
+    return setup
+
+
 class KvServer:
-    """A pobj-kv process on a free loopback port, with its pool in a directory of its own.
+    """A pobj-kv process on a free loopback port, with its pool in a directory of its own (or in
+    pool_dir, which close() then leaves in place). Register close() as soon as it is made:
+
+        server = KvServer()
+        self.addCleanup(server.close)
+        server.start()
+
     fixed_port: the port is chosen once, so a restarted server is found where clients left it."""
 
     def __init__(self, binary=None, pool_dir=None, extra=(), preexec_fn=None, fixed_port=False):
         self.binary = binary or os.environ.get("POBJ_KV", "build/kvstore/pobj-kv")
-        self.dir = pool_dir or tempfile.mkdtemp(prefix="pobj-kv-test-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        self.owner_pid = os.getpid()
+        self.owns_dir = pool_dir is None  # close() removes only a directory this server made
+        if self.owns_dir:
+            remove_orphaned_dirs()
+            pool_dir = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{self.owner_pid}-", dir=POOL_BASE)
+        self.dir = pool_dir
+        _open.add(self)
         self.pool = os.path.join(self.dir, "test.pool")
         self.extra = (["--port", str(free_port())] if fixed_port else []) + list(extra)
         self.preexec_fn = preexec_fn
@@ -32,11 +115,34 @@ class KvServer:
         self.port = None
         self.log_path = os.path.join(self.dir, "server.log")
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
     def start(self, timeout=20.0):
+        """Starts the server and waits until it accepts connections. If it does not, the server is
+        closed (stopped, its directory removed) before the error is raised."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, timeout):
         args = [self.binary, "--port", "0", "--pool", self.pool, "--pool-size", "64m", "--hz", "20", *self.extra]
         self.log = open(self.log_path, "ab")
         offset = self.log.tell()  # this start's lines come after what earlier starts wrote
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, preexec_fn=self.preexec_fn)
+        preexec_fn = self.preexec_fn
+        if threading.current_thread() is threading.main_thread():  # another thread may end first
+            preexec_fn = _die_with(os.getpid(), self.preexec_fn)
+        try:
+            self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, preexec_fn=preexec_fn)
+        except BaseException:
+            self.log.close()
+            raise
         deadline = time.time() + timeout
         while time.time() < deadline:
             with open(self.log_path, "rb") as f:
@@ -49,17 +155,24 @@ class KvServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pobj-kv exited with {self.proc.returncode}:\n{text}")
             time.sleep(0.02)
-        raise RuntimeError("pobj-kv did not start in time:\n" + open(self.log_path, errors="replace").read())
+        raise RuntimeError("pobj-kv did not start in time:\n" + self.log_text())
 
     def stop(self, sig=signal.SIGTERM, timeout=20.0):
+        """Sends sig and returns the exit status; a server still running after timeout seconds gets
+        SIGKILL, and then subprocess.TimeoutExpired is raised."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=timeout)
-        self.proc = None
-        self.log.close()
-        return code
+        proc, self.proc = self.proc, None
+        try:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+            return proc.wait(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            self.log.close()
 
     def kill(self):
         return self.stop(signal.SIGKILL)
@@ -92,12 +205,17 @@ class KvServer:
         return out["result"]
 
     def close(self):
-        """Stops the server and removes its directory (its pool and journal live on /dev/shm, in
-        memory: a test that forgets this leaks them until the machine reboots)."""
+        """Stops the server and removes the directory it made (its pool and journal live on
+        /dev/shm, in memory: left there, they stay until the machine reboots). Returns the server's
+        exit status, None if it was not running. Closing twice does nothing more."""
+        if self.owner_pid != os.getpid():  # a forked child (an executor's worker) owns nothing
+            return None
         try:
             return self.stop()
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            _open.discard(self)
+            if self.owns_dir:
+                shutil.rmtree(self.dir, ignore_errors=True)
 
     def cpu_seconds(self):
         """User and system CPU time the server has used so far."""

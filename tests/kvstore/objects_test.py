@@ -91,14 +91,15 @@ def counting_worker(job):
 class ObjectsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = KvServer(fixed_port=True).start()
+        cls.server = KvServer(fixed_port=True)
+        cls.addClassCleanup(cls.server.close)  # runs when setUpClass fails after it, unlike tearDownClass
+        cls.server.start()
         cls.port = cls.server.port
         cls.kv = Client(port=cls.port)
 
     @classmethod
     def tearDownClass(cls):
         cls.kv.close()
-        cls.server.close()
 
     def test_cas(self):
         r = self.kv.redis
@@ -295,14 +296,12 @@ class ExamplesTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = KvServer(fixed_port=True).start()
+        cls.server = KvServer(fixed_port=True)
+        cls.addClassCleanup(cls.server.close)
+        cls.server.start()
         cls.port = cls.server.port
         cls.env = dict(os.environ, POBJ_KV_PORT=str(cls.port))
         cls.dir = os.path.join(HERE, "..", "..", "examples", "serverless")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
 
     def run_example(self, *args):
         import subprocess

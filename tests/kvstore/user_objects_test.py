@@ -18,8 +18,9 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "kvstore", "client", "python"))
-import redis  # noqa: E402
-from kv_server import KvServer  # noqa: E402
+from kv_server import KvServer, import_redis  # noqa: E402
+
+redis = import_redis()
 from pobjkv import Client  # noqa: E402
 from pobjkv.executor import FunctionExecutor  # noqa: E402
 
@@ -47,13 +48,14 @@ def depositing_worker(job):
 class UserObjectsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = KvServer(extra=with_library()).start()
+        cls.server = KvServer(extra=with_library())
+        cls.addClassCleanup(cls.server.close)  # runs when setUpClass fails after it, unlike tearDownClass
+        cls.server.start()
         cls.r = redis.Redis(port=cls.server.port)
 
     @classmethod
     def tearDownClass(cls):
         cls.r.close()
-        cls.server.close()
 
     def call(self, *args):
         return self.r.execute_command(*args)
@@ -212,7 +214,9 @@ class OwnershipTest(unittest.TestCase):
     DEL, RENAME, SET, expiry and FLUSHALL remove is freed, and nothing else."""
 
     def setUp(self):
-        self.server = KvServer(extra=with_library()).start()
+        self.server = KvServer(extra=with_library())
+        self.addCleanup(self.server.close)  # runs when setUp fails after it, unlike tearDown
+        self.server.start()
         self.r = redis.Redis(port=self.server.port)
         self.before = objects_and_memory(self.r)
 
@@ -283,7 +287,9 @@ class RestartTest(unittest.TestCase):
             self.assertEqual(r.execute_command("OBJ.CALL", "r:a", "deposit", "0"), 42)
             server.stop()
             # Without the library: the objects stay, traced and intact; calls say what is missing.
-            plain = KvServer(pool_dir=server.dir, fixed_port=True).start()
+            plain = KvServer(pool_dir=server.dir, fixed_port=True)
+            self.addCleanup(plain.close)  # stops it; the directory is server's, and server.close() removes it
+            plain.start()
             r2 = redis.Redis(port=plain.port)
             self.assertEqual(r2.execute_command("OBJ.CLASS", "r:a"), b"ledger::account")
             with self.assertRaises(redis.ResponseError) as e:

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """k-means by serverless-style workers with a barrier between iterations.
 
 Each worker owns a shard of the points. Every iteration it assigns its points to the nearest

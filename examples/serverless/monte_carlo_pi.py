@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Monte Carlo estimation of pi by serverless-style workers sharing one counter (the seed's example).
 
 N workers (processes, through pobjkv's FunctionExecutor) each throw darts at the unit square,

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """A ticket rush: many serverless-style workers buy seats from one user-defined shared object.
 
 The box office (objects/box_office.hpp) is a persistent class of our own: pobj-gen compiled it,

@@ -22,10 +22,15 @@ Built on Debian's python3-redis (redis-py); nothing else.
 """
 
 import os
+import sys
 import time
 import uuid
 
-import redis
+try:
+    import redis
+except ImportError:  # another python3 than Debian's (pyenv's, a venv's): one line, not a traceback
+    raise SystemExit("pobjkv needs Debian's python3-redis: apt-get install python3-redis; "
+                     f"run with /usr/bin/python3 (this is {sys.executable})") from None
 
 __all__ = ["Client", "RetryBudgetExceeded"]
 

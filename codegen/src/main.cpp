@@ -131,6 +131,14 @@ struct persistent_class {
   std::vector<method> methods;
 };
 
+// The call that makes a container of a field's type ("::pobj::hash_map<K, V>" gives
+// "pobj::make_hash_map<K, V>"), for the message of a null container field.
+std::string make_call(std::string type) {
+  if (type.rfind("::", 0) == 0) type.erase(0, 2);
+  if (type.rfind("pobj::", 0) == 0) type.insert(6, "make_");
+  return type;
+}
+
 // The name the generated code uses for a type: fixed-width names for integers, fully qualified
 // names for everything else (the generated code lives in another namespace).
 std::string type_name(CXType t) {
@@ -463,6 +471,14 @@ void collect_class(CXCursor c, parse_state& ps) {
             }
             break;
           }
+          case CXCursor_Destructor:
+            if (clang_CXXMethod_isVirtual(child)) {
+              d.error(child, "persistent class '" + x->pc->name +
+                                 "' declares a virtual destructor, which gives it a vtable; a vtable pointer in a "
+                                 "pool is meaningless after a restart",
+                      "remove 'virtual' (pobj::destroy frees an object through a base proxy by its concrete class)");
+            }
+            break;
           case CXCursor_CXXMethod: {
             std::string mname = str(clang_getCursorSpelling(child));
             if (clang_CXXMethod_isVirtual(child)) {
@@ -672,7 +688,8 @@ void emit_layouts(std::ostringstream& o, const persistent_class& c) {
     << "static_assert(sizeof(" << id << "_layout) == " << c.size << ");\n"
     << "static_assert(alignof(" << id << "_layout) == " << c.align << ");\n"
     << "static_assert(sizeof(::" << c.qualified << ") == " << c.size << ");\n"
-    << "static_assert(alignof(::" << c.qualified << ") == " << c.align << ");\n";
+    << "static_assert(alignof(::" << c.qualified << ") == " << c.align << ");\n"
+    << "static_assert(!std::is_polymorphic_v<::" << c.qualified << ">, \"a persistent class has no vtable\");\n";
   if (!c.base.empty()) {
     // A class with fields in a base and in itself is not standard-layout; offsetof still works on
     // it (no virtual bases are allowed), but GCC warns.
@@ -780,8 +797,11 @@ void emit_proxy(std::ostringstream& o, const persistent_class& c) {
         // it replaces), and destroying the object destroys it.
         o << "  " << f.type << " " << f.name << "() const noexcept {\n" << missing("{}") << "    return self()->" << f.name
           << ";\n  }\n"
-          << "  // A handle on the container. REQUIRES: one was set.\n"
-          << "  auto " << f.name << "_ref() const { return pobj::handle(*pool_, " << f.name << "()); }\n"
+          << "  // A handle on the container; errc::invalid_argument while the field is null (never set).\n"
+          << "  auto " << f.name << "_ref() const {\n"
+          << "    if (" << f.name << "().offset == 0) pobj::detail::null_container_field(\"'" << f.owner << "'\", \""
+          << f.name << "\", \"" << make_call(f.type) << "\");\n"
+          << "    return pobj::handle(*pool_, " << f.name << "());\n  }\n"
           << "  void set_" << f.name << "(pobj::transaction& tx, " << f.type << " value) {\n" << require
           << "    pobj::detail::replace_container(tx, self()->" << f.name << ".offset, value.offset);\n  }\n";
         continue;

@@ -243,3 +243,14 @@ void attach_pool(pool& p) {
 }
 
 }  // namespace pobj::detail::kv
+
+namespace pobj::detail {
+
+void null_container_field(const char* cls, const char* field, const char* make) {
+  throw error(errc::invalid_argument,
+              fmt::format("pobj: field '{}' of {} holds no container yet (container fields start null): make one in a "
+                          "block and install it, e.g. set_{}(tx, {}(tx))",
+                          field, cls, field, make));
+}
+
+}  // namespace pobj::detail

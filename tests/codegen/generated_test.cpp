@@ -740,3 +740,23 @@ TEST_CASE("the check follows references kept in containers, and repair frees onl
   CHECK(pobj::get(p, *s.notes_ref().find("first")).page == 34);
   CHECK(s.to_shelve_ref().size() == 70);
 }
+
+TEST_CASE("a container field starts null, and its handle says which field and how to set it", "[codegen][containers]") {
+  pobj_test::scratch_path path("gen-null-field");
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  auto c = pobj::run_tx(p, [&](pobj::transaction& tx) { return pobj::make<library::catalog>(tx); });
+  CHECK(c.by_isbn().offset == 0);
+  try {
+    (void)c.by_isbn_ref();
+    FAIL("a null container field gave a handle");
+  } catch (const pobj::error& e) {
+    CHECK(e.code() == pobj::errc::invalid_argument);
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("field 'by_isbn' of 'library::catalog'") != std::string::npos);
+    CHECK(what.find("set_by_isbn(tx, pobj::make_hash_map<pobj::string, pobj::bytes>(tx))") != std::string::npos);
+  }
+  CHECK_THROWS_WITH(c.requests_ref(), Catch::Contains("pobj::make_queue<"));
+  pobj::run_tx(p, [&](pobj::transaction& tx) { c.set_by_isbn(tx, pobj::make_hash_map<pobj::string, pobj::bytes>(tx)); });
+  CHECK(c.by_isbn_ref().insert("978-0", "a book"));
+}

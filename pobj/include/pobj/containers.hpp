@@ -6,10 +6,15 @@
 //   - a named root: pool::set_root(name, c.offset);
 //   - a field of a persistent class: pobj-gen traces it, `f()` returns the storage, `f_ref()` a
 //     handle, `set_f(tx, c)` installs one (destroying the one it replaces), and destroying the
-//     object destroys it; it starts empty (0), since two objects must never share one;
+//     object destroys it; it starts null (0: no container), since two objects must never share
+//     one, and f_ref() on a null field throws errc::invalid_argument naming the field and what
+//     to call;
 //   - a value in a hash_map or ordered_map: the map owns it, and an erase or a replacement of
 //     the entry destroys it, in the same block.
 // pobj::handle(pool, c) gives the handle of any container storage.
+//
+// Thread safety: as each container's header says; handle() may be called from any thread.
+// Crash consistency: as each container's header says; destroying is failure-atomic with the block.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +39,12 @@ namespace pobj {
 // runs inside a block (reclaim() throws errc::invalid_argument there).
 std::uint64_t reclaim(pool& p);
 std::uint64_t reclaim_pending(pool& p);
+
+namespace detail {
+// Throws errc::invalid_argument: the container field `field` of `cls` is null (pobj-gen's f_ref()
+// calls it); `make` is the call that makes one, for the message.
+[[noreturn]] void null_container_field(const char* cls, const char* field, const char* make);
+}  // namespace detail
 
 template <class K, class V>
 hash_map_ref<K, V> handle(pool& p, hash_map<K, V> c) {

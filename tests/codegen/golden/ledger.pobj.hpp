@@ -35,6 +35,7 @@ static_assert(sizeof(ledger_account_layout) == 32);
 static_assert(alignof(ledger_account_layout) == 8);
 static_assert(sizeof(::ledger::account) == 32);
 static_assert(alignof(::ledger::account) == 8);
+static_assert(!std::is_polymorphic_v<::ledger::account>, "a persistent class has no vtable");
 static_assert(offsetof(ledger_account_layout, balance) == 0);
 static_assert(offsetof(::ledger::account, balance) == 0);
 static_assert(offsetof(ledger_account_layout, operations) == 8);
@@ -69,6 +70,7 @@ static_assert(sizeof(ledger_savings_layout) == 40);
 static_assert(alignof(ledger_savings_layout) == 8);
 static_assert(sizeof(::ledger::savings) == 40);
 static_assert(alignof(::ledger::savings) == 8);
+static_assert(!std::is_polymorphic_v<::ledger::savings>, "a persistent class has no vtable");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
 static_assert(offsetof(ledger_savings_layout, balance) == 0);
@@ -104,6 +106,7 @@ static_assert(sizeof(ledger_plain_layout) == 8);
 static_assert(alignof(ledger_plain_layout) == 8);
 static_assert(sizeof(::ledger::plain) == 8);
 static_assert(alignof(::ledger::plain) == 8);
+static_assert(!std::is_polymorphic_v<::ledger::plain>, "a persistent class has no vtable");
 static_assert(offsetof(ledger_plain_layout, value) == 0);
 static_assert(offsetof(::ledger::plain, value) == 0);
 inline constexpr std::uint64_t ledger_plain_class_id = 0xf806117c49ad063cULL;
@@ -124,6 +127,7 @@ static_assert(sizeof(ledger_drawer_layout) == 8);
 static_assert(alignof(ledger_drawer_layout) == 8);
 static_assert(sizeof(::ledger::drawer) == 8);
 static_assert(alignof(::ledger::drawer) == 8);
+static_assert(!std::is_polymorphic_v<::ledger::drawer>, "a persistent class has no vtable");
 static_assert(offsetof(ledger_drawer_layout, items) == 0);
 static_assert(offsetof(::ledger::drawer, items) == 0);
 inline constexpr std::uint64_t ledger_drawer_class_id = 0xc4e584a792ddfd5dULL;
@@ -234,8 +238,11 @@ class ledger_account_proxy : public pobj::detail::proxy_base {
   ::pobj::hash_map<pobj::string, long> by_payee() const noexcept {
     return self()->by_payee;
   }
-  // A handle on the container. REQUIRES: one was set.
-  auto by_payee_ref() const { return pobj::handle(*pool_, by_payee()); }
+  // A handle on the container; errc::invalid_argument while the field is null (never set).
+  auto by_payee_ref() const {
+    if (by_payee().offset == 0) pobj::detail::null_container_field("'ledger::account'", "by_payee", "pobj::make_hash_map<pobj::string, long>");
+    return pobj::handle(*pool_, by_payee());
+  }
   void set_by_payee(pobj::transaction& tx, ::pobj::hash_map<pobj::string, long> value) {
     pobj::detail::replace_container(tx, self()->by_payee.offset, value.offset);
   }
@@ -448,8 +455,11 @@ class ledger_drawer_proxy : public pobj::detail::proxy_base {
   ::pobj::hash_map<pobj::string, pobj::owned_object> items() const noexcept {
     return self()->items;
   }
-  // A handle on the container. REQUIRES: one was set.
-  auto items_ref() const { return pobj::handle(*pool_, items()); }
+  // A handle on the container; errc::invalid_argument while the field is null (never set).
+  auto items_ref() const {
+    if (items().offset == 0) pobj::detail::null_container_field("'ledger::drawer'", "items", "pobj::make_hash_map<pobj::string, pobj::owned_object>");
+    return pobj::handle(*pool_, items());
+  }
   void set_items(pobj::transaction& tx, ::pobj::hash_map<pobj::string, pobj::owned_object> value) {
     pobj::detail::replace_container(tx, self()->items.offset, value.offset);
   }

@@ -36,6 +36,7 @@ static_assert(sizeof(library_catalog_layout) == 56);
 static_assert(alignof(library_catalog_layout) == 8);
 static_assert(sizeof(::library::catalog) == 56);
 static_assert(alignof(::library::catalog) == 8);
+static_assert(!std::is_polymorphic_v<::library::catalog>, "a persistent class has no vtable");
 static_assert(offsetof(library_catalog_layout, version) == 0);
 static_assert(offsetof(::library::catalog, version) == 0);
 static_assert(offsetof(library_catalog_layout, by_isbn) == 8);
@@ -109,8 +110,11 @@ class library_catalog_proxy : public pobj::detail::proxy_base {
   ::pobj::hash_map<pobj::string, pobj::bytes> by_isbn() const noexcept {
     return self()->by_isbn;
   }
-  // A handle on the container. REQUIRES: one was set.
-  auto by_isbn_ref() const { return pobj::handle(*pool_, by_isbn()); }
+  // A handle on the container; errc::invalid_argument while the field is null (never set).
+  auto by_isbn_ref() const {
+    if (by_isbn().offset == 0) pobj::detail::null_container_field("'library::catalog'", "by_isbn", "pobj::make_hash_map<pobj::string, pobj::bytes>");
+    return pobj::handle(*pool_, by_isbn());
+  }
   void set_by_isbn(pobj::transaction& tx, ::pobj::hash_map<pobj::string, pobj::bytes> value) {
     pobj::detail::replace_container(tx, self()->by_isbn.offset, value.offset);
   }
@@ -119,8 +123,11 @@ class library_catalog_proxy : public pobj::detail::proxy_base {
   ::pobj::ordered_map<long, pobj::string> by_year() const noexcept {
     return self()->by_year;
   }
-  // A handle on the container. REQUIRES: one was set.
-  auto by_year_ref() const { return pobj::handle(*pool_, by_year()); }
+  // A handle on the container; errc::invalid_argument while the field is null (never set).
+  auto by_year_ref() const {
+    if (by_year().offset == 0) pobj::detail::null_container_field("'library::catalog'", "by_year", "pobj::make_ordered_map<long, pobj::string>");
+    return pobj::handle(*pool_, by_year());
+  }
   void set_by_year(pobj::transaction& tx, ::pobj::ordered_map<long, pobj::string> value) {
     pobj::detail::replace_container(tx, self()->by_year.offset, value.offset);
   }
@@ -129,8 +136,11 @@ class library_catalog_proxy : public pobj::detail::proxy_base {
   ::pobj::set<pobj::string> tags() const noexcept {
     return self()->tags;
   }
-  // A handle on the container. REQUIRES: one was set.
-  auto tags_ref() const { return pobj::handle(*pool_, tags()); }
+  // A handle on the container; errc::invalid_argument while the field is null (never set).
+  auto tags_ref() const {
+    if (tags().offset == 0) pobj::detail::null_container_field("'library::catalog'", "tags", "pobj::make_set<pobj::string>");
+    return pobj::handle(*pool_, tags());
+  }
   void set_tags(pobj::transaction& tx, ::pobj::set<pobj::string> value) {
     pobj::detail::replace_container(tx, self()->tags.offset, value.offset);
   }
@@ -139,8 +149,11 @@ class library_catalog_proxy : public pobj::detail::proxy_base {
   ::pobj::queue<unsigned long> requests() const noexcept {
     return self()->requests;
   }
-  // A handle on the container. REQUIRES: one was set.
-  auto requests_ref() const { return pobj::handle(*pool_, requests()); }
+  // A handle on the container; errc::invalid_argument while the field is null (never set).
+  auto requests_ref() const {
+    if (requests().offset == 0) pobj::detail::null_container_field("'library::catalog'", "requests", "pobj::make_queue<unsigned long>");
+    return pobj::handle(*pool_, requests());
+  }
   void set_requests(pobj::transaction& tx, ::pobj::queue<unsigned long> value) {
     pobj::detail::replace_container(tx, self()->requests.offset, value.offset);
   }
@@ -149,8 +162,11 @@ class library_catalog_proxy : public pobj::detail::proxy_base {
   ::pobj::vector<unsigned int> counts() const noexcept {
     return self()->counts;
   }
-  // A handle on the container. REQUIRES: one was set.
-  auto counts_ref() const { return pobj::handle(*pool_, counts()); }
+  // A handle on the container; errc::invalid_argument while the field is null (never set).
+  auto counts_ref() const {
+    if (counts().offset == 0) pobj::detail::null_container_field("'library::catalog'", "counts", "pobj::make_vector<unsigned int>");
+    return pobj::handle(*pool_, counts());
+  }
   void set_counts(pobj::transaction& tx, ::pobj::vector<unsigned int> value) {
     pobj::detail::replace_container(tx, self()->counts.offset, value.offset);
   }
@@ -159,8 +175,11 @@ class library_catalog_proxy : public pobj::detail::proxy_base {
   ::pobj::hash_map<pobj::string, pobj::ordered_map<unsigned long, pobj::string>> shelves() const noexcept {
     return self()->shelves;
   }
-  // A handle on the container. REQUIRES: one was set.
-  auto shelves_ref() const { return pobj::handle(*pool_, shelves()); }
+  // A handle on the container; errc::invalid_argument while the field is null (never set).
+  auto shelves_ref() const {
+    if (shelves().offset == 0) pobj::detail::null_container_field("'library::catalog'", "shelves", "pobj::make_hash_map<pobj::string, pobj::ordered_map<unsigned long, pobj::string>>");
+    return pobj::handle(*pool_, shelves());
+  }
   void set_shelves(pobj::transaction& tx, ::pobj::hash_map<pobj::string, pobj::ordered_map<unsigned long, pobj::string>> value) {
     pobj::detail::replace_container(tx, self()->shelves.offset, value.offset);
   }

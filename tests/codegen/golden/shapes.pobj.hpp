@@ -33,6 +33,7 @@ static_assert(sizeof(shapes_shape_layout) == 24);
 static_assert(alignof(shapes_shape_layout) == 8);
 static_assert(sizeof(::shapes::shape) == 24);
 static_assert(alignof(::shapes::shape) == 8);
+static_assert(!std::is_polymorphic_v<::shapes::shape>, "a persistent class has no vtable");
 static_assert(offsetof(shapes_shape_layout, x) == 0);
 static_assert(offsetof(::shapes::shape, x) == 0);
 static_assert(offsetof(shapes_shape_layout, y) == 4);
@@ -66,6 +67,7 @@ static_assert(sizeof(shapes_circle_layout) == 32);
 static_assert(alignof(shapes_circle_layout) == 8);
 static_assert(sizeof(::shapes::circle) == 32);
 static_assert(alignof(::shapes::circle) == 8);
+static_assert(!std::is_polymorphic_v<::shapes::circle>, "a persistent class has no vtable");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
 static_assert(offsetof(shapes_circle_layout, x) == 0);
@@ -106,6 +108,7 @@ static_assert(sizeof(shapes_rectangle_layout) == 40);
 static_assert(alignof(shapes_rectangle_layout) == 8);
 static_assert(sizeof(::shapes::rectangle) == 40);
 static_assert(alignof(::shapes::rectangle) == 8);
+static_assert(!std::is_polymorphic_v<::shapes::rectangle>, "a persistent class has no vtable");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
 static_assert(offsetof(shapes_rectangle_layout, x) == 0);
@@ -151,6 +154,7 @@ static_assert(sizeof(shapes_square_layout) == 48);
 static_assert(alignof(shapes_square_layout) == 8);
 static_assert(sizeof(::shapes::square) == 48);
 static_assert(alignof(::shapes::square) == 8);
+static_assert(!std::is_polymorphic_v<::shapes::square>, "a persistent class has no vtable");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
 static_assert(offsetof(shapes_square_layout, x) == 0);
@@ -193,6 +197,7 @@ static_assert(sizeof(shapes_drawing_layout) == 48);
 static_assert(alignof(shapes_drawing_layout) == 8);
 static_assert(sizeof(::shapes::drawing) == 48);
 static_assert(alignof(::shapes::drawing) == 8);
+static_assert(!std::is_polymorphic_v<::shapes::drawing>, "a persistent class has no vtable");
 static_assert(offsetof(shapes_drawing_layout, layers) == 0);
 static_assert(offsetof(::shapes::drawing, layers) == 0);
 static_assert(offsetof(shapes_drawing_layout, depth) == 32);

@@ -66,37 +66,71 @@ std::optional<std::string> load_objects_libraries(const pobj::kv::config& cfg) {
   return std::nullopt;
 }
 
-// --check: the heap's reachability check and a read of every entry. 0 healthy, 1 problems, 2
-// unusable.
+// --check: the heap's reachability check and a read of every entry, on the pool opened read-only
+// (nothing in the pool or its journal changes). 0 healthy, 1 problems, 2 unusable or not a
+// pobj-kv pool.
 int check(const std::string& path) {
   pobj::pool p;
   try {
-    p = pobj::pool::open(path);
+    pobj::pool_options options;
+    options.read_only = true;
+    p = pobj::pool::open(path, options);
   } catch (const pobj::error& e) {
     fmt::print(stderr, "pobj-kv --check: {}\n", e.what());
     return 2;
   }
+  const pobj::kv::store::pool_survey survey = pobj::kv::store::survey(p);
+  using kind = pobj::kv::store::pool_kind;
+  if (survey.kind == kind::fresh || survey.kind == kind::foreign) {
+    fmt::print(stderr, "pobj-kv --check: '{}' is not a pobj-kv pool (a pobj pool {})\n", path,
+               survey.kind == kind::fresh ? std::string("with no keyspace")
+                                          : fmt::format("with another program's roots: {}", fmt::join(survey.others, ", ")));
+    return 2;
+  }
   int status = 0;
-  try {
-    pobj::kv::store db(p);
-    std::uint64_t keys = 0, with_ttl = 0;
-    for (std::uint64_t cursor = 0;;) {
-      cursor = db.scan(cursor, 0, [&](std::string_view, const pobj::kv::entry& e) {
-        ++keys;
-        with_ttl += e.expires_ms != 0 ? 1 : 0;
-      });
-      if (cursor == 0) break;
-    }
-    fmt::print("keyspace: {} keys ({} with a time to live), every entry readable\n", keys, with_ttl);
-  } catch (const std::exception& e) {
-    fmt::print("keyspace: {}\n", e.what());
+  if (survey.kind == kind::damaged) {
+    fmt::print("keyspace: damaged: the roots {} are missing (a damaged root name?)\n", fmt::join(survey.missing, ", "));
     status = 1;
+  } else {
+    try {
+      pobj::kv::store db(p);
+      std::uint64_t keys = 0, with_ttl = 0;
+      for (std::uint64_t cursor = 0;;) {
+        cursor = db.scan(cursor, 0, [&](std::string_view, const pobj::kv::entry& e) {
+          ++keys;
+          with_ttl += e.expires_ms != 0 ? 1 : 0;
+        });
+        if (cursor == 0) break;
+      }
+      fmt::print("keyspace: {} keys ({} with a time to live), every entry readable\n", keys, with_ttl);
+    } catch (const std::exception& e) {
+      fmt::print("keyspace: {}\n", e.what());
+      status = 1;
+    }
   }
   const pobj::check_report r = p.heap().check();
   fmt::print("heap: {} objects ({} bytes) reachable, {} unreachable, {} inconsistencies\n", r.reachable_objects,
              r.reachable_bytes, r.unreachable.size(), r.corrupt.size());
   for (const auto& line : r.corrupt) fmt::print("  corrupt: {}\n", line);
   return r.ok() ? status : 1;
+}
+
+// Throws, before the pool is opened writable (which would record the boot and the classes), if an
+// existing pool is another program's or a damaged pobj-kv pool: nothing in it changes.
+void refuse_unless_ours(const std::string& path) {
+  pobj::pool_options options;
+  options.read_only = true;
+  pobj::pool p;
+  try {
+    p = pobj::pool::open(path, options);
+  } catch (const pobj::error& e) {
+    if (e.code() == pobj::errc::not_found) return;  // made by open_or_create
+    throw;
+  }
+  const pobj::kv::store::pool_survey s = pobj::kv::store::survey(p);
+  if (s.kind == pobj::kv::store::pool_kind::foreign || s.kind == pobj::kv::store::pool_kind::damaged) {
+    pobj::kv::store refused(p);  // throws with what is wrong
+  }
 }
 
 }  // namespace
@@ -122,6 +156,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
+    refuse_unless_ours(cfg.pool_path);
     pobj::pool p = pobj::pool::open_or_create(cfg.pool_path, pool_options_of(cfg));
     const auto& rec = p.recovery();
     pobj::kv::engine engine(p, cfg);

@@ -1,6 +1,7 @@
 // pobj-kv's keyspace (store.hpp).
 #include "store.hpp"
 
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -29,7 +30,52 @@ std::string_view type_name(value_type t) noexcept {
   return "none";
 }
 
+store::pool_survey store::survey(const pobj::pool& p) {
+  // The keyspace's roots since the first version; the others are made when an older pool opens.
+  static constexpr std::array<std::string_view, 6> required{keys_root, expires_root, maps_root,
+                                                            lists_root, zsets_root, sets_root};
+  pool_survey s;
+  std::size_t found = 0;
+  for (const std::string_view name : required) {
+    if (p.root(name) != 0) {
+      ++found;
+    } else {
+      s.missing.emplace_back(name);
+    }
+  }
+  bool any_ours = found > 0;
+  for (const auto& [name, offset] : p.roots()) {
+    if (name.rfind("pobj-kv.", 0) == 0) {
+      any_ours = true;
+    } else if (name.rfind("pobj.", 0) != 0) {
+      s.others.push_back(name);
+    }
+  }
+  if (found == required.size()) {
+    s.kind = pool_kind::ours;
+    s.missing.clear();
+  } else if (any_ours) {
+    s.kind = pool_kind::damaged;
+  } else {
+    s.kind = s.others.empty() ? pool_kind::fresh : pool_kind::foreign;
+    s.missing.clear();
+  }
+  return s;
+}
+
 store::store(pobj::pool& p) : pool_(&p) {
+  if (const pool_survey s = survey(p); s.kind == pool_kind::foreign) {
+    throw pobj::error(pobj::errc::invalid_argument,
+                      fmt::format("pool '{}' is not a pobj-kv pool: it holds another program's roots ({}{}); give "
+                                  "pobj-kv a pool of its own",
+                                  p.path(), s.others.front(), s.others.size() > 1 ? ", ..." : ""));
+  } else if (s.kind == pool_kind::damaged) {
+    throw pobj::error(pobj::errc::corrupt,
+                      fmt::format("pool '{}' is a damaged pobj-kv pool: the keyspace's root '{}'{} is missing; "
+                                  "pobj-kv will not make a new keyspace beside the old one (pobj-kv --check POOL "
+                                  "reports what it finds)",
+                                  p.path(), s.missing.front(), s.missing.size() > 1 ? " (and others)" : ""));
+  }
   const pobj::offset_t k = p.root(keys_root), x = p.root(expires_root), h = p.root(maps_root),
                        l = p.root(lists_root), z = p.root(zsets_root), st = p.root(sets_root),
                        r = p.root(replies_root), ro = p.root(old_replies_root), ob = p.root(objects_root);

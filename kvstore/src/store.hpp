@@ -72,7 +72,21 @@ class store {
   };
   type_counts counts() const;
 
-  // Finds the keyspace in the pool, or makes it (in a block of its own).
+  // What a pool's roots say it is, before a store is made on it: pobj-kv's (every root of the
+  // keyspace there; those added by later versions, objects and ONCE's replies, may be missing and
+  // are made), new (no root but pobj's own), another program's (roots, none of them pobj-kv's), or
+  // a damaged pobj-kv pool (some of the keyspace's roots missing: their names damaged, say).
+  enum class pool_kind { ours, fresh, foreign, damaged };
+  struct pool_survey {
+    pool_kind kind = pool_kind::fresh;
+    std::vector<std::string> missing;  // damaged: the keyspace's roots not found
+    std::vector<std::string> others;   // roots that are neither pobj-kv's nor pobj's
+  };
+  static pool_survey survey(const pobj::pool& p);
+
+  // Finds the keyspace in the pool, or makes it (in a block of its own) in a new pool. Throws
+  // pobj::error(invalid_argument) for another program's pool or a damaged one (survey()), rather
+  // than make a keyspace beside what is there.
   explicit store(pobj::pool& p);
 
   pobj::pool& pool() const noexcept { return *pool_; }

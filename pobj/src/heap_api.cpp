@@ -213,8 +213,12 @@ check_report heap::check() const {
 }
 
 check_report heap::repair() {
-  check_report report = check();
   heap_impl& h = *impl_;
+  if (h.pool.domain->read_only()) {
+    throw error(errc::invalid_argument, fmt::format("pobj: pool '{}' is open read-only: repair needs it writable",
+                                                    h.pool.path));
+  }
+  check_report report = check();
   for (offset_t off : report.unreachable) {
     block_ref b = h.locate(off);
     h.persist_free(off);

@@ -144,9 +144,10 @@ journal_header read_header(int fd, const std::string& path) {
 
 std::string journal_path(const std::string& pool_path) { return pool_path + ".journal"; }
 
-std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const std::array<std::uint8_t, 16>& identity) {
+std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const std::array<std::uint8_t, 16>& identity,
+                              std::vector<journal_piece>* pieces) {
   const std::string path = journal_path(pool_path);
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  int fd = ::open(path.c_str(), (pieces != nullptr ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return 0;
     throw error(errc::io_error, fmt::format("pobj: cannot open the journal '{}': {}", path, errno_text()));
@@ -187,7 +188,10 @@ std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const s
                                                "record or the pool",
                                                r.seq, path));
       }
-      if (!write_all(pool_fd, payload.data() + at + piece_header, len, off)) {
+      if (pieces != nullptr) {
+        const std::byte* from = payload.data() + at + piece_header;
+        pieces->push_back(journal_piece{off, std::vector<std::byte>(from, from + len)});
+      } else if (!write_all(pool_fd, payload.data() + at + piece_header, len, off)) {
         throw error(errc::io_error, fmt::format("pobj: cannot replay the journal into '{}': {}", pool_path, errno_text()));
       }
       at += piece_header + len;
@@ -196,6 +200,7 @@ std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const s
     ++seq;
     pos += (sizeof(r) + r.bytes + block - 1) / block * block;
   }
+  if (pieces != nullptr) return replayed;  // read-only: both files stay as they are
   if (replayed > 0 && fdatasync(pool_fd) != 0) {
     throw error(errc::io_error, fmt::format("pobj: fdatasync of '{}' failed: {}", pool_path, errno_text()));
   }

@@ -95,9 +95,18 @@ class journal {
 
 std::string journal_path(const std::string& pool_path);
 
+// A range of the pool a journal record holds: `bytes` go at `offset`.
+struct journal_piece {
+  std::uint64_t offset = 0;
+  std::vector<std::byte> bytes;
+};
+
 // Replays `<pool_path>.journal` into the pool file, if it exists and holds records of the pool
 // with this identity, and makes the result durable. Returns the number of records replayed.
+// With `pieces` (a read-only open), writes nothing to either file: the journal is only read, and
+// its pieces, in order, are appended to *pieces for the caller to apply to a private mapping.
 // Throws pobj::error (io_error, corrupt) if the journal cannot be read or is damaged.
-std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const std::array<std::uint8_t, 16>& identity);
+std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const std::array<std::uint8_t, 16>& identity,
+                              std::vector<journal_piece>* pieces = nullptr);
 
 }  // namespace pobj::media::detail

@@ -161,8 +161,15 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
                                             reserved_, path_, pmem2_message()));
   }
   base_ = static_cast<std::byte*>(pmem2_vm_reservation_get_address(impl_->reservation));
+  read_only_ = opts.read_only;
+  if (read_only_ && wanted == persist_mode::sim) {
+    throw error(errc::invalid_argument, "pobj: sim mode cannot be read-only");
+  }
   try {
-    if (wanted == persist_mode::auto_detect) {
+    if (read_only_) {
+      mode_ = persist_mode::byte;  // fences only; the private mapping keeps every store in memory
+      map_range(0, size, false);
+    } else if (wanted == persist_mode::auto_detect) {
       map_range(0, size, true);
       mode_ = impl_->detected == PMEM2_GRANULARITY_BYTE         ? persist_mode::byte
               : impl_->detected == PMEM2_GRANULARITY_CACHE_LINE ? persist_mode::cache_line
@@ -258,6 +265,10 @@ void domain::map_apply_range(std::size_t from, std::size_t to) {
 void domain::grow(std::size_t new_size) {
   const std::size_t old_size = size_.load(std::memory_order_relaxed);
   if (new_size <= old_size) return;
+  if (read_only_) {
+    throw error(errc::invalid_argument,
+                fmt::format("pobj: pool '{}' is open read-only and cannot grow to {} bytes", path_, new_size));
+  }
   if (new_size > reserved_) {
     throw error(errc::out_of_space, fmt::format("pobj: pool '{}' cannot grow to {} bytes: its maximum is {}",
                                                 path_, new_size, reserved_));

@@ -87,8 +87,8 @@ std::string errno_text() { return std::strerror(errno); }
 
 std::uint64_t header_checksum(const pool_header& h) { return checksum(&h, offsetof(pool_header, checksum)); }
 
-int lock_file(int fd, const std::string& path) {
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+int lock_file(int fd, const std::string& path, bool shared = false) {
+  if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     int e = errno;
     ::close(fd);
     if (e == EWOULDBLOCK) {
@@ -138,8 +138,10 @@ thread_context& pool_impl::local() {
 }
 
 // Maps the pool, runs recovery and builds the DRAM state. Used by both create() and open().
+// A read-only open's journal pieces (recover_journal) are applied to the private mapping here.
 static std::unique_ptr<pool_impl> attach(std::unique_ptr<pool_impl> p, std::uint64_t size,
-                                         const pool_options& options, bool fresh) {
+                                         const pool_options& options, bool fresh,
+                                         const std::vector<media::detail::journal_piece>& pieces = {}) {
   auto t0 = std::chrono::steady_clock::now();
   media::domain::options dopts;
   dopts.mode = options.mode;
@@ -150,7 +152,13 @@ static std::unique_ptr<pool_impl> attach(std::unique_ptr<pool_impl> p, std::uint
                                                  : std::clamp<std::size_t>(size / 8, 1 * MiB, 64 * MiB);
   dopts.journal_record_limit = options.journal_record_limit;
   dopts.journal_apply = options.journal_apply;
+  dopts.read_only = options.read_only;
   p->domain = std::make_unique<media::domain>(p->fd, p->path, size, dopts);
+  for (const auto& piece : pieces) {
+    if (piece.offset >= size) continue;
+    std::memcpy(p->domain->base() + piece.offset, piece.bytes.data(),
+                std::min<std::uint64_t>(piece.bytes.size(), size - piece.offset));
+  }
   p->super = p->at<superblock>(superblock_offset);
   p->roots = p->at<root_entry>(p->header.roots_offset);
   if (fresh) {
@@ -203,6 +211,9 @@ std::size_t pool::minimum_size(const pool_options& options) {
 
 pool pool::create(const std::string& path, const pool_options& options) {
   validate_options(options);
+  if (options.read_only) {
+    throw error(errc::invalid_argument, fmt::format("pobj: cannot create '{}' read-only", path));
+  }
   layout l = compute_layout(options.lanes, options.lane_log_size);
   if (options.size < l.min_size) {
     throw error(errc::too_small, fmt::format("pobj: cannot create '{}' with {} bytes: the minimum for {} lanes "
@@ -266,12 +277,12 @@ pool pool::create(const std::string& path, const pool_options& options) {
 }
 
 pool pool::open(const std::string& path, const pool_options& options) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  int fd = ::open(path.c_str(), (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) {
     throw error(errno == ENOENT ? errc::not_found : errc::io_error,
                 fmt::format("pobj: cannot open pool '{}': {}", path, errno_text()));
   }
-  lock_file(fd, path);
+  lock_file(fd, path, options.read_only);
   auto p = std::make_unique<pool_impl>();
   p->path = path;
   p->options = options;
@@ -304,7 +315,9 @@ pool pool::open(const std::string& path, const pool_options& options) {
   // The header never changes after create; everything else may have newer bytes in the journal.
   std::array<std::uint8_t, 16> identity{};
   std::memcpy(identity.data(), h.uuid, 16);
-  const std::uint64_t replayed = media::detail::recover_journal(fd, path, identity);
+  std::vector<media::detail::journal_piece> pieces;  // read-only: the journal's, for the mapping
+  const std::uint64_t replayed =
+      media::detail::recover_journal(fd, path, identity, options.read_only ? &pieces : nullptr);
   if (replayed > 0 && fstat(fd, &st) == 0) file_size = static_cast<std::uint64_t>(st.st_size);
   if (h.chunk_size != chunk_size || h.zone_chunks != zone_chunks || h.superblock_offset != superblock_offset ||
       h.roots_offset != roots_offset || h.root_entries != root_entries || h.lanes_offset != l.lanes_offset ||
@@ -317,20 +330,27 @@ pool pool::open(const std::string& path, const pool_options& options) {
       pread(fd, &size, sizeof(size), static_cast<off_t>(superblock_offset)) != static_cast<ssize_t>(sizeof(size))) {
     throw error(errc::truncated, fmt::format("pobj: pool '{}' is truncated: {} bytes", path, file_size));
   }
-  if (size < h.min_size) {
-    throw error(errc::too_small, fmt::format("pobj: pool '{}' records a size of {} bytes, below its minimum of {}",
-                                             path, size, h.min_size));
+  for (const auto& piece : pieces) {  // read-only: the size as the journal left it
+    const std::uint64_t end = piece.offset + piece.bytes.size();
+    for (std::uint64_t at = std::max<std::uint64_t>(piece.offset, superblock_offset); at < end && at < superblock_offset + 8; ++at) {
+      reinterpret_cast<std::byte*>(&size)[at - superblock_offset] = piece.bytes[at - piece.offset];
+    }
   }
-  if ((size - h.heap_offset) % chunk_size != 0) {
-    throw error(errc::corrupt, fmt::format("pobj: pool '{}' records a size of {} bytes that does not end on a "
-                                           "chunk boundary",
-                                           path, size));
+  // Offsets in a pool are 48 bits: a larger size is damage, not a file cut short.
+  constexpr std::uint64_t largest_pool = std::uint64_t{1} << 48;
+  if (size < h.min_size || size > largest_pool || (size - h.heap_offset) % chunk_size != 0) {
+    throw error(errc::corrupt,
+                fmt::format("pobj: pool '{}' has a corrupt superblock: it records a size of {} bytes, which {}", path,
+                            size,
+                            size < h.min_size      ? fmt::format("is below the pool's minimum of {}", h.min_size)
+                            : size > largest_pool ? std::string("is more than any pool can have (2^48 bytes)")
+                                                  : std::string("does not end on a chunk boundary")));
   }
   if (file_size < size) {
     throw error(errc::truncated,
                 fmt::format("pobj: pool '{}' is truncated: the file has {} bytes, the pool needs {}", path, file_size, size));
   }
-  auto attached = attach(std::move(p), size, options, false);
+  auto attached = attach(std::move(p), size, options, false, pieces);
   attached->report.journal_records = replayed;
   return finish_open(pool(std::move(attached)));
 }

@@ -3,9 +3,11 @@
 //   pobj-check [--repair] [--quiet] POOL
 //
 // Opens the pool (running recovery if its last user crashed), reports what recovery did, the
-// heap's statistics, and a reachability check from the named roots. With --repair, frees the
-// objects no root reaches and finishes reclaiming destroyed containers. Exit status: 0 healthy
-// (or repaired), 1 problems found, 2 cannot open.
+// heap's statistics, and a reachability check from the named roots. Without --repair the pool
+// is opened read-only (pool_options::read_only): recovery runs in memory and neither the pool
+// file nor its journal changes. With --repair, opens it writable, frees the objects no root
+// reaches and finishes reclaiming destroyed containers. Exit status: 0 healthy (or repaired), 1
+// problems found, 2 cannot open.
 #include <cstring>
 #include <string>
 
@@ -29,7 +31,9 @@ int main(int argc, char** argv) {
   }
   pobj::pool pool;
   try {
-    pool = pobj::pool::open(path);
+    pobj::pool_options options;
+    options.read_only = !repair;
+    pool = pobj::pool::open(path, options);
   } catch (const pobj::error& e) {
     fmt::print(stderr, "pobj-check: {} ({})\n", e.what(), pobj::to_string(e.code()));
     return 2;
@@ -37,10 +41,12 @@ int main(int argc, char** argv) {
   const auto& rec = pool.recovery();
   const auto stats = pool.heap().stats();
   if (!quiet) {
-    fmt::print("pool {}: {} bytes (maximum {}), opened {} times, mode {}, opened in {:.2f} ms\n", path, pool.size(),
-               pool.max_size(), rec.boot_count, pobj::to_string(pool.mode()), rec.open_ms);
-    fmt::print("recovery: {} interrupted blocks rolled back, {} committed blocks completed\n", rec.blocks_rolled_back,
-               rec.blocks_rolled_forward);
+    fmt::print("pool {}: {} bytes (maximum {}), opened {} times, {}, opened in {:.2f} ms\n", path, pool.size(),
+               pool.max_size(), rec.boot_count - (repair ? 0 : 1),
+               repair ? fmt::format("mode {}", pobj::to_string(pool.mode())) : std::string("read-only"), rec.open_ms);
+    fmt::print("recovery{}: {} interrupted blocks rolled back, {} committed blocks completed, {} journal records\n",
+               repair ? "" : " (in memory only)", rec.blocks_rolled_back, rec.blocks_rolled_forward,
+               rec.journal_records);
     fmt::print("heap: {} bytes used, {} free; {} of {} chunks free; {} extents ({} bytes)\n", stats.bytes_used,
                stats.bytes_free, stats.chunks_free, stats.chunks_total, stats.extents, stats.extent_bytes);
     for (const auto& c : stats.classes) {

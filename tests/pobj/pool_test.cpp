@@ -120,7 +120,20 @@ TEST_CASE("opening fails clearly and changes nothing", "[pool]") {
       std::uint64_t tiny = 4096;
       std::memcpy(bytes.data() + pobj::detail::superblock_offset, &tiny, 8);
       pobj_test::write_file(path, bytes);
-      expect_open_fails_untouched(path, errc::too_small);
+      expect_open_fails_untouched(path, errc::corrupt);
+    }
+    // Regression: garbage in the superblock's size was reported as "truncated: the pool needs
+    // 17207426467533684736 bytes".
+    SECTION("garbage in the superblock's size") {
+      auto bytes = pobj_test::read_file(path);
+      std::memset(bytes.data() + pobj::detail::superblock_offset, 0xee, 8);
+      pobj_test::write_file(path, bytes);
+      expect_open_fails_untouched(path, errc::corrupt);
+      try {
+        pool::open(path, pobj_test::small_options());
+      } catch (const error& e) {
+        CHECK_THAT(e.what(), Catch::Contains("corrupt superblock") && Catch::Contains("more than any pool can have"));
+      }
     }
   }
 }
@@ -295,4 +308,36 @@ TEST_CASE("opening and closing pools does not leak address space", "[pool][regre
   const auto grew = after > before ? after - before : 0;  // (it may shrink: sanitizers free their own maps)
   INFO("VmSize grew by " << grew / 1024 << " MiB over 200 reopenings");
   CHECK(grew < 1024 * 1024);  // under 1 GiB in all (it was about 200 GiB)
+}
+
+TEST_CASE("a read-only open changes no byte of the pool, whatever the program does with it", "[pool]") {
+  scratch_path path("read-only");
+  {
+    pool p = pool::create(path, pobj_test::small_options());
+    pobj::run_tx(p, [&](pobj::transaction& tx) { p.set_root("thing", tx.alloc(64).offset); });
+  }
+  const auto before = pobj_test::read_file(path);
+  auto o = pobj_test::small_options();
+  o.read_only = true;
+  {
+    pool p = pool::open(path, o);
+    CHECK(p.root("thing") != 0);
+    CHECK(p.recovery().boot_count == 2);  // counted in memory only
+    CHECK(p.heap().check().ok());
+    // Stores, blocks, allocations and roots all work, in this process's memory.
+    pobj::run_tx(p, [&](pobj::transaction& tx) { p.set_root("other", tx.alloc(128).offset); });
+    CHECK(p.root("other") != 0);
+    CHECK_THROWS_AS(p.heap().repair(), error);
+    CHECK(open_error(path) == errc::locked);  // a writer is refused while it is open
+    pool second = pool::open(path, o);        // another reader is not
+    CHECK(second.root("other") == 0);
+  }
+  CHECK(pobj_test::read_file(path) == before);
+  o.read_only = false;
+  pool p = pool::open(path, o);
+  CHECK(p.root("other") == 0);
+  CHECK(p.recovery().boot_count == 2);
+  o.read_only = true;
+  scratch_path fresh("read-only-new");
+  CHECK_THROWS_AS(pool::create(fresh, o), error);
 }

@@ -78,6 +78,10 @@ class domain {
     std::size_t journal_size = 8 << 20;
     std::size_t journal_record_limit = 0;  // tests: sync once this many bytes are pending
     bool journal_apply = true;             // tests: false never writes the pool file after open
+    // Maps the file privately and writes nothing to it, ever: stores stay in this process's
+    // memory, flushes and drains persist nothing, there is no journal, and grow() refuses.
+    // `fd` may be read-only. mode() is then `byte` (a fence, persisting nothing).
+    bool read_only = false;
   };
 
   // Page-mode journal figures (zero in other modes).
@@ -98,6 +102,7 @@ class domain {
   std::size_t reserved() const noexcept { return reserved_; }
   persist_mode mode() const noexcept { return mode_; }
   const std::string& path() const noexcept { return path_; }
+  bool read_only() const noexcept { return read_only_; }
 
   // Extends the file to new_size and maps the new part right after the old one: nothing moves.
   // The extension is durable (fsync of the file's size) before this returns.
@@ -162,6 +167,7 @@ class domain {
   int fd_ = -1;
   std::uint64_t id_ = 0;
   sim::simulator* sim_ = nullptr;
+  bool read_only_ = false;
 };
 
 }  // namespace media

@@ -52,6 +52,12 @@ struct pool_options {
   // so that a test can recover from any prefix of the journal).
   std::size_t journal_record_limit = 0;
   bool journal_apply = true;
+  // open() only: inspect the pool without changing its files (checks: pobj-check, pobj-kv
+  // --check). The file is opened read-only under a shared lock (refused while a writer has it
+  // open) and mapped privately: recovery, a page-mode journal's replay and every later store
+  // happen in this process's memory only, and nothing is ever written to the pool or its
+  // journal. Growing the pool and heap::repair() throw errc::invalid_argument.
+  bool read_only = false;
 };
 
 // What open() found and did. Opening never scans the data; this says what it touched.

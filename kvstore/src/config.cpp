@@ -1,8 +1,13 @@
 // pobj-kv's settings (config.hpp).
 #include "config.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <pobj/error.hpp>
@@ -47,8 +52,23 @@ std::string size_text(std::uint64_t v) { return std::to_string(v); }
 std::optional<std::string> apply_setting(config& cfg, std::string_view name, std::string_view value) {
   auto bad = [&](std::string_view what) { return fmt::format("{} '{}': {}", name, value, what); };
   if (name == "bind") {
-    if (value.empty()) return bad("an address is needed");
+    // One or more numeric IPv4 or IPv6 addresses, as Redis's `bind 127.0.0.1 ::1`; checked here,
+    // before any file is made.
+    std::vector<std::string> addresses;
+    std::istringstream words{std::string(value)};
+    for (std::string a; words >> a;) {
+      in6_addr scratch{};
+      if (inet_pton(AF_INET, a.c_str(), &scratch) != 1 && inet_pton(AF_INET6, a.c_str(), &scratch) != 1) {
+        return bad(fmt::format("'{}' is not a numeric IPv4 or IPv6 address", a));
+      }
+      if (std::find(addresses.begin(), addresses.end(), a) == addresses.end()) addresses.push_back(a);
+    }
+    if (addresses.empty()) return bad("an address is needed");
     cfg.bind = value;
+    cfg.bind_addresses = std::move(addresses);
+  } else if (name == "protected-mode") {
+    if (value != "yes" && value != "no") return bad("yes or no");
+    cfg.protected_mode = value == "yes";
   } else if (name == "port") {
     auto v = parse_int(value, 0, 65535);
     if (!v) return bad("a port is 0 to 65535");
@@ -152,6 +172,7 @@ std::optional<std::string> parse_arguments(config& cfg, const std::vector<std::s
 
 std::optional<std::string> setting_value(const config& cfg, std::string_view name) {
   if (name == "bind") return cfg.bind;
+  if (name == "protected-mode") return std::string(cfg.protected_mode ? "yes" : "no");
   if (name == "port") return std::to_string(cfg.port);
   if (name == "pool") return cfg.pool_path;
   if (name == "pool-size") return size_text(cfg.pool_size);
@@ -176,7 +197,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
 }
 
 std::vector<std::string> setting_names() {
-  return {"bind", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
+  return {"bind", "protected-mode", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
           "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "save", "appendonly", "databases"};
 }
 
@@ -187,7 +208,8 @@ usage: pobj-kv [--config FILE] [--NAME VALUE ...]
        pobj-kv --check POOL        verify a pool offline and exit (0 healthy, 1 problems, 2 unusable)
 
 settings (flags, or "NAME VALUE" lines in the config file):
-  bind ADDRESS          listen address (default 127.0.0.1)
+  bind ADDRESS...       listen addresses, numeric IPv4 or IPv6, space-separated (default 127.0.0.1)
+  protected-mode yes|no without requirepass, refuse clients not on loopback (default yes)
   port N                TCP port (default 7379)
   pool PATH             the pool file (default ./pobj-kv.pool; made if missing)
   pool-size SIZE        initial size of a new pool (default 256m)

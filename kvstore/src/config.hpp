@@ -2,7 +2,7 @@
 //
 // Flags are `--name value` (or `--name=value`); a config file (`--config FILE`) has one
 // `name value` per line, as redis.conf, with # comments; flags given after --config override the
-// file. Names: bind, port, pool, pool-size, pool-max-size, persist-mode, threads, maxclients,
+// file. Names: bind (one or more addresses), protected-mode, port, pool, pool-size, pool-max-size, persist-mode, threads, maxclients,
 // requirepass, hz, reply-ttl, objects-library (repeatable), log-level. Sizes take k/m/g/kb/mb/gb suffixes.
 #pragma once
 
@@ -17,7 +17,9 @@
 namespace pobj::kv {
 
 struct config {
-  std::string bind = "127.0.0.1";           // loopback only unless told otherwise
+  std::string bind = "127.0.0.1";           // loopback only unless told otherwise; as given
+  std::vector<std::string> bind_addresses{"127.0.0.1"};  // bind's numeric addresses, checked when set
+  bool protected_mode = true;               // without requirepass, only loopback clients (as Redis)
   int port = 7379;                          // not Redis's 6379: both can run on one machine
   std::string pool_path = "pobj-kv.pool";   // in the working directory
   std::uint64_t pool_size = 256ull << 20;   // initial size of a new pool

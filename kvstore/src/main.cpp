@@ -4,6 +4,7 @@
 //   pobj-kv [--config FILE] [--port N] [--pool PATH] ...   serve (pobj-kv --help lists the settings)
 //   pobj-kv --check POOL                                  verify a pool offline
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
@@ -156,6 +157,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
+    // The addresses first: a server that cannot listen makes no pool.
+    auto [sockets, port] = pobj::kv::listen_on(cfg);
+    struct closer {
+      std::vector<int>* fds;
+      ~closer() {
+        if (fds != nullptr) for (const int fd : *fds) ::close(fd);
+      }
+    } close_sockets{&sockets};
     refuse_unless_ours(cfg.pool_path);
     pobj::pool p = pobj::pool::open_or_create(cfg.pool_path, pool_options_of(cfg));
     const auto& rec = p.recovery();
@@ -168,13 +177,19 @@ int main(int argc, char** argv) {
       pobj::kv::log::notice("freed {} blocks of values deleted before a crash", freed);
     }
     pobj::kv::server srv(engine, cfg);
-    srv.listen();
+    close_sockets.fds = nullptr;  // the server's now
+    srv.listen(std::move(sockets), port);
     cfg.port = srv.port();  // the port bound (port 0 asks the system for one)
     running = &srv;
     std::signal(SIGTERM, on_signal);
     std::signal(SIGINT, on_signal);
     std::signal(SIGPIPE, SIG_IGN);
-    pobj::kv::log::notice("pobj-kv ready to accept connections on {}:{}", cfg.bind, srv.port());
+    std::string where;
+    for (const std::string& a : cfg.bind_addresses) {
+      where += fmt::format("{}{}:{}", where.empty() ? "" : " ", a.find(':') != std::string::npos ? "[" + a + "]" : a,
+                           srv.port());
+    }
+    pobj::kv::log::notice("pobj-kv ready to accept connections on {}", where);
     srv.run();
     running = nullptr;
   } catch (const std::exception& e) {

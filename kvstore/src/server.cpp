@@ -71,6 +71,19 @@ std::string peer_of(const sockaddr_storage& a) {
   return fmt::format("{}:{}", host, port);
 }
 
+// Whether a client connects from this machine's loopback: 127.0.0.0/8, ::1, or ::ffff:127.x.
+bool is_loopback(const sockaddr_storage& a) {
+  if (a.ss_family == AF_INET) {
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(&a)->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (a.ss_family == AF_INET6) {
+    const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(&a)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
 }  // namespace
 
 // A thread that makes committed batches durable (one journal sync at a time, each covering every
@@ -147,34 +160,54 @@ server::~server() {
   syncer_.reset();
   engine_->set_server(nullptr);
   for (auto& [fd, c] : connections_) ::close(fd);
-  if (listen_fd_ >= 0) ::close(listen_fd_);
+  for (const int fd : listen_fds_) ::close(fd);
   if (spare_fd_ >= 0) ::close(spare_fd_);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
 
-void server::listen() {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(config_->port);
-  if (int rc = getaddrinfo(config_->bind.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", config_->bind, port, gai_strerror(rc)));
+std::pair<std::vector<int>, int> listen_on(const config& cfg) {
+  std::vector<int> fds;
+  int bound_port = cfg.port;
+  struct closer {
+    std::vector<int>& fds;
+    bool keep = false;
+    ~closer() {
+      if (!keep) for (const int fd : fds) ::close(fd);
+    }
+  } close_on_error{fds};
+  for (const std::string& address : cfg.bind_addresses) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(bound_port);
+    if (int rc = getaddrinfo(address.c_str(), port.c_str(), &hints, &found); rc != 0) {
+      throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", address, port, gai_strerror(rc)));
+    }
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, freeaddrinfo);
+    const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error(fmt::format("socket: {}", std::strerror(errno)));
+    fds.push_back(fd);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (found->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 511) != 0) {
+      throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", address, port, std::strerror(errno)));
+    }
+    sockaddr_storage bound{};
+    socklen_t len = sizeof(bound);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+    bound_port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                             : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   }
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(found, freeaddrinfo);
-  listen_fd_ = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) throw std::runtime_error(fmt::format("socket: {}", std::strerror(errno)));
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (::bind(listen_fd_, found->ai_addr, found->ai_addrlen) != 0 || ::listen(listen_fd_, 511) != 0) {
-    throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", config_->bind, port, std::strerror(errno)));
-  }
-  sockaddr_storage bound{};
-  socklen_t len = sizeof(bound);
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
-  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  close_on_error.keep = true;
+  return {std::move(fds), bound_port};
+}
+
+void server::listen(std::vector<int> sockets, int port) {
+  listen_fds_ = std::move(sockets);
+  port_ = port;
   // As many descriptors as maxclients needs, if the system allows; else fewer clients.
   rlimit files{};
   if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
@@ -195,8 +228,10 @@ void server::listen() {
   if (epoll_fd_ < 0) throw std::runtime_error(fmt::format("epoll: {}", std::strerror(errno)));
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.fd = listen_fd_;
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  for (const int fd : listen_fds_) {
+    ev.data.fd = fd;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
   if (syncer_) {
     ev.data.fd = syncer_->fd;
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, syncer_->fd, &ev);
@@ -216,8 +251,8 @@ void server::run() {
     if (n < 0 && errno != EINTR) throw std::runtime_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
     for (int i = 0; i < n; ++i) {
       const int fd = events[static_cast<std::size_t>(i)].data.fd;
-      if (fd == listen_fd_) {
-        accept_clients();
+      if (std::find(listen_fds_.begin(), listen_fds_.end(), fd) != listen_fds_.end()) {
+        accept_clients(fd);
         continue;
       }
       if (syncer_ && fd == syncer_->fd) {  // batches became durable: their replies go out below
@@ -257,16 +292,16 @@ void server::run() {
   log::notice("pobj-kv is now ready to exit, bye bye...");
 }
 
-void server::accept_clients() {
+void server::accept_clients(int listen_fd) {
   for (;;) {
     sockaddr_storage peer{};
     socklen_t len = sizeof(peer);
-    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0 && (errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
       // No descriptor left: the client would stay queued, and the loop would wake for it forever.
       // Give up the spare one to accept it, tell it why, and close it.
       ::close(spare_fd_);
-      if (const int refused = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC); refused >= 0) {
+      if (const int refused = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC); refused >= 0) {
         static constexpr std::string_view full = "-ERR max number of clients reached\r\n";
         [[maybe_unused]] auto w = ::write(refused, full.data(), full.size());
         ::close(refused);
@@ -276,6 +311,17 @@ void server::accept_clients() {
       continue;
     }
     if (fd < 0) return;  // EAGAIN, or an error the next turn will see again
+    if (config_->protected_mode && config_->requirepass.empty() && !is_loopback(peer)) {
+      // As Redis: told why, then closed, before it can send anything.
+      static constexpr std::string_view denied =
+          "-DENIED pobj-kv is running in protected mode because protected mode is enabled and no password is "
+          "set. In this mode connections are only accepted from the loopback interface. To accept others, set "
+          "a password (requirepass), or disable protected mode (protected-mode no) if the network is trusted\r\n";
+      [[maybe_unused]] auto w = ::write(fd, denied.data(), denied.size());
+      ::close(fd);
+      ++rejected_clients_;
+      continue;
+    }
     if (connections_.size() >= static_cast<std::size_t>(config_->maxclients)) {
       static constexpr std::string_view full = "-ERR max number of clients reached\r\n";
       [[maybe_unused]] auto w = ::write(fd, full.data(), full.size());

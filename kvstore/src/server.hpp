@@ -46,6 +46,11 @@ struct batch_stats {
   std::uint64_t alone = 0;             // commands run in a block of their own
 };
 
+// Binds and listens on every address of cfg.bind at cfg.port, before anything else is done (no
+// pool is made when an address cannot be had); returns the sockets and the port bound (port 0:
+// the one the system gave the first). Throws std::runtime_error with the reason.
+std::pair<std::vector<int>, int> listen_on(const config& cfg);
+
 class server final : public server_view {
  public:
   static constexpr std::size_t max_batch = 1024;
@@ -58,8 +63,8 @@ class server final : public server_view {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  // Binds and listens on cfg.bind:cfg.port; throws std::runtime_error with the reason.
-  void listen();
+  // Serves the listening sockets listen_on() made (owning them from now on), on `port`.
+  void listen(std::vector<int> sockets, int port);
   int port() const noexcept { return port_; }
   // Serves until request_shutdown() (SHUTDOWN, SIGTERM, SIGINT); then closes every connection.
   void run();
@@ -78,7 +83,7 @@ class server final : public server_view {
     std::size_t reply_from;
   };
 
-  void accept_clients();
+  void accept_clients(int listen_fd);
   bool servable(const connection& c) const;
   void read_from(connection& c);
   void process(std::int64_t now);
@@ -104,7 +109,7 @@ class server final : public server_view {
 
   engine* engine_;
   config* config_;
-  int listen_fd_ = -1;
+  std::vector<int> listen_fds_;  // one per bind address
   int spare_fd_ = -1;  // given up to accept and close a client when the process has no fd left
   int epoll_fd_ = -1;
   int port_ = 0;

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  meson ninja-build pkg-config g++ clang-14 cmake
+  meson ninja-build pkg-config g++ clang-14 cmake make
   libpmem2-dev libpmemobj-dev libpmem-dev
   libboost1.81-dev libfmt-dev catch2 libbenchmark-dev
   libclang-14-dev llvm-14-dev libclang-rt-14-dev libfabric-dev

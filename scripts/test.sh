@@ -28,27 +28,32 @@ run_suite() {  # name, meson options..., -- test args...
 
 start=$(date +%s)
 prefix=$PWD/build-test/prefix
-run_suite release --buildtype=debugoptimized -Dcrash_points=200 --prefix="$prefix" --
+# libdir lib64: the layout meson picks on a Debian machine without dpkg-dev, whose lib64 Debian's
+# CMake never searches; the CMake package must be found anyway (it lies in share/cmake/pobj).
+run_suite release --buildtype=debugoptimized -Dcrash_points=200 --prefix="$prefix" --libdir=lib64 --
 
-# The installed pobj, as a user outside the tree meets it: examples/external built with meson and
-# with CMake against the install, and run.
-echo "== installed: meson install, then examples/external with meson and with CMake"
+# The installed pobj, as a user outside the tree meets it, from a clean prefix and with no
+# LD_LIBRARY_PATH: the installed programs find libpobj.so by their rpath, and the programs meson
+# and CMake build against the install by the rpath each gives a library outside the loader's path.
+echo "== installed: meson install, the installed programs, examples/external with meson and with CMake, the Python client"
 rm -rf "$prefix" build-test/external-meson build-test/external-cmake
 meson install -C build-test/release --quiet >/dev/null
 libdir=$(dirname "$(find "$prefix" -name libpobj.so | head -n 1)")
+"$prefix/bin/pobj-kv" --help >/dev/null
 PATH=$prefix/bin:$PATH PKG_CONFIG_PATH=$libdir/pkgconfig \
   meson setup build-test/external-meson examples/external >/dev/null
 ninja -C build-test/external-meson >/dev/null
 cmake -S examples/external -B build-test/external-cmake -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build build-test/external-cmake >/dev/null
 pool=$(mktemp -d)/orders.pool
-LD_LIBRARY_PATH=$libdir build-test/external-meson/external "$pool"
-LD_LIBRARY_PATH=$libdir build-test/external-cmake/external "$pool" | grep -q "^1 orders before"
+build-test/external-meson/external "$pool"
+build-test/external-cmake/external "$pool" | grep -q "^1 orders before"
+"$prefix/bin/pobj-check" --quiet "$pool"
 rm -rf "$(dirname "$pool")"
 # The installed pobj-kv loads each build's shared-objects library and runs its methods.
 for lib in build-test/external-meson/tally.so build-test/external-cmake/tally.so; do
   dir=$(mktemp -d)
-  LD_LIBRARY_PATH=$libdir "$prefix/bin/pobj-kv" --port 0 --pool "$dir/kv.pool" --pool-size 64m \
+  "$prefix/bin/pobj-kv" --port 0 --pool "$dir/kv.pool" --pool-size 64m \
     --objects-library "$lib" >"$dir/log" 2>&1 &
   kv=$!
   port=
@@ -66,6 +71,10 @@ for lib in build-test/external-meson/tally.so build-test/external-cmake/tally.so
   wait "$kv" || true
   rm -rf "$dir"
 done
+# The installed Python client, imported by Debian's python3 from the prefix's dist-packages (under
+# /usr/local no PYTHONPATH is needed: Debian's python3 searches /usr/local/lib/python3.X/dist-packages).
+PYTHONPATH=$(echo "$prefix"/lib/python3*/dist-packages) /usr/bin/python3 -c \
+  "import pobjkv, pobjkv.executor; assert pobjkv.__file__.startswith('$prefix/'), pobjkv.__file__"
 echo "external builds: ok"
 SUITE_CXX=clang++-14 run_suite clang --buildtype=debugoptimized -Dbench=false -Dexamples=false -Dcrash_points=40 --
 run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=40 -Dbench=false -- \

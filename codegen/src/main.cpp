@@ -14,13 +14,18 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#ifndef POBJ_VERSION
+#error "the build defines POBJ_VERSION (meson's project version)"
+#endif
 #ifndef POBJ_CLANG_RESOURCE_DIR
 #error "the build defines POBJ_CLANG_RESOURCE_DIR (clang's builtin headers)"
 #endif
@@ -1082,9 +1087,29 @@ std::string generate(const std::vector<persistent_class>& classes, const std::st
   return o.str();
 }
 
+constexpr const char* usage_line = "usage: pobj-gen [-I DIR]... [-D NAME[=VALUE]]... -o OUT.pobj.hpp INPUT.hpp\n";
+
 int usage() {
-  std::fprintf(stderr, "usage: pobj-gen [-I DIR]... [-D NAME[=VALUE]]... -o OUT.pobj.hpp INPUT.hpp\n");
+  std::fprintf(stderr, "%s(pobj-gen --help says more)\n", usage_line);
   return 2;
+}
+
+int help() {
+  std::printf(
+      "pobj-gen: generates the persistent layout, proxy and builder of every class marked POBJ_PERSISTENT\n"
+      "in a C++ header (docs/objects.md).\n\n%s\n"
+      "  -I DIR            an include directory, as for the compiler (repeatable; -IDIR too)\n"
+      "  -D NAME[=VALUE]   a macro, as for the compiler (repeatable; -DNAME too)\n"
+      "  -o OUT.pobj.hpp   the header to write; include it after INPUT.hpp\n"
+      "  --help            this text\n"
+      "  --version         pobj-gen's version\n\n"
+      "Example:\n"
+      "  pobj-gen -I /usr/local/include -o catalog.pobj.hpp catalog.hpp\n\n"
+      "Exit status: 0 written; 1 a class has something pobj cannot store (each reported as\n"
+      "file:line:col: error: ... with a hint; nothing written); 2 bad arguments, a missing or\n"
+      "unparsable input, or an output that cannot be written.\n",
+      usage_line);
+  return 0;
 }
 
 }  // namespace
@@ -1094,6 +1119,11 @@ int main(int argc, char** argv) {
   std::string input, output;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--help" || a == "-h") return help();
+    if (a == "--version") {
+      std::printf("pobj-gen %s (libclang: %s)\n", POBJ_VERSION, str(clang_getClangVersion()).c_str());
+      return 0;
+    }
     if ((a == "-I" || a == "-D" || a == "-o") && i + 1 < argc) {
       std::string v = argv[++i];
       if (a == "-o") output = v;
@@ -1107,6 +1137,10 @@ int main(int argc, char** argv) {
     }
   }
   if (input.empty() || output.empty()) return usage();
+  if (std::ifstream probe(input); !probe) {
+    std::fprintf(stderr, "pobj-gen: %s: %s\n", input.c_str(), std::strerror(errno));
+    return 2;
+  }
 
   std::vector<const char*> cargs;
   for (const auto& a : args) cargs.push_back(a.c_str());

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -67,8 +68,10 @@ std::optional<std::string> apply_setting(config& cfg, std::string_view name, std
     cfg.bind = value;
     cfg.bind_addresses = std::move(addresses);
   } else if (name == "protected-mode") {
-    if (value != "yes" && value != "no") return bad("yes or no");
-    cfg.protected_mode = value == "yes";
+    std::string v(value);
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (v != "yes" && v != "no") return bad("yes or no");
+    cfg.protected_mode = v == "yes";
   } else if (name == "port") {
     auto v = parse_int(value, 0, 65535);
     if (!v) return bad("a port is 0 to 65535");

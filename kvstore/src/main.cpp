@@ -125,8 +125,13 @@ void refuse_unless_ours(const std::string& path) {
   try {
     p = pobj::pool::open(path, options);
   } catch (const pobj::error& e) {
-    if (e.code() == pobj::errc::not_found) return;  // made by open_or_create
-    throw;
+    // Missing: open_or_create makes it. Anything else (the pool would have to grow to record a
+    // new library's classes, say): the writable open below says what it finds, and the store
+    // still refuses another program's pool or a damaged one, having changed only the boot count.
+    if (e.code() != pobj::errc::not_found) {
+      pobj::kv::log::verbose("read-only look at {} failed ({}); opening it writable", path, e.what());
+    }
+    return;
   }
   const pobj::kv::store::pool_survey s = pobj::kv::store::survey(p);
   if (s.kind == pobj::kv::store::pool_kind::foreign || s.kind == pobj::kv::store::pool_kind::damaged) {

@@ -192,7 +192,9 @@ std::pair<std::vector<int>, int> listen_on(const config& cfg) {
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (found->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 511) != 0) {
+    // Bound now, listening only once the pool is open (server::listen): until then a client
+    // is refused at once rather than left waiting on a server that is still opening its pool.
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0) {
       throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", address, port, std::strerror(errno)));
     }
     sockaddr_storage bound{};
@@ -208,6 +210,9 @@ std::pair<std::vector<int>, int> listen_on(const config& cfg) {
 void server::listen(std::vector<int> sockets, int port) {
   listen_fds_ = std::move(sockets);
   port_ = port;
+  for (const int fd : listen_fds_) {
+    if (::listen(fd, 511) != 0) throw std::runtime_error(fmt::format("listen: {}", std::strerror(errno)));
+  }
   // As many descriptors as maxclients needs, if the system allows; else fewer clients.
   rlimit files{};
   if (getrlimit(RLIMIT_NOFILE, &files) == 0) {

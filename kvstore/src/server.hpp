@@ -46,9 +46,10 @@ struct batch_stats {
   std::uint64_t alone = 0;             // commands run in a block of their own
 };
 
-// Binds and listens on every address of cfg.bind at cfg.port, before anything else is done (no
-// pool is made when an address cannot be had); returns the sockets and the port bound (port 0:
-// the one the system gave the first). Throws std::runtime_error with the reason.
+// Binds a socket to every address of cfg.bind at cfg.port, before anything else is done (no pool
+// is made when an address cannot be had); returns the sockets and the port bound (port 0: the one
+// the system gave the first). server::listen() starts listening on them. Throws
+// std::runtime_error with the reason.
 std::pair<std::vector<int>, int> listen_on(const config& cfg);
 
 class server final : public server_view {

@@ -31,9 +31,9 @@ std::string_view type_name(value_type t) noexcept {
 }
 
 store::pool_survey store::survey(const pobj::pool& p) {
-  // The keyspace's roots since the first version; the others are made when an older pool opens.
-  static constexpr std::array<std::string_view, 6> required{keys_root, expires_root, maps_root,
-                                                            lists_root, zsets_root, sets_root};
+  // The keyspace's roots since the first version (keys and their expiry index); the others came
+  // with later versions and are made when an older pool opens.
+  static constexpr std::array<std::string_view, 2> required{keys_root, expires_root};
   pool_survey s;
   std::size_t found = 0;
   for (const std::string_view name : required) {

@@ -39,7 +39,6 @@ struct map_state {
 // when a queue is made where a destroyed one was.
 struct queue_state {
   std::uint64_t header = 0;
-  std::atomic<bool> refs{false};  // values may hold references (as map_state::refs)
   mutex tail, head;
   alignas(64) std::atomic<std::uint64_t> pushed{0};
   alignas(64) std::atomic<std::uint64_t> popped{0};

@@ -501,7 +501,14 @@ void attach_pool(pool& p) {
       if (std::uint64_t w = load(s + segment_base + i * 8); w != 0) visit(w & offset_mask);
     }
   });
-  p.heap().set_tracer(heap_type::map_node, [](const void*, std::size_t, const reference_visitor&) {});  // bytes only
+  // Bytes only; but a pool of format 1 may hold references in plain nodes (it had no 0xffef).
+  if (p.impl().header.format_major < 2) {
+    p.heap().set_tracer(heap_type::map_node, [](const void* o, std::size_t size, const reference_visitor& visit) {
+      trace_possible_refs(static_cast<const std::byte*>(o), size, visit);
+    });
+  } else {
+    p.heap().set_tracer(heap_type::map_node, [](const void*, std::size_t, const reference_visitor&) {});
+  }
   p.heap().set_tracer(heap_type::map_node_refs, [](const void* o, std::size_t size, const reference_visitor& visit) {
     trace_possible_refs(static_cast<const std::byte*>(o), size, visit);
   });

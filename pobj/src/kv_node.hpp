@@ -212,7 +212,10 @@ void replace_value(transaction& tx, const view& v, std::byte* slot, std::uint64_
                    SlotOf&& slot_of) {
   if (owning) release_owned(tx, v, node, value);
   // In place only when the value is small: the log holds what a rewrite changes, twice.
-  if (parse(load(v.at(node))).value == value.size() && value.size() <= in_place_max) {
+  // A node of another heap type (a plain node of a format-1 pool, now in a map whose values may
+  // hold references) is made anew, so that the check traces it from now on.
+  if (parse(load(v.at(node))).value == value.size() && value.size() <= in_place_max &&
+      tx.get_pool().heap().type_of(node) == node_type) {
     rewrite_value(tx, v, node, value);
     return;
   }

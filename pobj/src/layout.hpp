@@ -8,8 +8,12 @@
 
 namespace pobj::detail {
 
-inline constexpr std::uint32_t format_major = 1;
+// 2.0: the heap type 0xffef (nodes whose keys or values may hold references) and the queue's
+// references flags. A 1.x pool opens too: its plain map nodes and inline queue slots are traced
+// as possible references (they may hold some that 1.x never traced); libraries of 1.x refuse 2.x.
+inline constexpr std::uint32_t format_major = 2;
 inline constexpr std::uint32_t format_minor = 0;
+inline constexpr std::uint32_t oldest_format_major = 1;
 inline constexpr char pool_magic[8] = {'P', 'O', 'B', 'J', 'P', 'O', 'O', 'L'};
 
 inline constexpr std::size_t line_size = 64;

@@ -151,6 +151,8 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
       env != nullptr && *env != '\0' && opts.mode != persist_mode::sim) {
     wanted = parse_persist_mode(env);
   }
+  read_only_ = opts.read_only;
+  if (read_only_) wanted = persist_mode::byte;  // whatever the environment asks: see options::read_only
   if (wanted == persist_mode::sim && !opts.simulator) {
     throw error(errc::invalid_argument, "pobj: sim mode needs pool_options::simulator");
   }
@@ -161,10 +163,6 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
                                             reserved_, path_, pmem2_message()));
   }
   base_ = static_cast<std::byte*>(pmem2_vm_reservation_get_address(impl_->reservation));
-  read_only_ = opts.read_only;
-  if (read_only_ && wanted == persist_mode::sim) {
-    throw error(errc::invalid_argument, "pobj: sim mode cannot be read-only");
-  }
   try {
     if (read_only_) {
       mode_ = persist_mode::byte;  // fences only; the private mapping keeps every store in memory

@@ -18,7 +18,8 @@
 // commit; an erase rewrites the order line. A full leaf splits, in one block, into itself and a
 // fresh leaf, at a point where the prefixes differ if one is near the middle; the separator goes
 // into the parent, which splits in turn when full (a new root when the root splits). A leaf left
-// empty by an erase is removed from its parent in one block, unless it is the only child. Inner
+// empty by an erase is removed in one block, with the inner nodes above it that have no other
+// child, and a root left with one child gives way to it (remove_empty_leaf). Inner
 // nodes change only while the map's structure lock is held exclusively and its structure_seq is odd.
 #include <pobj/ordered_map.hpp>
 

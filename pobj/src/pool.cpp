@@ -306,10 +306,10 @@ pool pool::open(const std::string& path, const pool_options& options) {
   if (h.checksum != header_checksum(h)) {
     throw error(errc::corrupt, fmt::format("pobj: pool '{}' has a corrupt header (checksum mismatch)", path));
   }
-  if (h.format_major != format_major) {
+  if (h.format_major < oldest_format_major || h.format_major > format_major) {
     throw error(errc::version_mismatch,
-                fmt::format("pobj: pool '{}' has format version {}.{}; this library reads version {}.x", path,
-                            h.format_major, h.format_minor, format_major));
+                fmt::format("pobj: pool '{}' has format version {}.{}; this library reads versions {}.x to {}.x", path,
+                            h.format_major, h.format_minor, oldest_format_major, format_major));
   }
   layout l = compute_layout(h.lane_count, h.lane_log_size);
   // The header never changes after create; everything else may have newer bytes in the journal.

@@ -117,7 +117,9 @@ queue_state& attach(pool& p, std::uint64_t header, bool inline_values, bool refs
   if (header == 0 || p.heap().type_of(header) != header_type || load(v.at(header)) != header_magic) {
     throw error(errc::invalid_argument, fmt::format("pobj: {:#x} in pool '{}' is not a queue", header, p.path()));
   }
-  if (is_inline(v, header) != inline_values || holds_refs(v, header) != refs) {
+  // The references flag is not compared: a queue made by format 1 has none, whatever it holds.
+  (void)refs;
+  if (is_inline(v, header) != inline_values) {
     throw error(errc::invalid_argument,
                 fmt::format("pobj: the queue at {:#x} in pool '{}' holds values of another type", header, p.path()));
   }
@@ -265,10 +267,12 @@ void attach_pool(pool& p) {
   p.heap().set_tracer(header_type, [](const void* o, std::size_t, const reference_visitor& visit) {
     visit(load(static_cast<const std::byte*>(o) + head_line));
   });
-  p.heap().set_tracer(segment_type, [](const void* o, std::size_t, const reference_visitor& visit) {
+  // A pool of format 1 had no references flag: its inline values are all read as possible ones.
+  const std::uint64_t legacy = p.impl().header.format_major < 2 ? refs_flag : 0;
+  p.heap().set_tracer(segment_type, [legacy](const void* o, std::size_t, const reference_visitor& visit) {
     const auto* s = static_cast<const std::byte*>(o);
     visit(load(s));
-    const std::uint64_t flags = load(s + 8);
+    const std::uint64_t flags = load(s + 8) | legacy;
     for (std::uint64_t i = 0; i < capacity; ++i) {
       const std::uint64_t w = load(s + 16 + i * 8);
       if (w == 0) continue;

@@ -7,15 +7,14 @@ memory) removed, whatever happens to the test:
 - a start() that fails closes the server before it raises;
 - at exit, the servers this process made and did not close are closed (atexit);
 - if the test process dies without running any of that (SIGKILL, a timeout's SIGTERM), the
-  kernel sends the server SIGKILL (PR_SET_PDEATHSIG), and the next KvServer made removes the
-  directories of test processes that are gone (their names carry the process id).
+  kernel sends the server SIGKILL (PR_SET_PDEATHSIG, through setpriv), and the next KvServer
+  made removes the directories of test processes that are gone (their names carry the process id).
 pobj-kv starts no processes of its own, so stopping its pid stops all of it.
 
 The tests run with /usr/bin/python3, Debian's, which has python3-redis. By hand, as meson runs them:
     POBJ_KV=build/kvstore/pobj-kv /usr/bin/python3 tests/kvstore/clients_test.py"""
 
 import atexit
-import ctypes
 import os
 import re
 import shutil
@@ -30,8 +29,6 @@ import time
 POOL_BASE = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 DIR_PREFIX = "pobj-kv-test-"
 _open = set()  # servers made by this process and not closed; closed at exit
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def import_redis():
@@ -77,16 +74,13 @@ def _close_open_servers():
 atexit.register(_close_open_servers)
 
 
-def _die_with(parent_pid, then):
-    """preexec_fn: the server gets SIGKILL when the thread that started it ends (its process's main
-    thread: the process), however it ends."""
-    def setup():
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGKILL)
-        if then is not None:
-            then()
-    return setup
+def _die_with_parent(args):
+    """The command, run so that it gets SIGKILL when the thread that started it ends (from the main
+    thread: the process), however it ends: util-linux's setpriv sets PR_SET_PDEATHSIG and execs it
+    (same pid), with no Python code run between fork and exec (a preexec_fn could deadlock in a
+    process with other threads)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *args] if setpriv else list(args)
 
 
 class KvServer:
@@ -135,11 +129,10 @@ class KvServer:
         args = [self.binary, "--port", "0", "--pool", self.pool, "--pool-size", "64m", "--hz", "20", *self.extra]
         self.log = open(self.log_path, "ab")
         offset = self.log.tell()  # this start's lines come after what earlier starts wrote
-        preexec_fn = self.preexec_fn
         if threading.current_thread() is threading.main_thread():  # another thread may end first
-            preexec_fn = _die_with(os.getpid(), self.preexec_fn)
+            args = _die_with_parent(args)
         try:
-            self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, preexec_fn=preexec_fn)
+            self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, preexec_fn=self.preexec_fn)
         except BaseException:
             self.log.close()
             raise

@@ -145,6 +145,14 @@ class ProtectedModeTest(unittest.TestCase):
         port = self.serve("--protected-mode", "no")
         self.assertEqual(self.ping_in_ns(self.address, port), "+PONG")
 
+    def test_config_set_protected_mode_takes_effect_at_once(self):
+        port = self.serve()
+        self.assertTrue(self.ping_in_ns(self.address, port).startswith("-DENIED"))
+        self.assertEqual(self.ping_in_ns("127.0.0.1", port, "CONFIG SET protected-mode NO\r\n"), "+OK")
+        self.assertEqual(self.ping_in_ns(self.address, port), "+PONG")
+        self.assertEqual(self.ping_in_ns("127.0.0.1", port, "CONFIG SET protected-mode yes\r\n"), "+OK")
+        self.assertTrue(self.ping_in_ns(self.address, port).startswith("-DENIED"))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <pobj/hash_map.hpp>
 #include <pobj/heap.hpp>
 #include <pobj/transaction.hpp>
 #include <sys/wait.h>
@@ -111,7 +112,7 @@ TEST_CASE("opening fails clearly and changes nothing", "[pool]") {
     }
     SECTION("another format version") {
       auto h = read_header(path);
-      h.format_major = 2;
+      h.format_major = pobj::detail::format_major + 1;
       write_header(path, h, true);
       expect_open_fails_untouched(path, errc::version_mismatch);
     }
@@ -340,4 +341,29 @@ TEST_CASE("a read-only open changes no byte of the pool, whatever the program do
   o.read_only = true;
   scratch_path fresh("read-only-new");
   CHECK_THROWS_AS(pool::create(fresh, o), error);
+}
+
+// A pool of format 1 had no heap type for nodes that may hold references: its plain map nodes may
+// hold some, so the check reads them as possible references (never frees what they reach).
+TEST_CASE("a format-1 pool's plain map nodes are traced as possible references", "[pool][check]") {
+  scratch_path path("format-1");
+  pobj::offset_t target = 0;
+  {
+    pool p = pool::create(path, pobj_test::small_options());
+    auto m = pobj::run_tx(p, [&](pobj::transaction& tx) {
+      auto made = pobj::make_hash_map<std::uint64_t, std::uint64_t>(tx);  // plain nodes in format 2
+      p.set_root("map", made.offset);
+      target = tx.alloc(64).offset;
+      return made;
+    });
+    pobj::hash_map_ref<std::uint64_t, std::uint64_t>(p, m).insert(1, target);  // an offset kept as a number
+    CHECK(p.heap().check().unreachable == std::vector<pobj::offset_t>{target});  // format 2: a number
+  }
+  auto h = read_header(path);
+  h.format_major = 1;
+  write_header(path, h, true);
+  pool p = pool::open(path, pobj_test::small_options());
+  CHECK(p.heap().check().ok());  // format 1: possibly a reference, kept
+  CHECK(p.heap().repair().repaired == 0);
+  CHECK(p.heap().is_allocated(target));
 }

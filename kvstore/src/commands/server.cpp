@@ -100,7 +100,7 @@ void config_(command_context& c) {
   }
   if (sub == "set" && c.argv.size() >= 4 && c.argv.size() % 2 == 0) {
     // Settings that take effect while running; the others need a restart.
-    static constexpr std::array live{"requirepass", "hz", "maxclients", "log-level", "loglevel"};
+    static constexpr std::array live{"requirepass", "hz", "maxclients", "log-level", "loglevel", "protected-mode"};
     config changed = cfg;
     for (std::size_t i = 2; i < c.argv.size(); i += 2) {
       const std::string name = lower(c.argv[i]);

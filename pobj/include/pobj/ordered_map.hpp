@@ -36,7 +36,8 @@
 //
 // Crash consistency: each insert, replacement, erase, split and leaf removal is atomic and
 // durable when it returns (tests/crash/ordered_map_crash_test.cpp). Leaves never merge; a leaf
-// that becomes empty is removed unless it is its parent's only child.
+// that becomes empty is removed with the inner nodes above it left with no other child, and a
+// root left with one child gives way to it, unless the leaf is the map's only one.
 #pragma once
 
 #include <cstdint>

@@ -28,8 +28,8 @@ import uuid
 
 try:
     import redis
-except ImportError:  # another python3 than Debian's (pyenv's, a venv's): one line, not a traceback
-    raise SystemExit("pobjkv needs Debian's python3-redis: apt-get install python3-redis; "
+except ImportError:  # another python3 than Debian's (pyenv's, a venv's): say what is missing
+    raise ImportError("pobjkv needs Debian's python3-redis: apt-get install python3-redis; "
                      f"run with /usr/bin/python3 (this is {sys.executable})") from None
 
 __all__ = ["Client", "RetryBudgetExceeded"]

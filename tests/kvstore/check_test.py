@@ -43,7 +43,7 @@ class CheckTest(unittest.TestCase):
         self.server = KvServer(extra=["--persist-mode", "page", "--pool-size", "48m"])
         self.addCleanup(self.server.close)
         self.server.start()
-        r = redis.Redis(port=self.server.port)
+        r = redis.Redis(host="127.0.0.1", port=self.server.port)
         for i in range(300):
             r.set(f"key:{i}", "v" * (i % 50))
         r.rpush("list", *range(100))
@@ -86,7 +86,7 @@ class CheckTest(unittest.TestCase):
         self.assertIn("keyspace: 302 keys", out)
 
     def test_a_killed_servers_journal_is_replayed_in_memory_only(self):
-        r = redis.Redis(port=self.server.port)
+        r = redis.Redis(host="127.0.0.1", port=self.server.port)
         for i in range(200):
             r.set(f"late:{i}", "x" * 100)
         r.close()
@@ -102,7 +102,7 @@ class CheckTest(unittest.TestCase):
         self.assertEqual(snapshot(self.pool), before, "a check changed the pool or its journal")
         # The server recovers the same state afterwards.
         self.server.start()
-        r = redis.Redis(port=self.server.port)
+        r = redis.Redis(host="127.0.0.1", port=self.server.port)
         self.assertEqual(r.dbsize(), 502)
         self.assertEqual(r.get("late:199"), b"x" * 100)
         r.close()

@@ -53,7 +53,7 @@ class CppClientTest(unittest.TestCase):
             server.start()
             totals = [int(p.communicate(timeout=120)[0]) for p in procs]
             self.assertTrue(all(p.returncode == 0 for p in procs))
-            got = int(redis.Redis(port=port).get(f"{run}:count"))
+            got = int(redis.Redis(host="127.0.0.1", port=port).get(f"{run}:count"))
             self.assertEqual(got, sum(totals))
         finally:
             server.close()

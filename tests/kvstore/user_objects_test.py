@@ -51,7 +51,7 @@ class UserObjectsTest(unittest.TestCase):
         cls.server = KvServer(extra=with_library())
         cls.addClassCleanup(cls.server.close)  # runs when setUpClass fails after it, unlike tearDownClass
         cls.server.start()
-        cls.r = redis.Redis(port=cls.server.port)
+        cls.r = redis.Redis(host="127.0.0.1", port=cls.server.port)
 
     @classmethod
     def tearDownClass(cls):
@@ -217,7 +217,7 @@ class OwnershipTest(unittest.TestCase):
         self.server = KvServer(extra=with_library())
         self.addCleanup(self.server.close)  # runs when setUp fails after it, unlike tearDown
         self.server.start()
-        self.r = redis.Redis(port=self.server.port)
+        self.r = redis.Redis(host="127.0.0.1", port=self.server.port)
         self.before = objects_and_memory(self.r)
 
     def tearDown(self):
@@ -276,7 +276,7 @@ class RestartTest(unittest.TestCase):
     def test_objects_survive_restarts_and_a_server_without_their_library(self):
         server = KvServer(extra=with_library(), fixed_port=True).start()
         try:
-            r = redis.Redis(port=server.port)
+            r = redis.Redis(host="127.0.0.1", port=server.port)
             r.execute_command("OBJ.NEW", "r:a", "ledger::account")
             r.execute_command("OBJ.CALL", "r:a", "withdraw", "0", "a payee with a long enough name to need a block")
             r.execute_command("OBJ.CALL", "r:a", "deposit", "42")
@@ -290,7 +290,7 @@ class RestartTest(unittest.TestCase):
             plain = KvServer(pool_dir=server.dir, fixed_port=True)
             self.addCleanup(plain.close)  # stops it; the directory is server's, and server.close() removes it
             plain.start()
-            r2 = redis.Redis(port=plain.port)
+            r2 = redis.Redis(host="127.0.0.1", port=plain.port)
             self.assertEqual(r2.execute_command("OBJ.CLASS", "r:a"), b"ledger::account")
             with self.assertRaises(redis.ResponseError) as e:
                 r2.execute_command("OBJ.CALL", "r:a", "deposit", "1")
@@ -322,7 +322,7 @@ class RestartTest(unittest.TestCase):
                     return ex.map(depositing_worker, [(port, run, i, 400) for i in range(16)])
 
             totals = server.kill_during(drive)  # the kill comes in the middle of the run
-            r = redis.Redis(port=port)
+            r = redis.Redis(host="127.0.0.1", port=port)
             self.assertEqual(r.execute_command("OBJ.CALL", f"{run}:account", "deposit", "0"), sum(totals))
             ops = r.execute_command("OBJ.GET", f"{run}:account").decode()
             self.assertIn(f"operations: {16 * 400 + 1}", ops)  # each deposit once, and the final read's

@@ -6,6 +6,11 @@
 // its commands in a table: name, arity (Redis's: n means exactly n arguments with the name, -n
 // at least n), flags, key positions, group and summary. The engine assembles the tables and
 // checks arity, authentication and MULTI state before a handler runs.
+//
+// Thread safety: the tables are immutable after startup and may be read from any thread; a
+// handler runs on the executor thread only, one at a time.
+// Crash consistency: a handler's every change to the store joins the caller's failure-atomic
+// block (the batch): all of it or none of it survives a crash.
 #pragma once
 
 #include <cstdint>
@@ -89,6 +94,17 @@ void syntax_error(command_context& c);
 // The entry at `key` if it holds `type` (nullopt if absent); false, after replying WRONGTYPE, if
 // it holds another type. Counts a keyspace hit or miss.
 bool typed_entry(command_context& c, std::string_view key, value_type type, std::optional<entry>& out);
+
+// The value of the key at `key` if it holds `type`, opened by `open(key)` into `out` (nullopt if
+// the key is absent); false, after replying WRONGTYPE, if it holds another type. The families'
+// lookups (hash_at, set_at, list_at, zset_at) are this with their own `open`.
+template <class Value, class Open>
+bool value_at(command_context& c, std::string_view key, value_type type, std::optional<Value>& out, Open open) {
+  std::optional<entry> e;
+  if (!typed_entry(c, key, type, e)) return false;
+  if (e) out.emplace(open(key));
+  return true;
+}
 
 // SCAN, HSCAN, SSCAN and ZSCAN's arguments from argv[at] (the cursor) on: MATCH, COUNT, and TYPE
 // or NOVALUES where the command has them. False after replying with Redis's error.

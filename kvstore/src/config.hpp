@@ -4,6 +4,10 @@
 // `name value` per line, as redis.conf, with # comments; flags given after --config override the
 // file. Names: bind (one or more addresses), protected-mode, port, pool, pool-size, pool-max-size, persist-mode, threads, maxclients,
 // requirepass, hz, reply-ttl, objects-library (repeatable), log-level. Sizes take k/m/g/kb/mb/gb suffixes.
+//
+// Thread safety: a config is a value, parsed once at startup; copies may be read from any thread.
+// Crash consistency: not applicable (nothing persistent; CONFIG SET changes only the running
+// server).
 #pragma once
 
 #include <cstdint>

@@ -10,7 +10,25 @@
 // The network, batching and group commit are the server's (server.hpp); the engine never
 // touches a socket or the clock.
 //
+// The contract the server drives today and replication (replication/) will drive next:
+//
+//   apply batch B, at log index I, in failure-atomic block T, at time `now`: for each command of
+//   B in order, execute(session, argv, reply, T, now); then the caller commits T. The replies
+//   are what the commands answered; none may be sent before T is durable (its ticket, pool.hpp).
+//
+// - Deterministic: the replies and the store after B depend only on the store before B, B's
+//   commands and sessions, and `now` (one time per batch, never the clock; no randomness).
+// - All or nothing: if T aborts (an error, a crash), nothing of B happened; running B again on
+//   the same store gives the same replies (the server does this to isolate a failing command).
+// - The caller owns ordering and idempotence: it applies batches in log order, each once. A
+//   replicated server records I in T (so a restart knows the last index applied, with nothing
+//   to replay) and never applies an index twice.
+// - Commands that change a session's state or need a block of their own (placement::alone:
+//   MULTI/EXEC, FLUSHALL, ...) end a batch and run in one of their own.
+//
 // Thread safety: one thread at a time.
+// Crash consistency: every change a command makes joins the caller's block (`tx`): after a crash
+// the store holds all of a committed batch and nothing of one that did not commit.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,9 @@
 // kvstore/log: pobj-kv's log lines on stderr, in Redis's shape
 // ("pid:M 29 Nov 2026 17:50:00.123 * message"), through fmt.
+//
+// Thread safety: safe from any thread; each line is one fmt::print under stdio's lock on stderr,
+// so lines never interleave.
+// Crash consistency: not applicable (stderr, nothing persistent).
 #pragma once
 
 #include <chrono>

@@ -13,6 +13,9 @@
 // connection, as Redis does.
 //
 // Thread safety: a parser and a writer belong to one connection, used by one thread at a time.
+//
+// Thread safety: a parser or writer belongs to one connection, used by one thread at a time.
+// Crash consistency: not applicable (connection buffers in DRAM).
 #pragma once
 
 #include <cstddef>

@@ -22,6 +22,8 @@
 // change that is not persistent, and no command's change is lost or applied twice.
 //
 // Thread safety: run() on one thread; request_shutdown() from any thread (or a signal).
+// Crash consistency: a reply is sent only once what it reports is persistent (group commit); a
+// crash loses no acknowledged write, and a restart replays nothing.
 #pragma once
 
 #include <atomic>

@@ -1,4 +1,4 @@
-// Destroying containers larger than one block frees (pobj/src/containers.cpp), under the crash
+// Destroying containers larger than one block frees (pobj/src/types/containers.cpp), under the crash
 // simulator at every fence: the destroying block lists the container in a reclamation batch, and
 // the steps after it free the listed blocks. Whatever the crash point, the recovered pool holds
 // each container whole or not at all, reclaim() then frees what a crash left listed, and the heap

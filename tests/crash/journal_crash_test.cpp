@@ -1,5 +1,5 @@
 // Page mode's crash model: a power failure leaves the pool file as of its last checkpoint plus a
-// prefix of the journal's records (pobj/src/journal.hpp). This test runs a workload with the
+// prefix of the journal's records (pobj/src/media/journal.hpp). This test runs a workload with the
 // journal never applied to the file (as if power failed after every sync) and records small
 // enough that blocks span many of them, then recovers from every prefix of the journal: the
 // pool opens, its heap checks clean, the map holds exactly the state after some number of

@@ -1,4 +1,4 @@
-// What the containers share (pobj/src/containers.cpp): destroying them whatever their size. A
+// What the containers share (pobj/src/types/containers.cpp): destroying them whatever their size. A
 // container too large for one block's log is listed in a reclamation batch and freed a step at a
 // time once the destroying block commits; a crash in between leaves the rest to reclaim()
 // (tests/crash/containers_crash_test.cpp crashes it at every fence).

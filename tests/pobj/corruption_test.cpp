@@ -7,8 +7,8 @@
 #include <catch2/catch.hpp>
 #include <pobj/pobj.hpp>
 
-#include "layout.hpp"
-#include "pool_impl.hpp"
+#include "pool/layout.hpp"
+#include "pool/pool_impl.hpp"
 #include "test_util.hpp"
 
 using namespace pobj;

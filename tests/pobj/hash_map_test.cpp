@@ -14,8 +14,8 @@
 #include <catch2/catch.hpp>
 #include <pobj/pobj.hpp>
 
-#include "containers_impl.hpp"
-#include "pool_impl.hpp"
+#include "types/containers_impl.hpp"
+#include "pool/pool_impl.hpp"
 #include "history.hpp"
 #include "test_util.hpp"
 
@@ -196,7 +196,7 @@ TEST_CASE("hash_map size() never counts an insert that has not committed", "[has
   pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
   pobj::hash_map_ref<std::uint64_t, pobj::bytes> m(p, root_map(p));
   for (std::uint64_t k = 0; k < 10; ++k) m.insert(k, "v");
-  // The only segment, and its stripe (the layout of pobj/src/hash_map.cpp).
+  // The only segment, and its stripe (the layout of pobj/src/types/hash_map.cpp).
   std::byte* base = p.base();
   std::uint64_t directory, segment;
   std::memcpy(&directory, base + p.root("map") + 8, 8);

@@ -10,7 +10,7 @@
 #include <catch2/catch.hpp>
 #include <pobj/transaction.hpp>
 
-#include "pool_impl.hpp"
+#include "pool/pool_impl.hpp"
 
 #include "test_util.hpp"
 

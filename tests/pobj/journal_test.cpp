@@ -1,4 +1,4 @@
-// Page mode's journal (pobj/src/journal.hpp): what reaches the file and when, recovery after a
+// Page mode's journal (pobj/src/media/journal.hpp): what reaches the file and when, recovery after a
 // power failure, group commit across threads, deferred commits, and the journal file's life
 // beside its pool. Crashes at every prefix of the journal: tests/crash/journal_crash_test.cpp.
 #include <atomic>

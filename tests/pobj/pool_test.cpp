@@ -14,8 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "checksum.hpp"
-#include "layout.hpp"
+#include "common/checksum.hpp"
+#include "pool/layout.hpp"
 #include "test_util.hpp"
 
 using namespace pobj;

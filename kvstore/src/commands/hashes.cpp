@@ -17,10 +17,7 @@ using fields_ref = pobj::hash_map_ref<pobj::bytes, pobj::bytes>;
 
 // The fields of the hash at `key`: nullopt if the key is absent; false after a WRONGTYPE reply.
 bool hash_at(command_context& c, std::string_view key, std::optional<fields_ref>& out) {
-  std::optional<entry> e;
-  if (!typed_entry(c, key, value_type::hash, e)) return false;
-  if (e) out.emplace(c.db.fields(key));
-  return true;
+  return value_at(c, key, value_type::hash, out, [&](std::string_view k) { return c.db.fields(k); });
 }
 
 // The hash at `key`, made if absent; false after a WRONGTYPE reply.

@@ -12,66 +12,6 @@ namespace pobj::kv {
 
 namespace {
 
-// Whether the pattern element at `p` (? [class] \x or a byte) matches `ch`; moves p past it.
-bool match_one(std::string_view pattern, std::size_t& p, char ch) {
-  const char first = pattern[p++];
-  if (first == '?') return true;
-  if (first == '\\' && p < pattern.size()) return pattern[p++] == ch;
-  if (first != '[') return first == ch;
-  const bool negate = p < pattern.size() && pattern[p] == '^';
-  if (negate) ++p;
-  bool match = false;
-  while (p < pattern.size() && pattern[p] != ']') {
-    if (pattern[p] == '\\' && p + 1 < pattern.size()) {
-      match |= pattern[p + 1] == ch;
-      p += 2;
-    } else if (p + 2 < pattern.size() && pattern[p + 1] == '-') {
-      auto lo = static_cast<unsigned char>(pattern[p]), hi = static_cast<unsigned char>(pattern[p + 2]);
-      if (lo > hi) std::swap(lo, hi);
-      const auto c = static_cast<unsigned char>(ch);
-      match |= c >= lo && c <= hi;
-      p += 3;
-    } else {
-      match |= pattern[p++] == ch;
-    }
-  }
-  if (p < pattern.size()) ++p;  // the closing bracket (an unclosed class runs to the end)
-  return match != negate;
-}
-
-}  // namespace
-
-// Redis's glob: * ? [abc] [^a-z] and \ escapes, byte by byte. Each element but * matches one
-// byte, so on a mismatch only the last * needs to take one more byte: O(pattern x string), where
-// naive backtracking is exponential in the number of stars.
-bool glob_match(std::string_view pattern, std::string_view s) {
-  std::size_t p = 0, i = 0, star = std::string_view::npos, star_i = 0;
-  while (i < s.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      while (p < pattern.size() && pattern[p] == '*') ++p;
-      if (p == pattern.size()) return true;
-      star = p;
-      star_i = i;
-      continue;
-    }
-    if (p < pattern.size()) {
-      std::size_t q = p;
-      if (match_one(pattern, q, s[i])) {
-        p = q;
-        ++i;
-        continue;
-      }
-    }
-    if (star == std::string_view::npos) return false;
-    p = star;
-    i = ++star_i;
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
-namespace {
-
 void del(command_context& c) {
   std::int64_t n = 0;
   for (std::size_t i = 1; i < c.argv.size(); ++i) {

@@ -23,10 +23,7 @@ using elements_ref = pobj::ordered_map_ref<std::int64_t, pobj::bytes>;
 
 // The elements of the list at `key`: nullopt if absent; false after a WRONGTYPE reply.
 bool list_at(command_context& c, std::string_view key, std::optional<elements_ref>& out) {
-  std::optional<entry> e;
-  if (!typed_entry(c, key, value_type::list, e)) return false;
-  if (e) out.emplace(c.db.elements(key));
-  return true;
+  return value_at(c, key, value_type::list, out, [&](std::string_view k) { return c.db.elements(k); });
 }
 
 // First and last positions of a non-empty list.

@@ -13,10 +13,7 @@ using members_ref = pobj::hash_map_ref<pobj::bytes, pobj::bytes>;
 
 // The members of the set at `key`: nullopt if the key is absent; false after a WRONGTYPE reply.
 bool set_at(command_context& c, std::string_view key, std::optional<members_ref>& out) {
-  std::optional<entry> e;
-  if (!typed_entry(c, key, value_type::set, e)) return false;
-  if (e) out.emplace(c.db.members(key));
-  return true;
+  return value_at(c, key, value_type::set, out, [&](std::string_view k) { return c.db.members(k); });
 }
 
 void sadd(command_context& c) {

@@ -54,10 +54,7 @@ double score_of(std::string_view bytes) {
 }
 
 bool zset_at(command_context& c, std::string_view key, std::optional<zset>& out) {
-  std::optional<entry> e;
-  if (!typed_entry(c, key, value_type::zset, e)) return false;
-  if (e) out.emplace(zset{c.db.fields(key), c.db.zorder(key)});
-  return true;
+  return value_at(c, key, value_type::zset, out, [&](std::string_view k) { return zset{c.db.fields(k), c.db.zorder(k)}; });
 }
 
 // Redis's score syntax: a float, or inf, +inf, -inf.

@@ -6,6 +6,10 @@
 // ordered_codec<K>: keys whose byte order (memcmp) is their order: integers and enums big-endian
 // with the sign bit flipped for signed types, floating point numbers by the usual bit transform
 // (negative numbers inverted), byte strings as they are.
+//
+// Thread safety: pure functions of their arguments; safe from any thread.
+// Crash consistency: not applicable (no state). The encodings are part of the containers'
+// on-media format: changing one changes the format (docs/format/pool.md).
 #pragma once
 
 #include <algorithm>

@@ -12,7 +12,7 @@
 // in one failure-atomic block; the directory doubles when it must. Nothing is rebuilt when a pool
 // opens.
 //
-// Concurrency: writers of different segments run in parallel (a lock per segment stripe, in
+// Thread safety: writers of different segments run in parallel (a lock per segment stripe, in
 // DRAM); a split excludes other writers of the map for its duration. Readers take no lock: they
 // read optimistically and retry if a writer of the same segment (or a split) ran meanwhile, so
 // they wait only while a writer of their own segment is between its first store and its commit
@@ -55,13 +55,13 @@ struct hash_map {
   constexpr explicit operator bool() const noexcept { return offset != 0; }
 };
 
-namespace detail::kv {
+namespace detail::containers {
 struct map_state;
 }
 
 namespace detail::hmap {
 
-using kv::map_state;
+using containers::map_state;
 
 // The engine works on byte strings; hash_map_ref encodes K and V.
 // owning: V is a container the map owns (pobj/containers.hpp).

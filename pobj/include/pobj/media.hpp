@@ -29,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pobj {
 
@@ -65,9 +66,26 @@ enum class flush_insn : std::uint8_t { clwb, clflushopt, clflush };
 flush_insn detect_flush_insn() noexcept;
 }  // namespace detail
 
+// A range of the pool file that a page-mode journal record holds: `bytes` go at `offset`.
+struct journal_piece {
+  std::uint64_t offset = 0;
+  std::vector<std::byte> bytes;
+};
+
 // A mapping of one file into a reserved range of address space that can grow in place.
 class domain {
  public:
+  // Before a pool file is mapped: replays the page-mode journal beside it (`<path>.journal`), if
+  // it exists and holds records of the pool with this identity, and makes the result durable.
+  // Returns the number of records replayed. With `pieces` (a read-only open), writes nothing to
+  // either file: the journal is only read, and its pieces, in order, are appended to *pieces for
+  // the caller to apply to its private mapping. Throws pobj::error (io_error, corrupt) if the
+  // journal cannot be read or is damaged. The journal's format stays private to media.
+  static std::uint64_t recover(int fd, const std::string& path, const std::array<std::uint8_t, 16>& identity,
+                               std::vector<journal_piece>* pieces = nullptr);
+  // Removes the journal beside the pool file at `path`, if there is one. Throws io_error.
+  static void remove_journal(const std::string& path);
+
   struct options {
     persist_mode mode = persist_mode::auto_detect;
     std::size_t reserve = 0;                   // address space reserved for growth (bytes)

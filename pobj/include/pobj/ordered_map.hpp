@@ -17,7 +17,7 @@
 // separators between them: an 8-byte prefix, and only when two neighbours share their first 8
 // bytes, a block with the whole separator key. Nothing is rebuilt when a pool opens.
 //
-// Concurrency: writers of different leaves run in parallel (a lock per leaf stripe, in DRAM); a
+// Thread safety: writers of different leaves run in parallel (a lock per leaf stripe, in DRAM); a
 // split, or the removal of a leaf that became empty, excludes the map's other writers for its
 // duration. Readers take no lock: they read optimistically and retry if a writer of their leaf
 // (or a structure change) ran meanwhile, so they wait only while a writer of their own leaf is
@@ -66,13 +66,13 @@ struct set {
   constexpr explicit operator bool() const noexcept { return offset != 0; }
 };
 
-namespace detail::kv {
+namespace detail::containers {
 struct map_state;
 }
 
 namespace detail::omap {
 
-using kv::map_state;
+using containers::map_state;
 
 // The engine works on byte strings whose memcmp order is the key order.
 // owning: V is a container the map owns (pobj/containers.hpp).

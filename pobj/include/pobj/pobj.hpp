@@ -1,5 +1,8 @@
 // pobj: persistent objects for C++20. Include this header for the whole public API, or the
 // headers of the concepts you use (pool, heap, transaction, media, object, string, record).
+//
+// Thread safety: as each included header states.
+// Crash consistency: as each included header states.
 #pragma once
 
 #include <pobj/atomic.hpp>

@@ -109,6 +109,17 @@ class pool {
   std::array<std::uint8_t, 16> uuid() const noexcept;
   const recovery_report& recovery() const noexcept;
   media::domain& media() const noexcept;
+
+  // Durability tickets of deferred commits (transaction::commit_deferred). A ticket covers every
+  // block committed before it was taken: durable(t) says whether they are all persistent, sync(t)
+  // waits until they are. deferred_durability() is true where a ticket can be pending (page mode,
+  // where a sync is a journal fdatasync); elsewhere every commit is persistent when it returns and
+  // every ticket is durable at once. A server acknowledges a write once its ticket is durable.
+  bool deferred_durability() const noexcept;
+  bool durable(std::uint64_t ticket) const noexcept;
+  void sync(std::uint64_t ticket) const noexcept;
+  // Page mode: the journal's figures (syncs, bytes, checkpoints); zero elsewhere.
+  media::domain::journal_stats journal_figures() const noexcept;
   pobj::heap& heap() const noexcept;
 
   template <class T>

@@ -12,7 +12,7 @@
 // The pusher that finds the tail segment full links a fresh one; the popper that finds the head
 // segment used up frees it and moves to the next.
 //
-// Concurrency: producers serialize among themselves, and consumers among themselves (two DRAM
+// Thread safety: producers serialize among themselves, and consumers among themselves (two DRAM
 // locks, as the two-lock queue of Michael and Scott), so a push and a pop run in parallel. A
 // pushed value becomes visible to consumers (and counts in size()) only after its block commits,
 // and a pop's effect only after its block commits: no thread observes what a crash could take
@@ -47,13 +47,13 @@ struct queue {
   constexpr explicit operator bool() const noexcept { return offset != 0; }
 };
 
-namespace detail::kv {
+namespace detail::containers {
 struct queue_state;
 }
 
 namespace detail::pqueue {
 
-using kv::queue_state;
+using containers::queue_state;
 
 // The engine stores byte strings: in the slot itself (inline queues: at most 8 bytes, returned
 // as 8 bytes) or in a block.

@@ -11,6 +11,8 @@
 // when the server stayed unreachable for the whole retry budget.
 // Thread safety: a client may be used by any number of threads at once (each call borrows a
 // connection); handles are cheap values naming an object.
+// Crash consistency: the client keeps nothing persistent; call() applies a mutation exactly once
+// across a dropped connection or a server restart (ONCE), within its retry budget.
 #pragma once
 
 #include <charconv>

@@ -1,0 +1,225 @@
+// pobj-kv's group commit (server.hpp): the commands of every ready connection run in one
+// failure-atomic block (a batch), committed once; each reply waits for its batch's durability
+// ticket; a failed batch is rolled back and run again command by command.
+#include "server.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "log.hpp"
+#include "server_impl.hpp"
+
+namespace pobj::kv {
+
+bool server::servable(const connection& c) const {
+  return c.has_input && !c.dead && !c.s.close_after_reply && !c.s.blocked.active &&
+         c.out.size() - c.sent <= max_output;
+}
+
+void server::process(std::int64_t now) {
+  for (auto& [fd, c] : connections_) {
+    if (servable(*c)) serve(*c, now);
+  }
+  commit_batch();
+  // Nothing refers to the consumed input or the sent output any more (the batch has committed):
+  // drop them when that is cheap (all of it) or worth it (much of it), not at every turn.
+  for (auto& [fd, c] : connections_) {
+    if (c->parsed > 0 && (c->parsed == c->in.size() || c->parsed >= (1u << 20) || 2 * c->parsed >= c->in.size())) {
+      c->in.erase(0, c->parsed);
+      c->parsed = 0;
+    }
+    if (c->sent > 0 && (c->sent == c->out.size() || c->sent >= (1u << 20) || 2 * c->sent >= c->out.size())) {
+      c->out.erase(0, c->sent);
+      c->committed -= c->sent;
+      for (auto& d : c->durability) d.first -= c->sent;
+      c->sent = 0;
+    }
+    // A connection with replies to send now gets its events set by flush(), right after.
+    if (!c->dead && !(sendable(*c) > c->sent)) update_events(*c);
+  }
+}
+
+void server::serve(connection& c, std::int64_t now) {
+  std::vector<std::string_view> argv;
+  for (int commands = 0; commands < 256; ++commands) {
+    if (c.out.size() - c.sent > max_output) return;  // stop until the client reads its replies
+    std::size_t consumed = 0;
+    const std::string_view input = std::string_view(c.in).substr(c.parsed);
+    const auto status = c.parser.parse(input, c.s.authenticated, argv, consumed);
+    if (status == request_parser::status::incomplete) {
+      c.has_input = false;
+      return;
+    }
+    if (status == request_parser::status::error) {
+      // Redis replies and closes; what came before it is answered first.
+      commit_batch();
+      reply_writer(c.out, c.s.protocol).error("ERR " + c.parser.error_message());
+      c.committed = c.out.size();
+      c.s.close_after_reply = true;
+      c.has_input = false;
+      return;
+    }
+    c.parsed += consumed;
+    if (argv.empty()) continue;
+    const bool inline_request = input[0] != '*';
+    if (engine_->placement_of(c.s, argv) == engine::placement::alone) {
+      commit_batch();
+      if (inline_request) {
+        std::vector<std::string> owned(argv.begin(), argv.end());
+        std::vector<std::string_view> views(owned.begin(), owned.end());
+        run_alone(c, views, now);
+      } else {
+        run_alone(c, argv, now);
+      }
+      // EXEC may have pushed to lists that clients wait on; the wakes start a new batch.
+      wake_ready(now);
+      if (c.s.close_after_reply) {
+        c.has_input = false;
+        return;
+      }
+      continue;
+    }
+    run_in_batch(c, argv, inline_request, now);
+    note_blocked(c);
+    wake_ready(now);
+    if (pending_.size() >= max_batch) commit_batch();
+    if (c.s.blocked.active) return;  // its later commands wait until it is woken
+  }
+}
+
+void server::run_in_batch(connection& c, std::vector<std::string_view>& argv, bool inline_request, std::int64_t now) {
+  pending p{&c, {}, {}, c.out.size()};
+  if (inline_request) {
+    p.owned.assign(argv.begin(), argv.end());
+    p.argv.assign(p.owned.begin(), p.owned.end());
+  } else {
+    p.argv = argv;  // views into c.in, which stays put until the batch has committed
+  }
+  pending_.push_back(std::move(p));
+  if (!batch_) batch_.emplace(engine_->db().pool());
+  pending& q = pending_.back();
+  try {
+    reply_writer w(c.out, c.s.protocol);
+    engine_->execute(c.s, q.argv, w, *batch_, now);
+  } catch (const std::exception& e) {
+    recover(pending_.size() - 1, now, e);
+  }
+}
+
+void server::run_alone(connection& c, std::span<const std::string_view> argv, std::int64_t now) {
+  const std::size_t reply_from = c.out.size();
+  ++stats_.alone;
+  std::uint64_t ticket = last_ticket_;  // a failed command's error waits for what came before
+  try {
+    transaction tx(engine_->db().pool());
+    reply_writer w(c.out, c.s.protocol);
+    engine_->execute(c.s, argv, w, tx, now);
+    ticket = tx.commit_deferred();
+  } catch (const std::exception& e) {
+    engine_->db().reload();
+    error_reply(c, reply_from, e);
+  }
+  wait_for(c, reply_from, ticket);
+  c.committed = c.out.size();
+}
+
+void server::wait_for(connection& c, std::size_t reply_from, std::uint64_t ticket) {
+  last_ticket_ = std::max(last_ticket_, ticket);
+  if (engine_->db().pool().durable(ticket)) return;
+  if (c.durability.empty() || c.durability.back().second != ticket) c.durability.emplace_back(reply_from, ticket);
+}
+
+void server::commit_batch() {
+  if (!batch_) return;
+  std::uint64_t ticket = 0;
+  try {
+    ticket = batch_->commit_deferred();
+  } catch (const std::exception&) {
+    // Nothing of the batch is persistent: run it again, command by command.
+    batch_->abort();
+    batch_.reset();
+    engine_->db().reload();
+    std::vector<pending> again = std::move(pending_);
+    pending_.clear();
+    for (auto it = again.rbegin(); it != again.rend(); ++it) it->conn->out.resize(it->reply_from);
+    for (auto& p : again) run_alone(*p.conn, p.argv, wall_ms());
+    return;
+  }
+  batch_.reset();
+  ++stats_.batches;
+  stats_.batched_commands += pending_.size();
+  stats_.largest = std::max<std::uint64_t>(stats_.largest, pending_.size());
+  durable_waits_ += engine_->db().pool().durable(ticket) ? 0 : 1;
+  for (auto& p : pending_) {
+    wait_for(*p.conn, p.reply_from, ticket);
+    p.conn->committed = p.conn->out.size();
+  }
+  pending_.clear();
+}
+
+std::size_t server::sendable(connection& c) const {
+  const pobj::pool& pool = engine_->db().pool();
+  while (!c.durability.empty() && pool.durable(c.durability.front().second)) c.durability.pop_front();
+  return c.durability.empty() ? c.committed : std::min(c.committed, c.durability.front().first);
+}
+
+void server::recover(std::size_t failed, std::int64_t now, const std::exception& why) {
+  // The batch's block is rolled back (or about to be): none of its commands happened.
+  batch_->abort();
+  batch_.reset();
+  engine_->db().reload();
+  ++stats_.replays;
+  for (std::size_t i = failed + 1; i-- > 0;) pending_[i].conn->out.resize(pending_[i].reply_from);
+  std::vector<pending> before(std::make_move_iterator(pending_.begin()),
+                              std::make_move_iterator(pending_.begin() + static_cast<std::ptrdiff_t>(failed)));
+  pending culprit = std::move(pending_[failed]);
+  pending_.clear();
+  // The commands before it, again, in a new block: deterministic, they do what they did.
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    pending_.push_back(std::move(before[i]));
+    pending& q = pending_.back();
+    q.reply_from = q.conn->out.size();
+    if (!batch_) batch_.emplace(engine_->db().pool());
+    try {
+      reply_writer w(q.conn->out, q.conn->s.protocol);
+      engine_->execute(q.conn->s, q.argv, w, *batch_, now);
+    } catch (const std::exception&) {
+      // Not expected (they succeeded a moment ago); keep every reply honest all the same: this
+      // and every later command run alone, in order.
+      batch_->abort();
+      batch_.reset();
+      engine_->db().reload();
+      for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) it->conn->out.resize(it->reply_from);
+      std::vector<pending> rest = std::move(pending_);
+      pending_.clear();
+      for (std::size_t j = i + 1; j < before.size(); ++j) rest.push_back(std::move(before[j]));
+      for (auto& r : rest) run_alone(*r.conn, r.argv, now);
+      break;
+    }
+  }
+  commit_batch();
+  (void)why;
+  // The failing command alone: it fails again, with its error, or (rarely) succeeds on its own.
+  run_alone(*culprit.conn, culprit.argv, now);
+}
+
+void server::error_reply(connection& c, std::size_t reply_from, const std::exception& why) {
+  c.out.resize(reply_from);
+  reply_writer w(c.out, c.s.protocol);
+  if (const auto* e = dynamic_cast<const pobj::error*>(&why)) {
+    if (e->code() == pobj::errc::out_of_space) {
+      ++engine_->stats().rejected_oom;
+      return w.error("OOM command not allowed: the pool is full (pool-max-size reached)");
+    }
+    if (e->code() == pobj::errc::transaction_too_large) {
+      return w.error("ERR the command changes more than one failure-atomic block can hold; split it");
+    }
+  }
+  log::warning("command failed: {}", why.what());
+  w.error(fmt::format("ERR {}", why.what()));
+}
+
+}  // namespace pobj::kv

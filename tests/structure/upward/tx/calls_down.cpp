@@ -1,0 +1,2 @@
+// The layer above, including below: allowed.
+#include "heap/heap_impl.hpp"

@@ -2,7 +2,8 @@
 //
 // Each family of commands lives in a file of its own under commands/ (connection.cpp, server.cpp,
 // strings.cpp, keys.cpp, hashes.cpp, sets.cpp, lists.cpp, zsets.cpp,
-// transactions.cpp, objects.cpp, once.cpp, classes.cpp), with handlers named after their command, and lists
+// transactions.cpp, objects.cpp with semaphores.cpp, once.cpp, classes.cpp; args.cpp holds the
+// argument helpers they share), with handlers named after their command, and lists
 // its commands in a table: name, arity (Redis's: n means exactly n arguments with the name, -n
 // at least n), flags, key positions, group and summary. The engine assembles the tables and
 // checks arity, authentication and MULTI state before a handler runs.

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -87,6 +88,16 @@ void engine::execute(session& s, std::span<const std::string_view> argv, reply_w
     s.queued.emplace_back(argv.begin(), argv.end());
     reply.simple("QUEUED");
     return;
+  }
+  if ((c->flags & command_flags::write) != 0) {
+    // The disk failed a journal write, which is being retried: a write now could never be
+    // acknowledged, so it is refused at once, as Redis refuses writes it cannot persist (MISCONF).
+    if (const int failure = db_.pool().durability_failure(); failure != 0) {
+      reply.error(fmt::format("MISCONF pobj-kv cannot make writes durable: writing its journal failed ({}); "
+                              "writes are refused until the disk recovers (INFO persistence: journal_status)",
+                              std::strerror(failure)));
+      return;
+    }
   }
   ++stats_.commands;
   ++stats_.calls[c];

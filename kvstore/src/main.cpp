@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <csignal>
 #include <optional>
 #include <string>
@@ -14,6 +16,7 @@
 
 #include <fmt/format.h>
 #include <pobj/pobj.hpp>
+#include <pobj/testing/faulty_files.hpp>
 
 #include "config.hpp"
 #include "engine.hpp"
@@ -36,6 +39,17 @@ pobj::pool_options pool_options_of(const pobj::kv::config& cfg) {
   // One thread runs commands: a few lanes suffice, each with room for a batch of commands.
   o.lanes = 4;
   o.lane_log_size = 4 * pobj::MiB;
+  // Tests only: file operations through pobj's fault seam (pobj/testing/faulty_files.hpp).
+  // POBJ_KV_TEST_FAULTS fails chosen calls (tests/kvstore/disk_fault_test.py);
+  // POBJ_KV_TEST_SYNC_DELAY_US holds every fdatasync back, so that a reply sent before its batch
+  // is durable would be lost by a kill (tests/kvstore/kill_test.py).
+  const char* faults = std::getenv("POBJ_KV_TEST_FAULTS");
+  const char* delay = std::getenv("POBJ_KV_TEST_SYNC_DELAY_US");
+  if ((faults != nullptr && *faults != '\0') || (delay != nullptr && *delay != '\0')) {
+    auto files = pobj::testing::faulty_files::from_spec(faults != nullptr ? faults : "");
+    if (delay != nullptr && *delay != '\0') files->delay_fdatasync(std::chrono::microseconds(std::strtol(delay, nullptr, 10)));
+    o.files = std::move(files);
+  }
   return o;
 }
 

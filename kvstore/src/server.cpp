@@ -137,6 +137,7 @@ std::string server::info_section(std::string_view section) const {
   if (section == "persistence") {
     const pobj::media::counters m = pobj::media::thread_counters();
     const pobj::media::domain::journal_stats j = engine_->db().pool().journal_figures();
+    const int failure = engine_->db().pool().durability_failure();
     const double per_batch = stats_.batches == 0 ? 0.0
                                                  : static_cast<double>(stats_.batched_commands) /
                                                        static_cast<double>(stats_.batches);
@@ -145,11 +146,14 @@ std::string server::info_section(std::string_view section) const {
         "fences:{}\r\nlines_written_back:{}\r\ngroup_commits:{}\r\ngroup_commit_commands:{}\r\n"
         "group_commit_avg_size:{:.2f}\r\ngroup_commit_max_size:{}\r\ngroup_commit_replays:{}\r\n"
         "commands_run_alone:{}\r\nreclamation_pending_blocks:{}\r\n"
-        "journal_syncs:{}\r\njournal_bytes:{}\r\njournal_checkpoints:{}\r\nbatches_waiting_for_sync:{}\r\n"
+        "journal_syncs:{}\r\njournal_bytes:{}\r\njournal_checkpoints:{}\r\njournal_failed_writes:{}\r\n"
+        "journal_status:{}\r\nbatches_waiting_for_sync:{}\r\n"
         "once_stored_replies:{}\r\n\r\n",
         pobj::to_string(engine_->db().pool().mode()), m.drains, m.lines, stats_.batches, stats_.batched_commands,
         per_batch, stats_.largest, stats_.replays, stats_.alone, pobj::reclaim_pending(engine_->db().pool()),
-        j.syncs, j.bytes, j.checkpoints, durable_waits_, engine_->db().stored_replies());
+        j.syncs, j.bytes, j.checkpoints, j.failed_writes,
+        failure == 0 ? std::string("ok") : fmt::format("failing ({})", std::strerror(failure)), durable_waits_,
+        engine_->db().stored_replies());
   }
   return {};
 }

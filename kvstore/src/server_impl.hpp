@@ -55,11 +55,6 @@ inline std::int64_t wall_ms() {
 // batch committed before it started) and wakes the event loop through an eventfd when it has.
 struct server::syncer {
   explicit syncer(pobj::pool& p) : pool(p) {
-    // Tests only: hold every sync back this long, so that a reply sent before its batch is
-    // durable would be lost by a kill (tests/kvstore/kill_test.py).
-    if (const char* delay = std::getenv("POBJ_KV_TEST_SYNC_DELAY_US"); delay != nullptr) {
-      delay_us = std::strtol(delay, nullptr, 10);
-    }
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0) throw std::runtime_error(fmt::format("eventfd: {}", std::strerror(errno)));
     // Shutdown signals go to the event loop's thread, whose epoll_wait they interrupt: the syncer
@@ -96,7 +91,6 @@ struct server::syncer {
       if (wanted <= done) return;  // stopping, and nothing left to sync
       const std::uint64_t target = wanted;
       lock.unlock();
-      if (delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
       pool.sync(target);
       const std::uint64_t one = 1;
       [[maybe_unused]] auto w = ::write(fd, &one, sizeof(one));
@@ -112,7 +106,6 @@ struct server::syncer {
   std::uint64_t wanted = 0;  // GUARDED_BY(mu)
   std::uint64_t done = 0;    // GUARDED_BY(mu)
   bool stop = false;         // GUARDED_BY(mu)
-  long delay_us = 0;
   std::thread thread;
 };
 

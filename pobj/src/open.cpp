@@ -72,7 +72,7 @@ pool_impl::~pool_impl() {
   heap_handle.reset();
   heap.reset();
   domain.reset();
-  if (fd >= 0) ::close(fd);  // releases the lock
+  if (fd >= 0) files().close(fd);  // releases the lock
 }
 
 pool pool::create(const std::string& path, const pool_options& options) {
@@ -81,8 +81,21 @@ pool pool::create(const std::string& path, const pool_options& options) {
   p->path = path;
   p->options = options;
   const std::uint64_t size = create_file(*p);
-  map_pool(*p, size, true);
-  bring_up(*p);
+  try {
+    map_pool(*p, size, true);
+    bring_up(*p);
+  } catch (...) {
+    // No half-made pool is left behind: the file (its header may be missing) and its journal go.
+    const std::shared_ptr<media::file_ops> files =
+        p->options.files != nullptr ? p->options.files : media::system_files();
+    p.reset();  // unmaps and closes the file first
+    files->unlink(path.c_str());
+    try {
+      media::domain::remove_journal(path, *files);
+    } catch (const error&) {  // the first error is the one to report
+    }
+    throw;
+  }
   return finish_open(pool(std::move(p)), t0);
 }
 

@@ -4,7 +4,7 @@ there or not, never twice).
 
 The server runs in page mode, where the pool is mapped privately and a batch reaches the kernel
 only when its journal record is written: a killed process loses everything after the last sync.
-Each sync is held back a few milliseconds (POBJ_KV_TEST_SYNC_DELAY_US), so a reply sent before its
+Each fdatasync is held back a few milliseconds (POBJ_KV_TEST_SYNC_DELAY_US, on pobj's fault seam), so a reply sent before its
 batch's sync would be lost by a kill in most rounds. A killed process keeps what the kernel has,
 so this shows that an acknowledged write was synced and that a restart recovers a pool whose
 writer died at any point; losing power is the part of the crash simulator

@@ -57,9 +57,41 @@ struct counters {
 
 counters thread_counters() noexcept;
 
+// Every file operation media makes (on the pool file, its page-mode journal and their directory)
+// goes through a file_ops, in the spirit of LevelDB's Env: the system's by default (system_files()),
+// or one a test passes (pool_options::files) to inject EIO, ENOSPC, short writes or delays at any
+// call. Each returns what the system call returns, with errno set on failure; fallocate returns
+// an error number, as posix_fallocate does. Implementations must be safe to call from any thread.
+//
+// What pobj does when one fails (docs/persistence.md, "When the disk fails"): a journal record
+// whose write or fdatasync failed is never assumed durable because a later fdatasync succeeded
+// (PostgreSQL's "fsyncgate"): the whole record is written again from pobj's own copy and synced
+// again, with backoff, until that succeeds; meanwhile no ticket past it is durable (so no reply
+// claims it) and failure() says why. A failed fdatasync of the pool file itself (a checkpoint, at
+// most once per lap of the journal) ends the process: the journal still holds every record since
+// the last checkpoint, and the next open replays it. A failed fsync when the pool grows makes
+// every later grow() throw io_error until the pool is opened again.
+class file_ops {
+ public:
+  virtual ~file_ops() = default;
+  virtual int open(const char* path, int flags, unsigned mode);
+  virtual int close(int fd);
+  virtual long pread(int fd, void* to, std::size_t n, std::int64_t at);
+  virtual long pwrite(int fd, const void* from, std::size_t n, std::int64_t at);
+  virtual int fdatasync(int fd);
+  virtual int fsync(int fd);
+  virtual int ftruncate(int fd, std::int64_t size);
+  virtual int fallocate(int fd, std::int64_t at, std::int64_t n);
+  virtual int rename(const char* from, const char* to);
+  virtual int unlink(const char* path);
+};
+
+// The system's file operations (shared; stateless).
+const std::shared_ptr<file_ops>& system_files();
+
 // Makes a new or renamed entry in `path`'s directory durable (fsync of the directory), so that a
 // created pool file still exists after a power failure. No-op in sim mode. Throws io_error.
-void sync_directory_of(const std::string& path, persist_mode mode);
+void sync_directory_of(const std::string& path, persist_mode mode, file_ops& files = *system_files());
 
 namespace detail {
 enum class flush_insn : std::uint8_t { clwb, clflushopt, clflush };
@@ -82,9 +114,9 @@ class domain {
   // the caller to apply to its private mapping. Throws pobj::error (io_error, corrupt) if the
   // journal cannot be read or is damaged. The journal's format stays private to media.
   static std::uint64_t recover(int fd, const std::string& path, const std::array<std::uint8_t, 16>& identity,
-                               std::vector<journal_piece>* pieces = nullptr);
+                               std::vector<journal_piece>* pieces = nullptr, file_ops& files = *system_files());
   // Removes the journal beside the pool file at `path`, if there is one. Throws io_error.
-  static void remove_journal(const std::string& path);
+  static void remove_journal(const std::string& path, file_ops& files = *system_files());
 
   struct options {
     persist_mode mode = persist_mode::auto_detect;
@@ -100,6 +132,8 @@ class domain {
     // memory, flushes and drains persist nothing, there is no journal, and grow() refuses.
     // `fd` may be read-only. mode() is then `byte` (a fence, persisting nothing).
     bool read_only = false;
+    // The file operations every call makes (null: system_files()).
+    std::shared_ptr<file_ops> files;
   };
 
   // Page-mode journal figures (zero in other modes).
@@ -107,7 +141,13 @@ class domain {
     std::uint64_t syncs = 0;        // journal records written, one fdatasync each
     std::uint64_t bytes = 0;        // bytes of journal records written
     std::uint64_t checkpoints = 0;  // fdatasyncs of the pool file (once per lap of the journal)
+    std::uint64_t failed_writes = 0;  // record writes or fdatasyncs that failed (each retried whole)
   };
+
+  // The error number of the journal write now failing (page mode: it is being retried and no
+  // ticket past it is durable), or 0 when every write so far succeeded or the last failure was
+  // overcome. A server refuses writes while it is not 0.
+  int failure() const noexcept;
 
   // Maps [0, size) of the open file `fd` (the caller keeps fd open and owns it).
   domain(int fd, std::string path, std::size_t size, const options& opts);
@@ -162,6 +202,9 @@ class domain {
   void sync(std::uint64_t ticket) noexcept;
   // page mode: makes the file itself hold everything drained and empties the journal.
   void checkpoint() noexcept;
+  // The same for a pool being made: a failure throws io_error (the caller removes the file)
+  // instead of ending the process.
+  void checkpoint_or_throw();
   journal_stats journal_figures() const noexcept;
 
  private:
@@ -186,6 +229,8 @@ class domain {
   std::uint64_t id_ = 0;
   sim::simulator* sim_ = nullptr;
   bool read_only_ = false;
+  std::shared_ptr<file_ops> files_;
+  bool grow_failed_ = false;  // an fsync of a growth failed: the file's size is unknown
 };
 
 }  // namespace media

@@ -58,6 +58,9 @@ struct pool_options {
   // happen in this process's memory only, and nothing is ever written to the pool or its
   // journal. Growing the pool and heap::repair() throw errc::invalid_argument.
   bool read_only = false;
+  // Every file operation on the pool, its journal and their directory goes through this (null:
+  // the system's). Tests pass a fault-injecting one (media::file_ops, tests/pobj/fault_test.cpp).
+  std::shared_ptr<media::file_ops> files;
 };
 
 // What open() found and did. Opening never scans the data; this says what it touched.
@@ -118,6 +121,9 @@ class pool {
   bool deferred_durability() const noexcept;
   bool durable(std::uint64_t ticket) const noexcept;
   void sync(std::uint64_t ticket) const noexcept;
+  // The error number of a journal write failing now (being retried; no ticket past it is
+  // durable), or 0 (media::domain::failure()). A server refuses writes while it is not 0.
+  int durability_failure() const noexcept;
   // Page mode: the journal's figures (syncs, bytes, checkpoints); zero elsewhere.
   media::domain::journal_stats journal_figures() const noexcept;
   pobj::heap& heap() const noexcept;

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -70,10 +72,10 @@ std::uint64_t record_sum(const std::array<std::uint8_t, 16>& identity, std::uint
 
 std::string errno_text() { return std::strerror(errno); }
 
-bool read_all(int fd, void* to, std::size_t n, std::uint64_t at) {
+bool read_all(file_ops& files, int fd, void* to, std::size_t n, std::uint64_t at) {
   auto* p = static_cast<char*>(to);
   while (n > 0) {
-    ssize_t got = pread(fd, p, n, static_cast<off_t>(at));
+    const long got = files.pread(fd, p, n, static_cast<std::int64_t>(at));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) return false;
     p += got;
@@ -83,10 +85,10 @@ bool read_all(int fd, void* to, std::size_t n, std::uint64_t at) {
   return true;
 }
 
-bool write_all(int fd, const void* from, std::size_t n, std::uint64_t at) {
+bool write_all(file_ops& files, int fd, const void* from, std::size_t n, std::uint64_t at) {
   auto* p = static_cast<const char*>(from);
   while (n > 0) {
-    ssize_t put = pwrite(fd, p, n, static_cast<off_t>(at));
+    const long put = files.pwrite(fd, p, n, static_cast<std::int64_t>(at));
     if (put < 0 && errno == EINTR) continue;
     if (put <= 0) return false;
     p += put;
@@ -109,22 +111,22 @@ journal_header make_header(const std::array<std::uint8_t, 16>& identity, std::ui
   return h;
 }
 
-void sync_dir(const std::string& path) {
+void sync_dir(file_ops& files, const std::string& path) {
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (dir.empty()) dir = ".";
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = files.open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   if (fd >= 0) {
-    (void)fsync(fd);
-    ::close(fd);
+    (void)files.fsync(fd);
+    files.close(fd);
   }
 }
 
 // Reads and checks the header of an open journal. Throws corrupt if it is damaged.
-journal_header read_header(int fd, const std::string& path) {
+journal_header read_header(file_ops& files, int fd, const std::string& path) {
   journal_header h{};
   struct stat st {};
   if (fstat(fd, &st) != 0) throw error(errc::io_error, fmt::format("pobj: cannot stat '{}': {}", path, errno_text()));
-  if (!read_all(fd, &h, sizeof(h), 0) || std::memcmp(h.magic, journal_magic, sizeof(h.magic)) != 0 ||
+  if (!read_all(files, fd, &h, sizeof(h), 0) || std::memcmp(h.magic, journal_magic, sizeof(h.magic)) != 0 ||
       h.checksum != header_sum(h)) {
     throw error(errc::corrupt, fmt::format("pobj: the journal '{}' has a damaged header", path));
   }
@@ -145,18 +147,19 @@ journal_header read_header(int fd, const std::string& path) {
 std::string journal_path(const std::string& pool_path) { return pool_path + ".journal"; }
 
 std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const std::array<std::uint8_t, 16>& identity,
-                              std::vector<journal_piece>* pieces) {
+                              std::vector<journal_piece>* pieces, file_ops& files) {
   const std::string path = journal_path(pool_path);
-  int fd = ::open(path.c_str(), (pieces != nullptr ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  int fd = files.open(path.c_str(), (pieces != nullptr ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
   if (fd < 0) {
     if (errno == ENOENT) return 0;
     throw error(errc::io_error, fmt::format("pobj: cannot open the journal '{}': {}", path, errno_text()));
   }
   struct closer {
+    file_ops& files;
     int fd;
-    ~closer() { ::close(fd); }
-  } close_it{fd};
-  journal_header h = read_header(fd, path);
+    ~closer() { files.close(fd); }
+  } close_it{files, fd};
+  journal_header h = read_header(files, fd, path);
   // A journal left by another pool at this path (the pool file was replaced) says nothing about
   // this one; the domain starts it again.
   if (std::memcmp(h.identity, identity.data(), 16) != 0) return 0;
@@ -169,10 +172,10 @@ std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const s
   std::vector<std::byte> payload;
   while (pos + sizeof(record_header) <= h.capacity) {
     record_header r{};
-    if (!read_all(fd, &r, sizeof(r), pos)) break;
+    if (!read_all(files, fd, &r, sizeof(r), pos)) break;
     if (r.magic != record_magic || r.seq != seq || r.bytes > h.capacity - pos - sizeof(r)) break;
     payload.resize(r.bytes);
-    if (!read_all(fd, payload.data(), r.bytes, pos + sizeof(r))) break;
+    if (!read_all(files, fd, payload.data(), r.bytes, pos + sizeof(r))) break;
     if (record_sum(identity, r.seq, r.bytes, r.pieces, payload.data()) != r.checksum) break;  // torn: the end
     // A record that validates is one this library wrote: pieces outside it or the pool mean damage.
     std::size_t at = 0;
@@ -191,7 +194,7 @@ std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const s
       if (pieces != nullptr) {
         const std::byte* from = payload.data() + at + piece_header;
         pieces->push_back(journal_piece{off, std::vector<std::byte>(from, from + len)});
-      } else if (!write_all(pool_fd, payload.data() + at + piece_header, len, off)) {
+      } else if (!write_all(files, pool_fd, payload.data() + at + piece_header, len, off)) {
         throw error(errc::io_error, fmt::format("pobj: cannot replay the journal into '{}': {}", pool_path, errno_text()));
       }
       at += piece_header + len;
@@ -201,12 +204,12 @@ std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const s
     pos += (sizeof(r) + r.bytes + block - 1) / block * block;
   }
   if (pieces != nullptr) return replayed;  // read-only: both files stay as they are
-  if (replayed > 0 && fdatasync(pool_fd) != 0) {
+  if (replayed > 0 && files.fdatasync(pool_fd) != 0) {
     throw error(errc::io_error, fmt::format("pobj: fdatasync of '{}' failed: {}", pool_path, errno_text()));
   }
   if (replayed > 0 || h.pos != block) {
     journal_header fresh = make_header(identity, h.capacity, seq, block);
-    if (!write_all(fd, &fresh, sizeof(fresh), 0) || fdatasync(fd) != 0) {
+    if (!write_all(files, fd, &fresh, sizeof(fresh), 0) || files.fdatasync(fd) != 0) {
       throw error(errc::io_error, fmt::format("pobj: cannot reset the journal '{}': {}", path, errno_text()));
     }
   }
@@ -215,20 +218,20 @@ std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const s
 
 journal::journal(int pool_fd, std::byte* apply_base, const std::string& pool_path,
                  const std::array<std::uint8_t, 16>& identity, const journal_options& options)
-    : pool_fd_(pool_fd), apply_base_(apply_base), path_(journal_path(pool_path)), identity_(identity),
+    : files_(options.files != nullptr ? options.files : system_files()), pool_fd_(pool_fd), apply_base_(apply_base), path_(journal_path(pool_path)), identity_(identity),
       apply_(options.apply) {
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
+  fd_ = files_->open(path_.c_str(), O_RDWR | O_CLOEXEC, 0);
   if (fd_ < 0 && errno != ENOENT) {
     throw error(errc::io_error, fmt::format("pobj: cannot open the journal '{}': {}", path_, errno_text()));
   }
   try {
     if (fd_ >= 0) {
-      journal_header h = read_header(fd_, path_);
+      journal_header h = read_header(*files_, fd_, path_);
       capacity_ = h.capacity;
       if (std::memcmp(h.identity, identity.data(), 16) != 0) {
         // Another pool's: recovery did not replay it, and nothing in it concerns this pool.
         journal_header fresh = make_header(identity, capacity_, 0, block);
-        if (!write_all(fd_, &fresh, sizeof(fresh), 0) || fdatasync(fd_) != 0) {
+        if (!write_all(*files_, fd_, &fresh, sizeof(fresh), 0) || files_->fdatasync(fd_) != 0) {
           throw error(errc::io_error, fmt::format("pobj: cannot reset the journal '{}': {}", path_, errno_text()));
         }
         h = fresh;
@@ -241,31 +244,31 @@ journal::journal(int pool_fd, std::byte* apply_base, const std::string& pool_pat
       // once complete.
       capacity_ = std::max<std::uint64_t>(options.capacity / block * block, 64 * block);
       const std::string tmp = path_ + ".tmp";
-      int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      int fd = files_->open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
       if (fd < 0) {
         throw error(errc::io_error, fmt::format("pobj: cannot create the journal '{}': {}", tmp, errno_text()));
       }
       std::vector<std::byte> zeros(std::min<std::uint64_t>(capacity_, 1 << 20));
       bool ok = true;
       for (std::uint64_t at = 0; ok && at < capacity_; at += zeros.size()) {
-        ok = write_all(fd, zeros.data(), std::min<std::uint64_t>(zeros.size(), capacity_ - at), at);
+        ok = write_all(*files_, fd, zeros.data(), std::min<std::uint64_t>(zeros.size(), capacity_ - at), at);
       }
       journal_header h = make_header(identity, capacity_, 0, block);
-      ok = ok && write_all(fd, &h, sizeof(h), 0) && fdatasync(fd) == 0 && ::rename(tmp.c_str(), path_.c_str()) == 0;
+      ok = ok && write_all(*files_, fd, &h, sizeof(h), 0) && files_->fdatasync(fd) == 0 && files_->rename(tmp.c_str(), path_.c_str()) == 0;
       if (!ok) {
         int e = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
+        files_->close(fd);
+        files_->unlink(tmp.c_str());
         throw error(e == ENOSPC ? errc::out_of_space : errc::io_error,
                     fmt::format("pobj: cannot create the journal '{}': {}", path_, std::strerror(e)));
       }
-      sync_dir(path_);
+      sync_dir(*files_, path_);
       fd_ = fd;
       seq_ = 0;
       pos_ = block;
     }
   } catch (...) {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0) files_->close(fd_);
     throw;
   }
   // One record must fit in a lap with room to spare.
@@ -283,12 +286,14 @@ journal::~journal() {
     while (syncing_) cv_.wait(lock);
   }
   if (apply_ && pos_ != block) checkpoint_io();
-  ::close(fd_);
+  files_->close(fd_);
 }
 
 void journal::fail(const char* what) const noexcept {
-  // The journal is how the pool stays consistent: if the kernel cannot write it, no caller can
-  // go on safely (as with a failed msync).
+  // A checkpoint that cannot make the pool file durable: after a failed fdatasync the file's
+  // pages may be lost while reading as written, and no retry can tell. The journal still holds
+  // every record since the last checkpoint (its header was not advanced), so the process stops
+  // here and the next open replays them into the file.
   fmt::print(stderr, "pobj: {} of the journal '{}' failed: {}\n", what, path_, errno_text());
   std::abort();
 }
@@ -372,8 +377,27 @@ void journal::write_record(std::vector<std::byte>& record, std::uint32_t pieces)
   if (pos_ + padded > capacity_) checkpoint_io();  // the lap is used up
   // Zero padding: the rest of the last block holds nothing a later reader could mistake.
   record.resize(padded);
-  if (!write_all(fd_, record.data(), padded, pos_)) fail("write");
-  if (fdatasync(fd_) != 0) fail("fdatasync");
+  // A failed write or fdatasync is never followed by a bare fdatasync that is then believed: the
+  // kernel may have dropped the failed pages and report the next fdatasync clean (PostgreSQL's
+  // "fsyncgate"). The whole record is written again from this copy, then synced, until both
+  // succeed; until then durable_ does not move past it, so nothing it holds is acknowledged.
+  for (unsigned attempt = 0;; ++attempt) {
+    errno = 0;
+    if (write_all(*files_, fd_, record.data(), padded, pos_) && files_->fdatasync(fd_) == 0) break;
+    const int e = errno != 0 ? errno : EIO;  // a write that stopped short without an errno: EIO
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.failed_writes;
+    }
+    if (failure_.exchange(e, std::memory_order_acq_rel) == 0) {
+      fmt::print(stderr, "pobj: writing record {} of the journal '{}' failed: {}; writing it again until it succeeds\n",
+                 seq_, path_, std::strerror(e));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<unsigned>(1000, 1u << std::min(attempt, 10u))));
+  }
+  if (failure_.exchange(0, std::memory_order_acq_rel) != 0) {
+    fmt::print(stderr, "pobj: record {} of the journal '{}' is durable: the journal writes again\n", seq_, path_);
+  }
   pos_ += padded;
   ++seq_;
   if (!apply_) return;
@@ -393,7 +417,7 @@ void journal::checkpoint_io() noexcept {
     std::abort();
   }
   // The pool file first (the shared mapping's pages included): then no record is needed again.
-  if (fdatasync(pool_fd_) != 0) fail("fdatasync of the pool for a checkpoint");
+  if (files_->fdatasync(pool_fd_) != 0) fail("fdatasync of the pool for a checkpoint");
   write_header(seq_, block);
   pos_ = block;
   std::lock_guard lock(mu_);
@@ -402,8 +426,34 @@ void journal::checkpoint_io() noexcept {
 
 void journal::write_header(std::uint64_t seq, std::uint64_t pos) noexcept {
   journal_header h = make_header(identity_, capacity_, seq, pos);
-  if (!write_all(fd_, &h, sizeof(h), 0)) fail("header write");
-  if (fdatasync(fd_) != 0) fail("fdatasync");
+  if (!write_all(*files_, fd_, &h, sizeof(h), 0)) fail("header write");
+  if (files_->fdatasync(fd_) != 0) fail("fdatasync");
+}
+
+int journal::checkpoint_io_status() noexcept {
+  if (files_->fdatasync(pool_fd_) != 0) return errno != 0 ? errno : EIO;
+  journal_header h = make_header(identity_, capacity_, seq_, block);
+  if (!write_all(*files_, fd_, &h, sizeof(h), 0) || files_->fdatasync(fd_) != 0) return errno != 0 ? errno : EIO;
+  pos_ = block;
+  std::lock_guard lock(mu_);
+  ++stats_.checkpoints;
+  return 0;
+}
+
+void journal::checkpoint_or_throw() {
+  std::unique_lock lock(mu_);
+  while (syncing_) cv_.wait(lock);
+  lead(lock);
+  if (!apply_) return;
+  syncing_ = true;
+  lock.unlock();
+  const int e = checkpoint_io_status();
+  lock.lock();
+  syncing_ = false;
+  cv_.notify_all();
+  if (e != 0) {
+    throw error(errc::io_error, fmt::format("pobj: cannot make '{}' durable: {}", path_, std::strerror(e)));
+  }
 }
 
 void journal::checkpoint() noexcept {

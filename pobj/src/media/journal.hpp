@@ -34,12 +34,14 @@ struct journal_options {
   std::size_t capacity = 0;      // bytes of the journal file (a new journal); an existing one keeps its size
   std::size_t record_limit = 0;  // sync once this many bytes are pending; 0: a quarter of the capacity
   bool apply = true;             // tests: false never writes the pool file (power lost after every sync)
+  std::shared_ptr<file_ops> files;  // every file operation (null: system_files())
 };
 
 struct journal_stats {
   std::uint64_t syncs = 0;        // records written, each with one fdatasync
   std::uint64_t bytes = 0;        // bytes of records written
   std::uint64_t checkpoints = 0;  // fdatasyncs of the pool file
+  std::uint64_t failed_writes = 0;  // record writes or fdatasyncs that failed (each retried whole)
 };
 
 class journal {
@@ -60,15 +62,22 @@ class journal {
   void sync(std::uint64_t ticket) noexcept;
   // Syncs, then makes the pool file durable and empties the journal.
   void checkpoint() noexcept;
+  // The same, but a failure to make the pool file durable throws io_error instead of ending the
+  // process: for a pool being made, which the caller then removes.
+  void checkpoint_or_throw();
   journal_stats stats() const noexcept;
+  // The error number of the record write now being retried, or 0 (domain::failure()).
+  int failure() const noexcept { return failure_.load(std::memory_order_acquire); }
 
  private:
   void lead(std::unique_lock<std::mutex>& lock) noexcept;  // REQUIRES lock held, !syncing_
   void write_record(std::vector<std::byte>& record, std::uint32_t pieces) noexcept;
   void checkpoint_io() noexcept;
+  int checkpoint_io_status() noexcept;  // 0, or the errno of the failed call (nothing changed then)
   void write_header(std::uint64_t seq, std::uint64_t pos) noexcept;
   [[noreturn]] void fail(const char* what) const noexcept;
 
+  std::shared_ptr<file_ops> files_;
   int pool_fd_;
   int fd_ = -1;
   std::byte* apply_base_;
@@ -88,6 +97,7 @@ class journal {
   std::atomic<std::uint64_t> appended_{0};
   std::atomic<std::uint64_t> durable_{0};
   journal_stats stats_;
+  std::atomic<int> failure_{0};
 
   // Owned by the thread that leads a sync (one at a time).
   std::vector<std::byte> spare_;
@@ -99,6 +109,6 @@ std::string journal_path(const std::string& pool_path);
 
 // What domain::recover does (media.hpp).
 std::uint64_t recover_journal(int pool_fd, const std::string& pool_path, const std::array<std::uint8_t, 16>& identity,
-                              std::vector<journal_piece>* pieces = nullptr);
+                              std::vector<journal_piece>* pieces, file_ops& files);
 
 }  // namespace pobj::media::detail

@@ -107,18 +107,38 @@ std::string pmem2_message() {
 
 counters thread_counters() noexcept { return tl_counters; }
 
-void sync_directory_of(const std::string& path, persist_mode mode) {
+int file_ops::open(const char* path, int flags, unsigned mode) { return ::open(path, flags, static_cast<mode_t>(mode)); }
+int file_ops::close(int fd) { return ::close(fd); }
+long file_ops::pread(int fd, void* to, std::size_t n, std::int64_t at) { return ::pread(fd, to, n, static_cast<off_t>(at)); }
+long file_ops::pwrite(int fd, const void* from, std::size_t n, std::int64_t at) {
+  return ::pwrite(fd, from, n, static_cast<off_t>(at));
+}
+int file_ops::fdatasync(int fd) { return ::fdatasync(fd); }
+int file_ops::fsync(int fd) { return ::fsync(fd); }
+int file_ops::ftruncate(int fd, std::int64_t size) { return ::ftruncate(fd, static_cast<off_t>(size)); }
+int file_ops::fallocate(int fd, std::int64_t at, std::int64_t n) {
+  return ::posix_fallocate(fd, static_cast<off_t>(at), static_cast<off_t>(n));
+}
+int file_ops::rename(const char* from, const char* to) { return ::rename(from, to); }
+int file_ops::unlink(const char* path) { return ::unlink(path); }
+
+const std::shared_ptr<file_ops>& system_files() {
+  static const auto* files = new std::shared_ptr<file_ops>(std::make_shared<file_ops>());
+  return *files;
+}
+
+void sync_directory_of(const std::string& path, persist_mode mode, file_ops& files) {
   if (mode == persist_mode::sim) return;
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (dir.empty()) dir = ".";
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd) != 0) {
+  int fd = files.open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  if (fd < 0 || files.fsync(fd) != 0) {
     int e = errno;
-    if (fd >= 0) ::close(fd);
+    if (fd >= 0) files.close(fd);
     throw error(errc::io_error, fmt::format("pobj: cannot make the directory entry of '{}' durable: {}", path,
                                             std::strerror(e)));
   }
-  ::close(fd);
+  files.close(fd);
 }
 
 namespace detail {
@@ -152,6 +172,7 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
     wanted = parse_persist_mode(env);
   }
   read_only_ = opts.read_only;
+  files_ = opts.files != nullptr ? opts.files : system_files();
   if (read_only_) wanted = persist_mode::byte;  // whatever the environment asks: see options::read_only
   if (wanted == persist_mode::sim && !opts.simulator) {
     throw error(errc::invalid_argument, "pobj: sim mode needs pool_options::simulator");
@@ -193,6 +214,7 @@ domain::domain(int fd, std::string path, std::size_t size, const options& opts)
       jo.capacity = opts.journal_size;
       jo.record_limit = opts.journal_record_limit;
       jo.apply = opts.journal_apply;
+      jo.files = files_;
       impl_->journal = std::make_unique<detail::journal>(fd_, impl_->apply_base, path_, opts.identity, jo);
       journal_ = impl_->journal.get();
     }
@@ -271,16 +293,25 @@ void domain::grow(std::size_t new_size) {
     throw error(errc::out_of_space, fmt::format("pobj: pool '{}' cannot grow to {} bytes: its maximum is {}",
                                                 path_, new_size, reserved_));
   }
-  int rc = posix_fallocate(fd_, static_cast<off_t>(old_size), static_cast<off_t>(new_size - old_size));
+  if (grow_failed_) {
+    // A retried fsync could report success for an extension whose metadata the failed one lost
+    // (fsyncgate): the size of the file is unknown until the pool is opened again.
+    throw error(errc::io_error, fmt::format("pobj: pool '{}' cannot grow: an earlier fsync of its growth failed; "
+                                            "open the pool again to retry",
+                                            path_));
+  }
+  int rc = files_->fallocate(fd_, static_cast<std::int64_t>(old_size), static_cast<std::int64_t>(new_size - old_size));
   if (rc == EOPNOTSUPP || rc == EINVAL) {
-    rc = ftruncate(fd_, static_cast<off_t>(new_size)) == 0 ? 0 : errno;
+    rc = files_->ftruncate(fd_, static_cast<std::int64_t>(new_size)) == 0 ? 0 : errno;
   }
   if (rc != 0) {
     throw error(rc == ENOSPC ? errc::out_of_space : errc::io_error,
                 fmt::format("pobj: cannot extend '{}' to {} bytes: {}", path_, new_size, std::strerror(rc)));
   }
-  if (mode_ != persist_mode::sim && fsync(fd_) != 0) {
-    throw error(errc::io_error, fmt::format("pobj: fsync of '{}' failed: {}", path_, std::strerror(errno)));
+  if (mode_ != persist_mode::sim && files_->fsync(fd_) != 0) {
+    const int e = errno;
+    grow_failed_ = true;
+    throw error(errc::io_error, fmt::format("pobj: fsync of '{}' failed: {}", path_, std::strerror(e)));
   }
   map_range(old_size, new_size, mode_ != persist_mode::page);
   if (mode_ == persist_mode::page) map_apply_range(old_size, new_size);
@@ -338,15 +369,17 @@ void domain::drain_slow() noexcept {
 }
 
 std::uint64_t domain::recover(int fd, const std::string& path, const std::array<std::uint8_t, 16>& identity,
-                              std::vector<journal_piece>* pieces) {
-  return detail::recover_journal(fd, path, identity, pieces);
+                              std::vector<journal_piece>* pieces, file_ops& files) {
+  return detail::recover_journal(fd, path, identity, pieces, files);
 }
 
-void domain::remove_journal(const std::string& path) {
-  if (::unlink(detail::journal_path(path).c_str()) != 0 && errno != ENOENT) {
+void domain::remove_journal(const std::string& path, file_ops& files) {
+  if (files.unlink(detail::journal_path(path).c_str()) != 0 && errno != ENOENT) {
     throw error(errc::io_error, fmt::format("pobj: cannot remove the journal of '{}': {}", path, std::strerror(errno)));
   }
 }
+
+int domain::failure() const noexcept { return journal_ != nullptr ? impl_->journal->failure() : 0; }
 
 std::uint64_t domain::ticket() const noexcept { return journal_ != nullptr ? impl_->journal->ticket() : 0; }
 bool domain::durable(std::uint64_t ticket) const noexcept {
@@ -355,13 +388,17 @@ bool domain::durable(std::uint64_t ticket) const noexcept {
 void domain::sync(std::uint64_t ticket) noexcept {
   if (journal_ != nullptr) impl_->journal->sync(ticket);
 }
+void domain::checkpoint_or_throw() {
+  if (journal_ != nullptr) impl_->journal->checkpoint_or_throw();
+}
+
 void domain::checkpoint() noexcept {
   if (journal_ != nullptr) impl_->journal->checkpoint();
 }
 domain::journal_stats domain::journal_figures() const noexcept {
   if (journal_ == nullptr) return {};
   detail::journal_stats j = impl_->journal->stats();
-  return {j.syncs, j.bytes, j.checkpoints};
+  return {j.syncs, j.bytes, j.checkpoints, j.failed_writes};
 }
 
 }  // namespace media

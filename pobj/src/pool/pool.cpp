@@ -136,6 +136,7 @@ std::size_t pool::minimum_size(const pool_options& options) {
 std::uint64_t detail::create_file(pool_impl& p) {
   const std::string& path = p.path;
   const pool_options& options = p.options;
+  media::file_ops& files = p.files();
   validate_options(options);
   if (options.read_only) {
     throw error(errc::invalid_argument, fmt::format("pobj: cannot create '{}' read-only", path));
@@ -151,7 +152,7 @@ std::uint64_t detail::create_file(pool_impl& p) {
     throw error(errc::invalid_argument,
                 fmt::format("pobj: max_size {} is below the initial size {}", options.max_size, size));
   }
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = files.open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
     if (errno == EEXIST) {
       throw error(errc::already_exists, fmt::format("pobj: cannot create '{}': the file exists", path));
@@ -162,15 +163,15 @@ std::uint64_t detail::create_file(pool_impl& p) {
   p.fd = lock_file(fd, path);  // closed by ~pool_impl on any error below
   // A journal left at this path belongs to a pool that no longer exists.
   try {
-    media::domain::remove_journal(path);
+    media::domain::remove_journal(path, files);
   } catch (const error&) {
-    ::unlink(path.c_str());
+    files.unlink(path.c_str());
     throw;
   }
-  int rc = posix_fallocate(p.fd, 0, static_cast<off_t>(size));
-  if (rc == EOPNOTSUPP || rc == EINVAL) rc = ftruncate(p.fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+  int rc = files.fallocate(p.fd, 0, static_cast<std::int64_t>(size));
+  if (rc == EOPNOTSUPP || rc == EINVAL) rc = files.ftruncate(p.fd, static_cast<std::int64_t>(size)) == 0 ? 0 : errno;
   if (rc != 0) {
-    ::unlink(path.c_str());
+    files.unlink(path.c_str());
     throw error(rc == ENOSPC ? errc::out_of_space : errc::io_error,
                 fmt::format("pobj: cannot size '{}' to {} bytes: {}", path, size, std::strerror(rc)));
   }
@@ -202,7 +203,8 @@ std::uint64_t detail::create_file(pool_impl& p) {
 detail::opened_file detail::open_file(pool_impl& p) {
   const std::string& path = p.path;
   const pool_options& options = p.options;
-  int fd = ::open(path.c_str(), (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  media::file_ops& files = p.files();
+  int fd = files.open(path.c_str(), (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
   if (fd < 0) {
     throw error(errno == ENOENT ? errc::not_found : errc::io_error,
                 fmt::format("pobj: cannot open pool '{}': {}", path, errno_text()));
@@ -214,7 +216,7 @@ detail::opened_file detail::open_file(pool_impl& p) {
   auto file_size = static_cast<std::uint64_t>(st.st_size);
   pool_header& h = p.header;
   std::memset(&h, 0, sizeof(h));
-  ssize_t got = pread(fd, &h, sizeof(h), 0);
+  const long got = files.pread(fd, &h, sizeof(h), 0);
   if (got < 0) throw error(errc::io_error, fmt::format("pobj: cannot read '{}': {}", path, errno_text()));
   if (got < static_cast<ssize_t>(sizeof(h.magic)) || std::memcmp(h.magic, pool_magic, sizeof(h.magic)) != 0) {
     throw error(errc::not_a_pool,
@@ -238,7 +240,7 @@ detail::opened_file detail::open_file(pool_impl& p) {
   std::array<std::uint8_t, 16> identity{};
   std::memcpy(identity.data(), h.uuid, 16);
   opened_file out;  // read-only: the journal's pieces, for the mapping
-  out.journal_records = media::domain::recover(fd, path, identity, options.read_only ? &out.pieces : nullptr);
+  out.journal_records = media::domain::recover(fd, path, identity, options.read_only ? &out.pieces : nullptr, files);
   if (out.journal_records > 0 && fstat(fd, &st) == 0) file_size = static_cast<std::uint64_t>(st.st_size);
   if (h.chunk_size != chunk_size || h.zone_chunks != zone_chunks || h.superblock_offset != superblock_offset ||
       h.roots_offset != roots_offset || h.root_entries != root_entries || h.lanes_offset != l.lanes_offset ||
@@ -248,7 +250,7 @@ detail::opened_file detail::open_file(pool_impl& p) {
   }
   std::uint64_t size = 0;
   if (file_size < superblock_offset + 8 ||
-      pread(fd, &size, sizeof(size), static_cast<off_t>(superblock_offset)) != static_cast<ssize_t>(sizeof(size))) {
+      files.pread(fd, &size, sizeof(size), static_cast<std::int64_t>(superblock_offset)) != static_cast<long>(sizeof(size))) {
     throw error(errc::truncated, fmt::format("pobj: pool '{}' is truncated: {} bytes", path, file_size));
   }
   for (const auto& piece : out.pieces) {  // read-only: the size as the journal left it
@@ -287,6 +289,7 @@ void detail::map_pool(pool_impl& p, std::uint64_t size, bool fresh, const std::v
   dopts.journal_record_limit = options.journal_record_limit;
   dopts.journal_apply = options.journal_apply;
   dopts.read_only = options.read_only;
+  dopts.files = options.files;
   p.domain = std::make_unique<media::domain>(p.fd, p.path, size, dopts);
   for (const auto& piece : pieces) {  // a read-only open: the journal's bytes, on the private mapping
     if (piece.offset >= size) continue;
@@ -305,8 +308,8 @@ void detail::map_pool(pool_impl& p, std::uint64_t size, bool fresh, const std::v
     std::memcpy(p.at<pool_header>(0), &p.header, sizeof(pool_header));
     p.persist(p.at<pool_header>(0), sizeof(pool_header));
     // In page mode the header is in the journal now; open() reads it from the file first.
-    p.domain->checkpoint();
-    media::sync_directory_of(p.path, p.domain->mode());
+    p.domain->checkpoint_or_throw();
+    media::sync_directory_of(p.path, p.domain->mode(), p.files());
   }
 }
 
@@ -318,7 +321,7 @@ void detail::count_boot(pool_impl& p) {
 }
 
 bool pool::remove(const std::string& path) {
-  const bool existed = ::unlink(path.c_str()) == 0;
+  const bool existed = ::unlink(path.c_str()) == 0;  // no pool is open: the system's file operations
   if (!existed && errno != ENOENT) {
     throw error(errc::io_error, fmt::format("pobj: cannot remove '{}': {}", path, errno_text()));
   }
@@ -347,6 +350,7 @@ media::domain& pool::media() const noexcept { return *impl_->domain; }
 bool pool::deferred_durability() const noexcept { return impl_->domain->ordered(); }
 bool pool::durable(std::uint64_t ticket) const noexcept { return impl_->domain->durable(ticket); }
 void pool::sync(std::uint64_t ticket) const noexcept { impl_->domain->sync(ticket); }
+int pool::durability_failure() const noexcept { return impl_->domain->failure(); }
 media::domain::journal_stats pool::journal_figures() const noexcept { return impl_->domain->journal_figures(); }
 pobj::heap& pool::heap() const noexcept { return *impl_->heap_handle; }
 bool pool::contains(const void* p, std::size_t n) const noexcept {

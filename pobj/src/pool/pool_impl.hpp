@@ -111,6 +111,9 @@ struct pool_impl {
     return (off >= header.roots_offset && off + n <= roots_end) || off >= header.heap_offset;
   }
 
+  // The file operations every call on this pool's files makes (pool_options::files, or the system's).
+  media::file_ops& files() const noexcept { return options.files != nullptr ? *options.files : *media::system_files(); }
+
   // This thread's context for this pool (created on first use).
   thread_context& local();
 };

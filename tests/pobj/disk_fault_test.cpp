@@ -238,3 +238,36 @@ TEST_CASE("a fault at any call of create fails it with a clear error and leaves 
   }
   CHECK(failed_creates > 0);
 }
+
+TEST_CASE("after a failed fsync of a growth the pool grows no more until it is opened again", "[faults][pool]") {
+  pobj_test::scratch_path path("disk-fault-grow");
+  auto files = std::make_shared<faulty_files>();
+  // The pool file's only fsync is the one that makes a growth durable (directories have no
+  // ".pool" in their path; the journal uses fdatasync).
+  files->add({op::fsync, 1, 1, EIO, false, ".pool"});
+  auto grow_until_error = [](pobj::pool& p) -> pobj::errc {
+    for (int i = 0; i < 64; ++i) {
+      try {
+        pobj::run_tx(p, [](pobj::transaction& tx) { (void)tx.alloc(1 * pobj::MiB, 0); });
+      } catch (const pobj::error& e) {
+        return e.code();
+      }
+    }
+    return pobj::errc::invalid_argument;  // grew 64 MiB without an error
+  };
+  {
+    pobj::pool p = pobj::pool::create(path, create_options(files));
+    const std::size_t size = p.size();
+    CHECK(grow_until_error(p) == pobj::errc::io_error);  // the fsync failed
+    CHECK(files->failures() == 1);
+    CHECK(grow_until_error(p) == pobj::errc::io_error);  // refused, though fsync would work now
+    CHECK(files->failures() == 1);
+    CHECK(p.size() == size);
+  }
+  pobj::pool_options o = pobj_test::small_options();
+  o.mode = pobj::persist_mode::page;
+  pobj::pool again = pobj::pool::open(path, o);
+  const std::size_t before = again.size();
+  for (int i = 0; i < 16; ++i) pobj::run_tx(again, [](pobj::transaction& tx) { (void)tx.alloc(1 * pobj::MiB, 0); });
+  CHECK(again.size() > before);  // opened again, it grows
+}

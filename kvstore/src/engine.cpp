@@ -89,13 +89,9 @@ void engine::execute(session& s, std::span<const std::string_view> argv, reply_w
     reply.simple("QUEUED");
     return;
   }
-  if ((c->flags & command_flags::write) != 0) {
-    // The disk failed a journal write, which is being retried: a write now could never be
-    // acknowledged, so it is refused at once, as Redis refuses writes it cannot persist (MISCONF).
-    if (const int failure = db_.pool().durability_failure(); failure != 0) {
-      reply.error(fmt::format("MISCONF pobj-kv cannot make writes durable: writing its journal failed ({}); "
-                              "writes are refused until the disk recovers (INFO persistence: journal_status)",
-                              std::strerror(failure)));
+  if ((c->flags & command_flags::write) != 0 && !s.in_exec) {  // EXEC checks its whole queue first
+    if (std::string why = write_refusal(); !why.empty()) {
+      reply.error(why);
       return;
     }
   }
@@ -103,6 +99,17 @@ void engine::execute(session& s, std::span<const std::string_view> argv, reply_w
   ++stats_.calls[c];
   command_context ctx{*this, db_, s, argv, reply, tx, now};
   c->handler(ctx);
+}
+
+std::string engine::write_refusal() const {
+  // The disk failed a journal write, which is being retried: a write now could not be
+  // acknowledged until the disk is back, so it is refused, as Redis refuses writes it cannot
+  // persist (MISCONF).
+  const int failure = db_.pool().durability_failure();
+  if (failure == 0) return {};
+  return fmt::format("MISCONF pobj-kv cannot make writes durable: writing its journal failed ({}); "
+                     "writes are refused until the disk recovers (INFO persistence: journal_status)",
+                     std::strerror(failure));
 }
 
 void engine::watch(session& s, std::string_view key, std::int64_t expires_ms) {

@@ -123,6 +123,8 @@ class engine {
                std::int64_t now);
 
   const command_spec* find(std::string_view name) const;
+  // Why a write would be refused now (-MISCONF: the journal is failing), or empty.
+  std::string write_refusal() const;
   std::span<const command_spec* const> commands() const { return all_; }
 
   // WATCH: keys sessions watch; a write to one marks its watchers.

@@ -1,4 +1,8 @@
 // What the server's files share (server.hpp): a connection's state, the syncer, the clock.
+//
+// Thread safety: a connection is the event loop's alone; the syncer's fields are guarded by its
+// mutex (its thread and the loop share them).
+// Crash consistency: as server.hpp states (nothing here is persistent).
 #pragma once
 
 #include <pthread.h>

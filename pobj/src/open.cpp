@@ -86,14 +86,14 @@ pool pool::create(const std::string& path, const pool_options& options) {
     bring_up(*p);
   } catch (...) {
     // No half-made pool is left behind: the file (its header may be missing) and its journal go.
-    const std::shared_ptr<media::file_ops> files =
-        p->options.files != nullptr ? p->options.files : media::system_files();
-    p.reset();  // unmaps and closes the file first
-    files->unlink(path.c_str());
+    // Removed while this process still holds the file's lock: no other process can have opened
+    // it as a pool in the meantime. The journal first, the pool file last.
+    media::file_ops& files = p->files();
     try {
-      media::domain::remove_journal(path, *files);
+      media::domain::remove_journal(path, files);
     } catch (const error&) {  // the first error is the one to report
     }
+    files.unlink(path.c_str());
     throw;
   }
   return finish_open(pool(std::move(p)), t0);

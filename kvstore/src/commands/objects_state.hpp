@@ -2,6 +2,10 @@
 // the table; semaphores.cpp): the encodings of their states inline in keyspace entries, and the
 // steps every object command takes (load, save, options, waiting). docs/kvstore.md, "Shared
 // objects", and the top of objects.cpp describe the objects.
+//
+// Thread safety: the executor's thread only, as every command handler.
+// Crash consistency: save() writes an object's state into its keyspace entry within the caller's
+// block: all of a command's changes to it, or none, survive a crash.
 #pragma once
 
 #include <array>

@@ -39,6 +39,16 @@ void exec(command_context& c) {
   c.server.unwatch(c.client);
   if (failed) return c.reply.error("EXECABORT Transaction discarded because of previous errors.");
   if (dirty) return c.reply.null_array();
+  // All of the queue or none of it: a journal failing now refuses the whole EXEC if any queued
+  // command writes (as Redis refuses it), never the writes after some that ran.
+  for (const auto& command : queued) {
+    const command_spec* spec = c.server.find(command.front());
+    if (spec == nullptr || (spec->flags & command_flags::write) == 0) continue;
+    if (std::string why = c.server.write_refusal(); !why.empty()) {
+      return c.reply.error("EXECABORT Transaction discarded because of: " + why);
+    }
+    break;
+  }
   c.reply.array(queued.size());
   std::vector<std::string_view> argv;
   c.client.in_exec = true;

@@ -59,7 +59,7 @@ struct pool_options {
   // journal. Growing the pool and heap::repair() throw errc::invalid_argument.
   bool read_only = false;
   // Every file operation on the pool, its journal and their directory goes through this (null:
-  // the system's). Tests pass a fault-injecting one (media::file_ops, tests/pobj/fault_test.cpp).
+  // the system's). Tests pass a fault-injecting one (media::file_ops, tests/pobj/disk_fault_test.cpp).
   std::shared_ptr<media::file_ops> files;
 };
 

@@ -38,6 +38,7 @@
 #include <pobj/codec.hpp>
 #include <pobj/pool.hpp>
 #include <pobj/transaction.hpp>
+#include <pobj/detail/queue_engine.hpp>
 
 namespace pobj {
 
@@ -47,28 +48,6 @@ struct queue {
   constexpr explicit operator bool() const noexcept { return offset != 0; }
 };
 
-namespace detail::containers {
-struct queue_state;
-}
-
-namespace detail::pqueue {
-
-using containers::queue_state;
-
-// The engine stores byte strings: in the slot itself (inline queues: at most 8 bytes, returned
-// as 8 bytes) or in a block.
-std::uint64_t create(transaction& tx, bool inline_values, bool refs);
-queue_state& attach(pool& p, std::uint64_t header, bool inline_values, bool refs);
-void push(pool& p, queue_state& q, std::string_view value);
-bool pop(pool& p, queue_state& q, std::string* value);
-bool front(pool& p, queue_state& q, std::string* value);
-std::uint64_t size(queue_state& q) noexcept;
-void for_each(pool& p, queue_state& q, const std::function<void(std::string_view)>& fn);
-
-template <class T>
-inline constexpr bool stores_inline = !is_byte_string<T> && sizeof(T) <= 8;
-
-}  // namespace detail::pqueue
 
 template <class T>
 queue<T> make_queue(transaction& tx) {

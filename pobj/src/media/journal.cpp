@@ -72,12 +72,15 @@ std::uint64_t record_sum(const std::array<std::uint8_t, 16>& identity, std::uint
 
 std::string errno_text() { return std::strerror(errno); }
 
+// False at the end of the file (a short read); a read error throws io_error, which must never be
+// taken for the torn end of the journal (recovery would then drop the records after it).
 bool read_all(file_ops& files, int fd, void* to, std::size_t n, std::uint64_t at) {
   auto* p = static_cast<char*>(to);
   while (n > 0) {
     const long got = files.pread(fd, p, n, static_cast<std::int64_t>(at));
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return false;
+    if (got < 0) throw error(errc::io_error, fmt::format("pobj: cannot read the journal: {}", errno_text()));
+    if (got == 0) return false;
     p += got;
     n -= static_cast<std::size_t>(got);
     at += static_cast<std::uint64_t>(got);
@@ -115,10 +118,13 @@ void sync_dir(file_ops& files, const std::string& path) {
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (dir.empty()) dir = ".";
   int fd = files.open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-  if (fd >= 0) {
-    (void)files.fsync(fd);
-    files.close(fd);
+  if (fd < 0 || files.fsync(fd) != 0) {
+    const int e = errno;
+    if (fd >= 0) files.close(fd);
+    throw error(errc::io_error, fmt::format("pobj: cannot make the journal '{}' durable in its directory: {}", path,
+                                            std::strerror(e)));
   }
+  files.close(fd);
 }
 
 // Reads and checks the header of an open journal. Throws corrupt if it is damaged.
@@ -285,7 +291,7 @@ journal::~journal() {
     std::unique_lock lock(mu_);
     while (syncing_) cv_.wait(lock);
   }
-  if (apply_ && pos_ != block) checkpoint_io();
+  if (apply_ && pos_ != block && !abandoned_) checkpoint_io();
   files_->close(fd_);
 }
 
@@ -431,6 +437,7 @@ void journal::write_header(std::uint64_t seq, std::uint64_t pos) noexcept {
 }
 
 int journal::checkpoint_io_status() noexcept {
+  errno = 0;
   if (files_->fdatasync(pool_fd_) != 0) return errno != 0 ? errno : EIO;
   journal_header h = make_header(identity_, capacity_, seq_, block);
   if (!write_all(*files_, fd_, &h, sizeof(h), 0) || files_->fdatasync(fd_) != 0) return errno != 0 ? errno : EIO;
@@ -452,6 +459,7 @@ void journal::checkpoint_or_throw() {
   syncing_ = false;
   cv_.notify_all();
   if (e != 0) {
+    abandoned_ = true;  // the pool being made is removed: no checkpoint at close (it would abort)
     throw error(errc::io_error, fmt::format("pobj: cannot make '{}' durable: {}", path_, std::strerror(e)));
   }
 }

@@ -98,6 +98,7 @@ class journal {
   std::atomic<std::uint64_t> durable_{0};
   journal_stats stats_;
   std::atomic<int> failure_{0};
+  bool abandoned_ = false;  // checkpoint_or_throw failed: the pool is being removed
 
   // Owned by the thread that leads a sync (one at a time).
   std::vector<std::byte> spare_;

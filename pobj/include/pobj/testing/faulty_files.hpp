@@ -69,6 +69,16 @@ class faulty_files final : public media::file_ops {
     std::lock_guard lock(mu_);
     return failures_;
   }
+  // Power fails now: every file's writes since its last good fdatasync are put back to what they
+  // replaced, as a machine that lost power would find them (the page cache is gone).
+  void lose_unsynced() {
+    std::vector<int> fds;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [fd, writes] : unsynced_) fds.push_back(fd);
+    }
+    for (int fd : fds) forget_unsynced(fd, false);
+  }
   // Failed fdatasyncs that dropped the writes made since the fd's last good one.
   std::uint64_t dropped() const {
     std::lock_guard lock(mu_);
@@ -148,6 +158,7 @@ class faulty_files final : public media::file_ops {
     {
       std::lock_guard lock(mu_);
       paths_.erase(fd);
+      unsynced_.erase(fd);  // the number may name another file next
     }
     return file_ops::close(fd);
   }
@@ -213,7 +224,7 @@ class faulty_files final : public media::file_ops {
     std::lock_guard lock(mu_);
     unsynced_[fd].push_back({at, std::move(before)});
   }
-  void forget_unsynced(int fd) {
+  void forget_unsynced(int fd, bool failed_sync = true) {
     std::vector<std::pair<std::int64_t, std::string>> undo;
     {
       std::lock_guard lock(mu_);
@@ -221,7 +232,7 @@ class faulty_files final : public media::file_ops {
       if (it == unsynced_.end()) return;
       undo = std::move(it->second);
       unsynced_.erase(it);
-      ++dropped_;
+      if (failed_sync) ++dropped_;
     }
     for (auto u = undo.rbegin(); u != undo.rend(); ++u) {
       (void)file_ops::pwrite(fd, u->second.data(), u->second.size(), u->first);

@@ -69,66 +69,12 @@ inline constexpr std::size_t object_header_size = sizeof(object_header);
 template <class T>
 struct persistent_traits;
 
-namespace detail {
+}  // namespace pobj
 
-// What pobj-gen emits for each class, so the library can record, check and trace it.
-struct field_info {
-  const char* name;
-  const char* type;     // the C++ type, arrays with their bound ("std::int64_t[4]")
-  char kind;            // 'v' value, 'r' reference (ref<T>, record<T>), 's' string or bytes, 'c' container
-  std::uint32_t offset;
-  std::uint32_t size;
-  bool appended;        // marked POBJ_APPENDED: objects older than the field read its default
-};
+// What generated code calls to register, check and visit classes (internal).
+#include <pobj/detail/class_registry.hpp>
 
-struct class_info {
-  std::uint64_t class_id;     // FNV-1a of the qualified name
-  std::uint64_t schema_hash;  // FNV-1a of the layout (name, base, size, every field)
-  const char* name;           // qualified
-  std::uint64_t base_id;      // the persistent base class, 0 if none
-  const char* base_name;      // its qualified name, "" if none
-  std::uint32_t size;       // sizeof the class
-  std::uint32_t data_size;  // where its last field ends (object headers record this)
-  std::uint32_t align;
-  std::span<const field_info> fields;  // every field, the base's first
-};
-
-// Called by generated headers before main; returns true.
-bool register_class(const class_info& info) noexcept;
-// This class's number in p, registering it in p first if the pool does not know it yet.
-std::uint16_t class_key(pool& p, const class_info& info);
-// True if the class numbered `key` in p is the class `class_id` or derives from it.
-bool is_a(const pool& p, std::uint16_t key, std::uint64_t class_id) noexcept;
-// The qualified name of the class numbered `key` in p ("?" if p has no such class).
-std::string class_name(const pool& p, std::uint16_t key);
-// Frees the object whose block starts at `block`, and the strings it owns, in the block.
-void destroy_object(transaction& tx, offset_t block);
-[[noreturn]] void throw_wrong_class(const pool& p, std::uint16_t key, const char* wanted);
-[[noreturn]] void throw_index(const char* cls, const char* field, std::size_t i, std::size_t count);
-[[noreturn]] void throw_field_too_new(const char* cls, const char* field, std::uint32_t object_size);
-
-template <class First, class... Rest, class F>
-auto visit_in(pool& p, std::uint16_t key, void* raw, F& fn) -> std::invoke_result_t<F&, typename persistent_traits<First>::proxy> {
-  if (is_a(p, key, persistent_traits<First>::class_id)) return fn(typename persistent_traits<First>::proxy(p, raw));
-  if constexpr (sizeof...(Rest) == 0) {
-    throw_wrong_class(p, key, "any of the classes visit() was given");
-  } else {
-    return visit_in<Rest...>(p, key, raw, fn);
-  }
-}
-
-inline const object_header& header_of(const void* object) noexcept {
-  return *(static_cast<const object_header*>(object) - 1);
-}
-
-// The value a field has in an object made before the field was appended: T's default.
-template <class T>
-const T& defaults() noexcept {
-  static const T value{};
-  return value;
-}
-
-}  // namespace detail
+namespace pobj {
 
 // Registers every class linked into the program that p does not know yet (classes of a library
 // loaded after the pool was opened; open() registers the others). Outside a block only.
@@ -232,106 +178,7 @@ void set_root(pool& p, std::string_view name, ref<T> object) {
   p.set_root(name, object.offset);
 }
 
-namespace detail {
-
-// Field-wise equality and formatting for generated proxies: scalars and enums by value, arrays
-// element by element, references by offset, value records field by field (Boost.PFR).
-template <class F>
-bool field_equal(const F& a, const F& b) noexcept {
-  if constexpr (std::is_array_v<F>) {
-    for (std::size_t i = 0; i < std::extent_v<F>; ++i) {
-      if (!field_equal(a[i], b[i])) return false;
-    }
-    return true;
-  } else if constexpr (std::is_arithmetic_v<F> || std::is_enum_v<F> || std::is_same_v<F, std::string_view>) {
-    return a == b;
-  } else if constexpr (std::is_same_v<F, std::span<const std::byte>>) {
-    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
-  } else if constexpr (requires { a.load(); }) {  // an atomic: what it holds now
-    return field_equal(a.load(), b.load());
-  } else if constexpr (requires { a.offset; }) {
-    return a.offset == b.offset;
-  } else {  // a value record: field by field, nested records too
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return (field_equal(boost::pfr::get<I>(a), boost::pfr::get<I>(b)) && ...);
-    }(std::make_index_sequence<boost::pfr::tuple_size_v<F>>{});
-  }
-}
-
-// Field-wise hashing on the same terms.
-template <class F>
-std::size_t hash_field(const F& v) noexcept {
-  if constexpr (std::is_arithmetic_v<F> || std::is_enum_v<F>) {
-    return std::hash<F>{}(v);
-  } else if constexpr (requires { v.offset; }) {
-    return std::hash<std::uint64_t>{}(v.offset);
-  } else {
-    std::size_t h = 0;
-    boost::pfr::for_each_field(v, [&](const auto& f) { h ^= hash_field(f) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); });
-    return h;
-  }
-}
-
-template <class Out, class F>
-Out format_field(Out out, const F& v) {
-  if constexpr (std::is_array_v<F> && std::is_same_v<std::remove_extent_t<F>, char>) {
-    std::size_t n = 0;
-    while (n < std::extent_v<F> && v[n] != '\0') ++n;
-    return fmt::format_to(out, "\"{}\"", std::string_view(v, n));
-  } else if constexpr (std::is_array_v<F>) {
-    out = fmt::format_to(out, "[");
-    for (std::size_t i = 0; i < std::extent_v<F>; ++i) {
-      if (i > 0) out = fmt::format_to(out, ", ");
-      out = format_field(out, v[i]);
-    }
-    return fmt::format_to(out, "]");
-  } else if constexpr (std::is_enum_v<F>) {
-    return fmt::format_to(out, "{}", static_cast<std::underlying_type_t<F>>(v));
-  } else if constexpr (std::is_arithmetic_v<F>) {
-    return fmt::format_to(out, "{}", v);
-  } else if constexpr (std::is_same_v<F, std::string_view>) {
-    return fmt::format_to(out, "\"{}\"", v);
-  } else if constexpr (std::is_same_v<F, std::span<const std::byte>>) {
-    out = fmt::format_to(out, "x\"");
-    for (std::byte b : v) out = fmt::format_to(out, "{:02x}", static_cast<unsigned>(b));
-    return fmt::format_to(out, "\"");
-  } else if constexpr (requires { v.offset; }) {
-    return v.offset == 0 ? fmt::format_to(out, "null") : fmt::format_to(out, "@{:#x}", v.offset);
-  } else if constexpr (requires { v.load(); }) {  // an atomic: what it holds now
-    return format_field(out, v.load());
-  } else {
-    out = fmt::format_to(out, "{{");
-    bool first = true;
-    boost::pfr::for_each_field(v, [&](const auto& f) {
-      if (!first) out = fmt::format_to(out, ", ");
-      out = format_field(out, f);
-      first = false;
-    });
-    return fmt::format_to(out, "}}");
-  }
-}
-
-template <class F>
-void store_field(pool& p, F& field, const F& value) {
-  static_assert(std::is_trivially_copyable_v<F> && (sizeof(F) == 1 || sizeof(F) == 2 || sizeof(F) == 4 || sizeof(F) == 8),
-                "a single durable store holds 1, 2, 4 or 8 bytes");
-  p.durable_store(&field, &value, sizeof(F));
-}
-
-// What every generated proxy holds: the pool and the object (after its header).
-class proxy_base {
- public:
-  proxy_base(pobj::pool& p, void* object) noexcept : pool_(&p), object_(object) {}
-  pobj::pool& pool() const noexcept { return *pool_; }
-  // Where the last field of the layout this object was made with ends (before the end of the
-  // class's if fields were appended since).
-  std::uint32_t stored_size() const noexcept { return header_of(object_).size; }
-
- protected:
-  pobj::pool* pool_;
-  void* object_;
-};
-
-}  // namespace detail
-
 }  // namespace pobj
+
+// The support generated proxies build on (internal).
+#include <pobj/detail/proxy_support.hpp>

@@ -422,20 +422,14 @@ void journal::checkpoint_io() noexcept {
                path_);
     std::abort();
   }
-  // The pool file first (the shared mapping's pages included): then no record is needed again.
-  if (files_->fdatasync(pool_fd_) != 0) fail("fdatasync of the pool for a checkpoint");
-  write_header(seq_, block);
-  pos_ = block;
-  std::lock_guard lock(mu_);
-  ++stats_.checkpoints;
+  if (const int e = checkpoint_io_status(); e != 0) {
+    errno = e;
+    fail("checkpoint");
+  }
 }
 
-void journal::write_header(std::uint64_t seq, std::uint64_t pos) noexcept {
-  journal_header h = make_header(identity_, capacity_, seq, pos);
-  if (!write_all(*files_, fd_, &h, sizeof(h), 0)) fail("header write");
-  if (files_->fdatasync(fd_) != 0) fail("fdatasync");
-}
-
+// The pool file first (the shared mapping's pages included): then no record is needed again,
+// and the journal's header starts the next lap. Returns 0, or the errno of the call that failed.
 int journal::checkpoint_io_status() noexcept {
   errno = 0;
   if (files_->fdatasync(pool_fd_) != 0) return errno != 0 ? errno : EIO;
@@ -447,34 +441,33 @@ int journal::checkpoint_io_status() noexcept {
   return 0;
 }
 
-void journal::checkpoint_or_throw() {
+// Syncs what is pending, then checkpoints; returns 0 or the errno of the failed call.
+int journal::checkpoint_step() noexcept {
   std::unique_lock lock(mu_);
   while (syncing_) cv_.wait(lock);
   lead(lock);
-  if (!apply_) return;
+  if (!apply_) return 0;
   syncing_ = true;
   lock.unlock();
   const int e = checkpoint_io_status();
   lock.lock();
   syncing_ = false;
   cv_.notify_all();
-  if (e != 0) {
+  return e;
+}
+
+void journal::checkpoint_or_throw() {
+  if (const int e = checkpoint_step(); e != 0) {
     abandoned_ = true;  // the pool being made is removed: no checkpoint at close (it would abort)
     throw error(errc::io_error, fmt::format("pobj: cannot make '{}' durable: {}", path_, std::strerror(e)));
   }
 }
 
 void journal::checkpoint() noexcept {
-  std::unique_lock lock(mu_);
-  while (syncing_) cv_.wait(lock);
-  lead(lock);
-  if (!apply_) return;
-  syncing_ = true;
-  lock.unlock();
-  checkpoint_io();
-  lock.lock();
-  syncing_ = false;
-  cv_.notify_all();
+  if (const int e = checkpoint_step(); e != 0) {
+    errno = e;
+    fail("checkpoint");
+  }
 }
 
 journal_stats journal::stats() const noexcept {

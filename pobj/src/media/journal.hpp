@@ -74,7 +74,7 @@ class journal {
   void write_record(std::vector<std::byte>& record, std::uint32_t pieces) noexcept;
   void checkpoint_io() noexcept;
   int checkpoint_io_status() noexcept;  // 0, or the errno of the failed call (nothing changed then)
-  void write_header(std::uint64_t seq, std::uint64_t pos) noexcept;
+  int checkpoint_step() noexcept;       // checkpoint() and checkpoint_or_throw()
   [[noreturn]] void fail(const char* what) const noexcept;
 
   std::shared_ptr<file_ops> files_;

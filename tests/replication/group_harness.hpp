@@ -59,7 +59,11 @@ class network {
  public:
   // Every message from `from` to `to` passes through here; `cut` links drop everything, and
   // `loss` percent of the rest is dropped at random.
+  // Where messages go instead of the in-memory links (a real transport), if set.
+  std::function<void(std::uint64_t from, const pobj::repl::outgoing_message&)> route;
+
   void send(std::uint64_t from, const pobj::repl::outgoing_message& m) {
+    if (route) return route(from, m);
     member* to = nullptr;
     {
       std::lock_guard lock(mu_);

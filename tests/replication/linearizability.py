@@ -1,0 +1,212 @@
+#!/usr/bin/python3
+"""A linearizability checker for recorded client histories (Wing & Gong's search with Lowe's
+memoization), per key, with indeterminate operations.
+
+A history is a list of events, one per line of JSON when read from a file:
+  {"process": 3, "type": "invoke", "f": "write", "key": "k1", "value": 5}
+  {"process": 3, "type": "ok",     "f": "write", "key": "k1", "value": 5}
+`type` is invoke, then one of ok (it happened, with this result), fail (it certainly did not
+happen) or info (unknown: a timeout, a lost connection; it may have happened at any time after its
+invocation, or never). A process has at most one operation in flight. Operations:
+  register: read (value: what was read, None for a missing key), write (value), cas (value:
+            [expected, new]; ok means it swapped, fail that it did not)
+  counter:  incr (value: the amount; its reply need not be checked), read (value)
+Keys are independent objects (linearizability is compositional), so each key is checked alone.
+
+check(history, model) returns (True, None) or (False, explanation). Run as a program on a file of
+events (the model by --model), it prints the verdict and exits 0 (linearizable), 1 (not), 2 (bad input).
+The checker is itself tested on known-bad histories: tests/replication/linearizability_test.py.
+"""
+import json
+import sys
+
+INF = float("inf")
+
+
+class Register:
+    """A register per key: reads see the last write (None before any)."""
+    initial = None
+
+    @staticmethod
+    def step(state, op):
+        f, v = op["f"], op.get("value")
+        if f == "read":
+            return (v == state), state
+        if f == "write":
+            return True, v
+        if f == "cas":
+            expected, new = v
+            if op["outcome"] == "ok":
+                return (state == expected), new
+            return (state != expected), state  # a failed cas is a read that saw something else
+        raise ValueError("register: unknown operation %r" % f)
+
+
+class Counter:
+    """A counter per key, from 0: incr adds, read sees the sum."""
+    initial = 0
+
+    @staticmethod
+    def step(state, op):
+        f, v = op["f"], op.get("value")
+        if f == "incr":
+            return True, state + v
+        if f == "read":
+            return (v == state), state
+        raise ValueError("counter: unknown operation %r" % f)
+
+
+MODELS = {"register": Register, "counter": Counter}
+
+
+def operations(history):
+    """Pairs invocations with completions: [(op, call time, return time)], per key.
+
+    A failed operation is dropped (it did not happen), except a failed cas, which is a read.
+    An indeterminate one returns at infinity; an indeterminate read is dropped (it changed nothing).
+    An invocation with no completion at all counts as indeterminate."""
+    pending = {}
+    by_key = {}
+    for t, e in enumerate(history):
+        p = e["process"]
+        if e["type"] == "invoke":
+            if p in pending:
+                raise ValueError("process %r invokes %r while an operation is in flight" % (p, e))
+            pending[p] = (t, e)
+            continue
+        if p not in pending:
+            raise ValueError("process %r completes an operation it never invoked: %r" % (p, e))
+        call, inv = pending.pop(p)
+        op = dict(inv)
+        op["outcome"] = e["type"]
+        if e["type"] == "ok":
+            op["value"] = e.get("value", inv.get("value"))
+            ret = t
+        elif e["type"] == "fail":
+            if inv["f"] != "cas":
+                continue
+            ret = t
+        elif e["type"] == "info":
+            if inv["f"] == "read":
+                continue
+            ret = INF
+        else:
+            raise ValueError("unknown event type %r" % e["type"])
+        by_key.setdefault(inv["key"], []).append((op, call, ret))
+    for call, inv in pending.values():
+        if inv["f"] != "read":
+            op = dict(inv)
+            op["outcome"] = "info"
+            by_key.setdefault(inv["key"], []).append((op, call, INF))
+    return by_key
+
+
+def check_key(ops, model):
+    """Wing & Gong's search with Lowe's cache over one key's operations."""
+    n = len(ops)
+    # Entries: (time, is_return, index); calls sort before returns at equal times.
+    events = sorted([(c, 0, i) for i, (_, c, _) in enumerate(ops)] + [(r, 1, i) for i, (_, _, r) in enumerate(ops)])
+    # A doubly linked list over the events, so that an operation can be lifted out and put back.
+    size = len(events)
+    nxt = list(range(1, size + 1))
+    prv = list(range(-1, size - 1))
+    head = 0 if size else size
+    match = {}  # call position -> return position
+    pos_call = {}
+    for pos, (_, is_ret, i) in enumerate(events):
+        if is_ret:
+            match[pos_call[i]] = pos
+        else:
+            pos_call[i] = pos
+
+    def unlink(pos):
+        nonlocal head
+        if prv[pos] >= 0:
+            nxt[prv[pos]] = nxt[pos]
+        else:
+            head = nxt[pos]
+        if nxt[pos] < size:
+            prv[nxt[pos]] = prv[pos]
+
+    def relink(pos):
+        nonlocal head
+        if prv[pos] >= 0:
+            nxt[prv[pos]] = pos
+        else:
+            head = pos
+        if nxt[pos] < size:
+            prv[nxt[pos]] = pos
+
+    state = model.initial
+    linearized = 0
+    cache = set()
+    stack = []
+    entry = head
+    deepest = 0
+    while head < size:
+        if entry >= size:
+            return False, "no order fits (search exhausted)"
+        _, is_ret, i = events[entry]
+        if not is_ret:
+            ok, new_state = model.step(state, ops[i][0])
+            key = (linearized | (1 << i), _freeze(new_state))
+            if ok and key not in cache:
+                cache.add(key)
+                stack.append((entry, state))
+                state = new_state
+                linearized |= 1 << i
+                unlink(match[entry])
+                unlink(entry)
+                deepest = max(deepest, len(stack))
+                entry = head
+            else:
+                entry = nxt[entry]
+        else:
+            if ops[i][2] == INF:
+                return True, None  # only indeterminate operations remain: they may never have happened
+            if not stack:
+                op = ops[i][0]
+                return False, ("operation %s %s=%r by process %r (returned at event %d) cannot be placed: "
+                               "the longest linearizable prefix holds %d operations"
+                               % (op["f"], op["key"], op.get("value"), op["process"], ops[i][2], deepest))
+            entry, state = stack.pop()
+            i = events[entry][2]
+            linearized &= ~(1 << i)
+            relink(entry)
+            relink(match[entry])
+            entry = nxt[entry]
+    return True, None
+
+
+def _freeze(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def check(history, model=Register):
+    """(True, None) if every key's operations are linearizable, else (False, why)."""
+    for key, ops in sorted(operations(history).items(), key=lambda kv: str(kv[0])):
+        ok, why = check_key(ops, model)
+        if not ok:
+            return False, "key %r: %s" % (key, why)
+    return True, None
+
+
+def main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("history", help="a file of events, one JSON object per line")
+    ap.add_argument("--model", choices=sorted(MODELS), default="register")
+    args = ap.parse_args(argv)
+    try:
+        with open(args.history) as f:
+            history = [json.loads(line) for line in f if line.strip()]
+        ok, why = check(history, MODELS[args.model])
+    except (OSError, ValueError, KeyError) as e:
+        print("linearizability: %s" % e, file=sys.stderr)
+        return 2
+    print("linearizable" if ok else "NOT linearizable: " + why)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

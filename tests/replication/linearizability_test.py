@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""The linearizability checker, proven: it accepts linearizable histories (with concurrency and
+indeterminate operations) and rejects known-bad ones (a stale read, a lost acknowledged write, a
+double CAS, a read of a value never written, a lost increment, a write acknowledged by a deposed
+leader). Random histories of a real linearizable register are accepted, and the same histories
+with one read changed are rejected."""
+import os
+import random
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import linearizability as lin  # noqa: E402
+
+
+def h(*events):
+    """Events as tuples: (process, type, f, key, value)."""
+    return [{"process": p, "type": t, "f": f, "key": k, "value": v} for p, t, f, k, v in events]
+
+
+def seq(*ops):
+    """Sequential operations (process, f, key, value, outcome) as invoke/complete pairs."""
+    out = []
+    for p, f, k, v, outcome in ops:
+        out.append((p, "invoke", f, k, v if f != "read" else None))
+        out.append((p, outcome, f, k, v))
+    return h(*out)
+
+
+class Register(unittest.TestCase):
+    def ok(self, history, model=lin.Register):
+        ok, why = lin.check(history, model)
+        self.assertTrue(ok, why)
+
+    def bad(self, history, model=lin.Register):
+        ok, why = lin.check(history, model)
+        self.assertFalse(ok, "accepted a non-linearizable history")
+        self.assertIn("cannot be placed", why)
+
+    def test_sequential(self):
+        self.ok(seq((1, "write", "x", 1, "ok"), (2, "read", "x", 1, "ok"), (1, "write", "x", 2, "ok"),
+                    (2, "read", "x", 2, "ok")))
+
+    def test_read_before_any_write_sees_nothing(self):
+        self.ok(seq((1, "read", "x", None, "ok")))
+        self.bad(seq((1, "read", "x", 7, "ok")))
+
+    def test_stale_read(self):
+        self.bad(seq((1, "write", "x", 1, "ok"), (1, "write", "x", 2, "ok"), (2, "read", "x", 1, "ok")))
+
+    def test_lost_acknowledged_write(self):
+        # What a failover that loses an acknowledged write looks like to clients.
+        self.bad(seq((1, "write", "x", 1, "ok"), (2, "write", "x", 2, "ok"), (3, "read", "x", 1, "ok"),
+                     (3, "read", "x", 1, "ok")))
+
+    def test_concurrent_reads_may_see_either(self):
+        # Two reads, both overlapping the write and each other: one before it, one after.
+        hist = h((1, "invoke", "write", "x", 1), (2, "invoke", "read", "x", None), (3, "invoke", "read", "x", None),
+                 (3, "ok", "read", "x", None), (2, "ok", "read", "x", 1), (1, "ok", "write", "x", 1))
+        self.ok(hist)
+
+    def test_reads_may_not_go_back_in_time(self):
+        # Both reads overlap the write, but once one saw the new value, a later read may not see the old.
+        hist = h((1, "invoke", "write", "x", 1), (2, "invoke", "read", "x", None), (2, "ok", "read", "x", 1),
+                 (3, "invoke", "read", "x", None), (3, "ok", "read", "x", None), (1, "ok", "write", "x", 1))
+        # (the first read returned before the second began)
+        self.ok(hist[:3] + hist[5:])
+        bad = h((1, "invoke", "write", "x", 1), (2, "invoke", "read", "x", None), (2, "ok", "read", "x", 1),
+                (3, "invoke", "read", "x", None), (3, "ok", "read", "x", None), (1, "ok", "write", "x", 1))
+        self.bad(bad)
+
+    def test_indeterminate_write_may_land_late_or_never(self):
+        base = [(1, "invoke", "write", "x", 5), (1, "info", "write", "x", 5)]
+        self.ok(h(*base, (2, "invoke", "read", "x", None), (2, "ok", "read", "x", None),
+                  (2, "invoke", "read", "x", None), (2, "ok", "read", "x", 5)))
+        self.ok(h(*base, (2, "invoke", "read", "x", None), (2, "ok", "read", "x", None)))
+        # ... but once seen, it cannot be unseen.
+        self.bad(h(*base, (2, "invoke", "read", "x", None), (2, "ok", "read", "x", 5),
+                   (2, "invoke", "read", "x", None), (2, "ok", "read", "x", None)))
+
+    def test_failed_write_never_happened(self):
+        self.bad(seq((1, "write", "x", 1, "ok"), (2, "write", "x", 9, "fail"), (3, "read", "x", 9, "ok")))
+
+    def test_cas(self):
+        self.ok(seq((1, "write", "x", 0, "ok"), (2, "cas", "x", [0, 1], "ok"), (3, "cas", "x", [0, 2], "fail"),
+                    (3, "read", "x", 1, "ok")))
+        # Two CASes from the same value both succeeding: a split brain.
+        self.bad(seq((1, "write", "x", 0, "ok"), (2, "cas", "x", [0, 1], "ok"), (3, "cas", "x", [0, 2], "ok")))
+        # A CAS that failed although the value matched.
+        self.bad(seq((1, "write", "x", 0, "ok"), (2, "cas", "x", [0, 1], "fail"), (2, "read", "x", 0, "ok")))
+
+    def test_deposed_leader_acknowledges_a_write(self):
+        # A client writes through an old leader cut off from the majority, which acknowledges it; the
+        # new leader's clients never see it, and a later reader sees their write instead.
+        self.bad(h((1, "invoke", "write", "x", 1), (1, "ok", "write", "x", 1),
+                   (2, "invoke", "write", "x", 2), (2, "ok", "write", "x", 2),
+                   (1, "invoke", "write", "x", 3), (1, "ok", "write", "x", 3),  # the old leader's ack
+                   (3, "invoke", "read", "x", None), (3, "ok", "read", "x", 2)))
+
+    def test_keys_are_independent(self):
+        self.ok(seq((1, "write", "x", 1, "ok"), (1, "write", "y", 2, "ok"), (2, "read", "x", 1, "ok"),
+                    (2, "read", "y", 2, "ok")))
+        self.bad(seq((1, "write", "x", 1, "ok"), (1, "write", "y", 2, "ok"), (2, "read", "x", 1, "ok"),
+                     (2, "read", "y", 1, "ok")))
+
+    def test_malformed_history_is_refused(self):
+        with self.assertRaises(ValueError):
+            lin.check(h((1, "invoke", "write", "x", 1), (1, "invoke", "write", "x", 2)))
+        with self.assertRaises(ValueError):
+            lin.check(h((1, "ok", "write", "x", 1)))
+
+
+class Counter(unittest.TestCase):
+    def test_lost_increment(self):
+        ok, _ = lin.check(seq((1, "incr", "c", 1, "ok"), (2, "incr", "c", 1, "ok"), (1, "incr", "c", 1, "ok"),
+                              (3, "read", "c", 3, "ok")), lin.Counter)
+        self.assertTrue(ok)
+        ok, _ = lin.check(seq((1, "incr", "c", 1, "ok"), (2, "incr", "c", 1, "ok"), (1, "incr", "c", 1, "ok"),
+                              (3, "read", "c", 2, "ok")), lin.Counter)
+        self.assertFalse(ok)
+
+    def test_indeterminate_increment(self):
+        base = [(1, "incr", "c", 1, "ok"), (2, "incr", "c", 1, "info")]
+        for seen, expect in ((1, True), (2, True), (3, False)):
+            ok, _ = lin.check(seq(*base, (3, "read", "c", seen, "ok")), lin.Counter)
+            self.assertEqual(ok, expect, "read %d" % seen)
+
+
+class RandomHistories(unittest.TestCase):
+    """Histories from a simulated linearizable register with concurrent clients: accepted; the
+    same with one read's value changed to one no order allows: rejected."""
+
+    def simulate(self, rng, clients=5, ops=300):
+        value = {"x": None, "y": None}
+        events, inflight = [], {}
+        done = 0
+        while done < ops or inflight:
+            p = rng.randrange(clients)
+            if p not in inflight and done < ops:
+                key = rng.choice(["x", "y"])
+                f = rng.choice(["read", "write", "write"])
+                v = rng.randrange(1000000) if f == "write" else None
+                events.append({"process": p, "type": "invoke", "f": f, "key": key, "value": v})
+                inflight[p] = {"f": f, "key": key, "value": v, "applied": False}
+                done += 1
+            elif p in inflight:
+                op = inflight[p]
+                if not op["applied"]:  # the linearization point, somewhere inside the interval
+                    if op["f"] == "write":
+                        value[op["key"]] = op["value"]
+                    else:
+                        op["value"] = value[op["key"]]
+                    op["applied"] = True
+                else:
+                    outcome = "info" if op["f"] == "write" and rng.random() < 0.05 else "ok"
+                    events.append({"process": p, "type": outcome, "f": op["f"], "key": op["key"],
+                                   "value": op["value"]})
+                    del inflight[p]
+        return events
+
+    def test_random(self):
+        rng = random.Random(1234)
+        rejected = 0
+        for _ in range(20):
+            hist = self.simulate(rng)
+            ok, why = lin.check(hist)
+            self.assertTrue(ok, why)
+            # Change a read that followed a completed write to a value nobody wrote.
+            for e in reversed(hist):
+                if e["type"] == "ok" and e["f"] == "read" and e["value"] is not None:
+                    e["value"] = -1
+                    break
+            ok, _ = lin.check(hist)
+            self.assertFalse(ok)
+            rejected += 1
+        self.assertEqual(rejected, 20)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)

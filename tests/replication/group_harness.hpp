@@ -210,4 +210,72 @@ inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseco
   return pred();
 }
 
+// A group of n members (ids 1..n), each on its own scratch pool.
+struct group {
+  network net;
+  std::vector<pobj_test::scratch_path> paths;
+  std::vector<std::unique_ptr<member>> members;
+  std::vector<std::uint64_t> ids;
+
+  explicit group(int n) {
+    for (int i = 1; i <= n; ++i) {
+      ids.push_back(static_cast<std::uint64_t>(i));
+      paths.emplace_back("raftnode");
+    }
+    for (int i = 0; i < n; ++i) members.push_back(start_member(net, ids[i], paths[i], ids));
+  }
+  ~group() {
+    for (auto& m : members) stop(*m);
+  }
+  void stop(member& m) {
+    net.detach(m.id);
+    if (m.raft) m.raft->stop();
+    m.raft.reset();
+  }
+  member& at(std::uint64_t id) { return *members[id - 1]; }
+  // The member every running member agrees leads (0 if they do not agree, or none leads).
+  std::uint64_t leader(const std::set<std::uint64_t>& among = {}) {
+    std::uint64_t l = 0;
+    for (auto& m : members) {
+      if (!m->raft || (!among.empty() && !among.count(m->id))) continue;
+      std::lock_guard lock(m->mu);
+      if (m->leader == 0 || (l != 0 && m->leader != l)) return 0;
+      l = m->leader;
+    }
+    if (l == 0 || (!among.empty() && !among.count(l))) return 0;
+    std::lock_guard lock(at(l).mu);
+    return at(l).state == pobj::repl::role::leader ? l : 0;
+  }
+  std::uint64_t wait_leader(const std::set<std::uint64_t>& among = {}) {
+    std::uint64_t l = 0;
+    eventually([&] { return (l = leader(among)) != 0; }, 15s);
+    return l;
+  }
+  // Every applied entry's data, in index order.
+  static std::vector<std::string> sequence(member& m) {
+    std::vector<std::string> v;
+    m.sm().for_each([&](std::uint64_t, const std::string& d) { v.push_back(d); });
+    return v;
+  }
+  bool all_applied(std::uint64_t index) {
+    for (auto& m : members) {
+      std::lock_guard lock(m->mu);
+      if (m->raft && m->applied < index) return false;
+    }
+    return true;
+  }
+  std::uint64_t applied(member& m) {
+    std::lock_guard lock(m.mu);
+    return m.applied;
+  }
+  void check_no_errors() {
+    for (auto& m : members) {
+      std::lock_guard lock(m->mu);
+      INFO("member " << m->id);
+      CHECK(m->errors.empty());
+      for (auto& e : m->errors) WARN(e);
+    }
+  }
+};
+
 }  // namespace repl_test

@@ -51,6 +51,51 @@ class Writer(threading.Thread):
         self.r.close()
 
 
+class Prober(threading.Thread):
+    """Pipelines a write every few milliseconds on one raw connection, never waiting for replies
+    (a reader thread takes them, in order): unlike the writers, which each wait for their reply and
+    so may all be waiting while the journal fails, it sends writes during the failure whatever the
+    timing (a loaded machine included), and those must be refused."""
+
+    def __init__(self, port, deadline):
+        super().__init__(daemon=True)
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.deadline = deadline
+        self.sent = 0
+        self.replies = []
+
+    def run(self):
+        reader = threading.Thread(target=self.read, daemon=True)
+        reader.start()
+        while time.time() < self.deadline:
+            key = f"probe:{self.sent}"
+            self.sock.sendall(f"*3\r\n$3\r\nSET\r\n${len(key)}\r\n{key}\r\n$1\r\nx\r\n".encode())
+            self.sent += 1
+            time.sleep(0.003)
+        reader.join(timeout=60)
+        self.sock.close()
+
+    def read(self):
+        buf = b""
+        while len(self.replies) < self.sent or time.time() < self.deadline:
+            while b"\r\n" in buf:
+                line, buf = buf.split(b"\r\n", 1)
+                self.replies.append(line.decode())
+            if len(self.replies) >= self.sent and time.time() >= self.deadline:
+                break
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            buf += data
+
+    def acked(self):
+        return {f"probe:{i}": "x" for i, r in enumerate(self.replies) if r == "+OK"}
+
+    def refused(self):
+        return sum(1 for r in self.replies if r.startswith("-MISCONF"))
+
+
 class DiskFaultTest(unittest.TestCase):
     def test_a_failing_journal_refuses_writes_and_acknowledges_only_durable_ones(self):
         os.environ["POBJ_KV_TEST_FAULTS"] = f"fdatasync:EIO:60:{FAILING}:.journal"
@@ -60,17 +105,23 @@ class DiskFaultTest(unittest.TestCase):
             server.start()
         finally:
             del os.environ["POBJ_KV_TEST_FAULTS"]
-        writers = [Writer(server.port, w, time.time() + 4.0) for w in range(WRITERS)]
+        deadline = time.time() + 4.0
+        writers = [Writer(server.port, w, deadline) for w in range(WRITERS)]
+        prober = Prober(server.port, deadline)
         for w in writers:
             w.start()
-        for w in writers:
+        prober.start()
+        for w in writers + [prober]:
             w.join(timeout=60)
             self.assertFalse(w.is_alive())
+        self.assertEqual(len(prober.replies), prober.sent, "the prober's writes were not all answered")
+        self.assertEqual([r for r in prober.replies if r != "+OK" and not r.startswith("-MISCONF")], [])
         r = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
         info = r.info("persistence")
         r.close()
         acked = {k: v for w in writers for k, v in w.acked.items()}
-        refused = sum(w.refused for w in writers)
+        acked.update(prober.acked())
+        refused = sum(w.refused for w in writers) + prober.refused()
         for w in writers:
             self.assertEqual(w.other, [], "replies other than OK and MISCONF")
         self.assertEqual(info["journal_failed_writes"], FAILING, info)

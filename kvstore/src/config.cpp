@@ -104,6 +104,16 @@ std::optional<std::string> apply_setting(config& cfg, std::string_view name, std
     auto v = parse_int(value, 1, 500);
     if (!v) return bad("1 to 500");
     cfg.hz = *v;
+  } else if (name == "replica-id") {
+    auto v = parse_int(value, 1, 1 << 30);
+    if (!v) return bad("a member id is 1 to 1073741824");
+    cfg.replica_id = static_cast<std::uint64_t>(*v);
+  } else if (name == "replicas") {
+    if (value.empty()) return bad("ID=HOST:PORT for every member, comma-separated");
+    cfg.replicas = value;
+  } else if (name == "replica-group") {
+    if (value.empty()) return bad("a group name is needed");
+    cfg.replica_group = value;
   } else if (name == "reply-ttl") {
     auto v = parse_int(value, 1, 365 * 86400);
     if (!v) return bad("1 to 31536000 seconds");
@@ -186,6 +196,9 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
   if (name == "requirepass") return cfg.requirepass;
   if (name == "hz") return std::to_string(cfg.hz);
   if (name == "reply-ttl") return std::to_string(cfg.reply_ttl_s);
+  if (name == "replica-id") return std::to_string(cfg.replica_id);
+  if (name == "replicas") return cfg.replicas;
+  if (name == "replica-group") return cfg.replica_group;
   if (name == "log-level" || name == "loglevel") return cfg.log_level;
   if (name == "objects-library") {
     std::string all;
@@ -201,7 +214,8 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
 
 std::vector<std::string> setting_names() {
   return {"bind", "protected-mode", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
-          "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "save", "appendonly", "databases"};
+          "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "replica-id", "replicas", "replica-group",
+          "save", "appendonly", "databases"};
 }
 
 std::string usage() {
@@ -226,6 +240,11 @@ settings (flags, or "NAME VALUE" lines in the config file):
   objects-library PATH  a shared library of persistent classes with POBJ_SHARED methods, loaded
                         before the pool opens (OBJ.NEW, OBJ.CALL); repeat for several
   log-level LEVEL       debug, verbose, notice, warning (default notice)
+
+replication (docs/replication.md; every member is given the same replicas):
+  replica-id N          this server's id in its group (1, 2, 3, ...)
+  replicas LIST         every member's raft address: 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT
+  replica-group NAME    the group's name (default pobj-kv): members of other groups are refused
 )";
 }
 

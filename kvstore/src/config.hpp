@@ -3,7 +3,8 @@
 // Flags are `--name value` (or `--name=value`); a config file (`--config FILE`) has one
 // `name value` per line, as redis.conf, with # comments; flags given after --config override the
 // file. Names: bind (one or more addresses), protected-mode, port, pool, pool-size, pool-max-size, persist-mode, threads, maxclients,
-// requirepass, hz, reply-ttl, objects-library (repeatable), log-level. Sizes take k/m/g/kb/mb/gb suffixes.
+// requirepass, hz, reply-ttl, objects-library (repeatable), log-level, replica-id, replicas,
+// replica-group. Sizes take k/m/g/kb/mb/gb suffixes.
 //
 // Thread safety: a config is a value, parsed once at startup; copies may be read from any thread.
 // Crash consistency: not applicable (nothing persistent; CONFIG SET changes only the running
@@ -36,6 +37,11 @@ struct config {
   std::int64_t reply_ttl_s = 3600;          // how long ONCE keeps a request's reply
   std::vector<std::string> objects_libraries;  // loaded at start: users' shared classes (repeatable)
   std::string log_level = "notice";         // debug, verbose, notice, warning
+  // A member of a replicated group (docs/replication.md): its id, and every member's raft address
+  // ("1=host:port,2=host:port,3=host:port"); 0 and empty: a single server.
+  std::uint64_t replica_id = 0;
+  std::string replicas;
+  std::string replica_group = "pobj-kv";
   std::string check_pool;                   // --check POOL: verify offline and exit
   bool show_help = false;
   bool show_version = false;

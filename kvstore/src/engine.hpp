@@ -58,6 +58,7 @@ struct session {
   std::int64_t last_ms = 0;
   std::string last_command;
   bool close_after_reply = false;  // QUIT, or a protocol error
+  bool stale_reads = false;        // READONLY: a follower serves this connection's reads locally
   // MULTI: the commands queued (copies), and whether one was refused when queued.
   bool in_multi = false;
   bool multi_failed = false;

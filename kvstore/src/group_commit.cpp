@@ -20,6 +20,7 @@ bool server::servable(const connection& c) const {
 }
 
 void server::process(std::int64_t now) {
+  batch_now_ = now;
   for (auto& [fd, c] : connections_) {
     if (servable(*c)) serve(*c, now);
   }
@@ -64,6 +65,7 @@ void server::serve(connection& c, std::int64_t now) {
     }
     c.parsed += consumed;
     if (argv.empty()) continue;
+    if (replica_ && refused_here(c, argv)) continue;
     const bool inline_request = input[0] != '*';
     if (engine_->placement_of(c.s, argv) == engine::placement::alone) {
       commit_batch();
@@ -113,11 +115,39 @@ void server::run_alone(connection& c, std::span<const std::string_view> argv, st
   const std::size_t reply_from = c.out.size();
   ++stats_.alone;
   std::uint64_t ticket = last_ticket_;  // a failed command's error waits for what came before
+  // Replicated: what every member must run for this command (nothing for one that changes only
+  // the connection's state; an EXEC that will run its queue: MULTI, the queue, EXEC).
+  std::vector<recorded_command> record;
+  if (replica_) {
+    const command_spec* spec = engine_->find(lower(argv[0]));
+    const std::uint64_t key = session_key(c.s);
+    if (lower(argv[0]) == "exec") {
+      if (c.s.in_multi && !c.s.multi_failed && !c.s.watch_dirty && !engine_->watched_expired(c.s, now)) {
+        record.push_back({key, c.s.protocol, {"MULTI"}});
+        for (const auto& q : c.s.queued) record.push_back({key, c.s.protocol, q});
+        record.push_back({key, c.s.protocol, {"EXEC"}});
+      }
+    } else if (spec != nullptr && (spec->flags & command_flags::write) && !c.s.in_multi) {
+      record.push_back({key, c.s.protocol, std::vector<std::string>(argv.begin(), argv.end())});
+    }
+  }
   try {
     transaction tx(engine_->db().pool());
     reply_writer w(c.out, c.s.protocol);
     engine_->execute(c.s, argv, w, tx, now);
-    ticket = tx.commit_deferred();
+    if (replica_ && !record.empty()) {
+      if (!replica_->replicate(tx, std::move(record), now, false)) {
+        engine_->db().reload();
+        fail_unreplicated(c, reply_from, 1);
+      }
+      c.committed = c.out.size();
+      return;
+    }
+    if (replica_ && !replica_->leader()) {
+      tx.abort();  // a follower changes nothing of its own
+    } else {
+      ticket = tx.commit_deferred();
+    }
   } catch (const std::exception& e) {
     engine_->db().reload();
     error_reply(c, reply_from, e);
@@ -134,6 +164,35 @@ void server::wait_for(connection& c, std::size_t reply_from, std::uint64_t ticke
 
 void server::commit_batch() {
   if (!batch_) return;
+  if (replica_) {
+    bool ok = true;
+    // The commands that read or write the store go to the group (reads too: they may remove
+    // expired keys, and their replies then wait for the group like the writes'); a batch of only
+    // PING, INFO and the like needs no entry.
+    std::vector<recorded_command> record;
+    for (const auto& p : pending_) {
+      const command_spec* spec = engine_->find(lower(p.argv[0]));
+      if (spec != nullptr && (spec->flags & (command_flags::write | command_flags::readonly)))
+        record.push_back({session_key(p.conn->s), p.conn->s.protocol, std::vector<std::string>(p.argv.begin(), p.argv.end())});
+    }
+    if (replica_->leader() && !record.empty()) {
+      ok = replica_->replicate(*batch_, std::move(record), batch_now_, false);
+    } else {
+      batch_->abort();  // nothing of the store changed (a follower refuses what would)
+    }
+    batch_.reset();
+    if (!ok) {
+      engine_->db().reload();
+      for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) it->conn->out.resize(it->reply_from);
+      for (auto& p : pending_) fail_unreplicated(*p.conn, p.conn->out.size(), 1);
+    }
+    ++stats_.batches;
+    stats_.batched_commands += pending_.size();
+    stats_.largest = std::max<std::uint64_t>(stats_.largest, pending_.size());
+    for (auto& p : pending_) p.conn->committed = p.conn->out.size();
+    pending_.clear();
+    return;
+  }
   std::uint64_t ticket = 0;
   try {
     ticket = batch_->commit_deferred();
@@ -204,6 +263,32 @@ void server::recover(std::size_t failed, std::int64_t now, const std::exception&
   (void)why;
   // The failing command alone: it fails again, with its error, or (rarely) succeeds on its own.
   run_alone(*culprit.conn, culprit.argv, now);
+}
+
+std::uint64_t server::session_key(const session& s) const {
+  return (replica_ ? replica_->member_id() << 40 : 0) | s.id;
+}
+
+bool server::refused_here(connection& c, std::span<const std::string_view> argv) {
+  if (replica_->leader()) return false;
+  const command_spec* spec = engine_->find(lower(argv[0]));
+  if (spec == nullptr || !(spec->flags & (command_flags::write | command_flags::readonly))) return false;
+  // READONLY asked for stale reads: a read runs on this member's state (its batch changes nothing
+  // here: a follower's batches roll back, so even a lazily expired key stays for the leader to remove).
+  if (c.s.stale_reads && !(spec->flags & command_flags::write)) return false;
+  commit_batch();  // what came before is answered first
+  if (c.s.in_multi) c.s.multi_failed = true;  // as a command refused while queueing: EXEC aborts
+  reply_writer(c.out, c.s.protocol).error(replica_->refusal());
+  c.committed = c.out.size();
+  return true;
+}
+
+void server::fail_unreplicated(connection& c, std::size_t reply_from, std::size_t commands) {
+  c.out.resize(reply_from);
+  reply_writer w(c.out, c.s.protocol);
+  for (std::size_t i = 0; i < commands; ++i)
+    w.error("TRYAGAIN the group did not commit this command in time (a leader change or lost majority); it may "
+            "still be applied");
 }
 
 void server::error_reply(connection& c, std::size_t reply_from, const std::exception& why) {

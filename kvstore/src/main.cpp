@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <chrono>
 #include <cstdlib>
 #include <csignal>
@@ -22,6 +23,9 @@
 #include "engine.hpp"
 #include "log.hpp"
 #include "server.hpp"
+#ifdef POBJ_KV_REPLICATION
+#include "replica.hpp"
+#endif
 
 namespace {
 
@@ -196,6 +200,15 @@ int main(int argc, char** argv) {
       pobj::kv::log::notice("freed {} blocks of values deleted before a crash", freed);
     }
     pobj::kv::server srv(engine, cfg);
+    std::unique_ptr<pobj::kv::replicated> member;
+    if (cfg.replica_id != 0 || !cfg.replicas.empty()) {
+#ifdef POBJ_KV_REPLICATION
+      member = std::make_unique<pobj::kv::replica>(engine, cfg);
+      srv.set_replicated(member.get());
+#else
+      throw std::runtime_error("this pobj-kv was built without replication (it needs golang-etcd-server-dev)");
+#endif
+    }
     close_sockets.fds = nullptr;  // the server's now
     srv.listen(std::move(sockets), port);
     cfg.port = srv.port();  // the port bound (port 0 asks the system for one)

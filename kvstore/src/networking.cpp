@@ -134,6 +134,10 @@ void server::listen(std::vector<int> sockets, int port) {
     ev.data.fd = syncer_->fd;
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, syncer_->fd, &ev);
   }
+  if (replica_) {
+    ev.data.fd = replica_->fd();
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, replica_->fd(), &ev);
+  }
 }
 
 void server::accept_clients(int listen_fd) {

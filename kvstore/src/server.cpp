@@ -50,6 +50,9 @@ void server::run() {
         accept_clients(fd);
         continue;
       }
+      if (replica_ && fd == replica_->fd()) {  // committed entries to apply: below
+        continue;
+      }
       if (syncer_ && fd == syncer_->fd) {  // batches became durable: their replies go out below
         std::uint64_t count;
         [[maybe_unused]] auto r = ::read(fd, &count, sizeof(count));
@@ -63,6 +66,9 @@ void server::run() {
       if ((what & EPOLLOUT) && !c.dead) flush(c);
     }
     const std::int64_t batch_now = wall_ms();
+    // A member applies what its group committed before it runs anything (a batch runs on the
+    // applied state).
+    if (replica_) replica_->apply_committed();
     process(batch_now);
     time_out_blocked(batch_now);
     if (batch_now >= next_expire_ms_) {
@@ -87,6 +93,27 @@ void server::run() {
 }
 
 void server::active_expire(std::int64_t now) {
+  if (replica_) {
+    // Replicated: the leader's cycle is an entry (one block of up to 200 keys, with the leader's
+    // time), which every member applies alike; a follower expires nothing on its own.
+    if (!replica_->leader()) return;
+    try {
+      transaction tx(engine_->db().pool());
+      const bool epoch_known = engine_->db().replies_epoch_known();
+      const std::size_t removed = engine_->db().expire_some(tx, now, 200);
+      const bool rotated = engine_->db().rotate_replies(tx, now, engine_->settings().reply_ttl_s * 1000);
+      if (removed == 0 && !rotated && epoch_known) {
+        tx.abort();  // nothing to expire: no entry (an idle group's log stays still)
+        engine_->db().reload();
+      } else if (!replica_->replicate(tx, {}, now, true)) {
+        engine_->db().reload();
+      }
+    } catch (const std::exception& e) {
+      engine_->db().reload();
+      log::warning("active expiry failed: {}", e.what());
+    }
+    return;
+  }
   // A bounded share of each cycle, in blocks of up to 200 keys, as Redis's active expiry.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(25);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -119,6 +146,9 @@ std::string server::client_list() const {
 }
 
 std::string server::info_section(std::string_view section) const {
+  if (section == "replication") {
+    return replica_ ? replica_->info() : std::string("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+  }
   if (section == "server") {
     pobj::pool& p = engine_->db().pool();
     return fmt::format(

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "engine.hpp"
+#include "replicated.hpp"
 #include "resp.hpp"
 
 namespace pobj::kv {
@@ -66,6 +67,9 @@ class server final : public server_view {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
+  // Makes this server a member of a replicated group (call before listen()): batches commit only
+  // once the group has them, and only the leader serves commands that touch the store.
+  void set_replicated(replicated* r) noexcept { replica_ = r; }
   // Serves the listening sockets listen_on() made (owning them from now on), on `port`.
   void listen(std::vector<int> sockets, int port);
   int port() const noexcept { return port_; }
@@ -104,6 +108,11 @@ class server final : public server_view {
   // How far c's replies may be sent now: up to the first whose batch is not yet durable.
   std::size_t sendable(connection& c) const;
   void active_expire(std::int64_t now);
+  // Replicated: a follower refuses a command that touches the store (true: refused, answered).
+  bool refused_here(connection& c, std::span<const std::string_view> argv);
+  // Replicated: c's replies from reply_from on become -TRYAGAIN errors, one per command.
+  void fail_unreplicated(connection& c, std::size_t reply_from, std::size_t commands);
+  std::uint64_t session_key(const session& s) const;
   // Blocked clients (BLPOP/BRPOP): parked after their command, woken by pushes or their time.
   void note_blocked(connection& c);
   void wake_ready(std::int64_t now);
@@ -126,6 +135,8 @@ class server final : public server_view {
   batch_stats stats_;
   struct syncer;
   std::unique_ptr<syncer> syncer_;  // page mode: makes committed batches durable off this thread
+  replicated* replica_ = nullptr;   // a member of a replicated group, or a single server
+  std::int64_t batch_now_ = 0;      // the time of the batch being run
   std::uint64_t last_ticket_ = 0;   // of the last batch committed
   std::uint64_t durable_waits_ = 0; // batches whose replies waited for the syncer
   std::int64_t started_ms_ = 0;

@@ -47,7 +47,7 @@ store::pool_survey store::survey(const pobj::pool& p) {
   for (const auto& [name, offset] : p.roots()) {
     if (name.rfind("pobj-kv.", 0) == 0) {
       any_ours = true;
-    } else if (name.rfind("pobj.", 0) != 0) {
+    } else if (name.rfind("pobj.", 0) != 0 && name.rfind("pobj-raft.", 0) != 0) {  // pobj-raft: replication/
       s.others.push_back(name);
     }
   }
@@ -135,6 +135,11 @@ std::optional<std::string> store::stored_reply(std::string_view id) const {
 
 void store::store_reply(transaction& tx, std::string_view id, std::string_view reply) {
   pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).insert_or_assign(tx, id, reply);
+}
+
+bool store::replies_epoch_known() const {
+  const auto e = pobj::hash_map_ref<pobj::bytes, pobj::bytes>(*pool_, replies_).find(epoch_key);
+  return e && e->size() == 8;
 }
 
 bool store::rotate_replies(transaction& tx, std::int64_t now, std::int64_t ttl_ms) {

@@ -142,6 +142,8 @@ class store {
   // If the current generation started ttl_ms or more before now: drops the previous one, in tx,
   // and starts a new current one. Returns whether it did.
   bool rotate_replies(transaction& tx, std::int64_t now, std::int64_t ttl_ms);
+  // Whether the current generation's start time is recorded (rotate_replies records it if not).
+  bool replies_epoch_known() const;
   std::uint64_t stored_replies() const;
   // Keys in the keyspace, including expired keys not yet removed (O(segments)).
   std::uint64_t size() const;

@@ -113,6 +113,19 @@ void select(command_context& c) {
   c.reply.ok();
 }
 
+// READONLY / READWRITE (Redis Cluster's): on a follower of a replicated group, READONLY lets this
+// connection read the follower's own state, which may be behind the leader's (stale reads, by
+// choice); READWRITE goes back to linearizable service only. Elsewhere they change nothing.
+void readonly_(command_context& c) {
+  c.client.stale_reads = true;
+  c.reply.ok();
+}
+
+void readwrite(command_context& c) {
+  c.client.stale_reads = false;
+  c.reply.ok();
+}
+
 void quit(command_context& c) {
   c.client.close_after_reply = true;
   c.reply.ok();
@@ -125,6 +138,7 @@ void reset(command_context& c) {
   c.client.queued.clear();
   c.client.protocol = 2;
   c.client.name.clear();
+  c.client.stale_reads = false;
   c.client.authenticated = c.server.settings().requirepass.empty();
   c.reply.simple("RESET");
 }
@@ -255,6 +269,10 @@ const std::array table{
                  "the protocol version, with authentication and a name"},
     command_spec{"auth", -2, no_auth | fast | connection_state | immediate, auth, 0, 0, 0, "connection", "authenticates"},
     command_spec{"select", 2, fast | connection_state, select, 0, 0, 0, "connection", "selects database 0 (the only one)"},
+    command_spec{"readonly", 1, fast | connection_state, readonly_, 0, 0, 0, "cluster",
+                 "on a follower of a replicated group: serve this connection's reads from local state (stale)"},
+    command_spec{"readwrite", 1, fast | connection_state, readwrite, 0, 0, 0, "cluster",
+                 "back to linearizable reads only (READONLY undone)"},
     command_spec{"quit", -1, no_auth | fast | connection_state | immediate, quit, 0, 0, 0, "connection", "closes the connection"},
     command_spec{"reset", 1, no_auth | fast | connection_state | immediate, reset, 0, 0, 0, "connection",
                  "resets the connection's state"},

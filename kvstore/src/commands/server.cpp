@@ -58,7 +58,7 @@ std::string engine_section(command_context& c, std::string_view section) {
 }
 
 void info(command_context& c) {
-  static constexpr std::array defaults{"server", "clients", "memory", "persistence", "stats", "keyspace"};
+  static constexpr std::array defaults{"server", "clients", "memory", "persistence", "stats", "replication", "keyspace"};
   std::vector<std::string> sections;
   for (std::size_t i = 1; i < c.argv.size(); ++i) sections.push_back(lower(c.argv[i]));
   if (sections.empty() || sections[0] == "default" || sections[0] == "all" || sections[0] == "everything") {

@@ -1,0 +1,386 @@
+// kvstore/replica: the server's side of replication (replica.hpp): records of batches, the leader's
+// wait for its entry, and the followers' apply.
+#include "replica.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "log.hpp"
+#include "log_store.hpp"
+#include "raft_node.hpp"
+#include "records.hpp"
+#include "transport.hpp"
+
+namespace pobj::kv {
+
+namespace {
+
+constexpr std::uint8_t record_version = 1;
+constexpr std::uint8_t flag_expiry = 1;
+constexpr std::uint8_t kind_raft = 1;  // transport frame kind: a raft message
+constexpr auto replicate_timeout = std::chrono::seconds(5);
+
+// FNV-1a: the group's name as the 64-bit id every frame carries.
+std::uint64_t group_hash(std::string_view name) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::uint64_t proposal_id_of(std::string_view data) {
+  if (data.size() < 9 || static_cast<std::uint8_t>(data[0]) != record_version) return 0;
+  std::uint64_t id;
+  std::memcpy(&id, data.data() + 1, 8);
+  return id;
+}
+
+}  // namespace
+
+std::vector<replica_member> parse_members(std::string_view text) {
+  std::vector<replica_member> out;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    const std::string_view item = text.substr(at, comma - at);
+    at = comma + 1;
+    if (item.empty()) continue;
+    const std::size_t eq = item.find('='), colon = item.rfind(':');
+    if (eq == std::string_view::npos || colon == std::string_view::npos || colon < eq)
+      throw std::invalid_argument(fmt::format("replicas: '{}' is not ID=HOST:PORT", item));
+    replica_member m;
+    try {
+      m.id = std::stoull(std::string(item.substr(0, eq)));
+      const unsigned long port = std::stoul(std::string(item.substr(colon + 1)));
+      if (port == 0 || port > 65535) throw std::out_of_range("port");
+      m.port = static_cast<std::uint16_t>(port);
+    } catch (const std::exception&) {
+      throw std::invalid_argument(fmt::format("replicas: '{}' is not ID=HOST:PORT", item));
+    }
+    m.host = std::string(item.substr(eq + 1, colon - eq - 1));
+    if (m.id == 0 || m.host.empty()) throw std::invalid_argument(fmt::format("replicas: '{}' is not ID=HOST:PORT", item));
+    for (const auto& o : out)
+      if (o.id == m.id) throw std::invalid_argument(fmt::format("replicas: member {} is listed twice", m.id));
+    out.push_back(std::move(m));
+  }
+  if (out.empty()) throw std::invalid_argument("replicas: no member listed");
+  return out;
+}
+
+replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_id), group_(cfg.replica_group) {
+  members_ = parse_members(cfg.replicas);
+  std::sort(members_.begin(), members_.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  const auto me = std::find_if(members_.begin(), members_.end(), [&](auto& m) { return m.id == self_; });
+  if (self_ == 0 || me == members_.end())
+    throw std::runtime_error(fmt::format("replica-id {} is not one of the members in replicas", self_));
+  pobj::pool& pool = e.db().pool();
+  log_ = std::make_unique<pobj::repl::log_store>(pool);
+  if (!log_->initialized()) {
+    if (e.db().size() > 0)
+      throw std::runtime_error(fmt::format(
+          "pool '{}' holds {} keys written outside a group: a member starts from an empty pool (the group's log "
+          "brings it every write)",
+          pool.path(), e.db().size()));
+    std::vector<std::uint64_t> voters;
+    for (const auto& m : members_) voters.push_back(m.id);
+    log_->bootstrap({group_, self_}, voters);
+    log::notice("replication: member {} of a new group '{}' of {} members", self_, group_, members_.size());
+  } else if (const auto id = log_->identity(); !(id->group == group_ && id->id == self_)) {
+    throw std::runtime_error(fmt::format("pool '{}' belongs to member {} of group '{}', not member {} of '{}'",
+                                         pool.path(), id->id, id->group, self_, group_));
+  }
+  applied_ = log_->applied();
+  last_index_ = log_->last_index();
+  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (event_fd_ < 0) throw std::runtime_error(fmt::format("eventfd: {}", std::strerror(errno)));
+
+  pobj::repl::transport_options t;
+  t.group = group_hash(group_);
+  t.incarnation = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  t.self = self_;
+  t.host = me->host;
+  t.port = me->port;
+  for (const auto& m : members_)
+    if (m.id != self_) t.peers.push_back({m.id, m.host, m.port});
+  pobj::repl::node_options o;
+  o.id = self_;
+  // The node exists before the transport (its handler checks), so no message is stepped into
+  // nothing; messages the node sends before the transport is up are lost, and raft sends again.
+  node_ = std::make_unique<pobj::repl::node>(
+      o, log_->load(), [this](pobj::repl::ready& rd) { on_ready(rd); },
+      [](int level, std::string_view line) {
+        if (level >= 2) log::warning("raft: {}", line);
+        else if (level == 1) log::verbose("raft: {}", line);
+      });
+  try {
+    transport_ = std::make_unique<pobj::repl::transport>(
+        t, [this](std::uint64_t, std::uint8_t kind, std::string_view payload) {
+          if (kind == kind_raft) node_->step(payload);
+        });
+  } catch (...) {
+    node_->stop();
+    throw;
+  }
+  link_ = transport_.get();
+  log::notice("replication: member {} listening for its group on {}:{} ({})", self_, me->host, me->port,
+              transport_->provider());
+}
+
+replica::~replica() {
+  if (node_) node_->stop();
+  if (transport_) transport_->close();
+  if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+std::string replica::leader_address() const {
+  const std::uint64_t l = leader_id_.load();
+  for (const auto& m : members_)
+    if (m.id == l) return fmt::format("{}:{}", m.host, m.port);
+  return {};
+}
+
+std::string replica::refusal() const {
+  const std::uint64_t l = leader_id_.load();
+  if (l == 0) return "TRYAGAIN no leader yet: the group is electing one";
+  return fmt::format("READONLY You can't write against a read only replica. (member {}; the leader is member {}, "
+                     "raft address {})",
+                     self_, l, leader_address());
+}
+
+void replica::signal() {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(event_fd_, &one, sizeof(one));
+}
+
+void replica::drain_signal() {
+  std::uint64_t n;
+  [[maybe_unused]] auto r = ::read(event_fd_, &n, sizeof(n));
+}
+
+// The raft thread: persist, send, hand the committed entries to the server thread.
+void replica::on_ready(pobj::repl::ready& rd) {
+  if (rd.hard || rd.snapshot || !rd.entries.empty()) {
+    pobj::run_tx(engine_->db().pool(), [&](transaction& tx) { log_->save(tx, rd); });
+  }
+  if (rd.hard) {
+    term_ = rd.hard->term;
+    commit_ = rd.hard->commit;
+  }
+  if (!rd.entries.empty()) last_index_ = rd.entries.back().index;
+  pobj::repl::transport* link = link_.load();
+  for (const auto& m : rd.messages) {
+    if (link != nullptr) link->send(m.to, kind_raft, m.bytes);  // (none yet at start: raft sends again)
+    // Snapshots of the pool are not sent yet (docs/replication.md): the log is never compacted.
+    if (m.type == pobj::repl::msg_snapshot) node_->report_snapshot(m.to, false);
+  }
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    if (rd.soft) {
+      const std::uint64_t before = leader_id_.exchange(rd.soft->first);
+      if (before != rd.soft->first)
+        log::notice("replication: member {} is now {} (leader: member {})", self_, pobj::repl::role_name(rd.soft->second),
+                    rd.soft->first);
+      wake = true;
+    }
+    for (auto& e : rd.committed) {
+      committed c;
+      c.index = e.index;
+      c.type = static_cast<int>(e.type);
+      c.data = std::move(e.data);
+      queue_.push_back(std::move(c));
+      wake = true;
+    }
+    // The members after each change, recorded in the block that applies the change's entry.
+    for (auto& [index, conf] : rd.conf_changes) members_conf_[index] = conf;
+  }
+  if (wake) {
+    cv_.notify_all();
+    signal();
+  }
+}
+
+void replica::apply_record(transaction& tx, std::string_view data) {
+  pobj::repl::byte_reader r(data);
+  if (r.u8() != record_version) throw std::runtime_error("replication: an entry of an unknown version");
+  r.u64();  // proposal id
+  const std::int64_t now = static_cast<std::int64_t>(r.u64());
+  const std::uint8_t flags = r.u8();
+  if (flags & flag_expiry) {
+    const std::int64_t ttl_ms = static_cast<std::int64_t>(r.u64());
+    engine_->db().expire_some(tx, now, 200);
+    engine_->db().rotate_replies(tx, now, ttl_ms);
+  }
+  std::string scratch;
+  std::vector<std::string_view> argv;
+  for (std::uint32_t i = 0, n = r.u32(); i < n; ++i) {
+    const std::uint64_t sid = r.u64();
+    const int protocol = r.u8();
+    argv.clear();
+    for (std::uint32_t a = 0, argc = r.u32(); a < argc; ++a) argv.push_back(r.take(r.u32()));
+    session& s = sessions_[sid];
+    s.id = sid;
+    s.authenticated = true;
+    s.protocol = protocol;
+    scratch.clear();
+    reply_writer w(scratch, protocol);
+    engine_->execute(s, argv, w, tx, now);
+  }
+}
+
+void replica::apply_one(const committed& c) {
+  if (c.index <= applied_.load()) return;  // applied already (the leader's own batch)
+  pobj::run_tx(engine_->db().pool(), [&](transaction& tx) {
+    if (c.type == 0 && !c.data.empty()) apply_record(tx, c.data);
+    if (c.type != 0) {
+      std::lock_guard lock(mu_);
+      if (auto it = members_conf_.find(c.index); it != members_conf_.end()) log_->set_members(tx, c.index, it->second);
+    }
+    log_->set_applied(tx, c.index);
+  });
+  applied_ = c.index;
+  std::lock_guard lock(mu_);
+  members_conf_.erase(c.index);
+}
+
+void replica::apply_committed() {
+  drain_signal();
+  for (;;) {
+    committed c;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty()) return;
+      c = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    try {
+      apply_one(c);
+    } catch (const std::exception& e) {
+      // Every member applies the same entries to the same state: a failure here (a full pool) would
+      // leave this member unlike the others, so it stops rather than diverge.
+      log::warning("replication: cannot apply entry {}: {}; this member stops", c.index, e.what());
+      engine_->db().reload();
+      std::abort();
+    }
+  }
+}
+
+bool replica::replicate(transaction& tx, std::vector<recorded_command> record, std::int64_t now, bool expiry) {
+  {
+    std::lock_guard lock(mu_);
+    // A batch runs on the applied state: if entries committed meanwhile, it ran on a stale one.
+    if (!leader() || !queue_.empty()) {
+      tx.abort();
+      ++interrupted_;
+      return false;
+    }
+  }
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t id = 0;
+  while (id == 0) id = rng();
+  pobj::repl::byte_writer w;
+  w.u8(record_version);
+  w.u64(id);
+  w.u64(static_cast<std::uint64_t>(now));
+  w.u8(expiry ? flag_expiry : 0);
+  if (expiry) w.u64(static_cast<std::uint64_t>(engine_->settings().reply_ttl_s * 1000));
+  w.u32(static_cast<std::uint32_t>(record.size()));
+  for (const auto& c : record) {
+    w.u64(c.session);
+    w.u8(static_cast<std::uint8_t>(c.protocol));
+    w.u32(static_cast<std::uint32_t>(c.argv.size()));
+    for (const auto& a : c.argv) {
+      w.u32(static_cast<std::uint32_t>(a.size()));
+      w.bytes(a);
+    }
+  }
+  ++proposals_;
+  node_->propose(w.view());
+  const auto deadline = std::chrono::steady_clock::now() + replicate_timeout;
+  // Entries that committed before ours and touch no key (a new leader's empty entry, a change of
+  // members): they commit in tx with ours. Nothing is written to the Raft state before ours has
+  // committed: the raft thread writes there too, and would wait for tx while tx waits for it.
+  std::vector<committed> joined;
+  std::unique_lock lock(mu_);
+  auto give_back = [&] {  // REQUIRES: lock held. The joined entries are applied later, in order.
+    for (auto it = joined.rbegin(); it != joined.rend(); ++it) queue_.push_front(std::move(*it));
+    joined.clear();
+  };
+  for (;;) {
+    while (!queue_.empty()) {
+      committed& c = queue_.front();
+      const std::uint64_t next = (joined.empty() ? applied_.load() : joined.back().index) + 1;
+      if (c.index < next) {
+        queue_.pop_front();
+        continue;
+      }
+      if (c.type == 0 && proposal_id_of(c.data) == id && c.index == next) {
+        const std::uint64_t index = c.index;
+        queue_.pop_front();
+        std::vector<std::pair<std::uint64_t, pobj::repl::conf_state>> confs;
+        for (const auto& j : joined)
+          if (auto it = members_conf_.find(j.index); it != members_conf_.end()) confs.emplace_back(j.index, it->second);
+        lock.unlock();
+        try {
+          for (const auto& [at, conf] : confs) log_->set_members(tx, at, conf);
+          log_->set_applied(tx, index);
+          tx.commit();
+        } catch (const std::exception& e) {
+          // Committed by the group but not here: this member cannot go on without diverging.
+          log::warning("replication: cannot commit entry {}: {}; this member stops", index, e.what());
+          std::abort();
+        }
+        applied_ = index;
+        lock.lock();
+        for (const auto& j : joined) members_conf_.erase(j.index);
+        return true;
+      }
+      if ((c.type == 0 && !c.data.empty()) || c.index != next) {
+        // Another batch committed first (a leader change): this one ran on a state that is not
+        // the group's. Roll it back; the server applies what committed.
+        give_back();
+        lock.unlock();
+        tx.abort();
+        ++interrupted_;
+        return false;
+      }
+      joined.push_back(std::move(c));
+      queue_.pop_front();
+    }
+    if (!leader() || std::chrono::steady_clock::now() >= deadline) {
+      give_back();
+      lock.unlock();
+      tx.abort();
+      ++timed_out_;
+      return false;
+    }
+    cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+  }
+}
+
+std::string replica::info() const {
+  const std::uint64_t l = leader_id_.load();
+  std::string out = fmt::format(
+      "# Replication\r\nrole:{}\r\nraft_member_id:{}\r\nraft_group:{}\r\nraft_leader_id:{}\r\nraft_leader_address:{}\r\n"
+      "raft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_index:{}\r\nraft_members:{}\r\n"
+      "raft_transport:{}\r\nraft_proposals:{}\r\nraft_batches_interrupted:{}\r\nraft_batches_timed_out:{}\r\n",
+      l == self_ ? "master" : "slave", self_, group_, l, leader_address(), term_.load(), commit_.load(), applied_.load(),
+      last_index_.load(), members_.size(), transport_ ? transport_->provider() : "", proposals_, interrupted_,
+      timed_out_);
+  if (transport_) {
+    const auto s = transport_->stats();
+    out += fmt::format("raft_messages_sent:{}\r\nraft_messages_received:{}\r\nraft_messages_dropped:{}\r\n"
+                       "raft_frames_refused:{}\r\n",
+                       s.sent, s.received, s.dropped_full + s.send_errors,
+                       s.refused_checksum + s.refused_group + s.refused_stale + s.refused_other);
+  }
+  return out + "\r\n";
+}
+
+}  // namespace pobj::kv

@@ -1,0 +1,119 @@
+// kvstore/replica: a pobj-kv server as a member of a Raft group (replication/, docs/replication.md).
+//
+// The leader runs each batch as a single server does, in an open failure-atomic block, then
+// proposes the batch's record (its commands in order, each with its connection's id and protocol,
+// and the batch's time) as one Raft entry, and waits. When the entry commits at index I, and the
+// store has applied every entry before I, the block records I as applied and commits: the replies
+// go out. If anything else commits first (a leader change), the block is rolled back, its clients
+// get -TRYAGAIN (the batch may yet commit: indeterminate, as a timeout), and the committed entries
+// are applied as a follower applies them. Active expiry and ONCE's reply rotation travel as
+// entries too, with the leader's time, so every member expires alike.
+//
+// A follower applies each committed entry in one block with its index (the commands run through
+// the engine with a session per origin connection; their replies are dropped). It serves no
+// command that reads or writes the store: it answers -READONLY with the leader's id and address
+// (forwarding and follower reads come later: docs/replication.md).
+//
+// Thread safety: the raft thread persists and sends; everything that touches the engine runs on
+// the server's thread (apply_committed, replicate). leader() and figures are safe from any thread.
+// Crash consistency: an entry's changes and its index commit in one block: a restart neither loses
+// nor re-applies one, and replays nothing but entries committed after the last applied.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine.hpp"
+#include "raft_node.hpp"
+#include "replicated.hpp"
+
+namespace pobj::repl {
+class log_store;
+class transport;
+}  // namespace pobj::repl
+
+namespace pobj::kv {
+
+struct replica_member {
+  std::uint64_t id = 0;
+  std::string host;
+  std::uint16_t port = 0;  // its raft port
+};
+
+// Parses "1=127.0.0.1:7401,2=127.0.0.1:7402,..."; throws std::invalid_argument.
+std::vector<replica_member> parse_members(std::string_view text);
+
+class replica final : public replicated {
+ public:
+  // Opens the Raft state in the engine's pool (bootstrapping a new group there if the pool has
+  // none: refused if the pool already holds keys), connects to the other members and starts the
+  // replica. Throws std::runtime_error with the reason.
+  replica(engine& e, const config& cfg);
+  ~replica() override;
+
+  bool leader() const noexcept override { return leader_id_.load() == self_; }
+  std::uint64_t member_id() const override { return self_; }
+  std::uint64_t leader_id() const noexcept { return leader_id_.load(); }
+  std::string leader_address() const;
+  // Readable when committed entries wait to be applied (the server's epoll watches it).
+  int fd() const noexcept override { return event_fd_; }
+
+  // Applies the committed entries that arrived (server thread; followers, and a leader's
+  // entries of other terms).
+  void apply_committed() override;
+
+  // Leader, server thread: `tx` holds a batch run on the applied state, not committed; `record`
+  // its commands. Returns true once the entry committed and tx committed with its index; false if
+  // it did not (tx is rolled back then: the caller reloads the store and fails the replies).
+  bool replicate(transaction& tx, std::vector<recorded_command> record, std::int64_t now, bool expiry) override;
+
+  std::string info() const override;     // INFO replication's text
+  std::string refusal() const override;  // the -READONLY error a follower answers
+
+ private:
+  struct committed {
+    std::uint64_t index = 0;
+    int type = 0;  // 0 normal, else a conf change
+    std::string data;
+  };
+  void on_ready(pobj::repl::ready& rd);
+  void apply_one(const committed& c);
+  void apply_record(transaction& tx, std::string_view data);
+  void signal();
+  void drain_signal();
+
+  engine* engine_;
+  std::uint64_t self_ = 0;
+  std::string group_;
+  std::vector<replica_member> members_;
+  std::unique_ptr<pobj::repl::log_store> log_;
+  std::unique_ptr<pobj::repl::transport> transport_;
+  std::unique_ptr<pobj::repl::node> node_;
+  std::atomic<pobj::repl::transport*> link_{nullptr};  // the raft thread's view of transport_
+  int event_fd_ = -1;
+
+  std::atomic<std::uint64_t> leader_id_{0};
+  std::atomic<std::uint64_t> term_{0};
+  std::atomic<std::uint64_t> commit_{0};
+  std::atomic<std::uint64_t> applied_{0};
+  std::atomic<std::uint64_t> last_index_{0};
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<committed> queue_;  // GUARDED_BY(mu_): committed, not yet applied, in order
+  std::map<std::uint64_t, pobj::repl::conf_state> members_conf_;  // GUARDED_BY(mu_): by entry index
+  std::unordered_map<std::uint64_t, session> sessions_;  // the server thread's: per origin connection
+  std::uint64_t proposals_ = 0, interrupted_ = 0, timed_out_ = 0;
+};
+
+}  // namespace pobj::kv

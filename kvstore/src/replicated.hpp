@@ -1,0 +1,42 @@
+// kvstore/replicated: what the server asks of a member of a replicated group (kvstore/replica.hpp
+// implements it over replication/; a server without one is a single server).
+//
+// Thread safety: leader() and info() from any thread; the rest on the server's thread.
+// Crash consistency: see replica.hpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <pobj/transaction.hpp>
+
+namespace pobj::kv {
+
+// One command of a batch's record: what every member runs, in order, for that batch.
+struct recorded_command {
+  std::uint64_t session = 0;  // the origin connection, unique in the group
+  int protocol = 2;
+  std::vector<std::string> argv;
+};
+
+class replicated {
+ public:
+  virtual ~replicated() = default;
+  // Whether this member leads: only the leader runs commands that touch the store.
+  virtual bool leader() const = 0;
+  // The error a member that does not lead answers (without its leading '-').
+  virtual std::string refusal() const = 0;
+  // Readable when committed entries wait to be applied by apply_committed().
+  virtual int fd() const = 0;
+  virtual void apply_committed() = 0;
+  // `tx` holds a batch run on the applied state, not committed. True once the group committed it
+  // and tx committed with its index; false if not (tx rolled back: the caller reloads the store
+  // and answers -TRYAGAIN). `expiry`: the batch is an active expiry cycle at `now`.
+  virtual bool replicate(transaction& tx, std::vector<recorded_command> record, std::int64_t now, bool expiry) = 0;
+  virtual std::string info() const = 0;
+  // This member's id: sessions are named (id << 40) | connection id in records.
+  virtual std::uint64_t member_id() const = 0;
+};
+
+}  // namespace pobj::kv

@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""pobj-kv as a 3-member Raft group on this machine (docs/replication.md): the leader serves,
+followers answer -READONLY naming the leader, an acknowledged write survives the leader's SIGKILL,
+a new leader takes over within seconds, a restarted member catches up, and a member alone (no
+majority) acknowledges nothing. A pool that holds keys written outside a group, and a member id
+not in the list, are refused at start.
+
+    POBJ_KV=build/kvstore/pobj-kv /usr/bin/python3 tests/kvstore/replicated_test.py"""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kv_server import KvServer, free_port, import_redis  # noqa: E402
+
+redis = import_redis()
+# The members' persistence mode: cache_line (pmem's costs, on /dev/shm) unless POBJ_KV_REPLICATED_MODE says page.
+MODE = os.environ.get("POBJ_KV_REPLICATED_MODE", "cache_line")
+
+
+def info(port):
+    r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, decode_responses=True)
+    try:
+        return r.info("replication")
+    finally:
+        r.close()
+
+
+class Group:
+    """Three members, each a KvServer with its own pool and fixed client and raft ports."""
+
+    def __init__(self, test, n=3):
+        raft_ports = [free_port() for _ in range(n)]
+        self.spec = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(raft_ports))
+        self.members = []
+        for i in range(n):
+            m = KvServer(fixed_port=True, extra=["--persist-mode", MODE, "--replica-id", str(i + 1),
+                                                 "--replicas", self.spec])
+            test.addCleanup(m.close)
+            self.members.append(m)
+        for m in self.members:
+            m.start()
+
+    def running(self):
+        return [m for m in self.members if m.proc is not None]
+
+    def leader(self, timeout=15.0):
+        """The member every running member names leader, once they agree and it says it leads."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                views = [(m, info(m.port)) for m in self.running()]
+                ids = {v["raft_leader_id"] for _, v in views}
+                if len(ids) == 1 and 0 not in ids:
+                    lead = self.members[ids.pop() - 1]
+                    if lead.proc is not None and info(lead.port)["role"] == "master":
+                        return lead
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError("no leader agreed on in time")
+
+
+class ReplicatedTest(unittest.TestCase):
+    def test_a_group_serves_fails_over_and_catches_up(self):
+        g = Group(self)
+        lead = g.leader()
+        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        for i in range(200):
+            self.assertTrue(r.set(f"k{i}", str(i)))
+            r.incr("counter")
+        self.assertEqual(r.get("k7"), "7")
+        r.close()
+        # Followers refuse what touches the store, naming the leader; they answer PING and INFO.
+        for m in g.members:
+            if m is lead:
+                continue
+            f = redis.Redis(host="127.0.0.1", port=m.port, socket_timeout=5, decode_responses=True)
+            with self.assertRaises(redis.exceptions.ReadOnlyError) as e:
+                f.set("x", "1")
+            self.assertIn(f"the leader is member {g.members.index(lead) + 1}", str(e.exception))
+            with self.assertRaises(redis.exceptions.ReadOnlyError):
+                f.get("k1")
+            self.assertTrue(f.ping())
+            self.assertEqual(f.info("replication")["role"], "slave")
+            f.close()
+        self.assertEqual(info(lead.port)["role"], "master")
+
+        # SIGKILL the leader: another takes over with every acknowledged write.
+        killed_at = time.time()
+        lead.kill()
+        new = g.leader()
+        self.assertIsNot(new, lead)
+        r = redis.Redis(host="127.0.0.1", port=new.port, socket_timeout=10, decode_responses=True)
+        while True:
+            try:
+                r.set("after", "failover")
+                break
+            except (redis.exceptions.ReadOnlyError, redis.exceptions.ResponseError):
+                time.sleep(0.02)
+        failover = time.time() - killed_at
+        self.assertLess(failover, 10.0)
+        self.assertEqual(r.get("counter"), "200")
+        self.assertEqual([r.get(f"k{i}") for i in range(200)], [str(i) for i in range(200)])
+        for i in range(50):
+            r.set(f"later{i}", "x")
+        # The old leader comes back as a follower and catches up with what it missed.
+        lead.start()
+        target = int(info(new.port)["raft_applied_index"])
+        deadline = time.time() + 15
+        while time.time() < deadline and int(info(lead.port)["raft_applied_index"]) < target:
+            time.sleep(0.05)
+        self.assertGreaterEqual(int(info(lead.port)["raft_applied_index"]), target)
+        keys = redis.Redis(host="127.0.0.1", port=lead.port, decode_responses=True).info("keyspace")["db0"]["keys"]
+        self.assertEqual(keys, 200 + 1 + 1 + 50)
+        r.close()
+        # Every member holds the same data: read each one's own state (READONLY: stale reads by choice).
+        deadline = time.time() + 15
+        while time.time() < deadline and len({info(m.port)["raft_applied_index"] for m in g.members}) > 1:
+            time.sleep(0.05)
+        contents = []
+        for m in g.members:
+            c = redis.Redis(host="127.0.0.1", port=m.port, socket_timeout=5, decode_responses=True)
+            c.execute_command("READONLY")
+            contents.append({k: c.get(k) for k in sorted(c.scan_iter(count=1000))})
+            if m is not new:
+                with self.assertRaises(redis.exceptions.ReadOnlyError):  # writes still go to the leader only
+                    c.set("x", "1")
+            c.close()
+        self.assertEqual(len(contents[0]), 252)
+        self.assertEqual(contents[0], contents[1])
+        self.assertEqual(contents[0], contents[2])
+        print(f"replicated: failover (leader SIGKILL to the first acknowledged write) {failover:.2f} s", flush=True)
+
+    def test_a_member_without_a_majority_acknowledges_nothing(self):
+        g = Group(self)
+        lead = g.leader()
+        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        self.assertTrue(r.set("before", "1"))
+        for m in g.members:
+            if m is not lead:
+                m.kill()
+        # Alone, it steps down (CheckQuorum) or cannot commit: every write fails, none is acknowledged.
+        deadline = time.time() + 8
+        outcomes = set()
+        while time.time() < deadline:
+            try:
+                r.set("alone", "1")
+                outcomes.add("ok")
+            except (redis.exceptions.ResponseError, redis.exceptions.ReadOnlyError) as e:
+                outcomes.add(str(e).split()[0])
+        self.assertNotIn("ok", outcomes)
+        self.assertTrue(outcomes & {"TRYAGAIN", "You"}, outcomes)  # TRYAGAIN, or READONLY ("You can't write")
+        r.close()
+        # With one member back there is a majority again: writes go on.
+        for m in g.members:
+            if m is not lead and m.proc is None:
+                m.start()
+                break
+        lead2 = g.leader()
+        r = redis.Redis(host="127.0.0.1", port=lead2.port, socket_timeout=10, decode_responses=True)
+        deadline = time.time() + 10
+        while True:
+            try:
+                self.assertTrue(r.set("again", "1"))
+                break
+            except (redis.exceptions.ResponseError, redis.exceptions.ReadOnlyError):
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.05)
+        self.assertEqual(r.get("before"), "1")
+        r.close()
+
+    def test_a_pool_with_keys_written_alone_or_a_stranger_id_is_refused(self):
+        single = KvServer(extra=["--persist-mode", "cache_line"])
+        self.addCleanup(single.close)
+        single.start()
+        r = redis.Redis(host="127.0.0.1", port=single.port)
+        r.set("mine", "1")
+        r.close()
+        single.stop()
+        member = KvServer(pool_dir=single.dir, extra=["--persist-mode", "cache_line", "--replica-id", "1",
+                                                      "--replicas", f"1=127.0.0.1:{free_port()}"])
+        self.addCleanup(member.close)
+        with self.assertRaises(RuntimeError) as e:
+            member.start()
+        self.assertIn("keys written outside a group", str(e.exception))
+        stranger = KvServer(extra=["--persist-mode", "cache_line", "--replica-id", "4",
+                                   "--replicas", f"1=127.0.0.1:{free_port()}"])
+        self.addCleanup(stranger.close)
+        with self.assertRaises(RuntimeError) as e:
+            stranger.start()
+        self.assertIn("replica-id 4 is not one of the members", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

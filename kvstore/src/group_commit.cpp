@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -170,10 +171,14 @@ void server::commit_batch() {
     // expired keys, and their replies then wait for the group like the writes'); a batch of only
     // PING, INFO and the like needs no entry.
     std::vector<recorded_command> record;
-    for (const auto& p : pending_) {
+    std::vector<bool> recorded(pending_.size(), false);
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      const pending& p = pending_[i];
       const command_spec* spec = engine_->find(lower(p.argv[0]));
-      if (spec != nullptr && (spec->flags & (command_flags::write | command_flags::readonly)))
+      if (spec != nullptr && (spec->flags & (command_flags::write | command_flags::readonly))) {
+        recorded[i] = true;
         record.push_back({session_key(p.conn->s), p.conn->s.protocol, std::vector<std::string>(p.argv.begin(), p.argv.end())});
+      }
     }
     if (replica_->leader() && !record.empty()) {
       ok = replica_->replicate(*batch_, std::move(record), batch_now_, false);
@@ -182,9 +187,23 @@ void server::commit_batch() {
     }
     batch_.reset();
     if (!ok) {
+      // The commands the group did not take get -TRYAGAIN; the others (PING, INFO, ...) keep
+      // their replies. Each command's reply runs to the next reply of its connection in the batch.
       engine_->db().reload();
+      std::vector<std::string> replies(pending_.size());
+      std::unordered_map<connection*, std::size_t> end;
+      for (std::size_t i = pending_.size(); i-- > 0;) {
+        connection* c = pending_[i].conn;
+        const std::size_t to = end.count(c) ? end[c] : c->out.size();
+        if (!recorded[i]) replies[i] = c->out.substr(pending_[i].reply_from, to - pending_[i].reply_from);
+        end[c] = pending_[i].reply_from;
+      }
       for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) it->conn->out.resize(it->reply_from);
-      for (auto& p : pending_) fail_unreplicated(*p.conn, p.conn->out.size(), 1);
+      for (std::size_t i = 0; i < pending_.size(); ++i) {
+        connection& c = *pending_[i].conn;
+        if (recorded[i]) fail_unreplicated(c, c.out.size(), 1);
+        else c.out += replies[i];
+      }
     }
     ++stats_.batches;
     stats_.batched_commands += pending_.size();

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 
@@ -24,6 +26,13 @@ namespace {
 
 constexpr std::uint8_t record_version = 1;
 constexpr std::uint8_t flag_expiry = 1;
+constexpr std::uint8_t flag_compact = 2;  // [u64 index]: every member drops the log up to it
+constexpr std::uint64_t compact_step = 2000;
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 constexpr std::uint8_t kind_raft = 1;  // transport frame kind: a raft message
 constexpr auto replicate_timeout = std::chrono::seconds(5);
 
@@ -97,6 +106,8 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
   }
   applied_ = log_->applied();
   last_index_ = log_->last_index();
+  first_index_ = log_->first_index();
+  keep_entries_ = cfg.raft_log_entries;
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (event_fd_ < 0) throw std::runtime_error(fmt::format("eventfd: {}", std::strerror(errno)));
 
@@ -108,6 +119,15 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
   t.port = me->port;
   for (const auto& m : members_)
     if (m.id != self_) t.peers.push_back({m.id, m.host, m.port});
+  if (const char* net = std::getenv("POBJ_KV_TEST_NET"); net != nullptr && *net != '\0') {
+    net_file_ = net;
+    t.fault_hook = [this](std::uint64_t to, std::uint8_t) {
+      pobj::repl::fault f;
+      f.drop = cut_off(to);
+      return f;
+    };
+    log::warning("replication: POBJ_KV_TEST_NET={}: links cut as that file says (a test's partitions)", net_file_);
+  }
   pobj::repl::node_options o;
   o.id = self_;
   // The node exists before the transport (its handler checks), so no message is stepped into
@@ -120,8 +140,8 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
       });
   try {
     transport_ = std::make_unique<pobj::repl::transport>(
-        t, [this](std::uint64_t, std::uint8_t kind, std::string_view payload) {
-          if (kind == kind_raft) node_->step(payload);
+        t, [this](std::uint64_t from, std::uint8_t kind, std::string_view payload) {
+          if (kind == kind_raft && (net_file_.empty() || !cut_off(from))) node_->step(payload);
         });
   } catch (...) {
     node_->stop();
@@ -153,6 +173,18 @@ std::string replica::refusal() const {
                      self_, l, leader_address());
 }
 
+bool replica::cut_off(std::uint64_t peer) {
+  std::lock_guard lock(net_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - net_read_ > std::chrono::milliseconds(20)) {
+    net_read_ = now;
+    net_cut_.clear();
+    std::ifstream in(net_file_);
+    for (std::uint64_t id; in >> id;) net_cut_.push_back(id);
+  }
+  return std::find(net_cut_.begin(), net_cut_.end(), peer) != net_cut_.end();
+}
+
 void replica::signal() {
   const std::uint64_t one = 1;
   [[maybe_unused]] auto w = ::write(event_fd_, &one, sizeof(one));
@@ -178,6 +210,12 @@ void replica::on_ready(pobj::repl::ready& rd) {
     if (link != nullptr) link->send(m.to, kind_raft, m.bytes);  // (none yet at start: raft sends again)
     // Snapshots of the pool are not sent yet (docs/replication.md): the log is never compacted.
     if (m.type == pobj::repl::msg_snapshot) node_->report_snapshot(m.to, false);
+  }
+  if (rd.status && !rd.status->peers.empty()) {
+    std::uint64_t least = UINT64_MAX;
+    for (const auto& p : rd.status->peers) least = std::min(least, p.match);
+    min_match_ = least;
+    status_ms_ = steady_ms();
   }
   bool wake = false;
   {
@@ -217,6 +255,11 @@ void replica::apply_record(transaction& tx, std::string_view data) {
     engine_->db().expire_some(tx, now, 200);
     engine_->db().rotate_replies(tx, now, ttl_ms);
   }
+  if (flags & flag_compact) {
+    const std::uint64_t to = r.u64();
+    log_->compact(tx, to);
+    compact_pending_ = to;
+  }
   std::string scratch;
   std::vector<std::string_view> argv;
   for (std::uint32_t i = 0, n = r.u32(); i < n; ++i) {
@@ -245,6 +288,10 @@ void replica::apply_one(const committed& c) {
     log_->set_applied(tx, c.index);
   });
   applied_ = c.index;
+  if (compact_pending_ != 0) {
+    compacted(compact_pending_);
+    compact_pending_ = 0;
+  }
   std::lock_guard lock(mu_);
   members_conf_.erase(c.index);
 }
@@ -271,25 +318,15 @@ void replica::apply_committed() {
   }
 }
 
-bool replica::replicate(transaction& tx, std::vector<recorded_command> record, std::int64_t now, bool expiry) {
-  {
-    std::lock_guard lock(mu_);
-    // A batch runs on the applied state: if entries committed meanwhile, it ran on a stale one.
-    if (!leader() || !queue_.empty()) {
-      tx.abort();
-      ++interrupted_;
-      return false;
-    }
-  }
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::uint64_t id = 0;
-  while (id == 0) id = rng();
+std::string replica::encode(std::uint64_t id, const std::vector<recorded_command>& record, std::int64_t now,
+                            bool expiry, std::uint64_t compact_to) const {
   pobj::repl::byte_writer w;
   w.u8(record_version);
   w.u64(id);
   w.u64(static_cast<std::uint64_t>(now));
-  w.u8(expiry ? flag_expiry : 0);
+  w.u8(static_cast<std::uint8_t>((expiry ? flag_expiry : 0) | (compact_to != 0 ? flag_compact : 0)));
   if (expiry) w.u64(static_cast<std::uint64_t>(engine_->settings().reply_ttl_s * 1000));
+  if (compact_to != 0) w.u64(compact_to);
   w.u32(static_cast<std::uint32_t>(record.size()));
   for (const auto& c : record) {
     w.u64(c.session);
@@ -300,8 +337,74 @@ bool replica::replicate(transaction& tx, std::vector<recorded_command> record, s
       w.bytes(a);
     }
   }
+  return std::move(w).take();
+}
+
+namespace {
+std::uint64_t new_proposal_id() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t id = 0;
+  while (id == 0) id = rng();
+  return id;
+}
+}  // namespace
+
+bool replica::replicate(transaction& tx, std::vector<recorded_command> record, std::int64_t now, bool expiry) {
+  {
+    std::lock_guard lock(mu_);
+    // A batch runs on the applied state: if entries committed meanwhile, it ran on a stale one.
+    if (!leader() || !queue_.empty()) {
+      tx.abort();
+      ++interrupted_;
+      return false;
+    }
+  }
+  const std::uint64_t id = new_proposal_id();
+  return propose_and_wait(tx, id, encode(id, record, now, expiry, 0), 0);
+}
+
+void replica::compacted(std::uint64_t index) {
+  first_index_ = log_->first_index();
+  node_->compact(index, log_->members_at(index).encoded);
+}
+
+void replica::maintain(std::int64_t now) {
+  if (!leader()) return;
+  const std::uint64_t applied = applied_.load(), first = first_index_.load();
+  if (applied < first || applied - first < 2 * keep_entries_) return;
+  const std::int64_t t = steady_ms();
+  if (t - status_ms_.load() > 1000) {
+    if (t - status_asked_ms_ > 500) {
+      status_asked_ms_ = t;
+      node_->request_status();
+    }
+    return;
+  }
+  // Only what every member holds (so none will need a snapshot, which is not built yet), and not
+  // the last keep_entries_ (a member briefly behind catches up from the log).
+  const std::uint64_t held = std::min(min_match_.load(), applied);
+  if (held <= keep_entries_ + first) return;
+  const std::uint64_t to = std::min(held - keep_entries_, first - 1 + compact_step);
+  if (to < first) return;
+  try {
+    transaction tx(engine_->db().pool());
+    {
+      std::lock_guard lock(mu_);
+      if (!queue_.empty()) {
+        tx.abort();
+        return;
+      }
+    }
+    const std::uint64_t id = new_proposal_id();
+    propose_and_wait(tx, id, encode(id, {}, now, false, to), to);
+  } catch (const std::exception& e) {
+    log::warning("replication: log compaction failed: {}", e.what());
+  }
+}
+
+bool replica::propose_and_wait(transaction& tx, std::uint64_t id, std::string entry, std::uint64_t compact_to) {
   ++proposals_;
-  node_->propose(w.view());
+  node_->propose(entry);
   const auto deadline = std::chrono::steady_clock::now() + replicate_timeout;
   // Entries that committed before ours and touch no key (a new leader's empty entry, a change of
   // members): they commit in tx with ours. Nothing is written to the Raft state before ours has
@@ -329,6 +432,7 @@ bool replica::replicate(transaction& tx, std::vector<recorded_command> record, s
         lock.unlock();
         try {
           for (const auto& [at, conf] : confs) log_->set_members(tx, at, conf);
+          if (compact_to != 0) log_->compact(tx, compact_to);
           log_->set_applied(tx, index);
           tx.commit();
         } catch (const std::exception& e) {
@@ -337,6 +441,7 @@ bool replica::replicate(transaction& tx, std::vector<recorded_command> record, s
           std::abort();
         }
         applied_ = index;
+        if (compact_to != 0) compacted(compact_to);
         lock.lock();
         for (const auto& j : joined) members_conf_.erase(j.index);
         return true;
@@ -368,10 +473,11 @@ std::string replica::info() const {
   const std::uint64_t l = leader_id_.load();
   std::string out = fmt::format(
       "# Replication\r\nrole:{}\r\nraft_member_id:{}\r\nraft_group:{}\r\nraft_leader_id:{}\r\nraft_leader_address:{}\r\n"
-      "raft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_index:{}\r\nraft_members:{}\r\n"
+      "raft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_index:{}\r\nraft_first_index:{}\r\n"
+      "raft_members:{}\r\n"
       "raft_transport:{}\r\nraft_proposals:{}\r\nraft_batches_interrupted:{}\r\nraft_batches_timed_out:{}\r\n",
       l == self_ ? "master" : "slave", self_, group_, l, leader_address(), term_.load(), commit_.load(), applied_.load(),
-      last_index_.load(), members_.size(), transport_ ? transport_->provider() : "", proposals_, interrupted_,
+      last_index_.load(), first_index_.load(), members_.size(), transport_ ? transport_->provider() : "", proposals_, interrupted_,
       timed_out_);
   if (transport_) {
     const auto s = transport_->stats();

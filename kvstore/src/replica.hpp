@@ -77,6 +77,10 @@ class replica final : public replicated {
   // it did not (tx is rolled back then: the caller reloads the store and fails the replies).
   bool replicate(transaction& tx, std::vector<recorded_command> record, std::int64_t now, bool expiry) override;
 
+  // Log compaction: once the log holds over 2x raft-log-entries entries, the leader proposes, in
+  // steps of at most 2,000, to drop those every member has and more than raft-log-entries behind.
+  // Every member drops them when it applies that entry (the point is the group's, not each one's).
+  void maintain(std::int64_t now) override;
   std::string info() const override;     // INFO replication's text
   std::string refusal() const override;  // the -READONLY error a follower answers
 
@@ -89,8 +93,15 @@ class replica final : public replicated {
   void on_ready(pobj::repl::ready& rd);
   void apply_one(const committed& c);
   void apply_record(transaction& tx, std::string_view data);
+  std::string encode(std::uint64_t id, const std::vector<recorded_command>& record, std::int64_t now, bool expiry,
+                     std::uint64_t compact_to) const;
+  bool propose_and_wait(transaction& tx, std::uint64_t id, std::string entry, std::uint64_t compact_to);
+  void compacted(std::uint64_t index);  // after the block that compacted the pool's log committed
   void signal();
   void drain_signal();
+  // Tests: whether the links to `peer` are cut (POBJ_KV_TEST_NET names a file of member ids, read
+  // again every 20 ms: the transport drops every frame to and from them, a partition).
+  bool cut_off(std::uint64_t peer);
 
   engine* engine_;
   std::uint64_t self_ = 0;
@@ -114,6 +125,16 @@ class replica final : public replicated {
   std::map<std::uint64_t, pobj::repl::conf_state> members_conf_;  // GUARDED_BY(mu_): by entry index
   std::unordered_map<std::uint64_t, session> sessions_;  // the server thread's: per origin connection
   std::uint64_t proposals_ = 0, interrupted_ = 0, timed_out_ = 0;
+  std::uint64_t keep_entries_ = 10000;
+  std::atomic<std::uint64_t> first_index_{1};   // the log's first entry (after compaction)
+  std::atomic<std::uint64_t> min_match_{0};     // the leader's view: what every member holds
+  std::atomic<std::int64_t> status_ms_{0};      // when min_match_ was learned (steady ms)
+  std::int64_t status_asked_ms_ = 0;
+  std::uint64_t compact_pending_ = 0;           // server thread: set by apply_record
+  std::string net_file_;  // POBJ_KV_TEST_NET
+  std::mutex net_mu_;
+  std::vector<std::uint64_t> net_cut_;  // GUARDED_BY(net_mu_)
+  std::chrono::steady_clock::time_point net_read_{};  // GUARDED_BY(net_mu_)
 };
 
 }  // namespace pobj::kv

@@ -34,6 +34,8 @@ class replicated {
   // and tx committed with its index; false if not (tx rolled back: the caller reloads the store
   // and answers -TRYAGAIN). `expiry`: the batch is an active expiry cycle at `now`.
   virtual bool replicate(transaction& tx, std::vector<recorded_command> record, std::int64_t now, bool expiry) = 0;
+  // The leader's housekeeping, once per expiry cycle (log compaction); nothing elsewhere.
+  virtual void maintain(std::int64_t now) = 0;
   virtual std::string info() const = 0;
   // This member's id: sessions are named (id << 40) | connection id in records.
   virtual std::uint64_t member_id() const = 0;

@@ -97,6 +97,7 @@ void server::active_expire(std::int64_t now) {
     // Replicated: the leader's cycle is an entry (one block of up to 200 keys, with the leader's
     // time), which every member applies alike; a follower expires nothing on its own.
     if (!replica_->leader()) return;
+    replica_->maintain(now);
     try {
       transaction tx(engine_->db().pool());
       const bool epoch_known = engine_->db().replies_epoch_known();

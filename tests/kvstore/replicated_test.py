@@ -31,13 +31,13 @@ def info(port):
 class Group:
     """Three members, each a KvServer with its own pool and fixed client and raft ports."""
 
-    def __init__(self, test, n=3):
+    def __init__(self, test, n=3, extra=()):
         raft_ports = [free_port() for _ in range(n)]
         self.spec = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(raft_ports))
         self.members = []
         for i in range(n):
             m = KvServer(fixed_port=True, extra=["--persist-mode", MODE, "--replica-id", str(i + 1),
-                                                 "--replicas", self.spec])
+                                                 "--replicas", self.spec, *extra])
             test.addCleanup(m.close)
             self.members.append(m)
         for m in self.members:
@@ -57,7 +57,7 @@ class Group:
                     lead = self.members[ids.pop() - 1]
                     if lead.proc is not None and info(lead.port)["role"] == "master":
                         return lead
-            except (redis.ConnectionError, redis.TimeoutError):
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
                 pass
             time.sleep(0.05)
         raise AssertionError("no leader agreed on in time")
@@ -133,6 +133,52 @@ class ReplicatedTest(unittest.TestCase):
         self.assertEqual(contents[0], contents[1])
         self.assertEqual(contents[0], contents[2])
         print(f"replicated: failover (leader SIGKILL to the first acknowledged write) {failover:.2f} s", flush=True)
+
+    def test_the_log_is_compacted_and_members_restart_from_a_compacted_log(self):
+        g = Group(self, extra=["--raft-log-entries", "50"])
+        lead = g.leader()
+        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        for i in range(600):
+            r.set(f"k{i}", str(i))
+        r.close()
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            views = [info(m.port) for m in g.members]
+            if all(int(v["raft_first_index"]) > 300 for v in views):
+                break
+            time.sleep(0.1)
+        for v in views:
+            first, last = int(v["raft_first_index"]), int(v["raft_last_index"])
+            self.assertGreater(first, 300, v)  # the log was compacted on every member ...
+            self.assertLess(last - first, 200, v)  # ... and holds about 50-100 entries
+        # A follower restarted from its compacted log, then the leader killed: the group goes on
+        # with everything.
+        follower = next(m for m in g.members if m is not lead)
+        follower.kill()
+        follower.start()
+        lead.kill()
+        new = g.leader()
+        r = redis.Redis(host="127.0.0.1", port=new.port, socket_timeout=10, decode_responses=True)
+        deadline = time.time() + 10
+        while True:
+            try:
+                r.set("after", "1")
+                break
+            except (redis.exceptions.ReadOnlyError, redis.exceptions.ResponseError):
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.05)
+        self.assertEqual([r.get(f"k{i}") for i in range(600)], [str(i) for i in range(600)])
+        r.close()
+        lead.start()
+        target = int(info(new.port)["raft_applied_index"])
+        deadline = time.time() + 15
+        while time.time() < deadline and int(info(lead.port)["raft_applied_index"]) < target:
+            time.sleep(0.05)
+        c = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=5, decode_responses=True)
+        c.execute_command("READONLY")
+        self.assertEqual(c.get("after"), "1")
+        self.assertEqual(c.get("k599"), "599")
+        c.close()
 
     def test_a_member_without_a_majority_acknowledges_nothing(self):
         g = Group(self)

@@ -78,6 +78,18 @@ class Register(unittest.TestCase):
         self.bad(h(*base, (2, "invoke", "read", "x", None), (2, "ok", "read", "x", 5),
                    (2, "invoke", "read", "x", None), (2, "ok", "read", "x", None)))
 
+    def test_unobserved_indeterminate_writes_change_no_verdict(self):
+        # Pruned (nobody read 8 or 9), they leave a stale read stale and a good history good.
+        noise = [(4, "invoke", "write", "x", 8), (4, "info", "write", "x", 8),
+                 (5, "invoke", "write", "x", 9), (5, "info", "write", "x", 9)]
+        self.bad(h(*noise, *[(p, t, f, k, v) for p, t, f, k, v in
+                             [(e["process"], e["type"], e["f"], e["key"], e["value"]) for e in
+                              seq((1, "write", "x", 1, "ok"), (1, "write", "x", 2, "ok"), (2, "read", "x", 1, "ok"))]]))
+        self.ok(h(*noise, (1, "invoke", "write", "x", 1), (1, "ok", "write", "x", 1),
+                  (2, "invoke", "read", "x", None), (2, "ok", "read", "x", 1)))
+        # Observed, an indeterminate write is kept: here only it explains the read.
+        self.ok(h(*noise, (2, "invoke", "read", "x", None), (2, "ok", "read", "x", 9)))
+
     def test_failed_write_never_happened(self):
         self.bad(seq((1, "write", "x", 1, "ok"), (2, "write", "x", 9, "fail"), (3, "read", "x", 9, "ok")))
 

@@ -20,10 +20,11 @@ cleanup() {
 }
 trap cleanup EXIT
 replicas=1=127.0.0.1:7601,2=127.0.0.1:7602,3=127.0.0.1:7603
-start() {  # member id
-  "$kv" --port "750$1" --pool "$dir/m$1.pool" --pool-size 64m --replica-id "$1" --replicas "$replicas" \
-    >>"$dir/m$1.log" 2>&1 &
-  pids[$1]=$!
+start() {  # member id [more flags]
+  local id=$1; shift
+  "$kv" --port "750$id" --pool "$dir/m$id.pool" --pool-size 64m --replica-id "$id" --replicas "$replicas" "$@" \
+    >>"$dir/m$id.log" 2>&1 &
+  pids[$id]=$!
 }
 field() {  # port field: a field of INFO replication
   redis-cli -p "$1" INFO replication 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"
@@ -39,7 +40,8 @@ leader() {  # waits (at most 15 s) until a member leads; prints its id
   exit 1
 }
 
-for i in 1 2 3; do start "$i"; done
+# The founders' first start makes their new pools a group (--replica-bootstrap yes: never again).
+for i in 1 2 3; do start "$i" --replica-bootstrap yes; done
 l=$(leader)
 echo "== member $l leads; writing 100 keys through it"
 for n in $(seq 100); do redis-cli -p "750$l" SET "key:$n" "$n" >/dev/null; done

@@ -111,6 +111,9 @@ std::optional<std::string> apply_setting(config& cfg, std::string_view name, std
   } else if (name == "replicas") {
     if (value.empty()) return bad("ID=HOST:PORT for every member, comma-separated");
     cfg.replicas = value;
+  } else if (name == "replica-bootstrap") {
+    if (value != "yes" && value != "no") return bad("yes or no");
+    cfg.replica_bootstrap = value == "yes";
   } else if (name == "raft-log-entries") {
     auto v = parse_int(value, 10, 100000000);
     if (!v) return bad("10 to 100000000 entries");
@@ -204,6 +207,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
   if (name == "replicas") return cfg.replicas;
   if (name == "replica-group") return cfg.replica_group;
   if (name == "raft-log-entries") return std::to_string(cfg.raft_log_entries);
+  if (name == "replica-bootstrap") return std::string(cfg.replica_bootstrap ? "yes" : "no");
   if (name == "log-level" || name == "loglevel") return cfg.log_level;
   if (name == "objects-library") {
     std::string all;
@@ -219,7 +223,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
 
 std::vector<std::string> setting_names() {
   return {"bind", "protected-mode", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
-          "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "replica-id", "replicas", "replica-group", "raft-log-entries",
+          "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "replica-id", "replicas", "replica-group", "replica-bootstrap", "raft-log-entries",
           "save", "appendonly", "databases"};
 }
 
@@ -250,6 +254,9 @@ replication (docs/replication.md; every member is given the same replicas):
   replica-id N          this server's id in its group (1, 2, 3, ...)
   replicas LIST         every member's raft address: 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT
   replica-group NAME    the group's name (default pobj-kv): members of other groups are refused
+  replica-bootstrap yes|no
+                        yes: a new pool founds the group (give it to each founder's first start
+                        only; without it a pool with no Raft state is refused) (default no)
   raft-log-entries N    the log is compacted to about N entries once it holds 2N (default 10000)
 )";
 }

@@ -4,7 +4,7 @@
 // `name value` per line, as redis.conf, with # comments; flags given after --config override the
 // file. Names: bind (one or more addresses), protected-mode, port, pool, pool-size, pool-max-size, persist-mode, threads, maxclients,
 // requirepass, hz, reply-ttl, objects-library (repeatable), log-level, replica-id, replicas,
-// replica-group, raft-log-entries. Sizes take k/m/g/kb/mb/gb suffixes.
+// replica-group, replica-bootstrap, raft-log-entries. Sizes take k/m/g/kb/mb/gb suffixes.
 //
 // Thread safety: a config is a value, parsed once at startup; copies may be read from any thread.
 // Crash consistency: not applicable (nothing persistent; CONFIG SET changes only the running
@@ -42,6 +42,7 @@ struct config {
   std::uint64_t replica_id = 0;
   std::string replicas;
   std::string replica_group = "pobj-kv";
+  bool replica_bootstrap = false;           // a new pool founds the group (once, on each founder)
   std::uint64_t raft_log_entries = 10000;  // the log is compacted to about this many entries
   std::string check_pool;                   // --check POOL: verify offline and exit
   bool show_help = false;

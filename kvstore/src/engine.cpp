@@ -61,6 +61,7 @@ bool arity_ok(const command_spec& c, std::size_t argc) {
 
 void engine::execute(session& s, std::span<const std::string_view> argv, reply_writer& reply, transaction& tx,
                      std::int64_t now) {
+  s.accepted = false;
   if (argv.empty()) return;
   const command_spec* c = find(argv[0]);
   s.last_ms = now;
@@ -86,6 +87,7 @@ void engine::execute(session& s, std::span<const std::string_view> argv, reply_w
   }
   if (s.in_multi && (c->flags & command_flags::immediate) == 0) {
     s.queued.emplace_back(argv.begin(), argv.end());
+    s.accepted = true;
     reply.simple("QUEUED");
     return;
   }
@@ -97,6 +99,7 @@ void engine::execute(session& s, std::span<const std::string_view> argv, reply_w
   }
   ++stats_.commands;
   ++stats_.calls[c];
+  s.accepted = true;
   command_context ctx{*this, db_, s, argv, reply, tx, now};
   c->handler(ctx);
 }

@@ -59,6 +59,9 @@ struct session {
   std::string last_command;
   bool close_after_reply = false;  // QUIT, or a protocol error
   bool stale_reads = false;        // READONLY: a follower serves this connection's reads locally
+  // Set by every execute(): whether the command ran (or was queued in MULTI), as opposed to being
+  // refused before running (unknown, NOAUTH, arity, MISCONF...). Replication records only those.
+  bool accepted = false;
   // MULTI: the commands queued (copies), and whether one was refused when queued.
   bool in_multi = false;
   bool multi_failed = false;

@@ -107,8 +107,15 @@ void server::run_in_batch(connection& c, std::vector<std::string_view>& argv, bo
   try {
     reply_writer w(c.out, c.s.protocol);
     engine_->execute(c.s, q.argv, w, *batch_, now);
+    q.accepted = c.s.accepted;
   } catch (const std::exception& e) {
     recover(pending_.size() - 1, now, e);
+    return;
+  }
+  if (replica_) {
+    // A batch is one Raft entry: it ends before the entry outgrows what the transport carries.
+    for (const auto a : q.argv) batch_bytes_ += a.size() + 16;
+    if (batch_bytes_ > max_entry_bytes / 2) commit_batch();
   }
 }
 
@@ -119,23 +126,39 @@ void server::run_alone(connection& c, std::span<const std::string_view> argv, st
   // Replicated: what every member must run for this command (nothing for one that changes only
   // the connection's state; an EXEC that will run its queue: MULTI, the queue, EXEC).
   std::vector<recorded_command> record;
+  bool exec_runs = false;
   if (replica_) {
-    const command_spec* spec = engine_->find(lower(argv[0]));
     const std::uint64_t key = session_key(c.s);
-    if (lower(argv[0]) == "exec") {
-      if (c.s.in_multi && !c.s.multi_failed && !c.s.watch_dirty && !engine_->watched_expired(c.s, now)) {
-        record.push_back({key, c.s.protocol, {"MULTI"}});
-        for (const auto& q : c.s.queued) record.push_back({key, c.s.protocol, q});
-        record.push_back({key, c.s.protocol, {"EXEC"}});
-      }
-    } else if (spec != nullptr && (spec->flags & command_flags::write) && !c.s.in_multi) {
-      record.push_back({key, c.s.protocol, std::vector<std::string>(argv.begin(), argv.end())});
+    if (lower(argv[0]) == "exec" && c.s.in_multi && !c.s.multi_failed && !c.s.watch_dirty &&
+        !engine_->watched_expired(c.s, now)) {
+      exec_runs = true;
+      record.push_back({key, c.s.protocol, {"MULTI"}});
+      for (const auto& q : c.s.queued) record.push_back({key, c.s.protocol, q});
+      record.push_back({key, c.s.protocol, {"EXEC"}});
     }
   }
   try {
     transaction tx(engine_->db().pool());
     reply_writer w(c.out, c.s.protocol);
+    const bool was_in_multi = c.s.in_multi;
     engine_->execute(c.s, argv, w, tx, now);
+    if (replica_ && !exec_runs) {
+      // Any other command that ran and may change the store (FLUSHALL...); not one queued in MULTI.
+      const command_spec* spec = engine_->find(lower(argv[0]));
+      record.clear();
+      if (c.s.accepted && !was_in_multi && spec != nullptr && (spec->flags & command_flags::write))
+        record.push_back({session_key(c.s), c.s.protocol, std::vector<std::string>(argv.begin(), argv.end())});
+    } else if (replica_ && !(c.s.accepted && c.out.size() > reply_from && c.out[reply_from] == '*' &&
+                             c.out.compare(reply_from, 3, "*-1") != 0)) {
+      record.clear();  // EXEC did not run its queue (EXECABORT, MISCONF): nothing to replicate
+    }
+    if (replica_ && !record.empty() && !replica_->leader()) {
+      tx.abort();
+      engine_->db().reload();
+      fail_unreplicated(c, reply_from, 1);
+      c.committed = c.out.size();
+      return;
+    }
     if (replica_ && !record.empty()) {
       if (!replica_->replicate(tx, std::move(record), now, false)) {
         engine_->db().reload();
@@ -170,20 +193,31 @@ void server::commit_batch() {
     // The commands that read or write the store go to the group (reads too: they may remove
     // expired keys, and their replies then wait for the group like the writes'); a batch of only
     // PING, INFO and the like needs no entry.
+    const bool leading = replica_->leader();
     std::vector<recorded_command> record;
     std::vector<bool> recorded(pending_.size(), false);
     for (std::size_t i = 0; i < pending_.size(); ++i) {
       const pending& p = pending_[i];
       const command_spec* spec = engine_->find(lower(p.argv[0]));
-      if (spec != nullptr && (spec->flags & (command_flags::write | command_flags::readonly))) {
+      // A follower's batch holds stale reads (READONLY) at most: answered from its own state.
+      if (!leading && p.conn->s.stale_reads && spec != nullptr && !(spec->flags & command_flags::write)) continue;
+      if (p.accepted && spec != nullptr && (spec->flags & (command_flags::write | command_flags::readonly))) {
         recorded[i] = true;
         record.push_back({session_key(p.conn->s), p.conn->s.protocol, std::vector<std::string>(p.argv.begin(), p.argv.end())});
       }
     }
-    if (replica_->leader() && !record.empty()) {
-      ok = replica_->replicate(*batch_, std::move(record), batch_now_, false);
+    batch_bytes_ = 0;
+    if (!record.empty()) {
+      // Only the leader commits through the group; a member that stopped leading while the batch
+      // ran rolls it back and answers -TRYAGAIN.
+      if (leading) {
+        ok = replica_->replicate(*batch_, std::move(record), batch_now_, false);
+      } else {
+        batch_->abort();
+        ok = false;
+      }
     } else {
-      batch_->abort();  // nothing of the store changed (a follower refuses what would)
+      batch_->abort();  // nothing of the store changed: PING, INFO, refused commands
     }
     batch_.reset();
     if (!ok) {
@@ -264,6 +298,7 @@ void server::recover(std::size_t failed, std::int64_t now, const std::exception&
     try {
       reply_writer w(q.conn->out, q.conn->s.protocol);
       engine_->execute(q.conn->s, q.argv, w, *batch_, now);
+      q.accepted = q.conn->s.accepted;
     } catch (const std::exception&) {
       // Not expected (they succeeded a moment ago); keep every reply honest all the same: this
       // and every later command run alone, in order.
@@ -289,6 +324,17 @@ std::uint64_t server::session_key(const session& s) const {
 }
 
 bool server::refused_here(connection& c, std::span<const std::string_view> argv) {
+  std::size_t bytes = 0;
+  for (const auto a : argv) bytes += a.size() + 16;
+  if (bytes > max_entry_bytes / 2) {
+    commit_batch();
+    reply_writer(c.out, c.s.protocol)
+        .error(fmt::format("ERR a replicated group takes commands of up to {} bytes; this one has {}",
+                           max_entry_bytes / 2, bytes));
+    if (c.s.in_multi) c.s.multi_failed = true;
+    c.committed = c.out.size();
+    return true;
+  }
   if (replica_->leader()) return false;
   const command_spec* spec = engine_->find(lower(argv[0]));
   if (spec == nullptr || !(spec->flags & (command_flags::write | command_flags::readonly))) return false;

@@ -213,8 +213,14 @@ int main(int argc, char** argv) {
     srv.listen(std::move(sockets), port);
     cfg.port = srv.port();  // the port bound (port 0 asks the system for one)
     running = &srv;
-    std::signal(SIGTERM, on_signal);
-    std::signal(SIGINT, on_signal);
+    // SA_ONSTACK: the process may host Go's runtime (replication), whose threads run on stacks
+    // of their own; a handler without it can crash when the signal lands on one of them.
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
     std::string where;
     for (const std::string& a : cfg.bind_addresses) {

@@ -91,6 +91,13 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
   pobj::pool& pool = e.db().pool();
   log_ = std::make_unique<pobj::repl::log_store>(pool);
   if (!log_->initialized()) {
+    // A pool without Raft state founds a group only when told to: a member whose pool was lost,
+    // restarted as before, must not found the group again (it could vote twice in a term).
+    if (!cfg.replica_bootstrap)
+      throw std::runtime_error(fmt::format(
+          "pool '{}' holds no Raft state: start each founding member of a new group once with --replica-bootstrap "
+          "yes; a member whose pool was lost cannot rejoin yet (docs/replication.md)",
+          pool.path()));
     if (e.db().size() > 0)
       throw std::runtime_error(fmt::format(
           "pool '{}' holds {} keys written outside a group: a member starts from an empty pool (the group's log "
@@ -138,6 +145,7 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
         if (level >= 2) log::warning("raft: {}", line);
         else if (level == 1) log::verbose("raft: {}", line);
       });
+  raft_ = node_.get();
   try {
     transport_ = std::make_unique<pobj::repl::transport>(
         t, [this](std::uint64_t from, std::uint8_t kind, std::string_view payload) {
@@ -198,6 +206,7 @@ void replica::drain_signal() {
 // The raft thread: persist, send, hand the committed entries to the server thread.
 void replica::on_ready(pobj::repl::ready& rd) {
   if (rd.hard || rd.snapshot || !rd.entries.empty()) {
+    std::lock_guard state(state_mu_);
     pobj::run_tx(engine_->db().pool(), [&](transaction& tx) { log_->save(tx, rd); });
   }
   if (rd.hard) {
@@ -207,9 +216,18 @@ void replica::on_ready(pobj::repl::ready& rd) {
   if (!rd.entries.empty()) last_index_ = rd.entries.back().index;
   pobj::repl::transport* link = link_.load();
   for (const auto& m : rd.messages) {
+    if (m.type == pobj::repl::msg_snapshot) {
+      // Snapshots of the pool are not built: raft's would carry no data, and a member installing it
+      // would skip the entries before it. Never sent; raft is told, and tries again later.
+      if (pobj::repl::node* n = raft_.load()) n->report_snapshot(m.to, false);
+      continue;
+    }
     if (link != nullptr) link->send(m.to, kind_raft, m.bytes);  // (none yet at start: raft sends again)
-    // Snapshots of the pool are not sent yet (docs/replication.md): the log is never compacted.
-    if (m.type == pobj::repl::msg_snapshot) node_->report_snapshot(m.to, false);
+  }
+  if (rd.snapshot) {
+    // Never sent by a member of this version (above); one received means a member of another.
+    log::warning("replication: member {} received a snapshot, which this version cannot install; it stops", self_);
+    std::abort();
   }
   if (rd.status && !rd.status->peers.empty()) {
     std::uint64_t least = UINT64_MAX;
@@ -255,11 +273,7 @@ void replica::apply_record(transaction& tx, std::string_view data) {
     engine_->db().expire_some(tx, now, 200);
     engine_->db().rotate_replies(tx, now, ttl_ms);
   }
-  if (flags & flag_compact) {
-    const std::uint64_t to = r.u64();
-    log_->compact(tx, to);
-    compact_pending_ = to;
-  }
+  if (flags & flag_compact) compact_pending_ = r.u64();  // done by apply_one, with the Raft state
   std::string scratch;
   std::vector<std::string_view> argv;
   for (std::uint32_t i = 0, n = r.u32(); i < n; ++i) {
@@ -274,19 +288,36 @@ void replica::apply_record(transaction& tx, std::string_view data) {
     scratch.clear();
     reply_writer w(scratch, protocol);
     engine_->execute(s, argv, w, tx, now);
+    // The leader recorded only what ran there; the same store, commands and time must run here.
+    // If this member refuses one (its disk failing: MISCONF), it would diverge: it stops instead.
+    const bool exec = argv[0].size() == 4 && lower(argv[0]) == "exec";
+    if (!s.accepted || (exec && (scratch.empty() || scratch[0] != '*' || scratch.compare(0, 3, "*-1") == 0)))
+      throw std::runtime_error(fmt::format("this member refused a command the leader ran ({}): {}", argv[0],
+                                           scratch.substr(0, std::min<std::size_t>(scratch.size(), 200))));
   }
 }
 
 void replica::apply_one(const committed& c) {
   if (c.index <= applied_.load()) return;  // applied already (the leader's own batch)
+  if (c.index != applied_.load() + 1)
+    throw std::runtime_error(fmt::format("entry {} arrived after entry {}: the log has a gap", c.index, applied_.load()));
+  // The Raft state's maps have one writer at a time (the raft thread persists there too): taken
+  // for this block's last writes and held until it has committed.
+  std::unique_lock state(state_mu_, std::defer_lock);
+  compact_pending_ = 0;
   pobj::run_tx(engine_->db().pool(), [&](transaction& tx) {
     if (c.type == 0 && !c.data.empty()) apply_record(tx, c.data);
+    std::optional<pobj::repl::conf_state> conf;
     if (c.type != 0) {
       std::lock_guard lock(mu_);
-      if (auto it = members_conf_.find(c.index); it != members_conf_.end()) log_->set_members(tx, c.index, it->second);
+      if (auto it = members_conf_.find(c.index); it != members_conf_.end()) conf = it->second;
     }
+    state.lock();
+    if (conf) log_->set_members(tx, c.index, *conf);
+    if (compact_pending_ != 0) log_->compact(tx, compact_pending_);
     log_->set_applied(tx, c.index);
   });
+  if (state.owns_lock()) state.unlock();
   applied_ = c.index;
   if (compact_pending_ != 0) {
     compacted(compact_pending_);
@@ -298,6 +329,11 @@ void replica::apply_one(const committed& c) {
 
 void replica::apply_committed() {
   drain_signal();
+  if (!node_->running()) {
+    // Its raft stopped (it could not persist, say): this member can neither lead nor follow.
+    log::warning("replication: member {}'s raft stopped ({}); the member stops", self_, node_->failure());
+    std::abort();
+  }
   for (;;) {
     committed c;
     {
@@ -431,6 +467,7 @@ bool replica::propose_and_wait(transaction& tx, std::uint64_t id, std::string en
           if (auto it = members_conf_.find(j.index); it != members_conf_.end()) confs.emplace_back(j.index, it->second);
         lock.unlock();
         try {
+          std::lock_guard state(state_mu_);  // one writer of the Raft state at a time
           for (const auto& [at, conf] : confs) log_->set_members(tx, at, conf);
           if (compact_to != 0) log_->compact(tx, compact_to);
           log_->set_applied(tx, index);
@@ -458,7 +495,7 @@ bool replica::propose_and_wait(transaction& tx, std::uint64_t id, std::string en
       joined.push_back(std::move(c));
       queue_.pop_front();
     }
-    if (!leader() || std::chrono::steady_clock::now() >= deadline) {
+    if (!leader() || std::chrono::steady_clock::now() >= deadline || !node_->running()) {
       give_back();
       lock.unlock();
       tx.abort();

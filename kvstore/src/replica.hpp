@@ -111,6 +111,7 @@ class replica final : public replicated {
   std::unique_ptr<pobj::repl::transport> transport_;
   std::unique_ptr<pobj::repl::node> node_;
   std::atomic<pobj::repl::transport*> link_{nullptr};  // the raft thread's view of transport_
+  std::atomic<pobj::repl::node*> raft_{nullptr};       // the raft thread's view of node_
   int event_fd_ = -1;
 
   std::atomic<std::uint64_t> leader_id_{0};
@@ -119,6 +120,9 @@ class replica final : public replicated {
   std::atomic<std::uint64_t> applied_{0};
   std::atomic<std::uint64_t> last_index_{0};
 
+  // The Raft state's maps (log_store) have one writer at a time, from its first write to its
+  // block's commit: the raft thread's persisting and the server thread's applied index.
+  std::mutex state_mu_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<committed> queue_;  // GUARDED_BY(mu_): committed, not yet applied, in order

@@ -61,6 +61,9 @@ class server final : public server_view {
   static constexpr std::size_t max_output = 64u << 20;  // a connection stops being served past this
   static constexpr std::size_t max_unparsed = 8u << 20;  // reading stops past this much waiting input
   static constexpr std::size_t max_query_buffer = 1u << 30;  // a client past this is closed (as Redis)
+  // Replicated: a Raft entry (a batch) stays under the transport's frame (4 MiB); a batch ends at
+  // half of it, and a command larger than that is refused.
+  static constexpr std::size_t max_entry_bytes = 4u << 20;
 
   server(engine& e, config& cfg);
   ~server() override;
@@ -88,6 +91,7 @@ class server final : public server_view {
     std::vector<std::string_view> argv;
     std::vector<std::string> owned;  // inline requests' arguments (the parser reuses its storage)
     std::size_t reply_from;
+    bool accepted = false;  // the engine ran it (or queued it): replication records only those
   };
 
   void accept_clients(int listen_fd);
@@ -137,6 +141,7 @@ class server final : public server_view {
   std::unique_ptr<syncer> syncer_;  // page mode: makes committed batches durable off this thread
   replicated* replica_ = nullptr;   // a member of a replicated group, or a single server
   std::int64_t batch_now_ = 0;      // the time of the batch being run
+  std::size_t batch_bytes_ = 0;     // replicated: the arguments' bytes in the batch (a Raft entry's size)
   std::uint64_t last_ticket_ = 0;   // of the last batch committed
   std::uint64_t durable_waits_ = 0; // batches whose replies waited for the syncer
   std::int64_t started_ms_ = 0;

@@ -17,7 +17,7 @@ package main
 #include "core.h"
 
 static int call_wait(const pobj_raft_host* h, const uint8_t** d, size_t* n) { return h->wait(h->ctx, d, n); }
-static void call_ready(const pobj_raft_host* h, const uint8_t* d, size_t n) { h->ready(h->ctx, d, n); }
+static int call_ready(const pobj_raft_host* h, const uint8_t* d, size_t n) { return h->ready(h->ctx, d, n); }
 static void call_log(const pobj_raft_host* h, int level, const char* t, size_t n) { h->log(h->ctx, level, t, n); }
 */
 import "C"
@@ -448,7 +448,11 @@ func pobj_raft_run(config *C.uint8_t, n C.size_t, host *C.pobj_raft_host) (rc C.
 				w.end(s)
 			}
 			if len(w.b) > 0 {
-				C.call_ready(host, (*C.uint8_t)(unsafe.Pointer(&w.b[0])), C.size_t(len(w.b)))
+				if C.call_ready(host, (*C.uint8_t)(unsafe.Pointer(&w.b[0])), C.size_t(len(w.b))) != 0 {
+					// The host could not persist or apply: nothing more may be sent or advanced.
+					log.out(3, "raft: the host failed a Ready; the member stops")
+					return -1
+				}
 			}
 			if has {
 				if !raft.IsEmptySnap(rd.Snapshot) {

@@ -56,8 +56,9 @@ typedef struct pobj_raft_host {
    * valid until the next call. Returns 0, or 1 to stop the node. */
   int (*wait)(void* ctx, const uint8_t** data, size_t* len);
   /* A Ready: persist the hard state, entries and snapshot, then send the messages, then apply the
-   * committed entries (in order). Raft advances when it returns. */
-  void (*ready)(void* ctx, const uint8_t* data, size_t len);
+   * committed entries (in order). Returns 0, and raft advances; or nonzero if it could not (it
+   * could not persist, say): raft then stops at once, advancing nothing, and pobj_raft_run returns -1. */
+  int (*ready)(void* ctx, const uint8_t* data, size_t len);
   /* A line from the raft library: level 0 debug, 1 info, 2 warning, 3 error. */
   void (*log)(void* ctx, int level, const char* text, size_t len);
 } pobj_raft_host;

@@ -256,28 +256,42 @@ int node::wait(const std::uint8_t** data, std::size_t* len) {
   }
 }
 
-int node::wait_cb(void* ctx, const std::uint8_t** data, std::size_t* len) {
-  return static_cast<node*>(ctx)->wait(data, len);
-}
-
-void node::ready_cb(void* ctx, const std::uint8_t* data, std::size_t len) {
-  // Nothing may unwind through Go's frames: a handler that fails (it could not persist, say) stops
-  // the replica, which then sends nothing more; what it persisted is what a restart finds.
-  auto* self = static_cast<node*>(ctx);
+// Nothing may unwind through Go's frames: each callback catches everything.
+int node::wait_cb(void* ctx, const std::uint8_t** data, std::size_t* len) noexcept {
   try {
-    ready rd = decode_ready({reinterpret_cast<const char*>(data), len});
-    self->on_ready_(rd);
-  } catch (const std::exception& e) {
-    if (self->on_log_) self->on_log_(3, std::string("raft member stops: ") + e.what());
-    std::lock_guard lock(self->mu_);
-    self->stopping_ = true;
-    self->failed_ = e.what();
+    return static_cast<node*>(ctx)->wait(data, len);
+  } catch (...) {
+    return 1;
   }
 }
 
-void node::log_cb(void* ctx, int level, const char* text, std::size_t len) {
+// A handler that fails (it could not persist, say) stops the replica at once: raft advances
+// nothing and sends nothing more; what was persisted is what a restart finds.
+int node::ready_cb(void* ctx, const std::uint8_t* data, std::size_t len) noexcept {
   auto* self = static_cast<node*>(ctx);
-  if (self->on_log_) self->on_log_(level, {text, len});
+  std::string why;
+  try {
+    ready rd = decode_ready({reinterpret_cast<const char*>(data), len});
+    self->on_ready_(rd);
+    return 0;
+  } catch (const std::exception& e) {
+    why = e.what();
+  } catch (...) {
+    why = "an unknown exception";
+  }
+  log_cb(ctx, 3, ("raft member stops: " + why).c_str(), why.size() + 19);
+  std::lock_guard lock(self->mu_);
+  self->stopping_ = true;
+  self->failed_ = why;
+  return 1;
+}
+
+void node::log_cb(void* ctx, int level, const char* text, std::size_t len) noexcept {
+  auto* self = static_cast<node*>(ctx);
+  try {
+    if (self->on_log_) self->on_log_(level, {text, len});
+  } catch (...) {
+  }
 }
 
 }  // namespace pobj::repl

@@ -162,9 +162,9 @@ class node {
   int wait(const std::uint8_t** data, std::size_t* len);
   void run(std::string config);
 
-  static int wait_cb(void* ctx, const std::uint8_t** data, std::size_t* len);
-  static void ready_cb(void* ctx, const std::uint8_t* data, std::size_t len);
-  static void log_cb(void* ctx, int level, const char* text, std::size_t len);
+  static int wait_cb(void* ctx, const std::uint8_t** data, std::size_t* len) noexcept;
+  static int ready_cb(void* ctx, const std::uint8_t* data, std::size_t len) noexcept;
+  static void log_cb(void* ctx, int level, const char* text, std::size_t len) noexcept;
 
   node_options options_;
   ready_handler on_ready_;

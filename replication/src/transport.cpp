@@ -94,6 +94,8 @@ struct transport::impl {
   std::unordered_map<std::uint64_t, std::uint64_t> incarnations;  // highest seen per sender
   transport_stats stats;
   bool stopping = false;
+  bool closed = false;  // GUARDED_BY(mu): every libfabric object is gone
+  std::mutex close_mu;
   std::mt19937_64 rng{std::random_device{}()};
 
   std::vector<std::unique_ptr<op>> receives;  // posted receive buffers (owned here)
@@ -238,7 +240,14 @@ void transport::impl::handle_receive(op* o, std::size_t len) {
     seen = incarnation;
     ++stats.received;
   }
-  if (kind != kind_hello && on_receive) on_receive(from, kind, r.rest());
+  if (kind != kind_hello && on_receive) {
+    try {
+      on_receive(from, kind, r.rest());
+    } catch (...) {
+      std::lock_guard lock(mu);
+      ++stats.refused_other;  // the handler failed on it: dropped, as a lost frame
+    }
+  }
 }
 
 void transport::impl::finish_send(op* o, bool ok) {
@@ -322,12 +331,13 @@ void transport::impl::run() {
 }
 
 void transport::impl::shutdown() {
+  std::lock_guard once(close_mu);  // two close() calls at once: the second waits, then does nothing
   {
     std::lock_guard lock(mu);
-    if (stopping && !thread.joinable()) return;
+    if (closed) return;
     stopping = true;
+    if (cq != nullptr) fi_cq_signal(cq);
   }
-  if (cq != nullptr) fi_cq_signal(cq);
   if (thread.joinable()) thread.join();
   if (ep != nullptr) fi_close(&ep->fid);
   if (av != nullptr) fi_close(&av->fid);
@@ -343,6 +353,8 @@ void transport::impl::shutdown() {
   info = nullptr;
   in_flight.clear();
   outbox.clear();
+  std::lock_guard lock(mu);
+  closed = true;
 }
 
 transport::transport(transport_options options, receive_handler on_receive) : impl_(std::make_unique<impl>()) {
@@ -392,8 +404,8 @@ bool transport::send(std::uint64_t to, std::uint8_t kind, std::string_view paylo
       impl_->outbox.push_back({std::chrono::steady_clock::now() + f.delay, std::move(o)});
       ++it->second.queued;
     }
+    fi_cq_signal(impl_->cq);  // under the lock: close() cannot free the queue meanwhile
   }
-  fi_cq_signal(impl_->cq);
   return true;
 }
 

@@ -20,8 +20,8 @@ redis = import_redis()
 MODE = os.environ.get("POBJ_KV_REPLICATED_MODE", "cache_line")
 
 
-def info(port):
-    r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, decode_responses=True)
+def info(port, password=None):
+    r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, decode_responses=True, password=password)
     try:
         return r.info("replication")
     finally:
@@ -32,12 +32,14 @@ class Group:
     """Three members, each a KvServer with its own pool and fixed client and raft ports."""
 
     def __init__(self, test, n=3, extra=()):
+        extra = list(extra)
+        self.password = extra[extra.index("--requirepass") + 1] if "--requirepass" in extra else None
         raft_ports = [free_port() for _ in range(n)]
         self.spec = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(raft_ports))
         self.members = []
         for i in range(n):
             m = KvServer(fixed_port=True, extra=["--persist-mode", MODE, "--replica-id", str(i + 1),
-                                                 "--replicas", self.spec, *extra])
+                                                 "--replicas", self.spec, "--replica-bootstrap", "yes", *extra])
             test.addCleanup(m.close)
             self.members.append(m)
         for m in self.members:
@@ -51,11 +53,11 @@ class Group:
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                views = [(m, info(m.port)) for m in self.running()]
+                views = [(m, info(m.port, self.password)) for m in self.running()]
                 ids = {v["raft_leader_id"] for _, v in views}
                 if len(ids) == 1 and 0 not in ids:
                     lead = self.members[ids.pop() - 1]
-                    if lead.proc is not None and info(lead.port)["role"] == "master":
+                    if lead.proc is not None and info(lead.port, self.password)["role"] == "master":
                         return lead
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
                 pass
@@ -180,6 +182,29 @@ class ReplicatedTest(unittest.TestCase):
         self.assertEqual(c.get("k599"), "599")
         c.close()
 
+    def test_a_command_the_leader_refuses_is_applied_nowhere(self):
+        # Regression: records held every command that reads or writes, run or not; an
+        # unauthenticated SET refused with NOAUTH at the leader then ran on the followers.
+        g = Group(self, extra=["--requirepass", "s3cret"])
+        lead = g.leader()
+        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        with self.assertRaises(redis.exceptions.AuthenticationError):
+            r.set("sneaky", "1")
+        r.close()
+        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True, password="s3cret")
+        self.assertTrue(r.set("fair", "1"))  # an entry after the refused one: followers applied up to it
+        target = int(r.info("replication")["raft_applied_index"])
+        r.close()
+        for m in g.members:
+            c = redis.Redis(host="127.0.0.1", port=m.port, socket_timeout=5, decode_responses=True, password="s3cret")
+            deadline = time.time() + 10
+            while time.time() < deadline and int(c.info("replication")["raft_applied_index"]) < target:
+                time.sleep(0.05)
+            c.execute_command("READONLY")
+            self.assertEqual(c.get("fair"), "1")
+            self.assertIsNone(c.get("sneaky"), f"member {g.members.index(m) + 1} applied a refused SET")
+            c.close()
+
     def test_a_member_without_a_majority_acknowledges_nothing(self):
         g = Group(self)
         lead = g.leader()
@@ -218,7 +243,7 @@ class ReplicatedTest(unittest.TestCase):
         self.assertEqual(r.get("before"), "1")
         r.close()
 
-    def test_a_pool_with_keys_written_alone_or_a_stranger_id_is_refused(self):
+    def test_a_pool_with_keys_written_alone_a_stranger_id_or_no_raft_state_is_refused(self):
         single = KvServer(extra=["--persist-mode", "cache_line"])
         self.addCleanup(single.close)
         single.start()
@@ -227,7 +252,8 @@ class ReplicatedTest(unittest.TestCase):
         r.close()
         single.stop()
         member = KvServer(pool_dir=single.dir, extra=["--persist-mode", "cache_line", "--replica-id", "1",
-                                                      "--replicas", f"1=127.0.0.1:{free_port()}"])
+                                                      "--replicas", f"1=127.0.0.1:{free_port()}",
+                                                      "--replica-bootstrap", "yes"])
         self.addCleanup(member.close)
         with self.assertRaises(RuntimeError) as e:
             member.start()
@@ -238,6 +264,13 @@ class ReplicatedTest(unittest.TestCase):
         with self.assertRaises(RuntimeError) as e:
             stranger.start()
         self.assertIn("replica-id 4 is not one of the members", str(e.exception))
+        # A new (or lost) pool founds a group only when told to: a wiped member must not re-found it.
+        wiped = KvServer(extra=["--persist-mode", "cache_line", "--replica-id", "1",
+                                "--replicas", f"1=127.0.0.1:{free_port()}"])
+        self.addCleanup(wiped.close)
+        with self.assertRaises(RuntimeError) as e:
+            wiped.start()
+        self.assertIn("holds no Raft state: start each founding member", str(e.exception))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ class Cluster:
             open(self.nets[i], "w").close()
             # A short log (compacted past 400 entries) so that restarts and catch-up run on compacted logs.
             m = KvServer(fixed_port=True, extra=["--persist-mode", MODE, "--replica-id", str(i + 1), "--replicas", spec,
-                                                 "--raft-log-entries", "200"])
+                                                 "--replica-bootstrap", "yes", "--raft-log-entries", "200"])
             test.addCleanup(m.close)
             self.members.append(m)
         self.paused = set()

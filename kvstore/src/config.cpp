@@ -118,6 +118,11 @@ std::optional<std::string> apply_setting(config& cfg, std::string_view name, std
     auto v = parse_int(value, 10, 100000000);
     if (!v) return bad("10 to 100000000 entries");
     cfg.raft_log_entries = static_cast<std::uint64_t>(*v);
+  } else if (name == "replica-announce-ip") {
+    cfg.replica_announce_ip = value;
+  } else if (name == "replica-forward") {
+    if (value != "yes" && value != "no") return bad("yes or no");
+    cfg.replica_forward = value == "yes";
   } else if (name == "replica-group") {
     if (value.empty()) return bad("a group name is needed");
     cfg.replica_group = value;
@@ -208,6 +213,8 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
   if (name == "replica-group") return cfg.replica_group;
   if (name == "raft-log-entries") return std::to_string(cfg.raft_log_entries);
   if (name == "replica-bootstrap") return std::string(cfg.replica_bootstrap ? "yes" : "no");
+  if (name == "replica-announce-ip") return cfg.replica_announce_ip;
+  if (name == "replica-forward") return std::string(cfg.replica_forward ? "yes" : "no");
   if (name == "log-level" || name == "loglevel") return cfg.log_level;
   if (name == "objects-library") {
     std::string all;
@@ -224,7 +231,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
 std::vector<std::string> setting_names() {
   return {"bind", "protected-mode", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
           "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "replica-id", "replicas", "replica-group", "replica-bootstrap", "raft-log-entries",
-          "save", "appendonly", "databases"};
+          "replica-announce-ip", "replica-forward", "save", "appendonly", "databases"};
 }
 
 std::string usage() {
@@ -258,6 +265,12 @@ replication (docs/replication.md; every member is given the same replicas):
                         yes: a new pool founds the group (give it to each founder's first start
                         only; without it a pool with no Raft state is refused) (default no)
   raft-log-entries N    the log is compacted to about N entries once it holds 2N (default 10000)
+  replica-forward yes|no
+                        yes: a follower relays its clients' commands to the leader and its
+                        replies back; no: it answers -READONLY, as a Redis replica (default yes)
+  replica-announce-ip HOST
+                        where clients reach this member when it leads (default: the first bind
+                        address, or this member's raft host if that is a wildcard)
 )";
 }
 

@@ -44,6 +44,10 @@ struct config {
   std::string replica_group = "pobj-kv";
   bool replica_bootstrap = false;           // a new pool founds the group (once, on each founder)
   std::uint64_t raft_log_entries = 10000;  // the log is compacted to about this many entries
+  // Where clients reach this member when it leads (announced to the others, which forward to it):
+  // the first bind address, or its raft host where that is a wildcard; this overrides it.
+  std::string replica_announce_ip;
+  bool replica_forward = true;              // a follower relays its clients' commands to the leader
   std::string check_pool;                   // --check POOL: verify offline and exit
   bool show_help = false;
   bool show_version = false;

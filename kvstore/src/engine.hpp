@@ -59,6 +59,7 @@ struct session {
   std::string last_command;
   bool close_after_reply = false;  // QUIT, or a protocol error
   bool stale_reads = false;        // READONLY: a follower serves this connection's reads locally
+  bool forwarded = false;          // FORWARDED: a member relays this connection (never relayed again)
   // Set by every execute(): whether the command ran (or was queued in MULTI), as opposed to being
   // refused before running (unknown, NOAUTH, arity, MISCONF...). Replication records only those.
   bool accepted = false;
@@ -89,9 +90,26 @@ struct session {
 };
 
 // What the engine asks of the server for INFO and CLIENT (connections, process figures).
+// A replicated group as its member sees it (ROLE, WAIT, INFO replication).
+struct replication_view {
+  bool replicated = false;  // false: a single server (it leads itself)
+  bool leading = true;
+  std::uint64_t leader_id = 0;
+  std::string leader_client;  // where clients reach the leader ("host:port"), empty if not known
+  std::uint64_t commit = 0, applied = 0;
+  std::size_t members = 1;
+  struct follower {
+    std::uint64_t id = 0;
+    std::string client;       // where clients reach it, if it ever led; else empty
+    std::uint64_t match = 0;  // the last entry it holds, as the leader last learned (< 1 s ago)
+  };
+  std::vector<follower> followers;  // the leader's view; empty elsewhere
+};
+
 class server_view {
  public:
   virtual ~server_view() = default;
+  virtual replication_view replication() const = 0;
   virtual std::size_t client_count() const = 0;
   virtual std::string client_list() const = 0;  // CLIENT LIST's text
   virtual std::string info_section(std::string_view section) const = 0;  // server's own sections

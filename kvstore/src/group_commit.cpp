@@ -45,6 +45,7 @@ void server::process(std::int64_t now) {
 }
 
 void server::serve(connection& c, std::int64_t now) {
+  if (c.up) return relay_input(c);  // relayed to the leader: its bytes go there unparsed
   std::vector<std::string_view> argv;
   for (int commands = 0; commands < 256; ++commands) {
     if (c.out.size() - c.sent > max_output) return;  // stop until the client reads its replies
@@ -64,9 +65,13 @@ void server::serve(connection& c, std::int64_t now) {
       c.has_input = false;
       return;
     }
+    const std::size_t from = c.parsed;
     c.parsed += consumed;
     if (argv.empty()) continue;
-    if (replica_ && refused_here(c, argv)) continue;
+    if (replica_ && refused_here(c, argv, from)) {
+      if (c.up || c.s.close_after_reply) return;  // relayed to the leader from here on
+      continue;
+    }
     const bool inline_request = input[0] != '*';
     if (engine_->placement_of(c.s, argv) == engine::placement::alone) {
       commit_batch();
@@ -323,7 +328,7 @@ std::uint64_t server::session_key(const session& s) const {
   return (replica_ ? replica_->member_id() << 40 : 0) | s.id;
 }
 
-bool server::refused_here(connection& c, std::span<const std::string_view> argv) {
+bool server::refused_here(connection& c, std::span<const std::string_view> argv, std::size_t from) {
   std::size_t bytes = 0;
   for (const auto a : argv) bytes += a.size() + 16;
   if (bytes > max_entry_bytes / 2) {
@@ -336,14 +341,32 @@ bool server::refused_here(connection& c, std::span<const std::string_view> argv)
     return true;
   }
   if (replica_->leader()) return false;
-  const command_spec* spec = engine_->find(lower(argv[0]));
-  if (spec == nullptr || !(spec->flags & (command_flags::write | command_flags::readonly))) return false;
+  const std::string name = lower(argv[0]);
+  const command_spec* spec = engine_->find(name);
+  if (spec == nullptr) return false;
+  const bool store = spec->flags & (command_flags::write | command_flags::readonly);
   // READONLY asked for stale reads: a read runs on this member's state (its batch changes nothing
   // here: a follower's batches roll back, so even a lazily expired key stays for the leader to remove).
   if (c.s.stale_reads && !(spec->flags & command_flags::write)) return false;
+  // The leader runs it: relayed there with the rest of the connection, where forwarding is on
+  // (a transaction is relayed from its MULTI or WATCH, so it runs whole on the leader).
+  if ((store || name == "multi" || name == "watch") && forwardable(c)) {
+    commit_batch();  // what came before is answered first
+    c.committed = c.out.size();
+    start_forwarding(c, from);
+    return true;
+  }
+  if (!store) return false;
   commit_batch();  // what came before is answered first
   if (c.s.in_multi) c.s.multi_failed = true;  // as a command refused while queueing: EXEC aborts
-  reply_writer(c.out, c.s.protocol).error(replica_->refusal());
+  if (config_->replica_forward && replica_->leading_member() != 0 && replica_->leader_client_address().empty()) {
+    // A new leader's address comes with its first entry: a moment's wait.
+    reply_writer(c.out, c.s.protocol)
+        .error(fmt::format("TRYAGAIN member {} leads but has not said yet where clients reach it; retry",
+                           replica_->leading_member()));
+  } else {
+    reply_writer(c.out, c.s.protocol).error(replica_->refusal());
+  }
   c.committed = c.out.size();
   return true;
 }

@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cfg.show_version) {
-    fmt::print("pobj-kv 0.1.0 (pobj, Redis protocol 2 and 3)\n");
+    fmt::print("pobj-kv {} (pobj, Redis protocol 2 and 3)\n", POBJ_KV_VERSION);
     return 0;
   }
   if (!cfg.check_pool.empty()) return check(cfg.check_pool);
@@ -202,6 +202,7 @@ int main(int argc, char** argv) {
     pobj::kv::server srv(engine, cfg);
     std::unique_ptr<pobj::kv::replicated> member;
     if (cfg.replica_id != 0 || !cfg.replicas.empty()) {
+      cfg.port = port;  // the port bound: where this member tells clients to reach it when it leads
 #ifdef POBJ_KV_REPLICATION
       member = std::make_unique<pobj::kv::replica>(engine, cfg);
       srv.set_replicated(member.get());

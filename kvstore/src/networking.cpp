@@ -241,6 +241,7 @@ void server::flush(connection& c) {
     return;
   }
   update_events(c);
+  update_upstream_events(c);  // a relayed client read its replies: the leader's may come again
 }
 
 void server::update_events(connection& c) {
@@ -261,6 +262,12 @@ void server::update_events(connection& c) {
 void server::close(connection& c) {
   // A connection with commands in an open batch stays until the batch is done (process() commits
   // every batch before connections are closed, so this holds).
+  if (c.up) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.up->fd, nullptr);
+    ::close(c.up->fd);
+    upstreams_.erase(c.up->fd);
+    c.up.reset();
+  }
   engine_->forget(c.s);
   blocked_.erase(std::remove(blocked_.begin(), blocked_.end(), &c), blocked_.end());
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);

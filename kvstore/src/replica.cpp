@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <pobj/shared.hpp>
 
 #include "log.hpp"
 #include "log_store.hpp"
@@ -27,6 +28,7 @@ namespace {
 constexpr std::uint8_t record_version = 1;
 constexpr std::uint8_t flag_expiry = 1;
 constexpr std::uint8_t flag_compact = 2;  // [u64 index]: every member drops the log up to it
+constexpr std::uint8_t flag_announce = 4;  // [u64 member][u32 n][address]: where clients reach it
 constexpr std::uint64_t compact_step = 2000;
 
 std::int64_t steady_ms() {
@@ -41,6 +43,33 @@ std::uint64_t group_hash(std::string_view name) {
   std::uint64_t h = 1469598103934665603ull;
   for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
   return h;
+}
+
+// What decides how this member applies an entry: the engine's version, the record format, its
+// commands (name, arity, flags) and the shared classes loaded (layout and methods). Members whose
+// fingerprints differ would apply the same entry differently: their frames are refused.
+std::pair<std::uint64_t, std::string> engine_fingerprint(const engine& e) {
+  std::string text = fmt::format("pobj-kv {} record {}\n", POBJ_KV_VERSION, record_version);
+  std::vector<std::string> lines;
+  for (const command_spec* c : e.commands()) lines.push_back(fmt::format("{} {} {}", c->name, c->arity, c->flags));
+  std::sort(lines.begin(), lines.end());
+  for (const auto& l : lines) text += l + "\n";
+  std::vector<const shared_class*> classes = shared_classes();
+  std::sort(classes.begin(), classes.end(),
+            [](const shared_class* a, const shared_class* b) { return std::string_view(a->info->name) < b->info->name; });
+  std::string described;
+  for (const shared_class* c : classes) {
+    text += fmt::format("class {} {:016x}", c->info->name, c->info->schema_hash);
+    for (const auto& m : c->methods) text += fmt::format(" {}|{}", m.signature, m.changes ? 1 : 0);
+    text += "\n";
+    described += fmt::format("{}{}", described.empty() ? "" : ", ", c->info->name);
+  }
+  return {group_hash(text), fmt::format("pobj-kv {}, {} commands, shared classes: {}", POBJ_KV_VERSION, lines.size(),
+                                        described.empty() ? "none" : described)};
+}
+
+std::string host_port(std::string_view host, int port) {
+  return host.find(':') != std::string_view::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
 }
 
 std::uint64_t proposal_id_of(std::string_view data) {
@@ -113,6 +142,17 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
   }
   applied_ = log_->applied();
   last_index_ = log_->last_index();
+  {
+    std::string host = cfg.replica_announce_ip;
+    if (host.empty() && !cfg.bind_addresses.empty() && cfg.bind_addresses[0] != "0.0.0.0" && cfg.bind_addresses[0] != "::")
+      host = cfg.bind_addresses[0];
+    if (host.empty()) host = me->host;
+    client_address_ = host_port(host, cfg.port);
+    std::lock_guard lock(mu_);
+    clients_ = log_->client_addresses();
+    clients_[self_] = client_address_;
+  }
+  std::tie(engine_fingerprint_, engine_described_) = engine_fingerprint(e);
   first_index_ = log_->first_index();
   keep_entries_ = cfg.raft_log_entries;
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -120,6 +160,7 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
 
   pobj::repl::transport_options t;
   t.group = group_hash(group_);
+  t.engine = engine_fingerprint_;
   t.incarnation = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   t.self = self_;
   t.host = me->host;
@@ -234,6 +275,8 @@ void replica::on_ready(pobj::repl::ready& rd) {
     for (const auto& p : rd.status->peers) least = std::min(least, p.match);
     min_match_ = least;
     status_ms_ = steady_ms();
+    std::lock_guard lock(mu_);
+    progress_ = rd.status->peers;
   }
   bool wake = false;
   {
@@ -274,6 +317,10 @@ void replica::apply_record(transaction& tx, std::string_view data) {
     engine_->db().rotate_replies(tx, now, ttl_ms);
   }
   if (flags & flag_compact) compact_pending_ = r.u64();  // done by apply_one, with the Raft state
+  if (flags & flag_announce) {
+    const std::uint64_t member = r.u64();
+    announced_ = {member, std::string(r.take(r.u32()))};  // recorded by apply_one
+  }
   std::string scratch;
   std::vector<std::string_view> argv;
   for (std::uint32_t i = 0, n = r.u32(); i < n; ++i) {
@@ -305,6 +352,7 @@ void replica::apply_one(const committed& c) {
   // for this block's last writes and held until it has committed.
   std::unique_lock state(state_mu_, std::defer_lock);
   compact_pending_ = 0;
+  announced_.reset();
   pobj::run_tx(engine_->db().pool(), [&](transaction& tx) {
     if (c.type == 0 && !c.data.empty()) apply_record(tx, c.data);
     std::optional<pobj::repl::conf_state> conf;
@@ -315,6 +363,7 @@ void replica::apply_one(const committed& c) {
     state.lock();
     if (conf) log_->set_members(tx, c.index, *conf);
     if (compact_pending_ != 0) log_->compact(tx, compact_pending_);
+    if (announced_ && announced_->first != self_) log_->set_client_address(tx, announced_->first, announced_->second);
     log_->set_applied(tx, c.index);
   });
   if (state.owns_lock()) state.unlock();
@@ -325,10 +374,12 @@ void replica::apply_one(const committed& c) {
   }
   std::lock_guard lock(mu_);
   members_conf_.erase(c.index);
+  if (announced_ && announced_->first != self_) clients_[announced_->first] = announced_->second;
 }
 
 void replica::apply_committed() {
   drain_signal();
+  log_engine_refusals();
   if (!node_->running()) {
     // Its raft stopped (it could not persist, say): this member can neither lead nor follow.
     log::warning("replication: member {}'s raft stopped ({}); the member stops", self_, node_->failure());
@@ -355,14 +406,20 @@ void replica::apply_committed() {
 }
 
 std::string replica::encode(std::uint64_t id, const std::vector<recorded_command>& record, std::int64_t now,
-                            bool expiry, std::uint64_t compact_to) const {
+                            bool expiry, std::uint64_t compact_to, bool announce) const {
   pobj::repl::byte_writer w;
   w.u8(record_version);
   w.u64(id);
   w.u64(static_cast<std::uint64_t>(now));
-  w.u8(static_cast<std::uint8_t>((expiry ? flag_expiry : 0) | (compact_to != 0 ? flag_compact : 0)));
+  w.u8(static_cast<std::uint8_t>((expiry ? flag_expiry : 0) | (compact_to != 0 ? flag_compact : 0) |
+                                 (announce ? flag_announce : 0)));
   if (expiry) w.u64(static_cast<std::uint64_t>(engine_->settings().reply_ttl_s * 1000));
   if (compact_to != 0) w.u64(compact_to);
+  if (announce) {
+    w.u64(self_);
+    w.u32(static_cast<std::uint32_t>(client_address_.size()));
+    w.bytes(client_address_);
+  }
   w.u32(static_cast<std::uint32_t>(record.size()));
   for (const auto& c : record) {
     w.u64(c.session);
@@ -396,7 +453,12 @@ bool replica::replicate(transaction& tx, std::vector<recorded_command> record, s
     }
   }
   const std::uint64_t id = new_proposal_id();
-  return propose_and_wait(tx, id, encode(id, record, now, expiry, 0), 0);
+  // A new leader's first entries say where clients reach it (followers forward there).
+  const std::uint64_t term = term_.load();
+  const bool announce = announced_term_ != term;
+  const bool ok = propose_and_wait(tx, id, encode(id, record, now, expiry, 0, announce), 0);
+  if (ok && announce) announced_term_ = term;
+  return ok;
 }
 
 void replica::compacted(std::uint64_t index) {
@@ -406,6 +468,20 @@ void replica::compacted(std::uint64_t index) {
 
 void replica::maintain(std::int64_t now) {
   if (!leader()) return;
+  const std::int64_t t0 = steady_ms();
+  if (t0 - status_asked_ms_ > 1000) {  // the followers' progress, for INFO, ROLE and WAIT
+    status_asked_ms_ = t0;
+    node_->request_status();
+  }
+  if (announced_term_ != term_.load()) {
+    // An idle group's new leader announces itself in an entry of its own.
+    try {
+      transaction tx(engine_->db().pool());
+      replicate(tx, {}, now, false);
+    } catch (const std::exception& e) {
+      log::warning("replication: cannot announce this leader: {}", e.what());
+    }
+  }
   const std::uint64_t applied = applied_.load(), first = first_index_.load();
   if (applied < first || applied - first < 2 * keep_entries_) return;
   const std::int64_t t = steady_ms();
@@ -432,7 +508,7 @@ void replica::maintain(std::int64_t now) {
       }
     }
     const std::uint64_t id = new_proposal_id();
-    propose_and_wait(tx, id, encode(id, {}, now, false, to), to);
+    propose_and_wait(tx, id, encode(id, {}, now, false, to, false), to);
   } catch (const std::exception& e) {
     log::warning("replication: log compaction failed: {}", e.what());
   }
@@ -507,23 +583,100 @@ bool replica::propose_and_wait(transaction& tx, std::uint64_t id, std::string en
 }
 
 std::string replica::info() const {
-  const std::uint64_t l = leader_id_.load();
-  std::string out = fmt::format(
-      "# Replication\r\nrole:{}\r\nraft_member_id:{}\r\nraft_group:{}\r\nraft_leader_id:{}\r\nraft_leader_address:{}\r\n"
+  const replication_view v = view();
+  const std::uint64_t l = v.leader_id;
+  std::string out = fmt::format("# Replication\r\nrole:{}\r\n", v.leading ? "master" : "slave");
+  // Redis's fields first (offsets are Raft indexes), then the group's own.
+  if (v.leading) {
+    out += fmt::format("connected_slaves:{}\r\n", v.followers.size());
+    for (std::size_t i = 0; i < v.followers.size(); ++i) {
+      const auto& f = v.followers[i];
+      const std::size_t colon = f.client.rfind(':');
+      out += fmt::format("slave{}:id={},ip={},port={},state={},offset={},lag={}\r\n", i, f.id,
+                         colon == std::string::npos ? "" : f.client.substr(0, colon),
+                         colon == std::string::npos ? "0" : f.client.substr(colon + 1),
+                         f.match > 0 ? "online" : "wait_bgsave", f.match, v.commit > f.match ? v.commit - f.match : 0);
+    }
+    out += fmt::format("master_repl_offset:{}\r\n", v.commit);
+  } else {
+    const std::size_t colon = v.leader_client.rfind(':');
+    out += fmt::format("master_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nslave_repl_offset:{}\r\n"
+                       "slave_read_only:1\r\nmaster_repl_offset:{}\r\n",
+                       colon == std::string::npos ? "" : v.leader_client.substr(0, colon),
+                       colon == std::string::npos ? "0" : v.leader_client.substr(colon + 1),
+                       l != 0 ? "up" : "down", v.applied, v.commit);
+  }
+  out += fmt::format(
+      "raft_member_id:{}\r\nraft_group:{}\r\nraft_leader_id:{}\r\nraft_leader_address:{}\r\n"
+      "raft_leader_client_address:{}\r\nraft_client_address:{}\r\n"
       "raft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_index:{}\r\nraft_first_index:{}\r\n"
-      "raft_members:{}\r\n"
+      "raft_members:{}\r\nraft_engine:{:016x} ({})\r\n"
       "raft_transport:{}\r\nraft_proposals:{}\r\nraft_batches_interrupted:{}\r\nraft_batches_timed_out:{}\r\n",
-      l == self_ ? "master" : "slave", self_, group_, l, leader_address(), term_.load(), commit_.load(), applied_.load(),
-      last_index_.load(), first_index_.load(), members_.size(), transport_ ? transport_->provider() : "", proposals_, interrupted_,
-      timed_out_);
+      self_, group_, l, leader_address(), v.leader_client, client_address_, term_.load(), commit_.load(),
+      applied_.load(), last_index_.load(), first_index_.load(), members_.size(), engine_fingerprint_, engine_described_,
+      transport_ ? transport_->provider() : "", proposals_, interrupted_, timed_out_);
+  for (const auto& f : v.followers) {
+    out += fmt::format("raft_member{}_match_index:{}\r\nraft_member{}_lag:{}\r\n", f.id, f.match, f.id,
+                       v.commit > f.match ? v.commit - f.match : 0);
+  }
   if (transport_) {
     const auto s = transport_->stats();
     out += fmt::format("raft_messages_sent:{}\r\nraft_messages_received:{}\r\nraft_messages_dropped:{}\r\n"
-                       "raft_frames_refused:{}\r\n",
+                       "raft_frames_refused:{}\r\nraft_frames_refused_engine:{}\r\n",
                        s.sent, s.received, s.dropped_full + s.send_errors,
-                       s.refused_checksum + s.refused_group + s.refused_stale + s.refused_other);
+                       s.refused_checksum + s.refused_group + s.refused_stale + s.refused_other + s.refused_engine,
+                       s.refused_engine);
   }
   return out + "\r\n";
+}
+
+replication_view replica::view() const {
+  replication_view v;
+  v.replicated = true;
+  v.leader_id = leader_id_.load();
+  v.leading = v.leader_id == self_;
+  v.commit = commit_.load();
+  v.applied = applied_.load();
+  v.members = members_.size();
+  std::lock_guard lock(mu_);
+  if (auto it = clients_.find(v.leader_id); it != clients_.end()) v.leader_client = it->second;
+  if (v.leading) {
+    for (const auto& m : members_) {
+      if (m.id == self_) continue;
+      replication_view::follower f;
+      f.id = m.id;
+      // Where clients reach it if it ever led; else its host, port unknown (0).
+      if (auto it = clients_.find(m.id); it != clients_.end()) f.client = it->second;
+      else f.client = host_port(m.host, 0);
+      for (const auto& p : progress_)
+        if (p.id == m.id) f.match = p.match;
+      v.followers.push_back(std::move(f));
+    }
+  }
+  return v;
+}
+
+std::string replica::leader_client_address() const {
+  const std::uint64_t l = leader_id_.load();
+  if (l == 0) return {};
+  std::lock_guard lock(mu_);
+  auto it = clients_.find(l);
+  return it == clients_.end() ? std::string() : it->second;
+}
+
+void replica::log_engine_refusals() const {
+  if (!transport_) return;
+  const auto s = transport_->stats();
+  std::lock_guard lock(mu_);
+  if (s.refused_engine <= engine_refusals_logged_) return;
+  const std::int64_t t = steady_ms();
+  if (engine_refusals_logged_ != 0 && t - engine_refusal_log_ms_ < 10000) return;
+  engine_refusal_log_ms_ = t;
+  engine_refusals_logged_ = s.refused_engine;
+  log::warning(
+      "replication: frames from member {} refused ({} so far): it applies entries with another engine (fingerprint "
+      "{:016x}; this member's is {:016x}: {}). Members must run the same pobj-kv and load the same objects libraries",
+      s.engine_refused_from, s.refused_engine, s.engine_refused_value, engine_fingerprint_, engine_described_);
 }
 
 }  // namespace pobj::kv

@@ -83,6 +83,9 @@ class replica final : public replicated {
   void maintain(std::int64_t now) override;
   std::string info() const override;     // INFO replication's text
   std::string refusal() const override;  // the -READONLY error a follower answers
+  replication_view view() const override;
+  std::string leader_client_address() const override;
+  std::uint64_t leading_member() const override { return leader_id_.load(); }
 
  private:
   struct committed {
@@ -94,11 +97,13 @@ class replica final : public replicated {
   void apply_one(const committed& c);
   void apply_record(transaction& tx, std::string_view data);
   std::string encode(std::uint64_t id, const std::vector<recorded_command>& record, std::int64_t now, bool expiry,
-                     std::uint64_t compact_to) const;
+                     std::uint64_t compact_to, bool announce) const;
   bool propose_and_wait(transaction& tx, std::uint64_t id, std::string entry, std::uint64_t compact_to);
   void compacted(std::uint64_t index);  // after the block that compacted the pool's log committed
   void signal();
   void drain_signal();
+  // Warns (at most every 10 s) that frames of a member with another engine were refused.
+  void log_engine_refusals() const;
   // Tests: whether the links to `peer` are cut (POBJ_KV_TEST_NET names a file of member ids, read
   // again every 20 ms: the transport drops every frame to and from them, a partition).
   bool cut_off(std::uint64_t peer);
@@ -135,6 +140,15 @@ class replica final : public replicated {
   std::atomic<std::int64_t> status_ms_{0};      // when min_match_ was learned (steady ms)
   std::int64_t status_asked_ms_ = 0;
   std::uint64_t compact_pending_ = 0;           // server thread: set by apply_record
+  std::optional<std::pair<std::uint64_t, std::string>> announced_;  // server thread: by apply_record
+  std::string client_address_;                  // where clients reach this member ("host:port")
+  std::map<std::uint64_t, std::string> clients_;  // GUARDED_BY(mu_): each member's, as announced
+  std::atomic<std::uint64_t> announced_term_{0};  // the term whose leader this member announced itself in
+  std::vector<pobj::repl::peer_progress> progress_;  // GUARDED_BY(mu_): the leader's last status
+  std::uint64_t engine_fingerprint_ = 0;        // frames carry it (transport_options::engine)
+  std::string engine_described_;
+  mutable std::uint64_t engine_refusals_logged_ = 0;  // GUARDED_BY(mu_)
+  mutable std::int64_t engine_refusal_log_ms_ = 0;    // GUARDED_BY(mu_)
   std::string net_file_;  // POBJ_KV_TEST_NET
   std::mutex net_mu_;
   std::vector<std::uint64_t> net_cut_;  // GUARDED_BY(net_mu_)

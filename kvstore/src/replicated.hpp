@@ -11,6 +11,8 @@
 
 #include <pobj/transaction.hpp>
 
+#include "engine.hpp"
+
 namespace pobj::kv {
 
 // One command of a batch's record: what every member runs, in order, for that batch.
@@ -37,6 +39,11 @@ class replicated {
   // The leader's housekeeping, once per expiry cycle (log compaction); nothing elsewhere.
   virtual void maintain(std::int64_t now) = 0;
   virtual std::string info() const = 0;
+  virtual replication_view view() const = 0;
+  // Where clients reach the leader ("host:port", as it announced it), and which member it is;
+  // empty and 0 while no leader (or its address) is known.
+  virtual std::string leader_client_address() const = 0;
+  virtual std::uint64_t leading_member() const = 0;
   // This member's id: sessions are named (id << 40) | connection id in records.
   virtual std::uint64_t member_id() const = 0;
 };

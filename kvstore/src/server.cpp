@@ -58,17 +58,24 @@ void server::run() {
         [[maybe_unused]] auto r = ::read(fd, &count, sizeof(count));
         continue;
       }
+      const std::uint32_t what = events[static_cast<std::size_t>(i)].events;
+      if (auto u = upstreams_.find(fd); u != upstreams_.end()) {  // a relay's link to the leader
+        upstream_io(*u->second, what);
+        continue;
+      }
       auto it = connections_.find(fd);
       if (it == connections_.end()) continue;
       connection& c = *it->second;
-      const std::uint32_t what = events[static_cast<std::size_t>(i)].events;
       if (what & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_from(c);
       if ((what & EPOLLOUT) && !c.dead) flush(c);
     }
     const std::int64_t batch_now = wall_ms();
     // A member applies what its group committed before it runs anything (a batch runs on the
     // applied state).
-    if (replica_) replica_->apply_committed();
+    if (replica_) {
+      replica_->apply_committed();
+      on_leader_change();
+    }
     process(batch_now);
     time_out_blocked(batch_now);
     if (batch_now >= next_expire_ms_) {
@@ -78,6 +85,11 @@ void server::run() {
     if (syncer_ && !engine_->db().pool().durable(last_ticket_)) syncer_->request(last_ticket_);
     for (auto& [fd, c] : connections_) {
       if (!c->dead && sendable(*c) > c->sent) flush(*c);
+      if (c->up) {
+        // A relayed client closes once the leader has answered it and closed (end_forwarding).
+        if (c->eof && !c->up->shut && !c->dead) send_upstream(*c);
+        if (!c->dead) continue;
+      }
       const bool answered = c->sent == c->out.size() && (c->s.close_after_reply || !c->has_input);
       if (c->dead || ((c->s.close_after_reply || c->eof) && answered)) closing_.push_back(c.get());
     }
@@ -146,6 +158,11 @@ std::string server::client_list() const {
   return out;
 }
 
+replication_view server::replication() const {
+  if (replica_) return replica_->view();
+  return replication_view{};
+}
+
 std::string server::info_section(std::string_view section) const {
   if (section == "replication") {
     return replica_ ? replica_->info() : std::string("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
@@ -153,7 +170,7 @@ std::string server::info_section(std::string_view section) const {
   if (section == "server") {
     pobj::pool& p = engine_->db().pool();
     return fmt::format(
-        "# Server\r\nredis_version:7.0.0\r\npobj_kv_version:0.1.0\r\nredis_mode:standalone\r\nos:Linux\r\n"
+        "# Server\r\nredis_version:7.0.0\r\npobj_kv_version:" POBJ_KV_VERSION "\r\nredis_mode:standalone\r\nos:Linux\r\n"
         "process_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nhz:{}\r\nexecutable_threads:1\r\n"
         "pool_open_ms:{:.3f}\r\npool_boot_count:{}\r\n\r\n",
         getpid(), port_, (wall_ms() - started_ms_) / 1000, config_->hz, p.recovery().open_ms, p.recovery().boot_count);

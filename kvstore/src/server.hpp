@@ -83,9 +83,11 @@ class server final : public server_view {
   std::size_t client_count() const override { return connections_.size(); }
   std::string client_list() const override;
   std::string info_section(std::string_view section) const override;
+  replication_view replication() const override;
 
  private:
   struct connection;
+  struct upstream;
   struct pending {
     connection* conn;
     std::vector<std::string_view> argv;
@@ -113,7 +115,19 @@ class server final : public server_view {
   std::size_t sendable(connection& c) const;
   void active_expire(std::int64_t now);
   // Replicated: a follower refuses a command that touches the store (true: refused, answered).
-  bool refused_here(connection& c, std::span<const std::string_view> argv);
+  // A command a follower cannot serve is relayed to the leader when it can be (forwarding.cpp):
+  // `from` is where it starts in c.in.
+  bool refused_here(connection& c, std::span<const std::string_view> argv, std::size_t from);
+  // Forwarding (forwarding.cpp): whether c may be relayed to the leader now; making it a pipe
+  // from c.in[from] on; the pipe's two directions; its end; what a change of leader ends.
+  bool forwardable(const connection& c) const;
+  void start_forwarding(connection& c, std::size_t from);
+  void relay_input(connection& c);
+  void send_upstream(connection& c);
+  void upstream_io(connection& c, std::uint32_t events);
+  void update_upstream_events(connection& c);
+  void end_forwarding(connection& c, std::string_view why);
+  void on_leader_change();
   // Replicated: c's replies from reply_from on become -TRYAGAIN errors, one per command.
   void fail_unreplicated(connection& c, std::size_t reply_from, std::size_t commands);
   std::uint64_t session_key(const session& s) const;
@@ -140,6 +154,10 @@ class server final : public server_view {
   struct syncer;
   std::unique_ptr<syncer> syncer_;  // page mode: makes committed batches durable off this thread
   replicated* replica_ = nullptr;   // a member of a replicated group, or a single server
+  std::unordered_map<int, connection*> upstreams_;  // relays to the leader, by their fd
+  std::uint64_t forwarded_connections_ = 0;  // clients relayed to the leader, ever
+  std::uint64_t last_leader_ = 0;   // the leader as of the last turn (0 before one is known)
+  bool was_leading_ = false;
   std::int64_t batch_now_ = 0;      // the time of the batch being run
   std::size_t batch_bytes_ = 0;     // replicated: the arguments' bytes in the batch (a Raft entry's size)
   std::uint64_t last_ticket_ = 0;   // of the last batch committed

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -29,6 +30,19 @@
 #include "server.hpp"
 
 namespace pobj::kv {
+
+// A follower's relay of one client to the leader (forwarding.cpp).
+struct server::upstream {
+  int fd = -1;
+  std::uint64_t leader = 0;    // the member it reaches
+  bool connected = false;      // the non-blocking connect finished
+  bool shut = false;           // the client half-closed: so did the relay
+  std::uint32_t events = 0;    // registered with epoll
+  std::string out;             // to the leader: [0, sent) sent
+  std::size_t sent = 0;
+  std::string in;              // from the leader, while the preamble's replies are skipped
+  int skip = 0;                // the preamble's replies still to skip
+};
 
 struct server::connection {
   int fd = -1;
@@ -47,6 +61,7 @@ struct server::connection {
   bool dead = false;           // the connection failed: close without sending
   bool eof = false;            // the peer sent all it will: answer what it sent, then close
   bool has_input = false;      // complete commands may be waiting in `in`
+  std::unique_ptr<upstream> up;  // relayed to the leader (a follower's client): a pipe from now on
 };
 
 // The wall clock in milliseconds: a batch's `now`, clients' times.

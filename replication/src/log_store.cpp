@@ -12,6 +12,7 @@ constexpr std::string_view hard_key = "hard";          // [u64 term][u64 vote][u
 constexpr std::string_view snapshot_key = "snapshot";  // [u64 index][u64 term]
 constexpr std::string_view applied_key = "applied";    // [u64 index]
 constexpr std::string_view identity_key = "identity";  // [u64 id][group name]
+constexpr std::string_view clients_key = "clients";    // ([u64 id][u32 length][address])...
 
 std::string encode_members(const conf_state& c) {
   byte_writer w;
@@ -86,6 +87,31 @@ void log_store::set_identity(transaction& tx, const member_identity& self) {
   w.u64(self.id);
   w.bytes(self.group);
   put(tx, identity_key, std::move(w).take());
+}
+
+void log_store::set_client_address(transaction& tx, std::uint64_t id, std::string_view address) {
+  auto all = client_addresses();
+  if (auto it = all.find(id); it != all.end() && it->second == address) return;
+  all[id] = std::string(address);
+  byte_writer w;
+  for (const auto& [member, where] : all) {
+    w.u64(member);
+    w.u32(static_cast<std::uint32_t>(where.size()));
+    w.bytes(where);
+  }
+  put(tx, clients_key, std::move(w).take());
+}
+
+std::map<std::uint64_t, std::string> log_store::client_addresses() const {
+  std::map<std::uint64_t, std::string> all;
+  const auto v = get(clients_key);
+  if (!v) return all;
+  byte_reader r(*v);
+  while (!r.done()) {
+    const std::uint64_t id = r.u64();
+    all[id] = std::string(r.take(r.u32()));
+  }
+  return all;
 }
 
 void log_store::put_snapshot(transaction& tx, const snapshot_meta& s, const conf_state& members) {

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -76,6 +77,11 @@ class log_store {
   std::uint64_t applied() const;
   hard_state hard() const;
   snapshot_meta snapshot() const;
+  // The address where clients reach each member that announced one (it did when it led): what a
+  // follower forwards its clients to. Routing only, not the replicated state: a member records an
+  // announcement in the block that applies its entry.
+  void set_client_address(transaction& tx, std::uint64_t id, std::string_view address);
+  std::map<std::uint64_t, std::string> client_addresses() const;
   // Drops entries up to `index` (at most the applied index), in tx; returns how many.
   std::uint64_t compact(transaction& tx, std::uint64_t index);
 

@@ -32,7 +32,7 @@ namespace pobj::repl {
 namespace {
 
 constexpr std::uint32_t frame_magic = 0x70524654;  // "TFRp"
-constexpr std::size_t header_size = 4 + 4 + 8 + 8 + 8 + 8 + 1;
+constexpr std::size_t header_size = 4 + 4 + 8 + 8 + 8 + 8 + 8 + 1;
 constexpr std::uint8_t kind_hello = 0;  // sent to each peer at start: connects, carries nothing
 
 std::array<std::uint32_t, 256> crc_table() {
@@ -205,6 +205,7 @@ std::string transport::impl::frame(std::uint64_t to, std::uint8_t kind, std::str
   w.u32(frame_magic);
   w.u32(0);  // the checksum, below
   w.u64(options.group);
+  w.u64(options.engine);
   w.u64(options.incarnation);
   w.u64(options.self);
   w.u64(to);
@@ -227,9 +228,16 @@ void transport::impl::handle_receive(op* o, std::size_t len) {
   const std::uint32_t magic = r.u32(), sum = r.u32();
   if (magic != frame_magic) return refuse(&transport_stats::refused_other);
   if (crc32c(f.substr(8)) != sum) return refuse(&transport_stats::refused_checksum);
-  const std::uint64_t group = r.u64(), incarnation = r.u64(), from = r.u64(), to = r.u64();
+  const std::uint64_t group = r.u64(), engine = r.u64(), incarnation = r.u64(), from = r.u64(), to = r.u64();
   const std::uint8_t kind = r.u8();
   if (group != options.group || to != options.self) return refuse(&transport_stats::refused_group);
+  if (engine != options.engine) {
+    std::lock_guard lock(mu);
+    ++stats.refused_engine;
+    stats.engine_refused_from = from;
+    stats.engine_refused_value = engine;
+    return;
+  }
   {
     std::lock_guard lock(mu);
     std::uint64_t& seen = incarnations[from];

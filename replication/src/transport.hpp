@@ -4,9 +4,12 @@
 // or the provider `options::provider` names (`verbs;ofi_rxm`, `efa` where the hardware has them);
 // never `sockets` (15-20 ms round trips: refused). Peers are connected at start (libfabric connects
 // lazily, in tens of ms, so the first message to each peer is sent then), and every frame is
-//   [u32 magic][u32 crc32c of the rest][u64 group][u64 incarnation][u64 from][u64 to][u8 kind][payload]
+//   [u32 magic][u32 crc32c of the rest][u64 group][u64 engine][u64 incarnation][u64 from][u64 to]
+//   [u8 kind][payload]
 // A frame of another group, for another member, from an older incarnation of its sender, or
-// whose checksum fails is refused and counted; it never reaches raft.
+// whose checksum fails is refused and counted; it never reaches raft. So is one whose sender
+// applies entries with another engine (`engine`: the caller's fingerprint of what decides how an
+// entry is applied), so a member that would apply the group's entries differently never joins it.
 //
 // Nothing blocks on a peer: a send copies the frame and returns; at most `max_queued` frames wait
 // per peer, and what comes beyond is dropped (raft resends) and counted. A thread of the
@@ -47,6 +50,7 @@ struct fault {
 
 struct transport_options {
   std::uint64_t group = 0;        // every member's frames carry it
+  std::uint64_t engine = 0;       // and this: a frame with another is refused (refused_engine)
   std::uint64_t incarnation = 0;  // this member's, nonzero (a restarted member's is larger)
   std::uint64_t self = 0;
   std::string host = "127.0.0.1";  // where this member listens
@@ -65,6 +69,9 @@ struct transport_stats {
   std::uint64_t dropped_fault = 0;    // the fault hook dropped it
   std::uint64_t send_errors = 0;      // completions in error (a peer down)
   std::uint64_t refused_checksum = 0, refused_group = 0, refused_stale = 0, refused_other = 0;
+  std::uint64_t refused_engine = 0;
+  std::uint64_t engine_refused_from = 0;   // the member whose frame was last refused for its engine
+  std::uint64_t engine_refused_value = 0;  // and the engine fingerprint it carried
 };
 
 class transport {

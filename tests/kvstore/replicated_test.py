@@ -9,6 +9,7 @@ not in the list, are refused at start.
 
 import os
 import sys
+import threading
 import time
 import unittest
 
@@ -67,7 +68,8 @@ class Group:
 
 class ReplicatedTest(unittest.TestCase):
     def test_a_group_serves_fails_over_and_catches_up(self):
-        g = Group(self)
+        # Followers answer -READONLY as Redis replicas do (replica-forward no); the relay has its own test.
+        g = Group(self, extra=["--replica-forward", "no"])
         lead = g.leader()
         r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
         for i in range(200):
@@ -135,6 +137,87 @@ class ReplicatedTest(unittest.TestCase):
         self.assertEqual(contents[0], contents[1])
         self.assertEqual(contents[0], contents[2])
         print(f"replicated: failover (leader SIGKILL to the first acknowledged write) {failover:.2f} s", flush=True)
+
+    def test_followers_relay_clients_to_the_leader_across_failover(self):
+        net = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"pobj-kv-relay-net-{os.getpid()}")
+        open(net, "w").close()
+        self.addCleanup(lambda: os.path.exists(net) and os.remove(net))
+        os.environ["POBJ_KV_TEST_NET"] = net
+        try:
+            g = Group(self)
+        finally:
+            del os.environ["POBJ_KV_TEST_NET"]
+        lead = g.leader()
+        follower = next(m for m in g.members if m is not lead)
+        lead_id = g.members.index(lead) + 1
+
+        def retrying(call, timeout=15):
+            """A client's retry loop: connection errors and -TRYAGAIN during a failover."""
+            deadline = time.time() + timeout
+            while True:
+                try:
+                    return call()
+                except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ResponseError) as e:
+                    if isinstance(e, redis.exceptions.ResponseError) and "TRYAGAIN" not in str(e):
+                        raise
+                    self.assertLess(time.time(), deadline, str(e))
+                    time.sleep(0.05)
+
+        # A stock client on a follower: writes, reads and a transaction run on the leader.
+        f = redis.Redis(host="127.0.0.1", port=follower.port, socket_timeout=10, decode_responses=True)
+        for i in range(100):
+            self.assertTrue(retrying(lambda: f.set(f"r{i}", str(i))))
+        self.assertEqual(f.get("r42"), "42")
+        p = f.pipeline(transaction=True)
+        p.incr("n").incr("n").get("r7")
+        self.assertEqual(p.execute(), [1, 2, "7"])
+        # ROLE as Redis's: the follower names the leader's client address; the leader lists both.
+        role = redis.Redis(host="127.0.0.1", port=follower.port, decode_responses=True).execute_command("ROLE")
+        self.assertEqual(role[:4], ["slave", "127.0.0.1", lead.port, "connected"])
+        lr = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        role = lr.execute_command("ROLE")
+        self.assertEqual(role[0], "master")
+        self.assertEqual(len(role[2]), 2)
+        # WAIT: every acknowledged write is on a majority already: at least 1 follower of 2.
+        self.assertGreaterEqual(lr.execute_command("WAIT", 2, 100), 1)
+        # ONCE through the relay: a retry returns the stored reply, on this leader and the next.
+        self.assertEqual(f.execute_command("ONCE", "req-1", "INCR", "once"), 1)
+        self.assertEqual(f.execute_command("ONCE", "req-1", "INCR", "once"), 1)
+
+        # A client blocked on the leader is woken with an error when the leader is cut off and
+        # loses its leadership (Redis's error for a master turned replica).
+        blocked = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=30, decode_responses=True)
+        outcome = {}
+
+        def block():
+            try:
+                outcome["reply"] = blocked.blpop("queue", 25)
+            except redis.exceptions.ResponseError as e:
+                outcome["error"] = str(e)
+        waiter = threading.Thread(target=block)
+        waiter.start()
+        time.sleep(0.3)
+        with open(net, "w") as out:
+            out.write(f"{lead_id}\n")
+        waiter.join(30)
+        self.assertIn("UNBLOCKED", outcome.get("error", ""), outcome)
+        # The follower's client goes on with the new leader (its relay to the old one closed).
+        new = None
+        deadline = time.time() + 15
+        while new is None or new is lead:
+            self.assertLess(time.time(), deadline)
+            new = next((m for m in g.members if m is not lead and info(m.port)["role"] == "master"), None)
+            time.sleep(0.05)
+        self.assertTrue(retrying(lambda: f.set("after", "1")))
+        self.assertEqual(retrying(lambda: f.execute_command("ONCE", "req-1", "INCR", "once")), 1)
+        self.assertEqual(retrying(lambda: [f.get(f"r{i}") for i in range(100)]), [str(i) for i in range(100)])
+        # The old leader, cut off, refuses what it cannot commit; healed, it relays too.
+        with open(net, "w"):
+            pass
+        old = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        self.assertEqual(retrying(lambda: old.get("after")), "1")
+        for c in (f, lr, blocked, old):
+            c.close()
 
     def test_the_log_is_compacted_and_members_restart_from_a_compacted_log(self):
         g = Group(self, extra=["--raft-log-entries", "50"])

@@ -78,7 +78,7 @@ TEST_CASE("frames cross between two members intact, in both directions", "[repli
   CHECK_FALSE(a.send(9, 3, "nobody"));
 }
 
-TEST_CASE("frames of another group, corrupted ones and those of an older incarnation are refused",
+TEST_CASE("frames of another group or engine, corrupted ones and those of an older incarnation are refused",
           "[replication][transport]") {
   inbox ia;
   transport a(options(1), ia.handler());
@@ -88,6 +88,19 @@ TEST_CASE("frames of another group, corrupted ones and those of an older incarna
     other.add_peer(at(1, a));
     REQUIRE(other.send(1, 3, "wrong group"));
     REQUIRE(eventually([&] { return a.stats().refused_group >= 1; }));
+  }
+  {
+    // A member that would apply entries differently (another engine fingerprint): refused, and
+    // who it was is kept for the operator's log.
+    inbox ie;
+    auto o = options(2);
+    o.engine = 0xfeed;
+    transport other_engine(o, ie.handler());
+    other_engine.add_peer(at(1, a));
+    REQUIRE(other_engine.send(1, 3, "another engine"));
+    REQUIRE(eventually([&] { return a.stats().refused_engine >= 1; }));
+    CHECK(a.stats().engine_refused_from == 2);
+    CHECK(a.stats().engine_refused_value == 0xfeed);
   }
   {
     inbox ic;

@@ -175,6 +175,20 @@ void client(command_context& c) {
   c.reply.error(fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.", c.argv[1]));
 }
 
+// FORWARDED protocol [name]: sent by a follower on the connection it opens to the leader for a
+// client of its own (docs/replication.md): that client's protocol and name, and a mark that this
+// connection is relayed already, so it is never relayed again (two members each thinking the
+// other leads would otherwise relay in a circle).
+void forwarded(command_context& c) {
+  std::int64_t protocol = 0;
+  if (c.argv.size() > 3 || !string_to_int64(c.argv[1], protocol) || protocol < 2 || protocol > 3)
+    return c.reply.error("ERR FORWARDED protocol [name]: for members of a replicated group only");
+  c.client.forwarded = true;
+  c.client.protocol = static_cast<int>(protocol);
+  if (c.argv.size() == 3) c.client.name = std::string(c.argv[2]);
+  c.reply.ok();
+}
+
 std::string_view flag_name(std::uint32_t bit) {
   using namespace command_flags;
   switch (bit) {
@@ -273,6 +287,8 @@ const std::array table{
                  "on a follower of a replicated group: serve this connection's reads from local state (stale)"},
     command_spec{"readwrite", 1, fast | connection_state, readwrite, 0, 0, 0, "cluster",
                  "back to linearizable reads only (READONLY undone)"},
+    command_spec{"forwarded", -2, fast | connection_state, forwarded, 0, 0, 0, "cluster",
+                 "(between members of a replicated group) this connection relays a client of another member"},
     command_spec{"quit", -1, no_auth | fast | connection_state | immediate, quit, 0, 0, 0, "connection", "closes the connection"},
     command_spec{"reset", 1, no_auth | fast | connection_state | immediate, reset, 0, 0, 0, "connection",
                  "resets the connection's state"},

@@ -159,6 +159,60 @@ void shutdown(command_context& c) {
   c.client.close_after_reply = true;
 }
 
+// ROLE as Redis's: a leader is a master with its followers (offsets are Raft indexes), a
+// follower a slave of the leader; a single server a master with none.
+void role(command_context& c) {
+  const replication_view v = c.server.server() != nullptr ? c.server.server()->replication() : replication_view{};
+  auto split = [](const std::string& hp) {
+    const std::size_t colon = hp.rfind(':');
+    if (colon == std::string::npos) return std::pair<std::string, std::string>{hp, "0"};
+    std::string host = hp.substr(0, colon);
+    if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    return std::pair<std::string, std::string>{host, hp.substr(colon + 1)};
+  };
+  if (v.leading) {
+    c.reply.array(3);
+    c.reply.bulk("master");
+    c.reply.integer(static_cast<std::int64_t>(v.commit));
+    c.reply.array(v.followers.size());
+    for (const auto& f : v.followers) {
+      const auto [host, port] = split(f.client);
+      c.reply.array(3);
+      c.reply.bulk(host);
+      c.reply.bulk(port);
+      c.reply.bulk(std::to_string(f.match));
+    }
+    return;
+  }
+  const auto [host, port] = split(v.leader_client);
+  std::int64_t p = 0;
+  string_to_int64(port, p);
+  c.reply.array(5);
+  c.reply.bulk("slave");
+  c.reply.bulk(host);
+  c.reply.integer(p);
+  c.reply.bulk(v.leader_client.empty() ? "connecting" : "connected");
+  c.reply.integer(static_cast<std::int64_t>(v.applied));
+}
+
+// WAIT numreplicas timeout. A replicated group acknowledges a write only once a majority holds it,
+// so WAIT has nothing to wait for: it answers at once how many followers hold everything this
+// member has applied (at least the majority's share, as the leader last learned), never fewer
+// than it guarantees. A single server has no replicas: 0, as Redis without replicas.
+void wait(command_context& c) {
+  std::int64_t wanted = 0, timeout = 0;
+  if (!string_to_int64(c.argv[1], wanted) || !string_to_int64(c.argv[2], timeout))
+    return c.reply.error("ERR value is not an integer or out of range");
+  if (timeout < 0) return c.reply.error("ERR timeout is negative");
+  const replication_view v = c.server.server() != nullptr ? c.server.server()->replication() : replication_view{};
+  if (!v.replicated) return c.reply.integer(0);
+  if (!v.leading) return c.reply.error("ERR WAIT cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated.");
+  std::int64_t holding = 0;
+  for (const auto& f : v.followers)
+    if (f.match >= v.applied) ++holding;
+  c.reply.integer(std::max<std::int64_t>(holding, static_cast<std::int64_t>(v.members / 2)));
+}
+
 using namespace command_flags;
 
 const std::array table{
@@ -168,6 +222,9 @@ const std::array table{
     command_spec{"flushdb", -1, write | own_block, flushdb, 0, 0, 0, "server", "removes every key"},
     command_spec{"flushall", -1, write | own_block, flushdb, 0, 0, 0, "server", "removes every key"},
     command_spec{"time", 1, fast, time, 0, 0, 0, "server", "the server's time"},
+    command_spec{"role", 1, fast, role, 0, 0, 0, "server", "master or slave, as a member of a replicated group"},
+    command_spec{"wait", 3, 0, wait, 0, 0, 0, "generic",
+                 "how many followers hold this member's writes (every acknowledged write is on a majority already)"},
     command_spec{"shutdown", -1, admin | own_block | no_multi, shutdown, 0, 0, 0, "server", "stops the server"},
 };
 

@@ -47,8 +47,9 @@ echo "== member $l leads; writing 100 keys through it"
 for n in $(seq 100); do redis-cli -p "750$l" SET "key:$n" "$n" >/dev/null; done
 redis-cli -p "750$l" INCRBY visits 100
 f=$(( l % 3 + 1 ))
-echo "== a follower (member $f) refuses, naming the leader:"
-redis-cli -p "750$f" GET key:1 || true
+echo "== a follower (member $f) relays its clients to the leader; ROLE names it:"
+redis-cli -p "750$f" GET key:1
+redis-cli -p "750$f" ROLE | tr '\n' ' '; echo
 echo "== SIGKILL the leader (member $l)"
 kill -9 "${pids[$l]}"
 wait "${pids[$l]}" 2>/dev/null || true

@@ -39,10 +39,10 @@ run_suite release --buildtype=debugoptimized -Dcrash_points=200 --prefix="$prefi
 tests/installed_test.sh build-test/release "$prefix"
 # For CI's time (30 minutes on 2 cores), the other builds skip what the release build covers:
 # clang (there for its thread-safety analysis and a second compiler's warnings) skips the crash
-# suite and the 'jepsen' suite (fault-injection runs of replicated groups); the sanitizer build
+# suite and the replicated groups' process tests ('replication', 'jepsen'); the sanitizer build
 # skips 'jepsen' and crashes at fewer random points (every fence of the small workloads still).
 SUITE_CXX=clang++-14 run_suite clang --buildtype=debugoptimized -Dbench=false -Dexamples=false -Dcrash_points=40 -- \
-  --no-suite jepsen --no-suite crash
+  --no-suite jepsen --no-suite crash --no-suite replication
 run_suite asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dcrash_points=16 -Dbench=false -- \
   --timeout-multiplier 3 --no-suite jepsen
 # ThreadSanitizer: the tests that run several threads (the core's, and generated classes').

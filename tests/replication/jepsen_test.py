@@ -197,9 +197,11 @@ class Client(threading.Thread):
                 self.guess = int(m.group(1)) - 1
             elif text.startswith("TRYAGAIN no leader"):
                 self.guess = (self.guess + 1) % len(self.cluster.members)
-            # Refused before running (a follower's READONLY, no leader yet): it did not happen. Not
+            # Refused before running (a follower's READONLY, no leader yet, a new leader's address
+            # not known yet): it did not happen. Not
             # committed in time (TRYAGAIN from the leader), or anything else: it may have.
-            definite = m is not None or text.startswith("TRYAGAIN no leader") or "read only replica" in text
+            definite = (m is not None or text.startswith("TRYAGAIN no leader") or "read only replica" in text
+                        or "has not said yet where clients reach it" in text)
             out, got = ("fail" if definite else "info"), value
             if f == "cas" and definite:
                 out = "info_refused"  # a refused CAS is not a CAS that saw another value

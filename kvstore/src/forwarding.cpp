@@ -74,16 +74,20 @@ int connect_to(const std::string& address) {
 }  // namespace
 
 bool server::forwardable(const connection& c) const {
-  return config_->replica_forward && !c.s.forwarded && c.s.authenticated && !c.s.in_multi && c.s.watched.empty() &&
-         !c.s.blocked.active && replica_->leading_member() != 0 && !replica_->leader() &&
-         !replica_->leader_client_address().empty();
+  if (!config_->replica_forward || c.s.forwarded || !c.s.authenticated || c.s.in_multi || !c.s.watched.empty() ||
+      c.s.blocked.active)
+    return false;
+  const auto [leader, address] = replica_->leader_client();
+  return leader != 0 && leader != replica_->member_id() && !address.empty();
 }
 
 void server::start_forwarding(connection& c, std::size_t from) {
-  const std::string address = replica_->leader_client_address();
+  // The leader and its address read together: a relay is closed when the leader changes, so it
+  // must name the member it reaches.
+  const auto [leader, address] = replica_->leader_client();
   const int fd = connect_to(address);
   if (fd < 0) {
-    log::warning("cannot relay client {} to the leader at {}: {}", c.s.address, address, std::strerror(errno));
+    log::warning("cannot relay client {} to the leader at {}", c.s.address, address);
     reply_writer(c.out, c.s.protocol).error("TRYAGAIN cannot reach the leader to relay this command; retry");
     c.committed = c.out.size();
     c.parsed = c.in.size();  // what followed is dropped with it: the client retries from here
@@ -92,7 +96,7 @@ void server::start_forwarding(connection& c, std::size_t from) {
   }
   auto up = std::make_unique<upstream>();
   up->fd = fd;
-  up->leader = replica_->leading_member();
+  up->leader = leader;
   if (!config_->requirepass.empty()) {
     append_command(up->out, {"AUTH", config_->requirepass});
     ++up->skip;
@@ -147,7 +151,7 @@ void server::send_upstream(connection& c) {
       up.out.clear();
       up.sent = 0;
       // The client sent all it will: so does the relay; the leader answers and closes.
-      if (c.eof && !up.shut) {
+      if (c.eof && !up.shut && c.in.size() == c.parsed) {  // (and all it sent is relayed)
         ::shutdown(up.fd, SHUT_WR);
         up.shut = true;
       }
@@ -164,7 +168,9 @@ void server::upstream_io(connection& c, std::uint32_t events) {
     socklen_t len = sizeof(err);
     getsockopt(up.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
-      end_forwarding(c, fmt::format("cannot connect to the leader: {}", std::strerror(err)));
+      // Nothing reached the leader: the client may retry at once.
+      end_forwarding(c, fmt::format("cannot connect to the leader: {}", std::strerror(err)),
+                     "TRYAGAIN cannot reach the leader to relay this command; retry");
       return;
     }
     up.connected = true;
@@ -172,7 +178,10 @@ void server::upstream_io(connection& c, std::uint32_t events) {
   if (events & EPOLLOUT) send_upstream(c);
   if (!c.up || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR))) return;
   static thread_local std::vector<char> scratch(256 * 1024);
-  for (int turns = 0; turns < 16 && c.out.size() - c.sent <= max_output; ++turns) {
+  // A hung-up link is read to its end whatever the client's backlog (the socket's buffer bounds
+  // it): epoll reports the hang-up until the fd is gone, so leaving it would spin.
+  const bool hung_up = events & (EPOLLHUP | EPOLLERR);
+  for (int turns = 0; turns < 16 && (hung_up || c.out.size() - c.sent <= max_output); ++turns) {
     const ssize_t n = ::read(up.fd, scratch.data(), scratch.size());
     if (n > 0) {
       std::string_view got(scratch.data(), static_cast<std::size_t>(n));
@@ -182,9 +191,10 @@ void server::upstream_io(connection& c, std::uint32_t events) {
         got = {};
         for (std::size_t eol; up.skip > 0 && (eol = up.in.find("\r\n")) != std::string::npos;) {
           if (up.in[0] != '+') {
-            log::warning("the leader refused to relay client {}: {}", c.s.address, up.in.substr(0, eol));
-            end_forwarding(c, "the leader refused the relayed session");
-            c.dead = true;
+            log::warning("the leader refused to relay client {}: {} (members need the same requirepass)",
+                         c.s.address, up.in.substr(0, eol));
+            end_forwarding(c, "the leader refused the relayed session",
+                           "ERR the leader refused this member's relay (see its log); connect to the leader");
             return;
           }
           up.in.erase(0, eol + 2);
@@ -222,8 +232,9 @@ void server::update_upstream_events(connection& c) {
   up.events = want;
 }
 
-void server::end_forwarding(connection& c, std::string_view why) {
+void server::end_forwarding(connection& c, std::string_view why, std::string_view reply) {
   if (!c.up) return;
+  if (!reply.empty()) reply_writer(c.out, c.s.protocol).error(reply);
   if (!why.empty()) log::verbose("client {}: relay to the leader ends: {}", c.s.address, why);
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.up->fd, nullptr);
   ::close(c.up->fd);

@@ -359,11 +359,11 @@ bool server::refused_here(connection& c, std::span<const std::string_view> argv,
   if (!store) return false;
   commit_batch();  // what came before is answered first
   if (c.s.in_multi) c.s.multi_failed = true;  // as a command refused while queueing: EXEC aborts
-  if (config_->replica_forward && replica_->leading_member() != 0 && replica_->leader_client_address().empty()) {
+  if (const auto [leader, address] = replica_->leader_client();
+      config_->replica_forward && leader != 0 && address.empty()) {
     // A new leader's address comes with its first entry: a moment's wait.
     reply_writer(c.out, c.s.protocol)
-        .error(fmt::format("TRYAGAIN member {} leads but has not said yet where clients reach it; retry",
-                           replica_->leading_member()));
+        .error(fmt::format("TRYAGAIN member {} leads but has not said yet where clients reach it; retry", leader));
   } else {
     reply_writer(c.out, c.s.protocol).error(replica_->refusal());
   }

@@ -656,12 +656,12 @@ replication_view replica::view() const {
   return v;
 }
 
-std::string replica::leader_client_address() const {
+std::pair<std::uint64_t, std::string> replica::leader_client() const {
   const std::uint64_t l = leader_id_.load();
-  if (l == 0) return {};
+  if (l == 0) return {0, {}};
   std::lock_guard lock(mu_);
   auto it = clients_.find(l);
-  return it == clients_.end() ? std::string() : it->second;
+  return {l, it == clients_.end() ? std::string() : it->second};
 }
 
 void replica::log_engine_refusals() const {

@@ -84,7 +84,7 @@ class replica final : public replicated {
   std::string info() const override;     // INFO replication's text
   std::string refusal() const override;  // the -READONLY error a follower answers
   replication_view view() const override;
-  std::string leader_client_address() const override;
+  std::pair<std::uint64_t, std::string> leader_client() const override;
   std::uint64_t leading_member() const override { return leader_id_.load(); }
 
  private:

@@ -40,9 +40,9 @@ class replicated {
   virtual void maintain(std::int64_t now) = 0;
   virtual std::string info() const = 0;
   virtual replication_view view() const = 0;
-  // Where clients reach the leader ("host:port", as it announced it), and which member it is;
-  // empty and 0 while no leader (or its address) is known.
-  virtual std::string leader_client_address() const = 0;
+  // The leader and where clients reach it ("host:port", as it announced it), read together; 0
+  // while no leader is known, an empty address while it has not announced one.
+  virtual std::pair<std::uint64_t, std::string> leader_client() const = 0;
   virtual std::uint64_t leading_member() const = 0;
   // This member's id: sessions are named (id << 40) | connection id in records.
   virtual std::uint64_t member_id() const = 0;

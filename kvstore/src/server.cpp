@@ -87,7 +87,7 @@ void server::run() {
       if (!c->dead && sendable(*c) > c->sent) flush(*c);
       if (c->up) {
         // A relayed client closes once the leader has answered it and closed (end_forwarding).
-        if (c->eof && !c->up->shut && !c->dead) send_upstream(*c);
+        if (c->eof && !c->up->shut && !c->dead && c->in.size() == c->parsed) send_upstream(*c);
         if (!c->dead) continue;
       }
       const bool answered = c->sent == c->out.size() && (c->s.close_after_reply || !c->has_input);

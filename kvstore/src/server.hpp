@@ -126,7 +126,8 @@ class server final : public server_view {
   void send_upstream(connection& c);
   void upstream_io(connection& c, std::uint32_t events);
   void update_upstream_events(connection& c);
-  void end_forwarding(connection& c, std::string_view why);
+  // Closes c's relay; c closes once what the leader answered (and `reply`, an error, if given) is sent.
+  void end_forwarding(connection& c, std::string_view why, std::string_view reply = {});
   void on_leader_change();
   // Replicated: c's replies from reply_from on become -TRYAGAIN errors, one per command.
   void fail_unreplicated(connection& c, std::size_t reply_from, std::size_t commands);

@@ -8,6 +8,7 @@ not in the list, are refused at start.
     POBJ_KV=build/kvstore/pobj-kv /usr/bin/python3 tests/kvstore/replicated_test.py"""
 
 import os
+import socket
 import sys
 import threading
 import time
@@ -180,6 +181,16 @@ class ReplicatedTest(unittest.TestCase):
         self.assertEqual(len(role[2]), 2)
         # WAIT: every acknowledged write is on a majority already: at least 1 follower of 2.
         self.assertGreaterEqual(lr.execute_command("WAIT", 2, 100), 1)
+        # A client that pipelines and half-closes (as `redis-cli < file` or `nc -N`) gets every reply.
+        sock = socket.create_connection(("127.0.0.1", follower.port), timeout=10)
+        sock.sendall(b"PING\r\n" + b"".join(b"*3\r\n$3\r\nSET\r\n$2\r\nhc\r\n$%d\r\n%d\r\n" % (len(str(i)), i)
+                                             for i in range(2000)) + b"*2\r\n$3\r\nGET\r\n$2\r\nhc\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+        sock.close()
+        self.assertEqual(got, b"+PONG\r\n" + b"+OK\r\n" * 2000 + b"$4\r\n1999\r\n")
         # ONCE through the relay: a retry returns the stored reply, on this leader and the next.
         self.assertEqual(f.execute_command("ONCE", "req-1", "INCR", "once"), 1)
         self.assertEqual(f.execute_command("ONCE", "req-1", "INCR", "once"), 1)

@@ -1,6 +1,7 @@
 // replication/transport: frames over libfabric's tcp;ofi_rxm on loopback: delivered intact,
 // refused when of another group, corrupted or from an older incarnation, never held up by a dead
 // peer, and carrying a Raft group.
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -153,7 +154,12 @@ TEST_CASE("the fault hook duplicates, delays and so reorders frames", "[replicat
   std::lock_guard lock(ib.mu);
   std::vector<std::string> order;
   for (auto& g : ib.got) order.push_back(std::get<2>(g));
-  CHECK(order == std::vector<std::string>{"twice", "twice", "prompt", "late"});
+  // The held-back frame comes last; the duplicate's place beside "prompt" is not promised (a
+  // loaded machine's completions may land either way: seen once in a full test run).
+  REQUIRE(order.size() == 4);
+  CHECK(order.back() == "late");
+  CHECK(std::count(order.begin(), order.end(), std::string("twice")) == 2);
+  CHECK(std::count(order.begin(), order.end(), std::string("prompt")) == 1);
   CHECK(took >= 300ms);
   CHECK(a.stats().dropped_fault == 1);
 }

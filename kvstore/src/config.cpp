@@ -114,6 +114,9 @@ std::optional<std::string> apply_setting(config& cfg, std::string_view name, std
   } else if (name == "replica-bootstrap") {
     if (value != "yes" && value != "no") return bad("yes or no");
     cfg.replica_bootstrap = value == "yes";
+  } else if (name == "replica-join") {
+    if (value != "yes" && value != "no") return bad("yes or no");
+    cfg.replica_join = value == "yes";
   } else if (name == "raft-log-entries") {
     auto v = parse_int(value, 10, 100000000);
     if (!v) return bad("10 to 100000000 entries");
@@ -213,6 +216,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
   if (name == "replica-group") return cfg.replica_group;
   if (name == "raft-log-entries") return std::to_string(cfg.raft_log_entries);
   if (name == "replica-bootstrap") return std::string(cfg.replica_bootstrap ? "yes" : "no");
+  if (name == "replica-join") return std::string(cfg.replica_join ? "yes" : "no");
   if (name == "replica-announce-ip") return cfg.replica_announce_ip;
   if (name == "replica-forward") return std::string(cfg.replica_forward ? "yes" : "no");
   if (name == "log-level" || name == "loglevel") return cfg.log_level;
@@ -230,7 +234,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
 
 std::vector<std::string> setting_names() {
   return {"bind", "protected-mode", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
-          "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "replica-id", "replicas", "replica-group", "replica-bootstrap", "raft-log-entries",
+          "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "replica-id", "replicas", "replica-group", "replica-bootstrap", "replica-join", "raft-log-entries",
           "replica-announce-ip", "replica-forward", "save", "appendonly", "databases"};
 }
 
@@ -264,6 +268,8 @@ replication (docs/replication.md; every member is given the same replicas):
   replica-bootstrap yes|no
                         yes: a new pool founds the group (give it to each founder's first start
                         only; without it a pool with no Raft state is refused) (default no)
+  replica-join yes|no   yes: a new pool joins a running group as a new member, once the group
+                        added it (RAFT ADD on the leader; docs/replication.md) (default no)
   raft-log-entries N    the log is compacted to about N entries once it holds 2N (default 10000)
   replica-forward yes|no
                         yes: a follower relays its clients' commands to the leader and its

@@ -43,6 +43,7 @@ struct config {
   std::string replicas;
   std::string replica_group = "pobj-kv";
   bool replica_bootstrap = false;           // a new pool founds the group (once, on each founder)
+  bool replica_join = false;                // a new pool joins a running group (RAFT ADD)
   std::uint64_t raft_log_entries = 10000;  // the log is compacted to about this many entries
   // Where clients reach this member when it leads (announced to the others, which forward to it):
   // the first bind address, or its raft host where that is a wildcard; this overrides it.

@@ -104,6 +104,13 @@ struct replication_view {
     std::uint64_t match = 0;  // the last entry it holds, as the leader last learned (< 1 s ago)
   };
   std::vector<follower> followers;  // the leader's view; empty elsewhere
+  struct member {
+    std::uint64_t id = 0;
+    std::string raft;    // where its raft transport listens ("host:port"), if known
+    std::string client;  // where clients reach it, if it announced it (it did when it led)
+    bool voter = true;   // false: a learner (receives the log, does not vote)
+  };
+  std::vector<member> group;  // the group's configuration as this member last applied it
 };
 
 class server_view {
@@ -114,6 +121,11 @@ class server_view {
   virtual std::string client_list() const = 0;  // CLIENT LIST's text
   virtual std::string info_section(std::string_view section) const = 0;  // server's own sections
   virtual void request_shutdown() = 0;
+  // RAFT ADD / REMOVE: a change of the group's members, proposed on the leader; returns once it
+  // committed, or an error's text (without '-').
+  virtual std::string change_member(bool add, std::uint64_t id, std::string_view raft_address) = 0;
+  // RAFT TRANSFER: leadership to member `id`; returns once it leads, or an error's text.
+  virtual std::string transfer_leadership(std::uint64_t id) = 0;
 };
 
 struct engine_stats {

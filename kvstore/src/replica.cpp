@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pobj/shared.hpp>
 
 #include "log.hpp"
@@ -114,31 +115,58 @@ std::vector<replica_member> parse_members(std::string_view text) {
 replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_id), group_(cfg.replica_group) {
   members_ = parse_members(cfg.replicas);
   std::sort(members_.begin(), members_.end(), [](auto& a, auto& b) { return a.id < b.id; });
-  const auto me = std::find_if(members_.begin(), members_.end(), [&](auto& m) { return m.id == self_; });
-  if (self_ == 0 || me == members_.end())
+  const auto listed = std::find_if(members_.begin(), members_.end(), [&](auto& m) { return m.id == self_; });
+  if (self_ == 0 || listed == members_.end())
     throw std::runtime_error(fmt::format("replica-id {} is not one of the members in replicas", self_));
+  const replica_member self_member = *listed;
+  const replica_member* me = &self_member;
   pobj::pool& pool = e.db().pool();
   log_ = std::make_unique<pobj::repl::log_store>(pool);
   if (!log_->initialized()) {
-    // A pool without Raft state founds a group only when told to: a member whose pool was lost,
-    // restarted as before, must not found the group again (it could vote twice in a term).
-    if (!cfg.replica_bootstrap)
+    // A pool without Raft state founds a group, or joins one, only when told to: a member whose
+    // pool was lost, restarted as before, must not found the group again (it could vote twice in
+    // a term).
+    if (cfg.replica_bootstrap && cfg.replica_join)
+      throw std::runtime_error("--replica-bootstrap founds a new group, --replica-join joins a running one: give one");
+    if (!cfg.replica_bootstrap && !cfg.replica_join)
       throw std::runtime_error(fmt::format(
           "pool '{}' holds no Raft state: start each founding member of a new group once with --replica-bootstrap "
-          "yes; a member whose pool was lost cannot rejoin yet (docs/replication.md)",
+          "yes, or a member added to a running group (RAFT ADD) with --replica-join yes (docs/replication.md)",
           pool.path()));
     if (e.db().size() > 0)
       throw std::runtime_error(fmt::format(
           "pool '{}' holds {} keys written outside a group: a member starts from an empty pool (the group's log "
           "brings it every write)",
           pool.path(), e.db().size()));
-    std::vector<std::uint64_t> voters;
-    for (const auto& m : members_) voters.push_back(m.id);
-    log_->bootstrap({group_, self_}, voters);
-    log::notice("replication: member {} of a new group '{}' of {} members", self_, group_, members_.size());
+    if (cfg.replica_join) {
+      log_->join({group_, self_});
+      log::notice("replication: member {} joins group '{}': it waits for the leader to add it (RAFT ADD {} {}:{})",
+                  self_, group_, self_, me->host, me->port);
+    } else {
+      std::vector<std::uint64_t> voters;
+      for (const auto& m : members_) voters.push_back(m.id);
+      log_->bootstrap({group_, self_}, voters);
+      log::notice("replication: member {} of a new group '{}' of {} members", self_, group_, members_.size());
+    }
   } else if (const auto id = log_->identity(); !(id->group == group_ && id->id == self_)) {
     throw std::runtime_error(fmt::format("pool '{}' belongs to member {} of group '{}', not member {} of '{}'",
                                          pool.path(), id->id, id->group, self_, group_));
+  }
+  // Members added since `replicas` was written: their addresses, as the changes that added them
+  // said (the list given wins for a member it names).
+  for (const auto& [recorded_id, address] : log_->raft_addresses()) {
+    const std::uint64_t id = recorded_id;  // (clang 14 cannot capture a structured binding)
+    if (std::any_of(members_.begin(), members_.end(), [&](const replica_member& m) { return m.id == id; })) continue;
+    try {
+      members_.push_back(parse_members(fmt::format("{}={}", id, address)).front());
+    } catch (const std::exception&) {
+      log::warning("replication: member {}'s recorded raft address '{}' is not HOST:PORT; ignored", id, address);
+    }
+  }
+  {
+    const pobj::repl::conf_state now = log_->members();
+    voters_ = now.voters;
+    learners_ = now.learners;
   }
   applied_ = log_->applied();
   last_index_ = log_->last_index();
@@ -209,6 +237,7 @@ replica::~replica() {
 
 std::string replica::leader_address() const {
   const std::uint64_t l = leader_id_.load();
+  std::lock_guard lock(mu_);
   for (const auto& m : members_)
     if (m.id == l) return fmt::format("{}:{}", m.host, m.port);
   return {};
@@ -298,11 +327,148 @@ void replica::on_ready(pobj::repl::ready& rd) {
     }
     // The members after each change, recorded in the block that applies the change's entry.
     for (auto& [index, conf] : rd.conf_changes) members_conf_[index] = conf;
+    for (const auto& c : rd.member_changes) changes_[c.index] = c;
   }
+  for (std::size_t i = 0; i < rd.member_changes.size() && i < rd.conf_changes.size(); ++i)
+    on_member_change(rd.member_changes[i], rd.conf_changes[i].second);
+  if (!rd.member_changes.empty()) cv_.notify_all();
   if (wake) {
     cv_.notify_all();
     signal();
   }
+}
+
+void replica::on_member_change(const pobj::repl::member_change& c, const pobj::repl::conf_state& after) {
+  using pobj::repl::conf_op;
+  std::optional<replica_member> added;
+  if ((c.op == conf_op::add_voter || c.op == conf_op::add_learner) && !c.context.empty()) {
+    try {
+      added = parse_members(fmt::format("{}={}", c.member, c.context)).front();
+    } catch (const std::exception&) {
+      log::warning("replication: member {} was added with a raft address '{}' that is not HOST:PORT", c.member,
+                   c.context);
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    voters_ = after.voters;
+    learners_ = after.learners;
+    if (added) {
+      auto it = std::find_if(members_.begin(), members_.end(), [&](const replica_member& m) { return m.id == added->id; });
+      if (it != members_.end()) *it = *added;
+      else members_.push_back(*added);
+      std::sort(members_.begin(), members_.end(), [](auto& a, auto& b) { return a.id < b.id; });
+    }
+    recent_changes_.push_back(c);
+    if (recent_changes_.size() > 16) recent_changes_.pop_front();
+  }
+  // The transport learns an added member's address at once: raft sends to it from this Ready on.
+  if (added && added->id != self_)
+    if (pobj::repl::transport* link = link_.load()) link->add_peer({added->id, added->host, added->port});
+  const char* what = c.op == conf_op::add_voter     ? "added as a voter"
+                     : c.op == conf_op::add_learner ? "added as a learner"
+                     : c.op == conf_op::remove      ? "removed"
+                                                    : "changed";
+  log::notice("replication: member {} {} (entry {}); the group's voters now: {}", c.member, what, c.index,
+              fmt::join(after.voters, ","));
+  if (c.op == conf_op::remove && c.member == self_)
+    log::warning("replication: this member (id {}) was removed from the group: it no longer votes or receives "
+                 "the log; stop it (docs/replication.md, 'Changing the members')",
+                 self_);
+}
+
+void replica::record_member_change(transaction& tx, std::uint64_t index) {
+  std::optional<pobj::repl::member_change> c;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = changes_.find(index); it != changes_.end()) c = it->second;
+  }
+  if (!c) return;
+  using pobj::repl::conf_op;
+  if ((c->op == conf_op::add_voter || c->op == conf_op::add_learner) && !c->context.empty())
+    log_->set_raft_address(tx, c->member, c->context);
+  else if (c->op == conf_op::remove)
+    log_->set_raft_address(tx, c->member, {});
+}
+
+std::string replica::change_member(bool add, std::uint64_t id, std::string_view raft_address) {
+  using pobj::repl::conf_op;
+  if (!leader()) {
+    const auto [l, client] = leader_client();
+    if (l == 0) return "TRYAGAIN no leader yet: the group is electing one";
+    return fmt::format("ERR members are changed on the leader: member {}{}", l,
+                       client.empty() ? std::string() : fmt::format(" at {}", client));
+  }
+  if (id == 0) return "ERR a member's id is a positive integer";
+  std::string address;
+  {
+    std::lock_guard lock(mu_);
+    const bool voter = std::find(voters_.begin(), voters_.end(), id) != voters_.end();
+    const bool learner = std::find(learners_.begin(), learners_.end(), id) != learners_.end();
+    if (add) {
+      if (voter || learner) return fmt::format("ERR member {} is in the group already", id);
+      if (first_index_.load() > 1)
+        return fmt::format("ERR the group's log was compacted (it begins at entry {}): a new member would need a "
+                           "snapshot of the pool, which this version cannot send yet (docs/replication.md)",
+                           first_index_.load());
+      try {
+        const replica_member m = parse_members(fmt::format("{}={}", id, raft_address)).front();
+        address = host_port(m.host, m.port);
+      } catch (const std::exception&) {
+        return fmt::format("ERR '{}' is not a raft address (HOST:PORT, where the new member's --replicas entry "
+                           "for itself listens)",
+                           raft_address);
+      }
+      for (const auto& m : members_)
+        if (m.id != id && host_port(m.host, m.port) == address &&
+            (std::find(voters_.begin(), voters_.end(), m.id) != voters_.end()))
+          return fmt::format("ERR member {} listens on {} already", m.id, address);
+    } else {
+      if (!voter && !learner) return fmt::format("ERR member {} is not in the group", id);
+      if (voter && voters_.size() == 1) return "ERR the group's last voter cannot be removed";
+      if (id == self_)
+        return fmt::format("ERR member {} leads: move leadership first (RAFT TRANSFER to another member), then "
+                           "remove it on the new leader",
+                           id);
+    }
+    recent_changes_.clear();
+  }
+  const conf_op op = add ? conf_op::add_voter : conf_op::remove;
+  node_->propose_conf_change(op, id, address);
+  // Raft takes one change at a time (a second, proposed while one is pending, commits as an empty
+  // entry): the change is done when an entry making it has committed.
+  const auto deadline = std::chrono::steady_clock::now() + replicate_timeout;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    for (const auto& c : recent_changes_)
+      if (c.op == op && c.member == id) return {};
+    if (std::chrono::steady_clock::now() >= deadline || !leader())
+      return fmt::format(
+          "TRYAGAIN the change did not commit in {} s (the group may lack a majority, another change may be in "
+          "progress, or leadership moved): RAFT MEMBERS shows whether it took effect",
+          std::chrono::duration_cast<std::chrono::seconds>(replicate_timeout).count());
+    cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+  }
+}
+
+std::string replica::transfer_leadership(std::uint64_t id) {
+  if (!leader()) return "ERR leadership is moved by the leader";
+  {
+    std::lock_guard lock(mu_);
+    if (std::find(voters_.begin(), voters_.end(), id) == voters_.end())
+      return fmt::format("ERR member {} is not a voter of the group", id);
+  }
+  if (id == self_) return {};
+  node_->transfer_leadership(id);
+  const auto deadline = std::chrono::steady_clock::now() + replicate_timeout;
+  std::unique_lock lock(mu_);
+  while (leader_id_.load() != id) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return fmt::format("TRYAGAIN member {} did not take the lead in {} s (is it reachable and caught up?)", id,
+                         std::chrono::duration_cast<std::chrono::seconds>(replicate_timeout).count());
+    cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+  }
+  return {};
 }
 
 void replica::apply_record(transaction& tx, std::string_view data) {
@@ -362,6 +528,7 @@ void replica::apply_one(const committed& c) {
     }
     state.lock();
     if (conf) log_->set_members(tx, c.index, *conf);
+    if (c.type != 0) record_member_change(tx, c.index);
     if (compact_pending_ != 0) log_->compact(tx, compact_pending_);
     if (announced_ && announced_->first != self_) log_->set_client_address(tx, announced_->first, announced_->second);
     log_->set_applied(tx, c.index);
@@ -374,6 +541,7 @@ void replica::apply_one(const committed& c) {
   }
   std::lock_guard lock(mu_);
   members_conf_.erase(c.index);
+  changes_.erase(c.index);
   if (announced_ && announced_->first != self_) clients_[announced_->first] = announced_->second;
 }
 
@@ -545,6 +713,8 @@ bool replica::propose_and_wait(transaction& tx, std::uint64_t id, std::string en
         try {
           std::lock_guard state(state_mu_);  // one writer of the Raft state at a time
           for (const auto& [at, conf] : confs) log_->set_members(tx, at, conf);
+          for (const auto& j : joined)
+            if (j.type != 0) record_member_change(tx, j.index);
           if (compact_to != 0) log_->compact(tx, compact_to);
           log_->set_applied(tx, index);
           tx.commit();
@@ -556,7 +726,10 @@ bool replica::propose_and_wait(transaction& tx, std::uint64_t id, std::string en
         applied_ = index;
         if (compact_to != 0) compacted(compact_to);
         lock.lock();
-        for (const auto& j : joined) members_conf_.erase(j.index);
+        for (const auto& j : joined) {
+          members_conf_.erase(j.index);
+          changes_.erase(j.index);
+        }
         return true;
       }
       if ((c.type == 0 && !c.data.empty()) || c.index != next) {
@@ -613,7 +786,7 @@ std::string replica::info() const {
       "raft_members:{}\r\nraft_engine:{:016x} ({})\r\n"
       "raft_transport:{}\r\nraft_proposals:{}\r\nraft_batches_interrupted:{}\r\nraft_batches_timed_out:{}\r\n",
       self_, group_, l, leader_address(), v.leader_client, client_address_, term_.load(), commit_.load(),
-      applied_.load(), last_index_.load(), first_index_.load(), members_.size(), engine_fingerprint_, engine_described_,
+      applied_.load(), last_index_.load(), first_index_.load(), v.members, engine_fingerprint_, engine_described_,
       transport_ ? transport_->provider() : "", proposals_, interrupted_, timed_out_);
   for (const auto& f : v.followers) {
     out += fmt::format("raft_member{}_match_index:{}\r\nraft_member{}_lag:{}\r\n", f.id, f.match, f.id,
@@ -637,12 +810,29 @@ replication_view replica::view() const {
   v.leading = v.leader_id == self_;
   v.commit = commit_.load();
   v.applied = applied_.load();
-  v.members = members_.size();
   std::lock_guard lock(mu_);
+  v.members = voters_.size();
   if (auto it = clients_.find(v.leader_id); it != clients_.end()) v.leader_client = it->second;
+  auto address_of = [&](std::uint64_t id) -> const replica_member* {
+    for (const auto& m : members_)
+      if (m.id == id) return &m;
+    return nullptr;
+  };
+  for (int learner = 0; learner < 2; ++learner) {
+    for (std::uint64_t id : learner ? learners_ : voters_) {
+      replication_view::member m;
+      m.id = id;
+      m.voter = !learner;
+      if (const replica_member* a = address_of(id)) m.raft = host_port(a->host, a->port);
+      if (auto it = clients_.find(id); it != clients_.end()) m.client = it->second;
+      v.group.push_back(std::move(m));
+    }
+  }
   if (v.leading) {
-    for (const auto& m : members_) {
-      if (m.id == self_) continue;
+    for (const auto& g : v.group) {
+      const replica_member* a = address_of(g.id);
+      if (g.id == self_ || a == nullptr) continue;
+      const replica_member& m = *a;
       replication_view::follower f;
       f.id = m.id;
       // Where clients reach it if it ever led; else its host, port unknown (0).

@@ -11,8 +11,13 @@
 //
 // A follower applies each committed entry in one block with its index (the commands run through
 // the engine with a session per origin connection; their replies are dropped). It serves no
-// command that reads or writes the store: it answers -READONLY with the leader's id and address
-// (forwarding and follower reads come later: docs/replication.md).
+// command that reads or writes the store: it relays its clients to the leader (forwarding.cpp), or
+// answers -READONLY with the leader's id and address.
+//
+// Members: the founders are listed in `replicas`; RAFT ADD and REMOVE change the group through
+// raft's configuration changes, an added member's raft address travelling in its change's
+// context. Every member records the addresses in its pool, so a restart finds members added since
+// its `replicas` was written.
 //
 // Thread safety: the raft thread persists and sends; everything that touches the engine runs on
 // the server's thread (apply_committed, replicate). leader() and figures are safe from any thread.
@@ -86,6 +91,11 @@ class replica final : public replicated {
   replication_view view() const override;
   std::pair<std::uint64_t, std::string> leader_client() const override;
   std::uint64_t leading_member() const override { return leader_id_.load(); }
+  // RAFT ADD / REMOVE on the leader: proposes the change (an added member's raft address travels
+  // in it, and every member records it) and waits up to 5 s for it to commit.
+  std::string change_member(bool add, std::uint64_t id, std::string_view raft_address) override;
+  // RAFT TRANSFER: asks member `id` to take the lead, and waits up to 5 s until it has.
+  std::string transfer_leadership(std::uint64_t id) override;
 
  private:
   struct committed {
@@ -94,6 +104,10 @@ class replica final : public replicated {
     std::string data;
   };
   void on_ready(pobj::repl::ready& rd);
+  // Raft thread: a committed change of members (its address into the transport, the lists).
+  void on_member_change(const pobj::repl::member_change& c, const pobj::repl::conf_state& after);
+  // In the block applying the entry at `index`: what a change there records in the pool.
+  void record_member_change(transaction& tx, std::uint64_t index);
   void apply_one(const committed& c);
   void apply_record(transaction& tx, std::string_view data);
   std::string encode(std::uint64_t id, const std::vector<recorded_command>& record, std::int64_t now, bool expiry,
@@ -111,7 +125,10 @@ class replica final : public replicated {
   engine* engine_;
   std::uint64_t self_ = 0;
   std::string group_;
-  std::vector<replica_member> members_;
+  std::vector<replica_member> members_;   // GUARDED_BY(mu_): every member's raft address known
+  std::vector<std::uint64_t> voters_, learners_;  // GUARDED_BY(mu_): the configuration raft applied last
+  std::map<std::uint64_t, pobj::repl::member_change> changes_;  // GUARDED_BY(mu_): by index, until applied
+  std::deque<pobj::repl::member_change> recent_changes_;          // GUARDED_BY(mu_): the last few committed
   std::unique_ptr<pobj::repl::log_store> log_;
   std::unique_ptr<pobj::repl::transport> transport_;
   std::unique_ptr<pobj::repl::node> node_;

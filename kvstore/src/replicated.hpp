@@ -46,6 +46,9 @@ class replicated {
   virtual std::uint64_t leading_member() const = 0;
   // This member's id: sessions are named (id << 40) | connection id in records.
   virtual std::uint64_t member_id() const = 0;
+  // server_view::change_member's (server thread).
+  virtual std::string change_member(bool add, std::uint64_t id, std::string_view raft_address) = 0;
+  virtual std::string transfer_leadership(std::uint64_t id) = 0;
 };
 
 }  // namespace pobj::kv

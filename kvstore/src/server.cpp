@@ -163,6 +163,18 @@ replication_view server::replication() const {
   return replication_view{};
 }
 
+std::string server::change_member(bool add, std::uint64_t id, std::string_view raft_address) {
+  if (!replica_)
+    return "ERR this server is not a member of a replicated group (start it with --replicas; docs/replication.md)";
+  return replica_->change_member(add, id, raft_address);
+}
+
+std::string server::transfer_leadership(std::uint64_t id) {
+  if (!replica_)
+    return "ERR this server is not a member of a replicated group (start it with --replicas; docs/replication.md)";
+  return replica_->transfer_leadership(id);
+}
+
 std::string server::info_section(std::string_view section) const {
   if (section == "replication") {
     return replica_ ? replica_->info() : std::string("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");

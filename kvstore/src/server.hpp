@@ -79,6 +79,8 @@ class server final : public server_view {
   // Serves until request_shutdown() (SHUTDOWN, SIGTERM, SIGINT); then closes every connection.
   void run();
   void request_shutdown() override { stop_.store(true); }
+  std::string change_member(bool add, std::uint64_t id, std::string_view raft_address) override;
+  std::string transfer_leadership(std::uint64_t id) override;
 
   std::size_t client_count() const override { return connections_.size(); }
   std::string client_list() const override;

@@ -145,7 +145,9 @@ func (w *writer) entry(kind byte, e *pb.Entry) {
 	w.end(s)
 }
 
-func (w *writer) confState(index uint64, cs *pb.ConfState) {
+// confState: the members after the change at index, then the change itself (op as inConfChange's,
+// 255 for a ConfChangeV2, which this host never proposes; the member; the proposer's context).
+func (w *writer) confState(index uint64, cs *pb.ConfState, op uint8, member uint64, context []byte) {
 	data, _ := cs.Marshal()
 	s := w.begin(outConfState)
 	w.u64(index)
@@ -159,6 +161,10 @@ func (w *writer) confState(index uint64, cs *pb.ConfState) {
 	for _, v := range cs.Learners {
 		w.u64(v)
 	}
+	w.u8(op)
+	w.u64(member)
+	w.u32(uint32(len(context)))
+	w.bytes(context)
 	w.end(s)
 }
 
@@ -194,21 +200,38 @@ func confChangeType(op uint8) pb.ConfChangeType {
 	}
 }
 
-// applyConfChange applies a conf change entry to the node, returning the members after it.
-func applyConfChange(node *raft.RawNode, e *pb.Entry) (*pb.ConfState, bool) {
+// confChange is a conf change entry's change, as the host reads it.
+type confChange struct {
+	op      uint8 // as inConfChange's; 255 for a ConfChangeV2
+	member  uint64
+	context []byte
+}
+
+// applyConfChange applies a conf change entry to the node, returning the members after it and the
+// change.
+func applyConfChange(node *raft.RawNode, e *pb.Entry) (*pb.ConfState, confChange, bool) {
 	switch e.Type {
 	case pb.EntryConfChange:
 		var cc pb.ConfChange
 		if err := cc.Unmarshal(e.Data); err == nil {
-			return node.ApplyConfChange(cc), true
+			op := uint8(3) // ConfChangeUpdateNode
+			switch cc.Type {
+			case pb.ConfChangeAddNode:
+				op = 0
+			case pb.ConfChangeRemoveNode:
+				op = 1
+			case pb.ConfChangeAddLearnerNode:
+				op = 2
+			}
+			return node.ApplyConfChange(cc), confChange{op, cc.NodeID, cc.Context}, true
 		}
 	case pb.EntryConfChangeV2:
 		var cc pb.ConfChangeV2
 		if err := cc.Unmarshal(e.Data); err == nil {
-			return node.ApplyConfChange(cc), true
+			return node.ApplyConfChange(cc), confChange{op: 255}, true
 		}
 	}
-	return nil, false
+	return nil, confChange{}, false
 }
 
 //export pobj_raft_run
@@ -414,8 +437,8 @@ func pobj_raft_run(config *C.uint8_t, n C.size_t, host *C.pobj_raft_host) (rc C.
 				for i := range rd.CommittedEntries {
 					e := &rd.CommittedEntries[i]
 					w.entry(outCommitted, e)
-					if cs, ok := applyConfChange(node, e); ok {
-						w.confState(e.Index, cs)
+					if cs, cc, ok := applyConfChange(node, e); ok {
+						w.confState(e.Index, cs, cc.op, cc.member, cc.context)
 					}
 				}
 				for _, rs := range rd.ReadStates {

@@ -44,7 +44,9 @@ enum pobj_raft_output {
   POBJ_RAFT_OUT_MESSAGE = 5,    /* [u64 to][u8 raftpb message type][marshalled raftpb.Message] */
   POBJ_RAFT_OUT_COMMITTED = 6,  /* [u64 index][u64 term][u8 type][data]: apply, in order */
   POBJ_RAFT_OUT_READ_STATE = 7, /* [u64 index][context] */
-  POBJ_RAFT_OUT_CONF_STATE = 8, /* [u64 index][u32 n][conf state, n bytes][u32 voters][u64 each][u32 learners][u64 each] */
+  POBJ_RAFT_OUT_CONF_STATE = 8, /* [u64 index][u32 n][conf state, n bytes][u32 voters][u64 each][u32 learners][u64 each]
+                                   [u8 op (IN_CONF_CHANGE's; 3 update, 255 a v2 change)][u64 node][u32 n][context]:
+                                   the members after the change at index, and the change */
   POBJ_RAFT_OUT_STATUS = 9,     /* [u64 id][u64 term][u64 leader][u8 state][u64 commit][u64 applied]
                                    then per peer the leader tracks: [u64 id][u64 match][u64 next][u8 learner] */
   POBJ_RAFT_OUT_MUST_SYNC = 10  /* [u8]: whether the hard state and entries must be synced */

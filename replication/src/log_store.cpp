@@ -13,6 +13,7 @@ constexpr std::string_view snapshot_key = "snapshot";  // [u64 index][u64 term]
 constexpr std::string_view applied_key = "applied";    // [u64 index]
 constexpr std::string_view identity_key = "identity";  // [u64 id][group name]
 constexpr std::string_view clients_key = "clients";    // ([u64 id][u32 length][address])...
+constexpr std::string_view peers_key = "peers";        // the same, each member's raft address
 
 std::string encode_members(const conf_state& c) {
   byte_writer w;
@@ -89,22 +90,19 @@ void log_store::set_identity(transaction& tx, const member_identity& self) {
   put(tx, identity_key, std::move(w).take());
 }
 
-void log_store::set_client_address(transaction& tx, std::uint64_t id, std::string_view address) {
-  auto all = client_addresses();
-  if (auto it = all.find(id); it != all.end() && it->second == address) return;
-  all[id] = std::string(address);
+void log_store::put_addresses(transaction& tx, std::string_view key, const std::map<std::uint64_t, std::string>& all) {
   byte_writer w;
   for (const auto& [member, where] : all) {
     w.u64(member);
     w.u32(static_cast<std::uint32_t>(where.size()));
     w.bytes(where);
   }
-  put(tx, clients_key, std::move(w).take());
+  put(tx, key, std::move(w).take());
 }
 
-std::map<std::uint64_t, std::string> log_store::client_addresses() const {
+std::map<std::uint64_t, std::string> log_store::addresses(std::string_view key) const {
   std::map<std::uint64_t, std::string> all;
-  const auto v = get(clients_key);
+  const auto v = get(key);
   if (!v) return all;
   byte_reader r(*v);
   while (!r.done()) {
@@ -113,6 +111,28 @@ std::map<std::uint64_t, std::string> log_store::client_addresses() const {
   }
   return all;
 }
+
+void log_store::set_client_address(transaction& tx, std::uint64_t id, std::string_view address) {
+  auto all = client_addresses();
+  if (auto it = all.find(id); it != all.end() && it->second == address) return;
+  all[id] = std::string(address);
+  put_addresses(tx, clients_key, all);
+}
+
+std::map<std::uint64_t, std::string> log_store::client_addresses() const { return addresses(clients_key); }
+
+void log_store::set_raft_address(transaction& tx, std::uint64_t id, std::string_view address) {
+  auto all = raft_addresses();
+  if (address.empty()) {
+    if (all.erase(id) == 0) return;
+  } else {
+    if (auto it = all.find(id); it != all.end() && it->second == address) return;
+    all[id] = std::string(address);
+  }
+  put_addresses(tx, peers_key, all);
+}
+
+std::map<std::uint64_t, std::string> log_store::raft_addresses() const { return addresses(peers_key); }
 
 void log_store::put_snapshot(transaction& tx, const snapshot_meta& s, const conf_state& members) {
   byte_writer w;

@@ -4,8 +4,8 @@
 // "pobj-raft.members", an ordered map from the index of each applied conf change to the members
 // after it (those at or before the snapshot's index collapse into one at the snapshot's index);
 // and "pobj-raft.state", a small map holding the hard state ([u64 term][u64 vote][u64 commit]),
-// the snapshot metadata (index, term: the log begins after it), the applied index and the group's
-// identity. docs/replication.md.
+// the snapshot metadata (index, term: the log begins after it), the applied index, the group's
+// identity and the members' addresses (raft's and clients'). docs/replication.md.
 //
 // A new group's log starts with one conf change entry per founder (indexes 1..n, term 1,
 // committed), as etcd's own bootstrap makes it; a member added later starts empty and receives
@@ -82,6 +82,10 @@ class log_store {
   // announcement in the block that applies its entry.
   void set_client_address(transaction& tx, std::uint64_t id, std::string_view address);
   std::map<std::uint64_t, std::string> client_addresses() const;
+  // Where each member's raft transport listens ("host:port"), as the change that added it said
+  // (routing only: a member records it in the block that applies the change); empty forgets one.
+  void set_raft_address(transaction& tx, std::uint64_t id, std::string_view address);
+  std::map<std::uint64_t, std::string> raft_addresses() const;
   // Drops entries up to `index` (at most the applied index), in tx; returns how many.
   std::uint64_t compact(transaction& tx, std::uint64_t index);
 
@@ -102,6 +106,8 @@ class log_store {
   std::optional<std::string> get(std::string_view key) const;
   void put(transaction& tx, std::string_view key, std::string_view value);
   void set_identity(transaction& tx, const member_identity& self);
+  void put_addresses(transaction& tx, std::string_view key, const std::map<std::uint64_t, std::string>& all);
+  std::map<std::uint64_t, std::string> addresses(std::string_view key) const;
   void put_snapshot(transaction& tx, const snapshot_meta& s, const conf_state& members);
 
   pobj::pool* pool_;

@@ -93,6 +93,12 @@ ready decode_ready(std::string_view bytes) {
         for (std::uint32_t i = 0, n = p.u32(); i < n; ++i) c.voters.push_back(p.u64());
         for (std::uint32_t i = 0, n = p.u32(); i < n; ++i) c.learners.push_back(p.u64());
         rd.conf_changes.emplace_back(index, std::move(c));
+        member_change mc;
+        mc.index = index;
+        mc.op = static_cast<conf_op>(p.u8());
+        mc.member = p.u64();
+        mc.context = std::string(p.take(p.u32()));
+        rd.member_changes.push_back(std::move(mc));
         break;
       }
       case POBJ_RAFT_OUT_STATUS: {

@@ -54,6 +54,17 @@ struct conf_state {
   std::vector<std::uint64_t> voters, learners;
 };
 
+enum class conf_op : std::uint8_t { add_voter = 0, remove = 1, add_learner = 2, update = 3, other = 255 };
+
+// A conf change entry applied by raft: the change (its proposer's context: for pobj-kv, where the
+// member is reached) and the members after it.
+struct member_change {
+  std::uint64_t index = 0;
+  conf_op op = conf_op::other;
+  std::uint64_t member = 0;
+  std::string context;
+};
+
 struct snapshot_meta {
   std::uint64_t index = 0, term = 0;
   std::string conf;  // conf_state::encoded
@@ -96,6 +107,7 @@ struct ready {
   std::vector<outgoing_message> messages;
   std::vector<log_entry> committed;  // to apply, in order
   std::vector<std::pair<std::uint64_t, conf_state>> conf_changes;  // at an index, the members after it
+  std::vector<member_change> member_changes;  // the same changes, each as proposed
   std::vector<read_state> reads;
   std::optional<node_status> status;
 };
@@ -118,8 +130,6 @@ struct node_options {
   bool pre_vote = true;      // a partitioned member does not disrupt the group when it returns
   bool check_quorum = true;  // a leader that cannot reach a majority steps down
 };
-
-enum class conf_op : std::uint8_t { add_voter = 0, remove = 1, add_learner = 2 };
 
 // A conf change entry's data (what a new group's log starts with: one adding each founder).
 std::string conf_change_data(conf_op op, std::uint64_t member);

@@ -30,6 +30,18 @@ def info(port, password=None):
         r.close()
 
 
+def set_once_it_leads(test, client, key, value, timeout=10.0):
+    """SET through a member that leads or is about to (refusals retried for up to timeout seconds)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            client.set(key, value)
+            return
+        except (redis.exceptions.ReadOnlyError, redis.exceptions.ResponseError):
+            test.assertLess(time.time(), deadline)
+            time.sleep(0.05)
+
+
 class Group:
     """Three members, each a KvServer with its own pool and fixed client and raft ports."""
 
@@ -230,6 +242,89 @@ class ReplicatedTest(unittest.TestCase):
         for c in (f, lr, blocked, old):
             c.close()
 
+    def test_members_are_added_removed_and_lead_at_runtime(self):
+        """RAFT ADD brings a new, empty member into a running group (it receives the whole log), RAFT
+        TRANSFER hands it the lead, RAFT REMOVE takes a founder out; the changes and the added
+        member's address survive restarts, and bad changes are refused with a reason."""
+        g = Group(self)
+        lead = g.leader()
+        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        for i in range(200):
+            r.set(f"k{i}", str(i))
+        raft4 = free_port()
+        spec4 = g.spec + f",4=127.0.0.1:{raft4}"
+        new = KvServer(fixed_port=True, extra=["--persist-mode", MODE, "--replica-id", "4", "--replicas", spec4,
+                                               "--replica-join", "yes"])
+        self.addCleanup(new.close)
+        new.start()
+        g.members.append(new)
+        # Refusals: an id already in, an address that is none, a change on a follower, the leader itself.
+        follower = next(m for m in g.members[:3] if m is not lead)
+        with self.assertRaisesRegex(redis.ResponseError, "in the group already"):
+            r.execute_command("RAFT", "ADD", "2", "127.0.0.1:1")
+        with self.assertRaisesRegex(redis.ResponseError, "not a raft address"):
+            r.execute_command("RAFT", "ADD", "4", "nowhere")
+        f = redis.Redis(host="127.0.0.1", port=follower.port, socket_timeout=10, decode_responses=True)
+        with self.assertRaisesRegex(redis.ResponseError, f"on the leader: member {g.members.index(lead) + 1}"):
+            f.execute_command("RAFT", "ADD", "4", f"127.0.0.1:{raft4}")
+        f.close()
+        lead_id = g.members.index(lead) + 1
+        with self.assertRaisesRegex(redis.ResponseError, "RAFT TRANSFER"):
+            r.execute_command("RAFT", "REMOVE", str(lead_id))
+        self.assertEqual(r.execute_command("RAFT", "ADD", "4", f"127.0.0.1:{raft4}"), "OK")
+        members = r.execute_command("RAFT", "MEMBERS")
+        self.assertEqual(sorted(m[0] for m in members), [1, 2, 3, 4])
+        self.assertIn([4, f"127.0.0.1:{raft4}", "", "voter", 0], members)
+        # The new member receives the whole log, then takes the lead and serves what it holds.
+        target = int(info(lead.port)["raft_applied_index"])
+        deadline = time.time() + 15
+        while time.time() < deadline and int(info(new.port)["raft_applied_index"]) < target:
+            time.sleep(0.05)
+        self.assertGreaterEqual(int(info(new.port)["raft_applied_index"]), target)
+        self.assertEqual(r.execute_command("RAFT", "TRANSFER", "4"), "OK")
+        r.close()
+        self.assertIs(g.leader(), new)
+        n = redis.Redis(host="127.0.0.1", port=new.port, socket_timeout=10, decode_responses=True)
+        self.assertEqual([n.get(f"k{i}") for i in range(200)], [str(i) for i in range(200)])
+        # A founder leaves; the group of 3 (one added) goes on, and the removed member is told.
+        self.assertEqual(n.execute_command("RAFT", "REMOVE", str(lead_id)), "OK")
+        self.assertEqual(sorted(m[0] for m in n.execute_command("RAFT", "MEMBERS")),
+                         sorted({1, 2, 3, 4} - {lead_id}))
+        n.set("after-remove", "1")
+        n.close()
+        deadline = time.time() + 10
+        while time.time() < deadline and "was removed from the group" not in lead.log_text():
+            time.sleep(0.05)
+        self.assertIn("was removed from the group", lead.log_text())
+        lead.kill()
+        # Every member restarts: the configuration and member 4's address come from the pools
+        # (member 4's --replica-join is spent; the founders' list never named it).
+        for m in g.running():
+            m.kill()
+        for m in g.members:
+            if m is not lead:
+                m.start()
+        now = g.leader()
+        c = redis.Redis(host="127.0.0.1", port=now.port, socket_timeout=10, decode_responses=True)
+        set_once_it_leads(self, c, "after-restart", "1")
+        self.assertEqual(sorted(m[0] for m in c.execute_command("RAFT", "MEMBERS")), sorted({1, 2, 3, 4} - {lead_id}))
+        self.assertEqual([c.get("k199"), c.get("after-remove")], ["199", "1"])
+        c.close()
+
+    def test_a_compacted_log_refuses_a_new_member(self):
+        g = Group(self, extra=["--raft-log-entries", "50"])
+        lead = g.leader()
+        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        for i in range(400):
+            r.set(f"k{i}", str(i))
+        deadline = time.time() + 15
+        while time.time() < deadline and int(info(lead.port)["raft_first_index"]) <= 1:
+            time.sleep(0.1)
+        with self.assertRaisesRegex(redis.ResponseError, "compacted"):
+            r.execute_command("RAFT", "ADD", "4", "127.0.0.1:1")
+        self.assertEqual(len(r.execute_command("RAFT", "MEMBERS")), 3)
+        r.close()
+
     def test_the_log_is_compacted_and_members_restart_from_a_compacted_log(self):
         g = Group(self, extra=["--raft-log-entries", "50"])
         lead = g.leader()
@@ -257,14 +352,7 @@ class ReplicatedTest(unittest.TestCase):
         lead.kill()
         new = g.leader()
         r = redis.Redis(host="127.0.0.1", port=new.port, socket_timeout=10, decode_responses=True)
-        deadline = time.time() + 10
-        while True:
-            try:
-                r.set("after", "1")
-                break
-            except (redis.exceptions.ReadOnlyError, redis.exceptions.ResponseError):
-                self.assertLess(time.time(), deadline)
-                time.sleep(0.05)
+        set_once_it_leads(self, r, "after", "1")
         self.assertEqual([r.get(f"k{i}") for i in range(600)], [str(i) for i in range(600)])
         r.close()
         lead.start()

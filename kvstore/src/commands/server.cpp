@@ -213,6 +213,42 @@ void wait(command_context& c) {
   c.reply.integer(std::max<std::int64_t>(holding, static_cast<std::int64_t>(v.members / 2)));
 }
 
+// RAFT MEMBERS | ADD id host:port | REMOVE id | TRANSFER id: the group's members and changes to
+// them (docs/replication.md, "Changing the members"). MEMBERS answers on any member, as it last
+// applied the configuration: per member [id, raft address, client address, "voter"|"learner",
+// whether it leads]. The changes run on the leader and answer once committed.
+void raft(command_context& c) {
+  const std::string sub = lower(c.argv[1]);
+  server_view* s = c.server.server();
+  if (sub == "members" && c.argv.size() == 2) {
+    const replication_view v = s != nullptr ? s->replication() : replication_view{};
+    if (!v.replicated) return c.reply.error("ERR this server is not a member of a replicated group");
+    c.reply.array(v.group.size());
+    for (const auto& m : v.group) {
+      c.reply.array(5);
+      c.reply.integer(static_cast<std::int64_t>(m.id));
+      c.reply.bulk(m.raft);
+      c.reply.bulk(m.client);
+      c.reply.bulk(m.voter ? "voter" : "learner");
+      c.reply.integer(m.id == v.leader_id ? 1 : 0);
+    }
+    return;
+  }
+  const bool add = sub == "add", remove = sub == "remove", transfer = sub == "transfer";
+  if (!((add && c.argv.size() == 4) || ((remove || transfer) && c.argv.size() == 3)))
+    return c.reply.error(fmt::format(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try RAFT MEMBERS, RAFT ADD id host:port, "
+        "RAFT REMOVE id, RAFT TRANSFER id",
+        std::string(c.argv[1])));
+  std::int64_t id = 0;
+  if (!string_to_int64(c.argv[2], id) || id <= 0) return c.reply.error("ERR a member's id is a positive integer");
+  if (s == nullptr) return c.reply.error("ERR this server is not a member of a replicated group");
+  const std::string err = transfer ? s->transfer_leadership(static_cast<std::uint64_t>(id))
+                                   : s->change_member(add, static_cast<std::uint64_t>(id), add ? c.argv[3] : "");
+  if (!err.empty()) return c.reply.error(err);
+  c.reply.ok();
+}
+
 using namespace command_flags;
 
 const std::array table{
@@ -225,6 +261,8 @@ const std::array table{
     command_spec{"role", 1, fast, role, 0, 0, 0, "server", "master or slave, as a member of a replicated group"},
     command_spec{"wait", 3, 0, wait, 0, 0, 0, "generic",
                  "how many followers hold this member's writes (every acknowledged write is on a majority already)"},
+    command_spec{"raft", -2, admin | no_multi | own_block, raft, 0, 0, 0, "server",
+                 "the replicated group's members: MEMBERS, ADD, REMOVE, TRANSFER"},
     command_spec{"shutdown", -1, admin | own_block | no_multi, shutdown, 0, 0, 0, "server", "stops the server"},
 };
 

@@ -74,7 +74,13 @@ struct transport::impl {
     peer_address address;
     fi_addr_t fi = FI_ADDR_NOTAVAIL;
     std::size_t queued = 0;  // in the outbox or in flight
+    // A peer that takes no frame (libfabric answers EAGAIN: not connected, or its queue full) is
+    // tried again after a pause that doubles up to max_backoff while it takes none: each try at a
+    // dead peer is a new connection attempt, and trying every millisecond took two cores.
+    std::chrono::steady_clock::time_point retry_at{};
+    std::chrono::milliseconds backoff{0};
   };
+  static constexpr std::chrono::milliseconds max_backoff{100};
 
   transport_options options;
   receive_handler on_receive;
@@ -289,13 +295,24 @@ void transport::impl::run() {
         if (it == peers.end()) {
           continue;  // the peer was removed meanwhile
         }
-        const ssize_t r = fi_send(ep, g.o->buffer.data(), g.o->buffer.size(), nullptr, it->second.fi, &g.o->ctx);
+        peer& pr = it->second;
+        if (pr.retry_at > now) {  // backing off (its frames keep their order)
+          wait_ms = std::min<int>(wait_ms, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                pr.retry_at - now).count()) + 1);
+          later.push_back(std::move(g));
+          continue;
+        }
+        const ssize_t r = fi_send(ep, g.o->buffer.data(), g.o->buffer.size(), nullptr, pr.fi, &g.o->ctx);
         if (r == 0) {
+          pr.backoff = std::chrono::milliseconds(0);
           op* raw = g.o.get();
           in_flight.emplace(raw, std::move(g.o));
         } else if (r == -FI_EAGAIN) {
-          later.push_back(std::move(g));  // full: again after the completions below
-          wait_ms = 1;
+          ++stats.send_retries;
+          pr.backoff = std::min(max_backoff, std::max(std::chrono::milliseconds(1), pr.backoff * 2));
+          pr.retry_at = now + pr.backoff;
+          later.push_back(std::move(g));  // again after the completions below, or the pause
+          wait_ms = std::min<int>(wait_ms, static_cast<int>(pr.backoff.count()) + 1);
         } else {
           ++stats.send_errors;
           if (it->second.queued > 0) --it->second.queued;

@@ -68,6 +68,7 @@ struct transport_stats {
   std::uint64_t dropped_full = 0;     // a peer's queue was full
   std::uint64_t dropped_fault = 0;    // the fault hook dropped it
   std::uint64_t send_errors = 0;      // completions in error (a peer down)
+  std::uint64_t send_retries = 0;     // sends libfabric refused for now (EAGAIN), tried again after a pause
   std::uint64_t refused_checksum = 0, refused_group = 0, refused_stale = 0, refused_other = 0;
   std::uint64_t refused_engine = 0;
   std::uint64_t engine_refused_from = 0;   // the member whose frame was last refused for its engine

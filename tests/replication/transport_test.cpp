@@ -189,6 +189,14 @@ TEST_CASE("a dead peer holds up nothing: its queue fills and drops, others are s
   CHECK(refused >= 1000 - 32);
   CHECK(a.stats().dropped_full >= static_cast<std::uint64_t>(refused));
   CHECK(eventually([&] { return ic.size() == 1000; }));
+  // The dead peer is tried again after growing pauses (up to 100 ms), not on every pass: each
+  // try is a connection attempt (regression: tried every millisecond, ~900 connects a second,
+  // two spinning threads on a 2-core machine, and a group with a member down wrote 10x slower).
+  const std::uint64_t before = a.stats().send_retries;
+  std::this_thread::sleep_for(1s);
+  const std::uint64_t tries = a.stats().send_retries - before;
+  INFO("tries at the dead peer in 1 s: " << tries);
+  CHECK(tries <= 30);
 }
 
 TEST_CASE("a three-member raft group over libfabric elects and replicates", "[replication][transport][raft]") {

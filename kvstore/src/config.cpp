@@ -123,6 +123,10 @@ std::optional<std::string> apply_setting(config& cfg, std::string_view name, std
     cfg.raft_log_entries = static_cast<std::uint64_t>(*v);
   } else if (name == "replica-announce-ip") {
     cfg.replica_announce_ip = value;
+  } else if (name == "replica-transport") {
+    if (value.empty() || value.find("sockets") != std::string::npos)
+      return bad("auto, or a libfabric provider such as tcp;ofi_rxm, verbs;ofi_rxm or efa (never sockets)");
+    cfg.replica_transport = value;
   } else if (name == "replica-forward") {
     if (value != "yes" && value != "no") return bad("yes or no");
     cfg.replica_forward = value == "yes";
@@ -219,6 +223,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
   if (name == "replica-join") return std::string(cfg.replica_join ? "yes" : "no");
   if (name == "replica-announce-ip") return cfg.replica_announce_ip;
   if (name == "replica-forward") return std::string(cfg.replica_forward ? "yes" : "no");
+  if (name == "replica-transport") return cfg.replica_transport;
   if (name == "log-level" || name == "loglevel") return cfg.log_level;
   if (name == "objects-library") {
     std::string all;
@@ -235,7 +240,7 @@ std::optional<std::string> setting_value(const config& cfg, std::string_view nam
 std::vector<std::string> setting_names() {
   return {"bind", "protected-mode", "port", "pool", "pool-size", "pool-max-size", "persist-mode", "threads", "maxclients",
           "requirepass", "hz", "reply-ttl", "objects-library", "log-level", "replica-id", "replicas", "replica-group", "replica-bootstrap", "replica-join", "raft-log-entries",
-          "replica-announce-ip", "replica-forward", "save", "appendonly", "databases"};
+          "replica-announce-ip", "replica-forward", "replica-transport", "save", "appendonly", "databases"};
 }
 
 std::string usage() {
@@ -277,6 +282,10 @@ replication (docs/replication.md; every member is given the same replicas):
   replica-announce-ip HOST
                         where clients reach this member when it leads (default: the first bind
                         address, or this member's raft host if that is a wildcard)
+  replica-transport auto|PROVIDER
+                        the libfabric provider between members: auto tries verbs;ofi_rxm, then
+                        efa, then tcp;ofi_rxm (every member must end on the same one; INFO's
+                        raft_transport says which) (default auto)
 )";
 }
 

@@ -49,6 +49,7 @@ struct config {
   // the first bind address, or its raft host where that is a wildcard; this overrides it.
   std::string replica_announce_ip;
   bool replica_forward = true;              // a follower relays its clients' commands to the leader
+  std::string replica_transport = "auto";   // libfabric provider: auto (verbs, efa, then tcp) or a name
   std::string check_pool;                   // --check POOL: verify offline and exit
   bool show_help = false;
   bool show_version = false;

@@ -121,6 +121,8 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
   const replica_member self_member = *listed;
   const replica_member* me = &self_member;
   pobj::pool& pool = e.db().pool();
+  pool_path_ = pool.path();
+  remove_snapshot_files();
   log_ = std::make_unique<pobj::repl::log_store>(pool);
   if (!log_->initialized()) {
     // A pool without Raft state founds a group, or joins one, only when told to: a member whose
@@ -215,14 +217,28 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
         else if (level == 1) log::verbose("raft: {}", line);
       });
   raft_ = node_.get();
-  try {
-    transport_ = std::make_unique<pobj::repl::transport>(
-        t, [this](std::uint64_t from, std::uint8_t kind, std::string_view payload) {
-          if (kind == kind_raft && (net_file_.empty() || !cut_off(from))) node_->step(payload);
-        });
-  } catch (...) {
+  // auto: the fastest provider this machine's fabric has, from RDMA (InfiniBand/RoCE through
+  // verbs, AWS's EFA) down to TCP; a named one or nothing.
+  std::vector<std::string> providers{cfg.replica_transport};
+  if (cfg.replica_transport == "auto") providers = {"verbs;ofi_rxm", "efa", "tcp;ofi_rxm"};
+  std::string refused;
+  for (const auto& provider : providers) {
+    t.provider = provider;
+    try {
+      transport_ = std::make_unique<pobj::repl::transport>(
+          t, [this](std::uint64_t from, std::uint8_t kind, std::string_view payload) {
+            if (!net_file_.empty() && cut_off(from)) return;
+            if (kind == kind_raft) node_->step(payload);
+            else on_snapshot_frame(from, kind, payload);
+          });
+      break;
+    } catch (const std::exception& ex) {
+      refused += fmt::format("{}{}", refused.empty() ? "" : "; ", ex.what());
+    }
+  }
+  if (!transport_) {
     node_->stop();
-    throw;
+    throw std::runtime_error(fmt::format("replication: no transport for {}:{}: {}", me->host, me->port, refused));
   }
   link_ = transport_.get();
   log::notice("replication: member {} listening for its group on {}:{} ({})", self_, me->host, me->port,
@@ -230,6 +246,7 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
 }
 
 replica::~replica() {
+  stop_snapshots();
   if (node_) node_->stop();
   if (transport_) transport_->close();
   if (event_fd_ >= 0) ::close(event_fd_);
@@ -287,21 +304,27 @@ void replica::on_ready(pobj::repl::ready& rd) {
   pobj::repl::transport* link = link_.load();
   for (const auto& m : rd.messages) {
     if (m.type == pobj::repl::msg_snapshot) {
-      // Snapshots of the pool are not built: raft's would carry no data, and a member installing it
-      // would skip the entries before it. Never sent; raft is told, and tries again later.
-      if (pobj::repl::node* n = raft_.load()) n->report_snapshot(m.to, false);
+      // Raft's snapshot carries no data: the member gets a copy of the pool instead
+      // (replica_snapshot.cpp), and raft is told when it was delivered or failed.
+      want_snapshot(m.to);
       continue;
     }
     if (link != nullptr) link->send(m.to, kind_raft, m.bytes);  // (none yet at start: raft sends again)
   }
   if (rd.snapshot) {
-    // Never sent by a member of this version (above); one received means a member of another.
-    log::warning("replication: member {} received a snapshot, which this version cannot install; it stops", self_);
+    // Raft's own snapshot messages are never sent (above: pools travel instead); one received
+    // means a member of another version.
+    log::warning("replication: member {} received a raft snapshot message, which this version never sends; it stops",
+                 self_);
     std::abort();
   }
   if (rd.status && !rd.status->peers.empty()) {
+    // What the members hold, the ones far behind aside: those get a snapshot of the pool rather
+    // than hold the compaction back (a member down for a day would keep the log for a day).
     std::uint64_t least = UINT64_MAX;
-    for (const auto& p : rd.status->peers) least = std::min(least, p.match);
+    for (const auto& p : rd.status->peers)
+      if (p.match + 2 * keep_entries_ >= rd.status->commit) least = std::min(least, p.match);
+    if (least == UINT64_MAX) least = rd.status->commit;
     min_match_ = least;
     status_ms_ = steady_ms();
     std::lock_guard lock(mu_);
@@ -407,10 +430,6 @@ std::string replica::change_member(bool add, std::uint64_t id, std::string_view 
     const bool learner = std::find(learners_.begin(), learners_.end(), id) != learners_.end();
     if (add) {
       if (voter || learner) return fmt::format("ERR member {} is in the group already", id);
-      if (first_index_.load() > 1)
-        return fmt::format("ERR the group's log was compacted (it begins at entry {}): a new member would need a "
-                           "snapshot of the pool, which this version cannot send yet (docs/replication.md)",
-                           first_index_.load());
       try {
         const replica_member m = parse_members(fmt::format("{}={}", id, raft_address)).front();
         address = host_port(m.host, m.port);
@@ -548,6 +567,7 @@ void replica::apply_one(const committed& c) {
 void replica::apply_committed() {
   drain_signal();
   log_engine_refusals();
+  if (install_ready_.load()) install_snapshot();  // a whole copy of the leader's pool arrived
   if (!node_->running()) {
     // Its raft stopped (it could not persist, say): this member can neither lead nor follow.
     log::warning("replication: member {}'s raft stopped ({}); the member stops", self_, node_->failure());
@@ -557,7 +577,7 @@ void replica::apply_committed() {
     committed c;
     {
       std::lock_guard lock(mu_);
-      if (queue_.empty()) return;
+      if (queue_.empty()) break;
       c = std::move(queue_.front());
       queue_.pop_front();
     }
@@ -571,6 +591,7 @@ void replica::apply_committed() {
       std::abort();
     }
   }
+  take_snapshots();  // between two entries: what raft asked to send, if anything
 }
 
 std::string replica::encode(std::uint64_t id, const std::vector<recorded_command>& record, std::int64_t now,
@@ -784,10 +805,14 @@ std::string replica::info() const {
       "raft_leader_client_address:{}\r\nraft_client_address:{}\r\n"
       "raft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_index:{}\r\nraft_first_index:{}\r\n"
       "raft_members:{}\r\nraft_engine:{:016x} ({})\r\n"
-      "raft_transport:{}\r\nraft_proposals:{}\r\nraft_batches_interrupted:{}\r\nraft_batches_timed_out:{}\r\n",
+      "raft_transport:{}\r\nraft_proposals:{}\r\nraft_batches_interrupted:{}\r\nraft_batches_timed_out:{}\r\n"
+      "raft_snapshots_sent:{}\r\nraft_snapshots_failed:{}\r\nraft_snapshot_bytes_sent:{}\r\n"
+      "raft_snapshot_last_copy_bytes:{}\r\nraft_snapshot_last_pause_us:{}\r\nraft_snapshot_last_transfer_ms:{}\r\n",
       self_, group_, l, leader_address(), v.leader_client, client_address_, term_.load(), commit_.load(),
       applied_.load(), last_index_.load(), first_index_.load(), v.members, engine_fingerprint_, engine_described_,
-      transport_ ? transport_->provider() : "", proposals_, interrupted_, timed_out_);
+      transport_ ? transport_->provider() : "", proposals_, interrupted_, timed_out_, snapshots_sent_.load(),
+      snapshots_failed_.load(), snapshot_bytes_.load(), snapshot_copy_bytes_.load(), snapshot_pause_us_.load(),
+      snapshot_transfer_ms_.load());
   for (const auto& f : v.followers) {
     out += fmt::format("raft_member{}_match_index:{}\r\nraft_member{}_lag:{}\r\n", f.id, f.match, f.id,
                        v.commit > f.match ? v.commit - f.match : 0);
@@ -795,8 +820,8 @@ std::string replica::info() const {
   if (transport_) {
     const auto s = transport_->stats();
     out += fmt::format("raft_messages_sent:{}\r\nraft_messages_received:{}\r\nraft_messages_dropped:{}\r\n"
-                       "raft_frames_refused:{}\r\nraft_frames_refused_engine:{}\r\n",
-                       s.sent, s.received, s.dropped_full + s.send_errors,
+                       "raft_send_retries:{}\r\nraft_frames_refused:{}\r\nraft_frames_refused_engine:{}\r\n",
+                       s.sent, s.received, s.dropped_full + s.send_errors, s.send_retries,
                        s.refused_checksum + s.refused_group + s.refused_stale + s.refused_other + s.refused_engine,
                        s.refused_engine);
   }

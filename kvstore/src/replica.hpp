@@ -122,6 +122,23 @@ class replica final : public replicated {
   // again every 20 ms: the transport drops every frame to and from them, a partition).
   bool cut_off(std::uint64_t peer);
 
+  // Pool snapshots (replica_snapshot.cpp). Raft asks the leader to send a member one when the
+  // member needs entries the log no longer holds (it fell behind the compaction, or is new). The
+  // server thread copies the pool between two entries (the group pauses for the copy), a thread
+  // per member streams the copy in chunks, and the member installs it: its raft stops, the copy
+  // becomes its pool (its own identity and hard state, applied at the copy's index) and the
+  // process restarts on it (exec), to catch up from the log.
+  struct snapshot_copy;
+  struct snapshot_out;
+  struct snapshot_in;
+  void want_snapshot(std::uint64_t member);  // raft thread: raft would send it a snapshot
+  void take_snapshots();                     // server thread: the copy, and a sender per member
+  void send_snapshot(std::shared_ptr<snapshot_out> t);  // a sender's thread
+  void on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::string_view payload);  // transport thread
+  [[noreturn]] void install_snapshot();      // server thread, once a whole copy arrived
+  void remove_snapshot_files();
+  void stop_snapshots();  // the senders' threads end (the destructor)
+
   engine* engine_;
   std::uint64_t self_ = 0;
   std::string group_;
@@ -166,6 +183,16 @@ class replica final : public replicated {
   std::string engine_described_;
   mutable std::uint64_t engine_refusals_logged_ = 0;  // GUARDED_BY(mu_)
   mutable std::int64_t engine_refusal_log_ms_ = 0;    // GUARDED_BY(mu_)
+  std::mutex snap_mu_;
+  std::condition_variable snap_cv_;
+  std::vector<std::uint64_t> snapshot_wanted_;               // GUARDED_BY(snap_mu_)
+  std::vector<std::shared_ptr<snapshot_out>> snapshots_out_;  // GUARDED_BY(snap_mu_): running or done
+  std::shared_ptr<snapshot_in> snapshot_in_;                  // GUARDED_BY(snap_mu_)
+  std::atomic<bool> install_ready_{false};
+  std::atomic<bool> stopping_{false};
+  std::string pool_path_;
+  std::atomic<std::uint64_t> snapshots_sent_{0}, snapshots_failed_{0}, snapshot_bytes_{0};
+  std::atomic<std::uint64_t> snapshot_pause_us_{0}, snapshot_copy_bytes_{0}, snapshot_transfer_ms_{0};
   std::string net_file_;  // POBJ_KV_TEST_NET
   std::mutex net_mu_;
   std::vector<std::uint64_t> net_cut_;  // GUARDED_BY(net_mu_)

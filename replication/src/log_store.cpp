@@ -77,9 +77,9 @@ std::optional<member_identity> log_store::identity() const {
   return m;
 }
 
-void log_store::set_identity(transaction& tx, const member_identity& self) {
+void log_store::set_identity(transaction& tx, const member_identity& self, bool replace) {
   if (self.id == 0) throw pobj::error(pobj::errc::invalid_argument, "a raft member's id must not be 0");
-  if (initialized()) {
+  if (initialized() && !replace) {
     const member_identity old = *identity();
     throw pobj::error(pobj::errc::invalid_argument,
                       fmt::format("pool '{}' already holds member {} of group '{}'", pool_->path(), old.id, old.group));
@@ -199,6 +199,29 @@ void log_store::set_applied(transaction& tx, std::uint64_t index) {
   byte_writer w;
   w.u64(index);
   put(tx, applied_key, std::move(w).take());
+}
+
+void log_store::adopt(transaction& tx, const member_identity& self, const hard_state& h, const snapshot_meta& at,
+                      const conf_state& members) {
+  if (initialized() && identity()->group != self.group)
+    throw pobj::error(pobj::errc::invalid_argument,
+                      fmt::format("pool '{}' is a copy of group '{}', not '{}'", pool_->path(), identity()->group,
+                                  self.group));
+  set_identity(tx, self, true);
+  byte_writer w;
+  w.u64(h.term);
+  w.u64(h.vote);
+  w.u64(h.commit);
+  put(tx, hard_key, std::move(w).take());
+  auto l = log();
+  while (auto first = l.first()) l.erase(tx, first->first);
+  auto c = confs();  // every change recorded after the snapshot's index was the copied log's
+  while (auto last = c.last()) {
+    if (last->first <= at.index) break;
+    c.erase(tx, last->first);
+  }
+  put_snapshot(tx, at, members);
+  set_applied(tx, at.index);
 }
 
 void log_store::set_members(transaction& tx, std::uint64_t index, const conf_state& c) {

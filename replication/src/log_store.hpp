@@ -71,6 +71,12 @@ class log_store {
   conf_state members_at(std::uint64_t index) const;
 
   void save(transaction& tx, const ready& rd);
+  // Installing a snapshot of another member's pool: this pool is that copy, taken when `at.index`
+  // was applied there. It becomes `self`'s: its identity, its hard state `h` (whose commit is at
+  // least at.index), an empty log after the snapshot, the members as of it, applied at.index. The
+  // members' addresses are kept.
+  void adopt(transaction& tx, const member_identity& self, const hard_state& h, const snapshot_meta& at,
+             const conf_state& members);
   void set_applied(transaction& tx, std::uint64_t index);
   // Records the members after the conf change at `index`, in the block that applies it.
   void set_members(transaction& tx, std::uint64_t index, const conf_state& c);
@@ -105,7 +111,7 @@ class log_store {
   pobj::ordered_map_ref<std::uint64_t, pobj::bytes> confs() const { return {*pool_, members_}; }
   std::optional<std::string> get(std::string_view key) const;
   void put(transaction& tx, std::string_view key, std::string_view value);
-  void set_identity(transaction& tx, const member_identity& self);
+  void set_identity(transaction& tx, const member_identity& self, bool replace = false);
   void put_addresses(transaction& tx, std::string_view key, const std::map<std::uint64_t, std::string>& all);
   std::map<std::uint64_t, std::string> addresses(std::string_view key) const;
   void put_snapshot(transaction& tx, const snapshot_meta& s, const conf_state& members);

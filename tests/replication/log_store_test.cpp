@@ -129,3 +129,44 @@ TEST_CASE("a snapshot received replaces the whole log", "[replication]") {
   CHECK(s.load().snapshot.term == 4);
   CHECK(s.load().snapshot.conf == "members-at-50");
 }
+
+TEST_CASE("a copy of another member's pool is adopted: identity, hard state, empty log, applied at its index",
+          "[replication]") {
+  pobj_test::scratch_path path("raftlog");
+  auto p = pobj::pool::create(path, pobj_test::small_options());
+  log_store s(p);
+  const std::vector<std::uint64_t> voters{1, 2, 3};
+  s.bootstrap({"g", 1}, voters);  // the leader's pool, as copied
+  save(p, s, entries(4, 40, 2));
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    s.set_applied(tx, 30);
+    s.set_client_address(tx, 1, "10.0.0.1:7379");
+    s.set_raft_address(tx, 4, "10.0.0.4:7604");
+  });
+  pobj::repl::conf_state members{"enc", {1, 2, 4}, {}};
+  pobj::run_tx(p, [&](pobj::transaction& tx) {
+    s.adopt(tx, {"g", 4}, pobj::repl::hard_state{7, 2, 30}, {30, 2, members.encoded}, members);
+  });
+  for (int reopened = 0; reopened < 2; ++reopened) {
+    log_store t(p);
+    CHECK(*t.identity() == pobj::repl::member_identity{"g", 4});
+    const auto st = t.load();
+    CHECK(st.hard == pobj::repl::hard_state{7, 2, 30});
+    CHECK(st.applied == 30);
+    CHECK(st.snapshot.index == 30);
+    CHECK(st.snapshot.term == 2);
+    CHECK(st.entries.empty());  // the copied log's entries were the leader's, not this member's
+    CHECK(t.first_index() == 31);
+    CHECK(t.members().voters == std::vector<std::uint64_t>{1, 2, 4});
+    CHECK(t.client_addresses().at(1) == "10.0.0.1:7379");  // routing kept
+    CHECK(t.raft_addresses().at(4) == "10.0.0.4:7604");
+    p.close();
+    p = pobj::pool::open(path, pobj_test::small_options());
+  }
+  // A copy of another group's pool is refused.
+  log_store u(p);
+  CHECK_THROWS_WITH(pobj::run_tx(p, [&](pobj::transaction& tx) {
+                      u.adopt(tx, {"other", 4}, pobj::repl::hard_state{7, 0, 30}, {30, 2, members.encoded}, members);
+                    }),
+                    Catch::Contains("is a copy of group 'g'"));
+}

@@ -1,0 +1,509 @@
+// kvstore/replica_snapshot: pool snapshots between the members of a group (replica.hpp, "Pool
+// snapshots"; docs/replication.md, "Snapshots of the pool").
+//
+// The leader's side: raft asks to send member M a snapshot (M needs entries compacted away). The
+// server thread, between two entries (every committed entry applied, the raft thread's writes
+// held off), copies the pool's data extents into `<pool>.snapshot-out-<id>` beside it: the group
+// pauses for that copy. A thread per member then streams the copy in chunks of 1 MiB over the
+// transport, at most 16 unacknowledged, and finally a `done` frame with the copy's index, term and
+// members. The member acknowledges each chunk and the done frame; then raft is told the snapshot
+// was delivered, and it probes the member from there. No acknowledgement for 10 s, or a member
+// missing chunks: raft is told it failed, and asks again later (a new copy).
+//
+// The member's side: chunks are written into `<pool>.snapshot-in` (a new transfer replaces an
+// unfinished one). Once the done frame finds every chunk, the server thread installs it: raft and
+// the transport stop (the hard state is final: no vote after it), the member's own pool is closed
+// (consistent on its media), the copy is opened and made this member's (log_store::adopt: its
+// identity, its term and vote, an empty log after the copy's index, applied there), renamed over
+// the pool, and the process executes itself again with the same arguments. A crash before the
+// rename leaves the old pool; after it, the new one.
+//
+// Frames (kind 2, leader to member): [u8 0][u64 id][u64 seq][u64 offset][data] a chunk;
+// [u8 1][u64 id][u64 chunks][u64 file size][u64 index][u64 term][members (log_store's encoding)]
+// done. Kind 3, member to leader: [u64 id][u64 seq], seq ~0 for done received whole, ~1 for done
+// with chunks missing.
+//
+// Thread safety: snap_mu_ guards the transfers' state; the copy and the install run on the server
+// thread. Crash consistency: above.
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "log.hpp"
+#include "log_store.hpp"
+#include "records.hpp"
+#include "replica.hpp"
+#include "transport.hpp"
+
+namespace pobj::kv {
+
+namespace {
+constexpr std::uint8_t kind_snapshot = 2;
+constexpr std::uint8_t kind_snapshot_ack = 3;
+constexpr std::uint8_t frame_chunk = 0, frame_done = 1;
+constexpr std::uint64_t ack_done = ~std::uint64_t{0}, ack_missing = ~std::uint64_t{1};
+constexpr std::size_t chunk_bytes = 1 << 20;
+constexpr std::size_t window = 16;
+constexpr auto ack_timeout = std::chrono::seconds(10);
+
+std::int64_t steady_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string encode_members(const pobj::repl::conf_state& c) {
+  pobj::repl::byte_writer w;
+  w.u32(static_cast<std::uint32_t>(c.encoded.size()));
+  w.bytes(c.encoded);
+  w.u32(static_cast<std::uint32_t>(c.voters.size()));
+  for (std::uint64_t v : c.voters) w.u64(v);
+  w.u32(static_cast<std::uint32_t>(c.learners.size()));
+  for (std::uint64_t v : c.learners) w.u64(v);
+  return std::move(w).take();
+}
+
+pobj::repl::conf_state decode_members(pobj::repl::byte_reader& r) {
+  pobj::repl::conf_state c;
+  c.encoded = std::string(r.take(r.u32()));
+  for (std::uint32_t i = 0, n = r.u32(); i < n; ++i) c.voters.push_back(r.u64());
+  for (std::uint32_t i = 0, n = r.u32(); i < n; ++i) c.learners.push_back(r.u64());
+  return c;
+}
+
+void write_all(int fd, const void* data, std::size_t n, std::uint64_t at, const std::string& path) {
+  const auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) throw std::runtime_error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+    p += w;
+    at += static_cast<std::uint64_t>(w);
+    n -= static_cast<std::size_t>(w);
+  }
+}
+}  // namespace
+
+// A copy of the pool, shared by the transfers that send it; its file goes with the last of them.
+struct replica::snapshot_copy {
+  std::string path;
+  std::uint64_t file_size = 0, index = 0, term = 0;
+  pobj::repl::conf_state members;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> chunks;  // offset, length
+  ~snapshot_copy() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+struct replica::snapshot_out {
+  std::uint64_t to = 0, id = 0;
+  std::shared_ptr<snapshot_copy> copy;
+  std::vector<bool> acked;    // GUARDED_BY(snap_mu_)
+  std::size_t acked_count = 0;  // GUARDED_BY(snap_mu_)
+  std::uint64_t done_ack = 0;   // GUARDED_BY(snap_mu_): 0, ack_done or ack_missing
+  std::int64_t last_ack_us = 0;  // GUARDED_BY(snap_mu_)
+  bool finished = false;        // GUARDED_BY(snap_mu_)
+  std::thread thread;
+};
+
+struct replica::snapshot_in {
+  std::uint64_t id = 0, from = 0;
+  int fd = -1;
+  std::set<std::uint64_t> seqs;
+  std::uint64_t index = 0, term = 0;
+  pobj::repl::conf_state members;
+  ~snapshot_in() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+void replica::remove_snapshot_files() {
+  // What a crash or a stop left: unfinished copies, sent or received.
+  const std::string dir = pool_path_.substr(0, pool_path_.rfind('/') + 1);
+  const std::string base = pool_path_.substr(pool_path_.rfind('/') + 1);
+  ::unlink((pool_path_ + ".snapshot-in").c_str());
+  ::unlink((pool_path_ + ".snapshot-in.journal").c_str());
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(base + ".snapshot-out-", 0) == 0) std::filesystem::remove(e.path(), ec);
+  }
+}
+
+void replica::stop_snapshots() {
+  stopping_ = true;
+  std::vector<std::shared_ptr<snapshot_out>> all;
+  {
+    std::lock_guard lock(snap_mu_);
+    snap_cv_.notify_all();
+    all = snapshots_out_;
+  }
+  for (auto& t : all)  // (a sender takes snap_mu_ on its way out)
+    if (t->thread.joinable()) t->thread.join();
+}
+
+void replica::want_snapshot(std::uint64_t member) {
+  {
+    std::lock_guard lock(snap_mu_);
+    for (const auto& t : snapshots_out_)
+      if (t->to == member && !t->finished) return;  // one at a time; raft waits for its report
+    if (std::find(snapshot_wanted_.begin(), snapshot_wanted_.end(), member) == snapshot_wanted_.end())
+      snapshot_wanted_.push_back(member);
+  }
+  signal();
+}
+
+void replica::take_snapshots() {
+  std::vector<std::uint64_t> wanted;
+  {
+    std::lock_guard lock(snap_mu_);
+    wanted.swap(snapshot_wanted_);
+    // Senders that finished are joined here (their threads cannot join themselves).
+    for (auto it = snapshots_out_.begin(); it != snapshots_out_.end();) {
+      if ((*it)->finished) {
+        if ((*it)->thread.joinable()) (*it)->thread.join();
+        it = snapshots_out_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (wanted.empty() || stopping_.load()) return;
+  if (!leader()) {
+    for (std::uint64_t m : wanted) node_->report_snapshot(m, false);
+    return;
+  }
+  auto copy = std::make_shared<snapshot_copy>();
+  const std::int64_t t0 = steady_us();
+  pobj::pool& pool = engine_->db().pool();
+  try {
+    if (pool.deferred_durability()) {
+      // Page mode: the pool file catches up with memory when the journal syncs; every block
+      // committed so far is written there once this ticket is durable.
+      transaction tx(pool);
+      pool.sync(tx.commit_deferred());
+    }
+    // Between two entries: the server thread applied every committed one (apply_committed), and
+    // the raft thread's writes wait for state_mu_.
+    std::lock_guard state(state_mu_);
+    copy->index = applied_.load();
+    if (const auto e = log_->entry(copy->index)) copy->term = e->term;
+    else copy->term = log_->snapshot().term;  // applied exactly to the compaction point
+    copy->members = log_->members_at(copy->index);
+    copy->file_size = pool.size();
+    copy->path = fmt::format("{}.snapshot-out-{}", pool_path_, copy->index);
+    const int out = ::open(copy->path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (out < 0) throw std::runtime_error(fmt::format("cannot create '{}': {}", copy->path, std::strerror(errno)));
+    const int in = ::open(pool_path_.c_str(), O_RDONLY | O_CLOEXEC);
+    try {
+      if (in < 0) throw std::runtime_error(fmt::format("cannot open '{}': {}", pool_path_, std::strerror(errno)));
+      if (::ftruncate(out, static_cast<off_t>(copy->file_size)) != 0)
+        throw std::runtime_error(fmt::format("cannot size '{}': {}", copy->path, std::strerror(errno)));
+      // The data extents only (a pool file is mostly holes until used): the file holds what
+      // memory holds (mapped shared; in page mode, synced just above).
+      const auto* base = reinterpret_cast<const char*>(pool.base());
+      std::uint64_t at = 0;
+      while (at < copy->file_size) {
+        const off_t data = ::lseek(in, static_cast<off_t>(at), SEEK_DATA);
+        if (data < 0) break;  // ENXIO: no data after `at`
+        off_t hole = ::lseek(in, data, SEEK_HOLE);
+        if (hole < 0) hole = static_cast<off_t>(copy->file_size);
+        const std::uint64_t end = std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), copy->file_size);
+        for (std::uint64_t off = static_cast<std::uint64_t>(data); off < end; off += chunk_bytes) {
+          const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(chunk_bytes, end - off));
+          write_all(out, base + off, n, off, copy->path);
+          copy->chunks.emplace_back(off, n);
+        }
+        at = end;
+      }
+    } catch (...) {
+      if (in >= 0) ::close(in);
+      ::close(out);
+      throw;
+    }
+    ::close(in);
+    ::close(out);
+  } catch (const std::exception& e) {
+    log::warning("replication: cannot copy the pool for a snapshot: {}", e.what());
+    for (std::uint64_t m : wanted) node_->report_snapshot(m, false);
+    return;
+  }
+  const std::int64_t pause = steady_us() - t0;
+  std::uint64_t bytes = 0;
+  for (const auto& c : copy->chunks) bytes += c.second;
+  snapshot_pause_us_ = static_cast<std::uint64_t>(pause);
+  snapshot_copy_bytes_ = bytes;
+  log::notice("replication: copied the pool at entry {} for member(s) {}: {} MiB of data in {} ms", copy->index,
+              fmt::join(wanted, ","), bytes >> 20, pause / 1000);
+  std::lock_guard lock(snap_mu_);
+  for (std::uint64_t m : wanted) {
+    auto t = std::make_shared<snapshot_out>();
+    t->to = m;
+    t->id = (copy->index << 16) ^ (static_cast<std::uint64_t>(steady_us()) & 0xffff) ^ (m << 8);
+    t->copy = copy;
+    t->acked.assign(copy->chunks.size(), false);
+    t->last_ack_us = steady_us();
+    t->thread = std::thread([this, t] { send_snapshot(t); });
+    snapshots_out_.push_back(std::move(t));
+  }
+}
+
+void replica::send_snapshot(std::shared_ptr<snapshot_out> t) {
+  const std::int64_t t0 = steady_us();
+  const snapshot_copy& copy = *t->copy;
+  bool ok = false;
+  std::string why;
+  const int fd = ::open(copy.path.c_str(), O_RDONLY | O_CLOEXEC);
+  std::string buf;
+  auto stalled = [&] { return steady_us() - t->last_ack_us > std::chrono::microseconds(ack_timeout).count(); };
+  try {
+    if (fd < 0) throw std::runtime_error(fmt::format("cannot open '{}': {}", copy.path, std::strerror(errno)));
+    for (std::size_t seq = 0; seq < copy.chunks.size(); ++seq) {
+      {
+        std::unique_lock lock(snap_mu_);
+        while (!stopping_.load() && seq - t->acked_count >= window) {
+          if (stalled()) throw std::runtime_error("no acknowledgement for 10 s");
+          snap_cv_.wait_for(lock, std::chrono::milliseconds(100));
+        }
+      }
+      if (stopping_.load()) throw std::runtime_error("the member stops");
+      const auto [off, len] = copy.chunks[seq];
+      pobj::repl::byte_writer w;
+      w.u8(frame_chunk);
+      w.u64(t->id);
+      w.u64(seq);
+      w.u64(off);
+      buf = std::move(w).take();
+      buf.resize(buf.size() + len);
+      std::size_t got = 0;
+      while (got < len) {
+        const ssize_t r = ::pread(fd, buf.data() + buf.size() - len + got, len - got, static_cast<off_t>(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) throw std::runtime_error(fmt::format("cannot read '{}': {}", copy.path, std::strerror(errno)));
+        got += static_cast<std::size_t>(r);
+      }
+      pobj::repl::transport* link = link_.load();
+      while (link == nullptr || !link->send(t->to, kind_snapshot, buf)) {  // its queue is full: wait
+        if (stopping_.load() || stalled()) throw std::runtime_error("the member's queue stays full");
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        link = link_.load();
+      }
+    }
+    // Every chunk acknowledged, then done (sent again each second until it is acknowledged).
+    std::unique_lock lock(snap_mu_);
+    while (!stopping_.load() && t->acked_count < copy.chunks.size()) {
+      if (stalled()) throw std::runtime_error("no acknowledgement for 10 s");
+      snap_cv_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    pobj::repl::byte_writer w;
+    w.u8(frame_done);
+    w.u64(t->id);
+    w.u64(copy.chunks.size());
+    w.u64(copy.file_size);
+    w.u64(copy.index);
+    w.u64(copy.term);
+    w.bytes(encode_members(copy.members));
+    const std::string done = std::move(w).take();
+    const std::int64_t done_from = steady_us();
+    while (!stopping_.load() && t->done_ack == 0) {
+      if (steady_us() - done_from > std::chrono::microseconds(ack_timeout).count())
+        throw std::runtime_error("the done frame was not acknowledged in 10 s");
+      lock.unlock();
+      if (pobj::repl::transport* link = link_.load()) link->send(t->to, kind_snapshot, done);
+      lock.lock();
+      snap_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return t->done_ack != 0 || stopping_.load(); });
+    }
+    if (t->done_ack == ack_missing) throw std::runtime_error("the member is missing chunks");
+    ok = t->done_ack == ack_done;
+    if (!ok) why = "the member stops";
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  if (fd >= 0) ::close(fd);
+  const std::int64_t ms = (steady_us() - t0) / 1000;
+  if (ok) {
+    ++snapshots_sent_;
+    snapshot_bytes_ += [&] {
+      std::uint64_t b = 0;
+      for (const auto& c : copy.chunks) b += c.second;
+      return b;
+    }();
+    snapshot_transfer_ms_ = static_cast<std::uint64_t>(ms);
+    log::notice("replication: member {} received the snapshot at entry {} in {} ms", t->to, copy.index, ms);
+  } else {
+    ++snapshots_failed_;
+    log::warning("replication: the snapshot at entry {} for member {} failed after {} ms: {}", copy.index, t->to, ms,
+                 why);
+  }
+  if (!stopping_.load())
+    if (pobj::repl::node* n = raft_.load()) n->report_snapshot(t->to, ok);
+  std::lock_guard lock(snap_mu_);
+  t->copy.reset();  // the last sender of a copy removes its file
+  t->finished = true;
+}
+
+void replica::on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::string_view payload) {
+  try {
+    pobj::repl::byte_reader r(payload);
+    if (kind == kind_snapshot_ack) {
+      const std::uint64_t id = r.u64(), seq = r.u64();
+      std::lock_guard lock(snap_mu_);
+      for (auto& t : snapshots_out_) {
+        if (t->id != id || t->to != from || t->finished) continue;
+        if (seq == ack_done || seq == ack_missing) {
+          t->done_ack = seq;
+        } else if (seq < t->acked.size() && !t->acked[seq]) {
+          t->acked[seq] = true;
+          ++t->acked_count;
+        }
+        t->last_ack_us = steady_us();
+      }
+      snap_cv_.notify_all();
+      return;
+    }
+    const std::uint8_t type = r.u8();
+    const std::uint64_t id = r.u64();
+    pobj::repl::byte_writer ack;
+    ack.u64(id);
+    {
+      std::lock_guard lock(snap_mu_);
+      if (install_ready_.load()) return;  // one is being installed
+      const std::string path = pool_path_ + ".snapshot-in";
+      if (type == frame_chunk) {
+        const std::uint64_t seq = r.u64(), off = r.u64();
+        const std::string_view data = r.take(r.left());
+        if (!snapshot_in_ || snapshot_in_->id != id) {
+          if (snapshot_in_) log::warning("replication: an unfinished snapshot from member {} is dropped", snapshot_in_->from);
+          snapshot_in_.reset();
+          auto in = std::make_shared<snapshot_in>();
+          in->id = id;
+          in->from = from;
+          in->fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
+          if (in->fd < 0) throw std::runtime_error(fmt::format("cannot create '{}': {}", path, std::strerror(errno)));
+          log::notice("replication: receiving a snapshot of the pool from member {}", from);
+          snapshot_in_ = std::move(in);
+        }
+        write_all(snapshot_in_->fd, data.data(), data.size(), off, path);
+        snapshot_in_->seqs.insert(seq);
+        ack.u64(seq);
+      } else if (type == frame_done) {
+        const std::uint64_t chunks = r.u64(), file_size = r.u64(), index = r.u64(), term = r.u64();
+        pobj::repl::conf_state members = decode_members(r);
+        if (index <= applied_.load()) {
+          ack.u64(ack_done);  // this member has it already (it caught up meanwhile)
+        } else if (!snapshot_in_ || snapshot_in_->id != id || snapshot_in_->seqs.size() != chunks) {
+          ack.u64(ack_missing);
+        } else {
+          if (::ftruncate(snapshot_in_->fd, static_cast<off_t>(file_size)) != 0 || ::fsync(snapshot_in_->fd) != 0)
+            throw std::runtime_error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+          snapshot_in_->index = index;
+          snapshot_in_->term = term;
+          snapshot_in_->members = std::move(members);
+          install_ready_ = true;
+          ack.u64(ack_done);
+        }
+      } else {
+        return;
+      }
+    }
+    if (pobj::repl::transport* link = link_.load()) link->send(from, kind_snapshot_ack, std::move(ack).take());
+    if (install_ready_.load()) signal();
+  } catch (const std::exception& e) {
+    log::warning("replication: a snapshot frame from member {} is refused: {}", from, e.what());
+  }
+}
+
+void replica::install_snapshot() {
+  std::shared_ptr<snapshot_in> in;
+  {
+    std::lock_guard lock(snap_mu_);
+    in = std::move(snapshot_in_);
+  }
+  const std::string incoming = pool_path_ + ".snapshot-in";
+  log::notice("replication: installing the snapshot of member {}'s pool at entry {} (this member had applied {}); "
+              "the member restarts on it",
+              in->from, in->index, applied_.load());
+  try {
+    // Nothing may vote or persist after the hard state is read: raft and the transport stop.
+    stopping_ = true;
+    snap_cv_.notify_all();
+    node_->stop();
+    link_ = nullptr;
+    raft_ = nullptr;
+    transport_->close();
+    stop_snapshots();
+    const pobj::repl::hard_state own = log_->hard();
+    pobj::pool& pool = engine_->db().pool();
+    pobj::pool_options o;
+    o.mode = pool.mode();
+    o.max_size = pool.max_size();
+    // The old pool closes consistent on its media (page mode: its journal checkpointed), so that
+    // a crash before the rename below restarts on it, and one after finds no journal records
+    // that could replay onto the copy.
+    pool.close();
+    ::close(in->fd);
+    in->fd = -1;
+    {
+      pobj::pool copy = pobj::pool::open(incoming, o);
+      pobj::repl::log_store ls(copy);
+      const auto id = ls.identity();
+      if (!id || id->group != group_)
+        throw std::runtime_error(fmt::format("the copy belongs to group '{}', not '{}'", id ? id->group : "none", group_));
+      pobj::repl::hard_state h;
+      h.term = std::max(own.term, in->term);
+      h.vote = own.term >= in->term ? own.vote : 0;
+      h.commit = in->index;
+      pobj::run_tx(copy, [&](transaction& tx) {
+        ls.adopt(tx, {group_, self_}, h, {in->index, in->term, in->members.encoded}, in->members);
+      });
+      copy.close();
+    }
+    ::unlink((incoming + ".journal").c_str());  // closed clean: nothing in it is needed
+    if (::rename(incoming.c_str(), pool_path_.c_str()) != 0)
+      throw std::runtime_error(fmt::format("cannot rename '{}' to '{}': {}", incoming, pool_path_, std::strerror(errno)));
+    const std::string dir = pool_path_.rfind('/') == std::string::npos ? "." : pool_path_.substr(0, pool_path_.rfind('/'));
+    if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+      ::fsync(d);
+      ::close(d);
+    }
+  } catch (const std::exception& e) {
+    log::warning("replication: cannot install the snapshot: {}; this member stops (restart it: it starts again "
+                 "from its own pool if the copy did not replace it)",
+                 e.what());
+    std::abort();
+  }
+  // The same program, arguments and environment, on the installed pool.
+  std::ifstream f("/proc/self/cmdline", std::ios::binary);
+  const std::string cmdline((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  for (std::size_t at = 0; at < cmdline.size();) {
+    const std::size_t end = cmdline.find('\0', at);
+    args.emplace_back(cmdline.substr(at, end - at));
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  log::notice("replication: snapshot installed at entry {}; restarting", in->index);
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);  // the listening sockets must not outlive the exec
+  ::execv("/proc/self/exe", argv.data());
+  log::warning("replication: cannot restart after installing the snapshot: {}; start this member again",
+               std::strerror(errno));
+  std::abort();
+}
+
+}  // namespace pobj::kv

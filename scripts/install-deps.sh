@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package pobj needs to build, test and benchmark.
 # Idempotent: packages already present are skipped; apt-get runs only when something is missing.
+#   scripts/install-deps.sh [etcd]   etcd: also etcd 3.4 (the replication benchmark's peer)
 set -euo pipefail
 
 packages=(
@@ -12,6 +13,12 @@ packages=(
   # replication/: Debian's Go and etcd's raft library (Go source), built offline by meson
   golang-go golang-etcd-server-dev golang-github-gogo-protobuf-dev golang-github-golang-protobuf-1-3-dev
 )
+for group in "$@"; do
+  case $group in
+    etcd) packages+=(etcd-server etcd-client) ;;  # bench/replication/run.sh
+    *) echo "install-deps: unknown group $group (etcd)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

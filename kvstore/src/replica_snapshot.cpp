@@ -19,7 +19,8 @@
 // rename leaves the old pool; after it, the new one.
 //
 // Frames (kind 2, leader to member): [u8 0][u64 id][u64 seq][u64 offset][data] a chunk;
-// [u8 1][u64 id][u64 chunks][u64 file size][u64 index][u64 term][members (log_store's encoding)]
+// [u8 1][u64 id][u64 chunks][u64 file size][u64 index][u64 term][u32 n][members, n bytes:
+// log_store::encode_members]
 // done. Kind 3, member to leader: [u64 id][u64 seq], seq ~0 for done received whole, ~1 for done
 // with chunks missing.
 //
@@ -63,25 +64,6 @@ constexpr auto ack_timeout = std::chrono::seconds(10);
 std::int64_t steady_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-std::string encode_members(const pobj::repl::conf_state& c) {
-  pobj::repl::byte_writer w;
-  w.u32(static_cast<std::uint32_t>(c.encoded.size()));
-  w.bytes(c.encoded);
-  w.u32(static_cast<std::uint32_t>(c.voters.size()));
-  for (std::uint64_t v : c.voters) w.u64(v);
-  w.u32(static_cast<std::uint32_t>(c.learners.size()));
-  for (std::uint64_t v : c.learners) w.u64(v);
-  return std::move(w).take();
-}
-
-pobj::repl::conf_state decode_members(pobj::repl::byte_reader& r) {
-  pobj::repl::conf_state c;
-  c.encoded = std::string(r.take(r.u32()));
-  for (std::uint32_t i = 0, n = r.u32(); i < n; ++i) c.voters.push_back(r.u64());
-  for (std::uint32_t i = 0, n = r.u32(); i < n; ++i) c.learners.push_back(r.u64());
-  return c;
 }
 
 void write_all(int fd, const void* data, std::size_t n, std::uint64_t at, const std::string& path) {
@@ -315,7 +297,9 @@ void replica::send_snapshot(std::shared_ptr<snapshot_out> t) {
     w.u64(copy.file_size);
     w.u64(copy.index);
     w.u64(copy.term);
-    w.bytes(encode_members(copy.members));
+    const std::string members = pobj::repl::log_store::encode_members(copy.members);
+    w.u32(static_cast<std::uint32_t>(members.size()));
+    w.bytes(members);
     const std::string done = std::move(w).take();
     const std::int64_t done_from = steady_us();
     while (!stopping_.load() && t->done_ack == 0) {
@@ -401,7 +385,7 @@ void replica::on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::stri
         ack.u64(seq);
       } else if (type == frame_done) {
         const std::uint64_t chunks = r.u64(), file_size = r.u64(), index = r.u64(), term = r.u64();
-        pobj::repl::conf_state members = decode_members(r);
+        pobj::repl::conf_state members = pobj::repl::log_store::decode_members(r.take(r.u32()));
         if (index <= applied_.load()) {
           ack.u64(ack_done);  // this member has it already (it caught up meanwhile)
         } else if (!snapshot_in_ || snapshot_in_->id != id || snapshot_in_->seqs.size() != chunks) {

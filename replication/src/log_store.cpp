@@ -15,7 +15,10 @@ constexpr std::string_view identity_key = "identity";  // [u64 id][group name]
 constexpr std::string_view clients_key = "clients";    // ([u64 id][u32 length][address])...
 constexpr std::string_view peers_key = "peers";        // the same, each member's raft address
 
-std::string encode_members(const conf_state& c) {
+std::uint64_t decode_u64(std::string_view bytes) { return byte_reader(bytes).u64(); }
+}  // namespace
+
+std::string log_store::encode_members(const conf_state& c) {
   byte_writer w;
   w.u32(static_cast<std::uint32_t>(c.encoded.size()));
   w.bytes(c.encoded);
@@ -26,7 +29,7 @@ std::string encode_members(const conf_state& c) {
   return std::move(w).take();
 }
 
-conf_state decode_members(std::string_view bytes) {
+conf_state log_store::decode_members(std::string_view bytes) {
   byte_reader r(bytes);
   conf_state c;
   c.encoded = std::string(r.take(r.u32()));
@@ -34,9 +37,6 @@ conf_state decode_members(std::string_view bytes) {
   for (std::uint32_t i = 0, n = r.u32(); i < n; ++i) c.learners.push_back(r.u64());
   return c;
 }
-
-std::uint64_t decode_u64(std::string_view bytes) { return byte_reader(bytes).u64(); }
-}  // namespace
 
 log_store::log_store(pobj::pool& p) : pool_(&p) {
   const pobj::offset_t l = p.root(log_root), s = p.root(state_root), m = p.root(members_root);

@@ -100,6 +100,9 @@ class log_store {
   std::uint64_t size() const;         // entries held
   std::optional<log_entry> entry(std::uint64_t index) const;
 
+  // The members as the pool holds them (also how a pool snapshot's done frame carries them).
+  static std::string encode_members(const conf_state& c);
+  static conf_state decode_members(std::string_view bytes);
   static std::string encode_entry(const log_entry& e);
   static log_entry decode_entry(std::uint64_t index, std::string_view bytes);
 

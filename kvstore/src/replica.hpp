@@ -186,6 +186,9 @@ class replica final : public replicated {
   std::mutex snap_mu_;
   std::condition_variable snap_cv_;
   std::vector<std::uint64_t> snapshot_wanted_;               // GUARDED_BY(snap_mu_)
+  // After a failed transfer, a member's next copy waits (10 s, doubling to 160 s): a member that
+  // stays down must not pause the group for a copy every few seconds. GUARDED_BY(snap_mu_)
+  std::map<std::uint64_t, std::pair<std::int64_t, std::int64_t>> snapshot_retry_;  // at (us), pause (us)
   std::vector<std::shared_ptr<snapshot_out>> snapshots_out_;  // GUARDED_BY(snap_mu_): running or done
   std::shared_ptr<snapshot_in> snapshot_in_;                  // GUARDED_BY(snap_mu_)
   std::atomic<bool> install_ready_{false};

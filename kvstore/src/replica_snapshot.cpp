@@ -153,6 +153,15 @@ void replica::take_snapshots() {
   {
     std::lock_guard lock(snap_mu_);
     wanted.swap(snapshot_wanted_);
+    const std::int64_t now = steady_us();
+    for (auto it = wanted.begin(); it != wanted.end();) {  // backing off after a failure: later
+      if (auto r = snapshot_retry_.find(*it); r != snapshot_retry_.end() && r->second.first > now) {
+        snapshot_wanted_.push_back(*it);
+        it = wanted.erase(it);
+      } else {
+        ++it;
+      }
+    }
     // Senders that finished are joined here (their threads cannot join themselves).
     for (auto it = snapshots_out_.begin(); it != snapshots_out_.end();) {
       if ((*it)->finished) {
@@ -331,6 +340,16 @@ void replica::send_snapshot(std::shared_ptr<snapshot_out> t) {
     ++snapshots_failed_;
     log::warning("replication: the snapshot at entry {} for member {} failed after {} ms: {}", copy.index, t->to, ms,
                  why);
+  }
+  {
+    std::lock_guard lock(snap_mu_);  // (before raft hears of it: it asks again at once)
+    if (ok) {
+      snapshot_retry_.erase(t->to);
+    } else {
+      auto& [at, pause] = snapshot_retry_[t->to];
+      pause = std::min<std::int64_t>(pause == 0 ? 10'000'000 : pause * 2, 160'000'000);
+      at = steady_us() + pause;
+    }
   }
   if (!stopping_.load())
     if (pobj::repl::node* n = raft_.load()) n->report_snapshot(t->to, ok);

@@ -115,38 +115,31 @@ medians() {  # pair config P: median rate, p50, p99 over rounds
   echo "$(echo "$a" | median) $(echo "$b" | median) $(echo "$c" | median)"
 }
 
-failover_pobj() {  # base-port: ms from SIGKILL of the leader to the first SET acknowledged by another member
-  local leader i t0 other
-  leader=$(group_leader "$1")
-  t0=$(date +%s%3N)
-  kill -9 "${group_pid[$leader]}"
-  while true; do
-    for i in 1 2 3; do
-      other=$(($1 + i))
-      [ "$other" = "$leader" ] && continue
-      if [ "$(timeout 1 redis-cli -p "$other" SET failover-probe x 2>/dev/null)" = OK ]; then
-        echo $(( $(date +%s%3N) - t0 )); return
-      fi
-    done
-    [ $(( $(date +%s%3N) - t0 )) -gt 30000 ] && { echo "none in 30 s"; return; }
-  done
-}
-failover_etcd() {  # base-port
-  local leader i t0 other pid
-  leader=$(etcd_leader "$1")
-  pid=$(pgrep -f "etcd --name e$((leader - $1)) --data-dir $2/")
+failover() {  # base-port leader-port pid probe: ms from SIGKILL of the leader to the first write
+  # another member acknowledges (probe PORT succeeds once it has)
+  local base=$1 leader=$2 pid=$3 probe=$4 i other t0
   t0=$(date +%s%3N)
   kill -9 "$pid"
   while true; do
     for i in 1 2 3; do
-      other=$(($1 + i))
+      other=$((base + i))
       [ "$other" = "$leader" ] && continue
-      if etcdctl --endpoints http://127.0.0.1:$other --command-timeout=1s put failover-probe x >/dev/null 2>&1; then
-        echo $(( $(date +%s%3N) - t0 )); return
-      fi
+      if "$probe" "$other"; then echo $(( $(date +%s%3N) - t0 )); return; fi
     done
     [ $(( $(date +%s%3N) - t0 )) -gt 30000 ] && { echo "none in 30 s"; return; }
   done
+}
+probe_pobj() { [ "$(timeout 1 redis-cli -p "$1" SET failover-probe x 2>/dev/null)" = OK ]; }
+probe_etcd() { etcdctl --endpoints "http://127.0.0.1:$1" --command-timeout=1s put failover-probe x >/dev/null 2>&1; }
+failover_pobj() {  # base-port
+  local leader
+  leader=$(group_leader "$1")
+  failover "$1" "$leader" "${group_pid[$leader]}" probe_pobj
+}
+failover_etcd() {  # base-port data-dir
+  local leader
+  leader=$(etcd_leader "$1")
+  failover "$1" "$leader" "$(pgrep -f "etcd --name e$((leader - $1)) --data-dir $2/")" probe_etcd
 }
 
 pair() {  # name dir mode redis-persistence-args...

@@ -112,6 +112,10 @@ std::vector<replica_member> parse_members(std::string_view text) {
   return out;
 }
 
+replica_member parse_member(std::uint64_t id, std::string_view address) {
+  return parse_members(fmt::format("{}={}", id, address)).front();
+}
+
 replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_id), group_(cfg.replica_group) {
   members_ = parse_members(cfg.replicas);
   std::sort(members_.begin(), members_.end(), [](auto& a, auto& b) { return a.id < b.id; });
@@ -160,7 +164,7 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
     const std::uint64_t id = recorded_id;  // (clang 14 cannot capture a structured binding)
     if (std::any_of(members_.begin(), members_.end(), [&](const replica_member& m) { return m.id == id; })) continue;
     try {
-      members_.push_back(parse_members(fmt::format("{}={}", id, address)).front());
+      members_.push_back(parse_member(id, address));
     } catch (const std::exception&) {
       log::warning("replication: member {}'s recorded raft address '{}' is not HOST:PORT; ignored", id, address);
     }
@@ -366,7 +370,7 @@ void replica::on_member_change(const pobj::repl::member_change& c, const pobj::r
   std::optional<replica_member> added;
   if ((c.op == conf_op::add_voter || c.op == conf_op::add_learner) && !c.context.empty()) {
     try {
-      added = parse_members(fmt::format("{}={}", c.member, c.context)).front();
+      added = parse_member(c.member, c.context);
     } catch (const std::exception&) {
       log::warning("replication: member {} was added with a raft address '{}' that is not HOST:PORT", c.member,
                    c.context);
@@ -431,7 +435,7 @@ std::string replica::change_member(bool add, std::uint64_t id, std::string_view 
     if (add) {
       if (voter || learner) return fmt::format("ERR member {} is in the group already", id);
       try {
-        const replica_member m = parse_members(fmt::format("{}={}", id, raft_address)).front();
+        const replica_member m = parse_member(id, raft_address);
         address = host_port(m.host, m.port);
       } catch (const std::exception&) {
         return fmt::format("ERR '{}' is not a raft address (HOST:PORT, where the new member's --replicas entry "

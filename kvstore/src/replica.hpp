@@ -57,6 +57,8 @@ struct replica_member {
 
 // Parses "1=127.0.0.1:7401,2=127.0.0.1:7402,..."; throws std::invalid_argument.
 std::vector<replica_member> parse_members(std::string_view text);
+// One member: `address` is HOST:PORT. Throws std::invalid_argument.
+replica_member parse_member(std::uint64_t id, std::string_view address);
 
 class replica final : public replicated {
  public:

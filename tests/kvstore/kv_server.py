@@ -83,6 +83,18 @@ def _die_with_parent(args):
     return [setpriv, "--pdeathsig", "KILL", "--", *args] if setpriv else list(args)
 
 
+def thread_stacks(pid):
+    """Every thread's stack of a running process (gdb, where installed), for a report."""
+    if not shutil.which("gdb"):
+        return "(gdb is not installed)"
+    try:
+        out = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt 30"],
+                             capture_output=True, text=True, timeout=60)
+        return "\n".join(line for line in out.stdout.splitlines() if line.startswith(("#", "Thread")))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"(gdb failed: {e})"
+
+
 class KvServer:
     """A pobj-kv process on a free loopback port, with its pool in a directory of its own (or in
     pool_dir, which close() then leaves in place). Register close() as soon as it is made:
@@ -152,7 +164,7 @@ class KvServer:
 
     def stop(self, sig=signal.SIGTERM, timeout=20.0):
         """Sends sig and returns the exit status; a server still running after timeout seconds gets
-        SIGKILL, and then subprocess.TimeoutExpired is raised."""
+        SIGKILL, and RuntimeError is raised with its log's end and its threads' stacks."""
         if self.proc is None:
             return None
         proc, self.proc = self.proc, None
@@ -160,6 +172,14 @@ class KvServer:
             if proc.poll() is None:
                 proc.send_signal(sig)
             return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            # A server that does not stop is a bug: say where each of its threads is.
+            stacks = thread_stacks(proc.pid)
+            proc.kill()
+            proc.wait()
+            tail = self.log_text()[-3000:]
+            raise RuntimeError(f"pobj-kv (pid {proc.pid}) still ran {timeout} s after signal {int(sig)}; its log ends:\n"
+                               f"{tail}\nits threads were:\n{stacks}") from e
         except BaseException:
             proc.kill()
             proc.wait()

@@ -122,7 +122,37 @@ class History:
 
     def add(self, process, type_, f, key, value):
         with self.lock:
-            self.events.append({"process": process, "type": type_, "f": f, "key": key, "value": value})
+            self.events.append({"process": process, "type": type_, "f": f, "key": key, "value": value,
+                                "time": time.time()})
+
+
+def clock(t):
+    """A wall-clock time as the servers' logs print it (HH:MM:SS.mmm, local time)."""
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+def explain(why, events, faults, cluster):
+    """What a failed check needs to be understood: the key's operations before the one that cannot
+    be placed, the faults, and what the members logged about leaders and snapshots meanwhile."""
+    m = re.search(r"operation \S+ (\S+?)=.*called at event (\d+), returned at event (\d+)", why)
+    if not m:
+        return ""
+    key, call, ret = m.group(1), int(m.group(2)), int(m.group(3))
+    window = [(i, e) for i, e in enumerate(events[:ret + 1]) if e["key"] == key][-40:]
+    t0, t1 = window[0][1]["time"] - 1, events[ret]["time"] + 0.5
+    out = [f"the last {len(window)} events on {key} up to event {ret}:"]
+    out += [f"  {clock(e['time'])} #{i} p{e['process']} {e['type']} {e['f']} {e['value']!r}" for i, e in window]
+    out.append("faults: " + ", ".join(f"{clock(t)} {k}" for t, k in faults))
+    for n, member in enumerate(cluster.members):
+        lines = []
+        for line in member.log_text().splitlines():
+            parts = line.split(" ")
+            stamp = parts[4] if len(parts) > 4 else ""
+            if re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", stamp) and clock(t0)[:12] <= stamp <= clock(t1)[:12]:
+                lines.append("  " + line)
+        out.append(f"member {n + 1}'s log from {clock(t0)} to {clock(t1)}:")
+        out += lines[-60:]
+    return "\n".join(out)
 
 
 class Client(threading.Thread):
@@ -269,7 +299,7 @@ class JepsenTest(unittest.TestCase):
                     cluster.isolate(lead)
                 else:
                     cluster.isolate(rng.choice([i for i in range(MEMBERS) if i != lead]))
-                faults.append(kind)
+                faults.append((time.time(), kind if lead is None else f"{kind} (leader {lead + 1})"))
         finally:
             for c in clients:
                 c.join(timeout=30)
@@ -289,7 +319,8 @@ class JepsenTest(unittest.TestCase):
                 r.close()
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
                 pass
-        summary = (f"jepsen: seed {SEED}: {len(faults)} faults ({', '.join(sorted(set(faults)))}); "
+        kinds = sorted({k.split(" (leader")[0] for _, k in faults})
+        summary = (f"jepsen: seed {SEED}: {len(faults)} faults ({', '.join(kinds)}); "
                    f"{len(history.events)} events, {counts['ok']} ok, {counts['fail']} refused, {counts['info']} in doubt; "
                    f"logs compacted up to {firsts}")
         print(summary, flush=True)
@@ -301,10 +332,11 @@ class JepsenTest(unittest.TestCase):
                     f.write(json.dumps(e) + "\n")
         registers = [e for e in history.events if e["key"] != COUNTER]
         counter = [e for e in history.events if e["key"] == COUNTER]
-        ok, why = lin.check(registers, lin.Register)
-        self.assertTrue(ok, f"registers: {why} ({summary}; rerun with JEPSEN_SEED={SEED})")
-        ok, why = lin.check(counter, lin.Counter)
-        self.assertTrue(ok, f"counter: {why} ({summary}; rerun with JEPSEN_SEED={SEED})")
+        for name, part, model in (("registers", registers, lin.Register), ("counter", counter, lin.Counter)):
+            ok, why = lin.check(part, model)
+            if not ok:
+                print(explain(why, part, faults, cluster), file=sys.stderr, flush=True)
+            self.assertTrue(ok, f"{name}: {why} ({summary}; rerun with JEPSEN_SEED={SEED})")
         self.assertGreater(counts["ok"], 50, summary)
         self.assertGreater(max(firsts, default=0), 1, "no log was compacted: " + summary)
         self.assertGreaterEqual(len(faults), max(1, int(SECONDS / 4)), summary)

@@ -200,6 +200,7 @@ def check_key(ops, model):
     stack = []
     entry = head
     deepest = 0
+    blocked = None  # (depth, op index, state): the return that stopped the longest prefix
     while head < size:
         if entry >= size:
             return False, "no order fits (search exhausted)"
@@ -227,11 +228,18 @@ def check_key(ops, model):
         else:
             if ops[i][2] == INF:
                 return True, None  # only indeterminate operations remain: they may never have happened
+            if blocked is None or len(stack) > blocked[0]:
+                blocked = (len(stack), i, state)
             if not stack:
-                op = ops[i][0]
-                return False, ("operation %s %s=%r by process %r (returned at event %d) cannot be placed: "
-                               "the longest linearizable prefix holds %d operations"
-                               % (op["f"], op["key"], op.get("value"), op["process"], ops[i][2], deepest))
+                # Where the search got furthest is where the history goes wrong (the first return
+                # of the whole history, where it gave up, says little).
+                _, j, held = blocked
+                op = ops[j][0]
+                return False, ("after the longest linearizable prefix (%d operations, the object then %r), "
+                               "operation %s %s=%r by process %r (called at event %d, returned at event %d) "
+                               "cannot be placed"
+                               % (blocked[0], held, op["f"], op["key"], op.get("value"), op["process"],
+                                  ops[j][1], ops[j][2]))
             entry, state = stack.pop()
             i = events[entry][2]
             linearized &= ~(1 << i)

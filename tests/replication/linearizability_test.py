@@ -48,6 +48,18 @@ class Register(unittest.TestCase):
     def test_stale_read(self):
         self.bad(seq((1, "write", "x", 1, "ok"), (1, "write", "x", 2, "ok"), (2, "read", "x", 1, "ok")))
 
+    def test_the_explanation_names_the_operation_where_the_history_goes_wrong(self):
+        # A long good prefix, then one stale read: the explanation names that read (not the first
+        # operation of the history, where the search gives up).
+        ops = [(1, "read", "x", None, "ok")]
+        for v in range(1, 30):
+            ops += [(1, "write", "x", v, "ok"), (2, "read", "x", v, "ok")]
+        ops += [(3, "read", "x", 12, "ok"), (1, "write", "x", 99, "ok")]
+        ok, why = lin.check(seq(*ops))
+        self.assertFalse(ok)
+        self.assertIn("read x=12 by process 3", why)
+        self.assertIn("the object then 29", why)
+
     def test_lost_acknowledged_write(self):
         # What a failover that loses an acknowledged write looks like to clients.
         self.bad(seq((1, "write", "x", 1, "ok"), (2, "write", "x", 2, "ok"), (3, "read", "x", 1, "ok"),

@@ -10,6 +10,7 @@
 #include <memory>
 #include <chrono>
 #include <cstdlib>
+#include <atomic>
 #include <csignal>
 #include <optional>
 #include <string>
@@ -29,10 +30,12 @@
 
 namespace {
 
-pobj::kv::server* running = nullptr;
+std::atomic<pobj::kv::server*> running{nullptr};
+volatile std::sig_atomic_t stop_before_running = 0;  // SIGTERM or SIGINT while starting
 
 void on_signal(int) {
-  if (running != nullptr) running->request_shutdown();
+  if (pobj::kv::server* s = running.load()) s->request_shutdown();
+  else stop_before_running = 1;
 }
 
 pobj::pool_options pool_options_of(const pobj::kv::config& cfg) {
@@ -174,6 +177,19 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!cfg.check_pool.empty()) return check(cfg.check_pool);
+  // Our handlers from the start: the handler a library installs at load (libfabric's PSM
+  // provider, through libinfinipath, installs one that calls exit()) must never run. A SIGTERM
+  // that came during a start inside fi_getinfo exited into libfabric's destructor, which waited
+  // for the lock fi_getinfo held: the process hung. A signal while starting stops the server as
+  // soon as it runs. SA_ONSTACK: the process may host Go's runtime (replication), whose threads
+  // run on stacks of their own; a handler without it can crash when the signal lands on one.
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
   pobj::kv::log::set_threshold(cfg.log_level);
   if (auto err = load_objects_libraries(cfg)) {
     pobj::kv::log::warning("pobj-kv: {}", *err);
@@ -214,15 +230,7 @@ int main(int argc, char** argv) {
     srv.listen(std::move(sockets), port);
     cfg.port = srv.port();  // the port bound (port 0 asks the system for one)
     running = &srv;
-    // SA_ONSTACK: the process may host Go's runtime (replication), whose threads run on stacks
-    // of their own; a handler without it can crash when the signal lands on one of them.
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
+    if (stop_before_running) srv.request_shutdown();
     std::string where;
     for (const std::string& a : cfg.bind_addresses) {
       where += fmt::format("{}{}:{}", where.empty() ? "" : " ", a.find(':') != std::string::npos ? "[" + a + "]" : a,

@@ -8,14 +8,16 @@ not in the list, are refused at start.
     POBJ_KV=build/kvstore/pobj-kv /usr/bin/python3 tests/kvstore/replicated_test.py"""
 
 import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_server import KvServer, free_port, import_redis  # noqa: E402
+from kv_server import KvServer, free_port, import_redis, thread_stacks  # noqa: E402
 
 redis = import_redis()
 # The members' persistence mode: cache_line (pmem's costs, on /dev/shm) unless POBJ_KV_REPLICATED_MODE says page.
@@ -386,6 +388,35 @@ class ReplicatedTest(unittest.TestCase):
         self.assertEqual([c.get(f"k{i}") for i in range(600)], [str(i) for i in range(600)])
         self.assertEqual(c.get("after-add"), "1")
         c.close()
+
+    def test_a_member_stopped_while_it_starts_stops_cleanly(self):
+        """SIGTERM at any moment of a member's start (opening its pool, its transport inside
+        libfabric's fi_getinfo) stops it cleanly, with status 0. Regression: until the server ran,
+        the handler that libfabric's PSM library installs at load was the one in place; its exit()
+        ran libfabric's destructor, which waited for a lock fi_getinfo held (the process hung; seen
+        in a Jepsen run's cleanup, on a member restarting after a snapshot), or the process exited 1."""
+        for delay in (0, 0.1, 0.3, 0.6):  # after the pool opened: the transport is next
+            m = KvServer(extra=["--persist-mode", MODE, "--replica-id", "1", "--replicas", f"1=127.0.0.1:{free_port()}",
+                                "--replica-bootstrap", "yes"])
+            self.addCleanup(m.close)
+            args = [m.binary, "--port", str(free_port()), "--pool", m.pool, "--pool-size", "64m", *m.extra]
+            with open(m.log_path, "ab") as log:
+                proc = subprocess.Popen(args, stdout=log, stderr=log)
+            # (Not before: until main() runs, the libraries' constructors run, and a signal then
+            # meets their handler; from main's first lines on, this program's.)
+            deadline = time.time() + 15
+            while time.time() < deadline and " opened in " not in m.log_text() and proc.poll() is None:
+                time.sleep(0.005)
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                stacks = thread_stacks(proc.pid)
+                proc.kill()
+                proc.wait()
+                self.fail(f"SIGTERM {delay} s into a start: still running 15 s later; its threads:\n{stacks}")
+            self.assertEqual(rc, 0, f"SIGTERM {delay} s into a start:\n{m.log_text()}")
 
     def test_the_log_is_compacted_and_members_restart_from_a_compacted_log(self):
         g = Group(self, extra=["--raft-log-entries", "50"])

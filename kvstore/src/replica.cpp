@@ -11,6 +11,7 @@
 #include <fstream>
 #include <random>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -210,6 +211,21 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
     };
     log::warning("replication: POBJ_KV_TEST_NET={}: links cut as that file says (a test's partitions)", net_file_);
   }
+  if (const char* d = std::getenv("POBJ_KV_TEST_DELAYS"); d != nullptr && *d != '\0') {
+    std::string_view rest = d;
+    while (!rest.empty()) {
+      const std::string item(rest.substr(0, rest.find(',')));
+      rest.remove_prefix(std::min(rest.size(), item.size() + 1));
+      const auto eq = item.find('=');
+      const std::string name = item.substr(0, eq);
+      const std::int64_t ms = eq == std::string::npos ? 0 : std::stoll(item.substr(eq + 1));
+      if (name == "apply") test_apply_delay_ms_ = ms;
+      else if (name == "snapshot-done") test_done_delay_ms_ = ms;
+      else throw std::invalid_argument("POBJ_KV_TEST_DELAYS: unknown delay '" + name + "'");
+    }
+    log::warning("replication: POBJ_KV_TEST_DELAYS={}: a test's delays (apply {} ms, snapshot done {} ms)", d,
+                 test_apply_delay_ms_, test_done_delay_ms_);
+  }
   pobj::repl::node_options o;
   o.id = self_;
   // The node exists before the transport (its handler checks), so no message is stepped into
@@ -232,6 +248,10 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
       transport_ = std::make_unique<pobj::repl::transport>(
           t, [this](std::uint64_t from, std::uint8_t kind, std::string_view payload) {
             if (!net_file_.empty() && cut_off(from)) return;
+            {
+              std::lock_guard lock(heard_mu_);
+              heard_ms_[from] = steady_ms();
+            }
             if (kind == kind_raft) node_->step(payload);
             else on_snapshot_frame(from, kind, payload);
           });
@@ -535,6 +555,7 @@ void replica::apply_record(transaction& tx, std::string_view data) {
 
 void replica::apply_one(const committed& c) {
   if (c.index <= applied_.load()) return;  // applied already (the leader's own batch)
+  if (test_apply_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(test_apply_delay_ms_));
   if (c.index != applied_.load() + 1)
     throw std::runtime_error(fmt::format("entry {} arrived after entry {}: the log has a gap", c.index, applied_.load()));
   // The Raft state's maps have one writer at a time (the raft thread persists there too): taken
@@ -568,7 +589,8 @@ void replica::apply_one(const committed& c) {
   if (announced_ && announced_->first != self_) clients_[announced_->first] = announced_->second;
 }
 
-void replica::apply_committed() {
+void replica::apply_committed(const std::atomic<bool>& stop) {
+  const std::int64_t t0 = steady_ms();
   drain_signal();
   log_engine_refusals();
   if (install_ready_.load()) install_snapshot();  // a whole copy of the leader's pool arrived
@@ -587,6 +609,11 @@ void replica::apply_committed() {
     }
     try {
       apply_one(c);
+      if (install_ready_.load()) install_snapshot();  // (not after a long backlog: it may be moot by then)
+      if (stop.load() || (!leader() && steady_ms() - t0 > 50)) {
+        signal();  // the rest on the next call
+        break;
+      }
     } catch (const std::exception& e) {
       // Every member applies the same entries to the same state: a failure here (a full pool) would
       // leave this member unlike the others, so it stops rather than diverge.
@@ -652,6 +679,12 @@ bool replica::replicate(transaction& tx, std::vector<recorded_command> record, s
   const bool ok = propose_and_wait(tx, id, encode(id, record, now, expiry, 0, announce), 0);
   if (ok && announce) announced_term_ = term;
   return ok;
+}
+
+std::int64_t replica::heard_ms(std::uint64_t member) {
+  std::lock_guard lock(heard_mu_);
+  const auto it = heard_ms_.find(member);
+  return it == heard_ms_.end() ? 0 : it->second;
 }
 
 void replica::compacted(std::uint64_t index) {

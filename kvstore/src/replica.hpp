@@ -77,7 +77,7 @@ class replica final : public replicated {
 
   // Applies the committed entries that arrived (server thread; followers, and a leader's
   // entries of other terms).
-  void apply_committed() override;
+  void apply_committed(const std::atomic<bool>& stop) override;
 
   // Leader, server thread: `tx` holds a batch run on the applied state, not committed; `record`
   // its commands. Returns true once the entry committed and tx committed with its index; false if
@@ -137,7 +137,9 @@ class replica final : public replicated {
   void take_snapshots();                     // server thread: the copy, and a sender per member
   void send_snapshot(std::shared_ptr<snapshot_out> t);  // a sender's thread
   void on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::string_view payload);  // transport thread
-  [[noreturn]] void install_snapshot();      // server thread, once a whole copy arrived
+  // Server thread, once a whole copy arrived: installs it and executes this program again (or, when
+  // this member's log holds the copy's last entry already, drops the copy and returns).
+  void install_snapshot();
   void remove_snapshot_files();
   void stop_snapshots();  // the senders' threads end (the destructor)
 
@@ -188,8 +190,9 @@ class replica final : public replicated {
   std::mutex snap_mu_;
   std::condition_variable snap_cv_;
   std::vector<std::uint64_t> snapshot_wanted_;               // GUARDED_BY(snap_mu_)
-  // After a failed transfer, a member's next copy waits (10 s, doubling to 160 s): a member that
-  // stays down must not pause the group for a copy every few seconds. GUARDED_BY(snap_mu_)
+  // After a failed transfer to a member still heard from, its next copy waits (10 s, doubling to
+  // 160 s): a member that takes no copy must not pause the group every few seconds. (One that went
+  // silent gets none until it is heard from: heard_ms.) GUARDED_BY(snap_mu_)
   std::map<std::uint64_t, std::pair<std::int64_t, std::int64_t>> snapshot_retry_;  // at (us), pause (us)
   std::vector<std::shared_ptr<snapshot_out>> snapshots_out_;  // GUARDED_BY(snap_mu_): running or done
   std::shared_ptr<snapshot_in> snapshot_in_;                  // GUARDED_BY(snap_mu_)
@@ -198,7 +201,16 @@ class replica final : public replicated {
   std::string pool_path_;
   std::atomic<std::uint64_t> snapshots_sent_{0}, snapshots_failed_{0}, snapshot_bytes_{0};
   std::atomic<std::uint64_t> snapshot_pause_us_{0}, snapshot_copy_bytes_{0}, snapshot_transfer_ms_{0};
+  // When each member last sent this one a frame (steady clock, ms): the pool is copied only for a
+  // member heard from lately (none for one that is down, and no pause before the next try once it
+  // is back: a failed transfer to it was its silence, not a reason to wait).
+  std::int64_t heard_ms(std::uint64_t member);
+  std::mutex heard_mu_;
+  std::unordered_map<std::uint64_t, std::int64_t> heard_ms_;  // GUARDED_BY(heard_mu_)
   std::string net_file_;  // POBJ_KV_TEST_NET
+  // Tests (POBJ_KV_TEST_DELAYS=apply=MS,snapshot-done=MS): each entry a follower applies waits
+  // (its apply lags its log), and a snapshot's done frame waits (a copy arrives late).
+  std::int64_t test_apply_delay_ms_ = 0, test_done_delay_ms_ = 0;
   std::mutex net_mu_;
   std::vector<std::uint64_t> net_cut_;  // GUARDED_BY(net_mu_)
   std::chrono::steady_clock::time_point net_read_{};  // GUARDED_BY(net_mu_)

@@ -58,6 +58,7 @@ constexpr std::uint8_t kind_snapshot_ack = 3;
 constexpr std::uint8_t frame_chunk = 0, frame_done = 1;
 constexpr std::uint64_t ack_done = ~std::uint64_t{0}, ack_missing = ~std::uint64_t{1};
 constexpr std::size_t chunk_bytes = 1 << 20;
+constexpr std::int64_t silent_ms = 2000;  // a member not heard from for this long gets no copy
 constexpr std::size_t window = 16;
 constexpr auto ack_timeout = std::chrono::seconds(10);
 
@@ -177,6 +178,18 @@ void replica::take_snapshots() {
     for (std::uint64_t m : wanted) node_->report_snapshot(m, false);
     return;
   }
+  // A member not heard from lately is down or cut off: no copy (and no pause) for it. Raft tries
+  // it again each heartbeat, and the copy is taken once it answers.
+  for (auto it = wanted.begin(); it != wanted.end();) {
+    if (const std::int64_t quiet = steady_us() / 1000 - heard_ms(*it); quiet > silent_ms) {
+      log::verbose("replication: member {} needs a snapshot but was not heard from for {} ms: none yet", *it, quiet);
+      node_->report_snapshot(*it, false);
+      it = wanted.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (wanted.empty()) return;
   auto copy = std::make_shared<snapshot_copy>();
   const std::int64_t t0 = steady_us();
   pobj::pool& pool = engine_->db().pool();
@@ -299,6 +312,12 @@ void replica::send_snapshot(std::shared_ptr<snapshot_out> t) {
       if (stalled()) throw std::runtime_error("no acknowledgement for 10 s");
       snap_cv_.wait_for(lock, std::chrono::milliseconds(100));
     }
+    if (test_done_delay_ms_ > 0) {
+      lock.unlock();
+      const std::int64_t until = steady_us() + test_done_delay_ms_ * 1000;
+      while (!stopping_.load() && steady_us() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      lock.lock();
+    }
     pobj::repl::byte_writer w;
     w.u8(frame_done);
     w.u64(t->id);
@@ -343,8 +362,8 @@ void replica::send_snapshot(std::shared_ptr<snapshot_out> t) {
   }
   {
     std::lock_guard lock(snap_mu_);  // (before raft hears of it: it asks again at once)
-    if (ok) {
-      snapshot_retry_.erase(t->to);
+    if (ok || steady_us() / 1000 - heard_ms(t->to) > silent_ms) {
+      snapshot_retry_.erase(t->to);  // (it went silent: the next copy waits until it is heard from)
     } else {
       auto& [at, pause] = snapshot_retry_[t->to];
       pause = std::min<std::int64_t>(pause == 0 ? 10'000'000 : pause * 2, 160'000'000);
@@ -381,6 +400,7 @@ void replica::on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::stri
     const std::uint64_t id = r.u64();
     pobj::repl::byte_writer ack;
     ack.u64(id);
+    bool ready = false;  // the copy is whole: install it once its acknowledgement is queued
     {
       std::lock_guard lock(snap_mu_);
       if (install_ready_.load()) return;  // one is being installed
@@ -415,7 +435,7 @@ void replica::on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::stri
           snapshot_in_->index = index;
           snapshot_in_->term = term;
           snapshot_in_->members = std::move(members);
-          install_ready_ = true;
+          ready = true;
           ack.u64(ack_done);
         }
       } else {
@@ -423,7 +443,10 @@ void replica::on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::stri
       }
     }
     if (pobj::repl::transport* link = link_.load()) link->send(from, kind_snapshot_ack, std::move(ack).take());
-    if (install_ready_.load()) signal();
+    if (ready) {
+      install_ready_ = true;  // (frames are handled one at a time: none can slip in before this)
+      signal();
+    }
   } catch (const std::exception& e) {
     log::warning("replication: a snapshot frame from member {} is refused: {}", from, e.what());
   }
@@ -436,11 +459,39 @@ void replica::install_snapshot() {
     in = std::move(snapshot_in_);
   }
   const std::string incoming = pool_path_ + ".snapshot-in";
+  // A copy is needed only if this member's log lacks its last entry. If the log holds it (a new
+  // leader sent the entries meanwhile; a second copy arrived after the first was installed), the
+  // log may reach past it, and those entries may count in the majority that committed them:
+  // replacing the log would lose them (raft's own rule: a snapshot that matches the log leaves
+  // the log alone). The same index and term mean the same entries up to there; another term at
+  // that index is a branch that never committed. Entries below the applied index are committed.
+  auto holds_copy = [&] {
+    if (applied_.load() >= in->index) return true;
+    const auto e = log_->entry(in->index);
+    return e && e->term == in->term;
+  };
+  {
+    std::lock_guard state(state_mu_);  // (the raft thread writes the log)
+    if (holds_copy()) {
+      log::notice("replication: the snapshot at entry {} from member {} is not needed: this member's log holds "
+                  "that entry (applied {}, log to {})",
+                  in->index, in->from, applied_.load(), log_->last_index());
+      ::close(in->fd);
+      in->fd = -1;
+      ::unlink(incoming.c_str());
+      install_ready_ = false;  // (snapshot frames are taken again)
+      return;
+    }
+  }
   log::notice("replication: installing the snapshot of member {}'s pool at entry {} (this member had applied {}); "
               "the member restarts on it",
               in->from, in->index, applied_.load());
   try {
     // Nothing may vote or persist after the hard state is read: raft and the transport stop.
+    // The sender counts the copy delivered once it hears the acknowledgement queued just before:
+    // let it leave (else the sender learns of it only from this member's restarted self).
+    if (!transport_->flush(in->from, std::chrono::milliseconds(500)))
+      log::warning("replication: the snapshot's acknowledgement to member {} is still queued", in->from);
     stopping_ = true;
     snap_cv_.notify_all();
     node_->stop();
@@ -449,6 +500,10 @@ void replica::install_snapshot() {
     transport_->close();
     stop_snapshots();
     const pobj::repl::hard_state own = log_->hard();
+    // Raft ran until it stopped just now: its log may have come to hold the copy's entry since
+    // the check above. Then this member keeps its own pool (and restarts on it all the same).
+    const bool keep_own = holds_copy();
+    const std::uint64_t own_last = log_->last_index();
     pobj::pool& pool = engine_->db().pool();
     pobj::pool_options o;
     o.mode = pool.mode();
@@ -459,7 +514,13 @@ void replica::install_snapshot() {
     pool.close();
     ::close(in->fd);
     in->fd = -1;
-    {
+    if (keep_own) {
+      log::notice("replication: the snapshot at entry {} is not needed after all: this member's log holds that "
+                  "entry now (applied {}, log to {}); the member restarts on its own pool",
+                  in->index, applied_.load(), own_last);
+      ::unlink(incoming.c_str());
+      ::unlink((incoming + ".journal").c_str());
+    } else {
       pobj::pool copy = pobj::pool::open(incoming, o);
       pobj::repl::log_store ls(copy);
       const auto id = ls.identity();
@@ -473,14 +534,16 @@ void replica::install_snapshot() {
         ls.adopt(tx, {group_, self_}, h, {in->index, in->term, in->members.encoded}, in->members);
       });
       copy.close();
-    }
-    ::unlink((incoming + ".journal").c_str());  // closed clean: nothing in it is needed
-    if (::rename(incoming.c_str(), pool_path_.c_str()) != 0)
-      throw std::runtime_error(fmt::format("cannot rename '{}' to '{}': {}", incoming, pool_path_, std::strerror(errno)));
-    const std::string dir = pool_path_.rfind('/') == std::string::npos ? "." : pool_path_.substr(0, pool_path_.rfind('/'));
-    if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
-      ::fsync(d);
-      ::close(d);
+      ::unlink((incoming + ".journal").c_str());  // closed clean: nothing in it is needed
+      if (::rename(incoming.c_str(), pool_path_.c_str()) != 0)
+        throw std::runtime_error(
+            fmt::format("cannot rename '{}' to '{}': {}", incoming, pool_path_, std::strerror(errno)));
+      const std::string dir =
+          pool_path_.rfind('/') == std::string::npos ? "." : pool_path_.substr(0, pool_path_.rfind('/'));
+      if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+        ::fsync(d);
+        ::close(d);
+      }
     }
   } catch (const std::exception& e) {
     log::warning("replication: cannot install the snapshot: {}; this member stops (restart it: it starts again "

@@ -5,6 +5,7 @@
 // Crash consistency: see replica.hpp.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,7 +32,10 @@ class replicated {
   virtual std::string refusal() const = 0;
   // Readable when committed entries wait to be applied by apply_committed().
   virtual int fd() const = 0;
-  virtual void apply_committed() = 0;
+  // Applies what the group committed. Returns early, the rest left for the next call (fd() stays
+  // readable), once `stop` is set and, on a member that does not lead, after a slice of 50 ms: a
+  // long backlog holds up neither a shutdown nor the member's clients.
+  virtual void apply_committed(const std::atomic<bool>& stop) = 0;
   // `tx` holds a batch run on the applied state, not committed. True once the group committed it
   // and tx committed with its index; false if not (tx rolled back: the caller reloads the store
   // and answers -TRYAGAIN). `expiry`: the batch is an active expiry cycle at `now`.

@@ -73,7 +73,7 @@ void server::run() {
     // A member applies what its group committed before it runs anything (a batch runs on the
     // applied state).
     if (replica_) {
-      replica_->apply_committed();
+      replica_->apply_committed(stop_);
       on_leader_change();
     }
     process(batch_now);

@@ -400,6 +400,20 @@ transport::~transport() { close(); }
 
 void transport::close() { impl_->shutdown(); }
 
+bool transport::flush(std::uint64_t to, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    {
+      std::lock_guard lock(impl_->mu);
+      if (impl_->stopping) return false;
+      const auto it = impl_->peers.find(to);
+      if (it == impl_->peers.end() || it->second.queued == 0) return true;
+    }
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 bool transport::send(std::uint64_t to, std::uint8_t kind, std::string_view payload) {
   if (payload.size() > impl_->options.max_frame) return false;
   fault f;

@@ -90,6 +90,9 @@ class transport {
   // Queues a frame for `to`; false if refused (unknown peer, too large, queue full, closed).
   bool send(std::uint64_t to, std::uint8_t kind, std::string_view payload);
   void add_peer(const peer_address& p);
+  // Waits until every frame queued for `to` was handed over (or failed), at most `timeout`; true
+  // if none is left. For a last word before close(), which drops what is still queued.
+  bool flush(std::uint64_t to, std::chrono::milliseconds timeout);
   void close();
 
   transport_stats stats() const;

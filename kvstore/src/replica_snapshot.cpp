@@ -38,6 +38,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -256,7 +257,10 @@ void replica::take_snapshots() {
   for (std::uint64_t m : wanted) {
     auto t = std::make_shared<snapshot_out>();
     t->to = m;
-    t->id = (copy->index << 16) ^ (static_cast<std::uint64_t>(steady_us()) & 0xffff) ^ (m << 8);
+    // Random: two leaders' copies at the same index for the same member (their pools differ in
+    // bytes) must never pass for one transfer, whose chunks the member would mix.
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    do t->id = rng(); while (t->id == 0);
     t->copy = copy;
     t->acked.assign(copy->chunks.size(), false);
     t->last_ack_us = steady_us();

@@ -195,12 +195,14 @@ void server::commit_batch() {
   if (!batch_) return;
   if (replica_) {
     bool ok = true;
-    // The commands that read or write the store go to the group (reads too: they may remove
-    // expired keys, and their replies then wait for the group like the writes'); a batch of only
-    // PING, INFO and the like needs no entry.
+    // The commands that read or write the store go to the group: as an entry if any writes, or
+    // if a read changed something (it removed an expired key); a batch of reads that changed
+    // nothing, through raft's ReadIndex (confirm_read: no entry, nothing for the followers to
+    // apply). A batch of only PING, INFO and the like needs neither.
     const bool leading = replica_->leader();
     std::vector<recorded_command> record;
     std::vector<bool> recorded(pending_.size(), false);
+    bool writes = false;
     for (std::size_t i = 0; i < pending_.size(); ++i) {
       const pending& p = pending_[i];
       const command_spec* spec = engine_->find(lower(p.argv[0]));
@@ -208,6 +210,7 @@ void server::commit_batch() {
       if (!leading && p.conn->s.stale_reads && spec != nullptr && !(spec->flags & command_flags::write)) continue;
       if (p.accepted && spec != nullptr && (spec->flags & (command_flags::write | command_flags::readonly))) {
         recorded[i] = true;
+        writes = writes || (spec->flags & command_flags::write);
         record.push_back({session_key(p.conn->s), p.conn->s.protocol, std::vector<std::string>(p.argv.begin(), p.argv.end())});
       }
     }
@@ -215,7 +218,11 @@ void server::commit_batch() {
     if (!record.empty()) {
       // Only the leader commits through the group; a member that stopped leading while the batch
       // ran rolls it back and answers -TRYAGAIN.
-      if (leading) {
+      if (leading && !writes && !batch_->changed() && replica_->confirm_read()) {
+        // Only reads, and they changed nothing (no expired key removed): the group confirmed
+        // that this member leads and that they ran on every committed entry. No entry needed.
+        batch_->abort();
+      } else if (leading) {
         ok = replica_->replicate(*batch_, std::move(record), batch_now_, false);
       } else {
         batch_->abort();

@@ -39,6 +39,7 @@ std::int64_t steady_ms() {
 }
 constexpr std::uint8_t kind_raft = 1;  // transport frame kind: a raft message
 constexpr auto replicate_timeout = std::chrono::seconds(5);
+constexpr auto read_timeout = std::chrono::seconds(1);
 
 // FNV-1a: the group's name as the 64-bit id every frame carries.
 std::uint64_t group_hash(std::string_view name) {
@@ -372,6 +373,12 @@ void replica::on_ready(pobj::repl::ready& rd) {
       queue_.push_back(std::move(c));
       wake = true;
     }
+    for (const auto& r : rd.reads) {
+      if (auto it = read_waits_.find(r.context); it != read_waits_.end()) {
+        it->second = std::max<std::uint64_t>(r.index, 1);
+        wake = true;
+      }
+    }
     // The members after each change, recorded in the block that applies the change's entry.
     for (auto& [index, conf] : rd.conf_changes) members_conf_[index] = conf;
     for (const auto& c : rd.member_changes) changes_[c.index] = c;
@@ -687,6 +694,39 @@ std::int64_t replica::heard_ms(std::uint64_t member) {
   return it == heard_ms_.end() ? 0 : it->second;
 }
 
+bool replica::confirm_read() {
+  // The batch ran on the state applied now (nothing applies between a batch's commands).
+  const std::uint64_t ran_at = applied_.load();
+  // Raft ignores a read index request until the leader committed an entry of its own term: this
+  // member's announcement is that entry.
+  if (!leader() || announced_term_.load() != term_.load()) {
+    ++reads_unconfirmed_;
+    return false;
+  }
+  std::string context(8, '\0');
+  const std::uint64_t id = new_proposal_id();
+  std::memcpy(context.data(), &id, sizeof(id));
+  std::unique_lock lock(mu_);
+  read_waits_[context] = 0;
+  lock.unlock();
+  node_->read_index(context);
+  lock.lock();
+  // A heartbeat's round trip; much longer means the majority is not there (then the log would
+  // not commit either).
+  const auto deadline = std::chrono::steady_clock::now() + read_timeout;
+  cv_.wait_until(lock, deadline,
+                 [&] { return read_waits_[context] != 0 || !leader() || !node_->running(); });
+  const std::uint64_t at = read_waits_[context];
+  read_waits_.erase(context);
+  lock.unlock();
+  if (at != 0 && at <= ran_at && leader()) {
+    ++reads_confirmed_;
+    return true;
+  }
+  ++reads_unconfirmed_;
+  return false;
+}
+
 void replica::compacted(std::uint64_t index) {
   first_index_ = log_->first_index();
   node_->compact(index, log_->members_at(index).encoded);
@@ -843,11 +883,13 @@ std::string replica::info() const {
       "raft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_index:{}\r\nraft_first_index:{}\r\n"
       "raft_members:{}\r\nraft_engine:{:016x} ({})\r\n"
       "raft_transport:{}\r\nraft_proposals:{}\r\nraft_batches_interrupted:{}\r\nraft_batches_timed_out:{}\r\n"
+      "raft_reads_confirmed:{}\r\nraft_reads_unconfirmed:{}\r\n"
       "raft_snapshots_sent:{}\r\nraft_snapshots_failed:{}\r\nraft_snapshot_bytes_sent:{}\r\n"
       "raft_snapshot_last_copy_bytes:{}\r\nraft_snapshot_last_pause_us:{}\r\nraft_snapshot_last_transfer_ms:{}\r\n",
       self_, group_, l, leader_address(), v.leader_client, client_address_, term_.load(), commit_.load(),
       applied_.load(), last_index_.load(), first_index_.load(), v.members, engine_fingerprint_, engine_described_,
-      transport_ ? transport_->provider() : "", proposals_, interrupted_, timed_out_, snapshots_sent_.load(),
+      transport_ ? transport_->provider() : "", proposals_, interrupted_, timed_out_, reads_confirmed_.load(),
+      reads_unconfirmed_.load(), snapshots_sent_.load(),
       snapshots_failed_.load(), snapshot_bytes_.load(), snapshot_copy_bytes_.load(), snapshot_pause_us_.load(),
       snapshot_transfer_ms_.load());
   for (const auto& f : v.followers) {

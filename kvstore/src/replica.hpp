@@ -78,6 +78,7 @@ class replica final : public replicated {
   // Applies the committed entries that arrived (server thread; followers, and a leader's
   // entries of other terms).
   void apply_committed(const std::atomic<bool>& stop) override;
+  bool confirm_read() override;
 
   // Leader, server thread: `tx` holds a batch run on the applied state, not committed; `record`
   // its commands. Returns true once the entry committed and tx committed with its index; false if
@@ -181,6 +182,10 @@ class replica final : public replicated {
   std::optional<std::pair<std::uint64_t, std::string>> announced_;  // server thread: by apply_record
   std::string client_address_;                  // where clients reach this member ("host:port")
   std::map<std::uint64_t, std::string> clients_;  // GUARDED_BY(mu_): each member's, as announced
+  // Read confirmations (confirm_read) waiting for raft's answer: context -> the index raft named
+  // (0 until it answers). GUARDED_BY(mu_)
+  std::unordered_map<std::string, std::uint64_t> read_waits_;
+  std::atomic<std::uint64_t> reads_confirmed_{0}, reads_unconfirmed_{0};
   std::atomic<std::uint64_t> announced_term_{0};  // the term whose leader this member announced itself in
   std::vector<pobj::repl::peer_progress> progress_;  // GUARDED_BY(mu_): the leader's last status
   std::uint64_t engine_fingerprint_ = 0;        // frames carry it (transport_options::engine)

@@ -40,6 +40,11 @@ class replicated {
   // and tx committed with its index; false if not (tx rolled back: the caller reloads the store
   // and answers -TRYAGAIN). `expiry`: the batch is an active expiry cycle at `now`.
   virtual bool replicate(transaction& tx, std::vector<recorded_command> record, std::int64_t now, bool expiry) = 0;
+  // For a batch that only read (its block changed nothing): true once the group has confirmed
+  // that this member still leads and that the batch ran on every entry committed before it
+  // (raft's ReadIndex, with a context of its own), so its replies are linearizable without an
+  // entry; false if not (the caller sends the batch through the log instead).
+  virtual bool confirm_read() = 0;
   // The leader's housekeeping, once per expiry cycle (log compaction); nothing elsewhere.
   virtual void maintain(std::int64_t now) = 0;
   virtual std::string info() const = 0;

@@ -31,6 +31,36 @@ TEST_CASE("the keyspace survives reopening, times to live included", "[kvstore][
   CHECK(p.heap().check().ok());
 }
 
+TEST_CASE("a read changes its block only when it removes an expired key", "[kvstore][store]") {
+  // A replicated leader answers a batch of reads whose block changed nothing without a log entry
+  // (ReadIndex); a read that removed an expired key must go through the log, or the members'
+  // stores would differ.
+  pobj_test::scratch_path path("kv-read-changes");
+  pobj::kv::config cfg;
+  pobj::kv::session s;
+  s.authenticated = true;
+  pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
+  pobj::kv::engine e(p, cfg);
+  auto changed = [&](std::initializer_list<std::string_view> args, std::int64_t now) {
+    std::string out;
+    pobj::kv::reply_writer w(out, 2);
+    std::vector<std::string_view> argv(args);
+    pobj::transaction tx(p);
+    e.execute(s, argv, w, tx, now);
+    const bool c = tx.changed();
+    tx.commit();
+    return c;
+  };
+  CHECK(changed({"SET", "k", "v"}, 1000));
+  CHECK(changed({"SET", "t", "v", "PX", "5000"}, 1000));
+  CHECK_FALSE(changed({"GET", "k"}, 2000));
+  CHECK_FALSE(changed({"GET", "t"}, 2000));
+  CHECK_FALSE(changed({"EXISTS", "k", "t", "none"}, 2000));
+  CHECK_FALSE(changed({"GET", "none"}, 2000));
+  CHECK(changed({"GET", "t"}, 7000));  // expired: removed
+  CHECK_FALSE(changed({"GET", "t"}, 7000));
+}
+
 TEST_CASE("review fixes: Redis's answers where the first version differed", "[kvstore][regression]") {
   harness h;
   // SHUTDOWN ABORT with no shutdown under way; SHUTDOWN refused inside MULTI, failing EXEC.

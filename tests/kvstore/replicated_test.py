@@ -581,6 +581,38 @@ class ReplicatedTest(unittest.TestCase):
         self.assertEqual(r.get("before"), "1")
         r.close()
 
+    def test_reads_are_confirmed_by_the_majority_not_logged_and_a_cut_off_leader_answers_none(self):
+        g = Group(self)
+        lead = g.leader()
+        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        set_once_it_leads(self, r, "k", "v")
+        before = info(lead.port)
+        self.assertEqual([r.get("k") for _ in range(100)], ["v"] * 100)
+        after = info(lead.port)
+        # 100 reads, each its own batch: confirmed with raft's ReadIndex, no entry of their own.
+        self.assertGreaterEqual(int(after["raft_reads_confirmed"]) - int(before["raft_reads_confirmed"]), 100)
+        self.assertLess(int(after["raft_proposals"]) - int(before["raft_proposals"]), 10)
+        # (A read that removes an expired key goes through the log: tests/kvstore/engine_test.cpp
+        # checks that such a read changes its block, which sends the batch to the log.)
+        # Cut off from the majority (the others paused), the leader answers no read, even before
+        # it notices and steps down.
+        followers = [m for m in g.members if m is not lead]
+        for m in followers:
+            m.proc.send_signal(signal.SIGSTOP)
+        try:
+            deadline = time.time() + 3
+            outcomes = set()
+            while time.time() < deadline:
+                try:
+                    outcomes.add(r.get("k"))
+                except (redis.exceptions.ResponseError, redis.exceptions.ReadOnlyError) as e:
+                    outcomes.add(str(e).split()[0])
+            self.assertNotIn("v", outcomes)
+        finally:
+            for m in followers:
+                m.proc.send_signal(signal.SIGCONT)
+        r.close()
+
     def test_a_pool_with_keys_written_alone_a_stranger_id_or_no_raft_state_is_refused(self):
         single = KvServer(extra=["--persist-mode", "cache_line"])
         self.addCleanup(single.close)

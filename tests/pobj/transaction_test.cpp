@@ -354,3 +354,37 @@ TEST_CASE("roots set while another thread waits for a lane do not deadlock", "[t
   CHECK(p.root("mine") == a);
   CHECK(p.root("other") == a);
 }
+
+TEST_CASE("a block says whether it changed anything", "[tx]") {
+  for (const persist_mode mode : {persist_mode::cache_line, persist_mode::page}) {
+    scratch_path path("changed");
+    auto o = pobj_test::small_options();
+    o.mode = mode;
+    pool p = pool::create(path, o);
+    auto* t = make_table(p);
+    {
+      transaction tx(p);
+      CHECK_FALSE(tx.changed());
+      CHECK(t->balance[3] == 100);  // reads change nothing
+      CHECK_FALSE(tx.changed());
+      tx.set(t->balance[3], std::uint64_t{7});
+      CHECK(tx.changed());
+      tx.commit();
+      CHECK_FALSE(tx.changed());  // ended
+    }
+    {
+      transaction tx(p);
+      tx.alloc(64);
+      CHECK(tx.changed());
+      tx.abort();
+    }
+    {
+      transaction tx(p);
+      tx.free(p.root("accounts"));
+      CHECK(tx.changed());
+      tx.abort();
+    }
+    transaction again(p);  // a new block on the same thread starts unchanged
+    CHECK_FALSE(again.changed());
+  }
+}

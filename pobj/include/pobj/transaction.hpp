@@ -101,6 +101,10 @@ class transaction {
   // Rolls the whole block back now; later calls on it throw errc::transaction_aborted.
   void abort() noexcept;
 
+  // Whether the block changed anything so far (a store logged, an object allocated or freed): a
+  // block that only read can be rolled back for nothing. False once it has ended.
+  bool changed() const noexcept;
+
   pool& get_pool() const noexcept { return *pool_; }
   // True if the calling thread has a block open on `p`.
   static bool active(const pool& p) noexcept;

@@ -439,6 +439,12 @@ void transaction::free(offset_t object) {
 
 void transaction::commit() { commit_outermost(false); }
 
+bool transaction::changed() const noexcept {
+  if (done_ || state_ == nullptr) return false;
+  const detail::tx_state& st = *state_;
+  return st.pos != 0 || !st.ranges.empty() || !st.fresh.empty() || !st.freed.empty();
+}
+
 std::uint64_t transaction::commit_deferred() {
   commit_outermost(true);
   return pool_->media().ticket();

@@ -10,6 +10,8 @@ packages=(
   libboost1.81-dev libfmt-dev catch2 libbenchmark-dev
   libclang-14-dev llvm-14-dev libclang-rt-14-dev libfabric-dev
   redis-server redis-tools python3-redis libhiredis-dev
+  # tests/replication/netns.py: the Jepsen test's members in network namespaces, faults by nftables
+  iproute2 nftables
   # replication/: Debian's Go and etcd's raft library (Go source), built offline by meson
   golang-go golang-etcd-server-dev golang-github-gogo-protobuf-dev golang-github-golang-protobuf-1-3-dev
 )

@@ -105,7 +105,8 @@ class KvServer:
 
     fixed_port: the port is chosen once, so a restarted server is found where clients left it."""
 
-    def __init__(self, binary=None, pool_dir=None, extra=(), preexec_fn=None, fixed_port=False):
+    def __init__(self, binary=None, pool_dir=None, extra=(), preexec_fn=None, fixed_port=False, prefix=(),
+                 host="127.0.0.1"):
         self.binary = binary or os.environ.get("POBJ_KV", "build/kvstore/pobj-kv")
         self.owner_pid = os.getpid()
         self.owns_dir = pool_dir is None  # close() removes only a directory this server made
@@ -117,6 +118,8 @@ class KvServer:
         self.pool = os.path.join(self.dir, "test.pool")
         self.extra = (["--port", str(free_port())] if fixed_port else []) + list(extra)
         self.preexec_fn = preexec_fn
+        self.prefix = list(prefix)  # runs the server through it (`ip netns exec NS`: in a namespace)
+        self.host = host  # where clients reach it (give the server --bind too when not loopback)
         self.proc = None
         self.port = None
         self.log_path = os.path.join(self.dir, "server.log")
@@ -138,7 +141,8 @@ class KvServer:
             raise
 
     def _start(self, timeout):
-        args = [self.binary, "--port", "0", "--pool", self.pool, "--pool-size", "64m", "--hz", "20", *self.extra]
+        args = [*self.prefix, self.binary, "--port", "0", "--pool", self.pool, "--pool-size", "64m", "--hz", "20",
+                *self.extra]
         self.log = open(self.log_path, "ab")
         offset = self.log.tell()  # this start's lines come after what earlier starts wrote
         if threading.current_thread() is threading.main_thread():  # another thread may end first

@@ -5,12 +5,17 @@ while a nemesis SIGKILLs members, pauses the leader with SIGSTOP for longer than
 timeout, and partitions members; tests/replication/linearizability.py, proven on known-bad
 histories, must find every key's history linearizable.
 
-Partitions come from the transport's fault hook (POBJ_KV_TEST_NET: a file per member listing the
-members whose frames it drops, both ways), not network namespaces: all members share loopback here.
+Where this machine allows it (root, `ip netns`, nftables: tests/replication/netns.py), every member
+runs in a network namespace of its own on one bridge, and partitions and random loss (another
+fault: every member drops 20% of the packets it receives) are nftables rules. Elsewhere, or with
+JEPSEN_NET=hook, the members share loopback and partitions come from the transport's fault hook
+(POBJ_KV_TEST_NET: a file per member listing the members whose frames it drops, both ways). The
+first line printed says which ran.
 
     POBJ_KV=build/kvstore/pobj-kv /usr/bin/python3 tests/replication/jepsen_test.py
 Environment: JEPSEN_SECONDS (default 25: the CI schedule), JEPSEN_SEED (printed every run),
-JEPSEN_MEMBERS (3 or 5), JEPSEN_MODE (cache_line or page), JEPSEN_KEEP=DIR (keep the histories)."""
+JEPSEN_MEMBERS (3 or 5), JEPSEN_MODE (cache_line or page), JEPSEN_KEEP=DIR (keep the histories),
+JEPSEN_NET (auto, netns or hook)."""
 
 import json
 import os
@@ -28,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "kvstore"))
 import linearizability as lin  # noqa: E402
+import netns  # noqa: E402
 from kv_server import KvServer, free_port, import_redis  # noqa: E402
 
 redis = import_redis()
@@ -41,19 +47,48 @@ REGISTERS = ["r0", "r1", "r2"]
 COUNTER = "c0"
 
 
+def network_mode():
+    """('netns', None) or ('hook', why namespaces are not used)."""
+    want = os.environ.get("JEPSEN_NET", "auto")
+    if want == "hook":
+        return "hook", "JEPSEN_NET=hook"
+    ok, why = netns.available()
+    if ok:
+        return "netns", None
+    if want == "netns":
+        raise unittest.SkipTest(f"JEPSEN_NET=netns, but {why}")
+    return "hook", why
+
+
 class Cluster:
-    def __init__(self, test, n):
+    def __init__(self, test, n, mode):
         self.dir = tempfile.mkdtemp(prefix="pobj-jepsen-")
         test.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
-        raft = [free_port() for _ in range(n)]
-        spec = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(raft))
+        self.network = None
+        if mode == "netns":
+            # Every member in a namespace of its own, on one bridge (tests/replication/netns.py):
+            # partitions and loss are nftables rules, seen by the kernel's TCP as a real network's.
+            self.network = netns.Network(n)
+            test.addCleanup(self.network.close)  # (after the members: cleanups run last first)
+            hosts = [self.network.ip(i) for i in range(n)]
+            raft = [7379] * n
+        else:
+            hosts = ["127.0.0.1"] * n
+            raft = [free_port() for _ in range(n)]
+        spec = ",".join(f"{i + 1}={h}:{p}" for i, (h, p) in enumerate(zip(hosts, raft)))
         self.nets = [os.path.join(self.dir, f"net{i + 1}") for i in range(n)]
         self.members = []
         for i in range(n):
             open(self.nets[i], "w").close()
             # A short log (compacted past 400 entries) so that restarts and catch-up run on compacted logs.
-            m = KvServer(fixed_port=True, extra=["--persist-mode", MODE, "--replica-id", str(i + 1), "--replicas", spec,
-                                                 "--replica-bootstrap", "yes", "--raft-log-entries", "200"])
+            extra = ["--persist-mode", MODE, "--replica-id", str(i + 1), "--replicas", spec, "--replica-bootstrap", "yes",
+                     "--raft-log-entries", "200"]
+            if self.network:
+                m = KvServer(extra=["--port", "6379", "--bind", hosts[i], "--protected-mode", "no", *extra],
+                             prefix=self.network.prefix(i),
+                             host=hosts[i])
+            else:
+                m = KvServer(fixed_port=True, extra=extra)
             test.addCleanup(m.close)
             self.members.append(m)
         self.paused = set()
@@ -64,6 +99,9 @@ class Cluster:
             self.start(i)
 
     def start(self, i):
+        if self.network:
+            self.members[i].start()
+            return
         os.environ["POBJ_KV_TEST_NET"] = self.nets[i]
         try:
             self.members[i].start()
@@ -77,13 +115,33 @@ class Cluster:
             os.replace(self.nets[i] + ".tmp", self.nets[i])
 
     def isolate(self, i):
+        if self.network:
+            return self.network.isolate(i)
         for j in range(len(self.members)):
             if j != i:
                 self.cut[i].add(j)
                 self.cut[j].add(i)
         self.write_nets()
 
+    def split(self, side):
+        """Partitions the members into `side` and the others."""
+        others = [j for j in range(len(self.members)) if j not in side]
+        if self.network:
+            return self.network.split(side, others)
+        for i in side:
+            for j in others:
+                self.cut[i].add(j)
+                self.cut[j].add(i)
+        self.write_nets()
+
+    def lose(self, percent):
+        """Every member drops `percent` of the packets it receives (namespaces only)."""
+        for i in range(len(self.members)):
+            self.network.drop_randomly(i, percent)
+
     def heal(self):
+        if self.network:
+            return self.network.heal()
         for i in self.cut:
             self.cut[i].clear()
         self.write_nets()
@@ -104,7 +162,7 @@ class Cluster:
             if m.proc is None or i in self.paused:
                 continue
             try:
-                r = redis.Redis(host="127.0.0.1", port=m.port, socket_timeout=0.5, decode_responses=True)
+                r = redis.Redis(host=m.host, port=m.port, socket_timeout=0.5, decode_responses=True)
                 lid = int(r.info("replication")["raft_leader_id"])
                 r.close()
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
@@ -172,7 +230,7 @@ class Client(threading.Thread):
         m = self.cluster.members[i]
         c = self.conns.get(i)
         if c is None or c[0] != m.port:
-            c = (m.port, redis.Redis(host="127.0.0.1", port=m.port, socket_timeout=1.0, socket_connect_timeout=1.0,
+            c = (m.port, redis.Redis(host=m.host, port=m.port, socket_timeout=1.0, socket_connect_timeout=1.0,
                                      decode_responses=True))
             self.conns[i] = c
         return c[1]
@@ -257,13 +315,17 @@ class Client(threading.Thread):
 
 class JepsenTest(unittest.TestCase):
     def test_linearizable_under_kills_pauses_and_partitions(self):
-        print(f"jepsen: seed {SEED}, {MEMBERS} members, {MODE}, {SECONDS:.0f} s", flush=True)
+        net, why = network_mode()
+        where = ("network namespaces, faults from nftables" if net == "netns"
+                 else f"loopback, faults from the transport's hook (no namespaces: {why})")
+        print(f"jepsen: seed {SEED}, {MEMBERS} members, {MODE}, {SECONDS:.0f} s, {where}", flush=True)
         rng = random.Random(SEED)
-        cluster = Cluster(self, MEMBERS)
+        cluster = Cluster(self, MEMBERS, net)
         cluster.start_all()
         deadline = time.time() + 15
         while cluster.leader() is None:
-            self.assertLess(time.time(), deadline, "no leader at start")
+            self.assertLess(time.time(), deadline, "no leader at start:\n" + "\n".join(
+                m.log_text()[-1500:] for m in cluster.members))
             time.sleep(0.1)
         history = History()
         end = time.time() + SECONDS
@@ -283,7 +345,12 @@ class JepsenTest(unittest.TestCase):
                     cluster.resume(i)
                 cluster.heal()
                 lead = cluster.leader()
-                kind = rng.choice(["kill-leader", "kill-follower", "pause-leader", "isolate-leader", "isolate-follower"])
+                kinds = ["kill-leader", "kill-follower", "pause-leader", "isolate-leader", "isolate-follower"]
+                if cluster.network:
+                    kinds.append("lossy")  # every member drops 20% of what it receives
+                if MEMBERS >= 5:
+                    kinds.append("minority-leader")  # the leader and one more, apart from the rest
+                kind = rng.choice(kinds)
                 if lead is None:
                     kind = "none (no leader)"
                 elif kind == "kill-leader":
@@ -297,6 +364,10 @@ class JepsenTest(unittest.TestCase):
                     cluster.pause(lead)  # longer than an election timeout: until the next round
                 elif kind == "isolate-leader":
                     cluster.isolate(lead)
+                elif kind == "lossy":
+                    cluster.lose(20)
+                elif kind == "minority-leader":
+                    cluster.split({lead, rng.choice([i for i in range(MEMBERS) if i != lead])})
                 else:
                     cluster.isolate(rng.choice([i for i in range(MEMBERS) if i != lead]))
                 faults.append((time.time(), kind if lead is None else f"{kind} (leader {lead + 1})"))
@@ -314,7 +385,7 @@ class JepsenTest(unittest.TestCase):
         firsts = []
         for m in cluster.members:
             try:
-                r = redis.Redis(host="127.0.0.1", port=m.port, socket_timeout=2, decode_responses=True)
+                r = redis.Redis(host=m.host, port=m.port, socket_timeout=2, decode_responses=True)
                 firsts.append(int(r.info("replication")["raft_first_index"]))
                 r.close()
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):

@@ -31,11 +31,11 @@
 namespace {
 
 std::atomic<pobj::kv::server*> running{nullptr};
-volatile std::sig_atomic_t stop_before_running = 0;  // SIGTERM or SIGINT while starting
+std::atomic<bool> stop_before_running{false};  // SIGTERM or SIGINT while starting (any thread takes it)
 
 void on_signal(int) {
   if (pobj::kv::server* s = running.load()) s->request_shutdown();
-  else stop_before_running = 1;
+  else stop_before_running.store(true);
 }
 
 pobj::pool_options pool_options_of(const pobj::kv::config& cfg) {
@@ -190,6 +190,13 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // A member that restarted itself on an installed snapshot comes with both blocked, and one
+  // pending if a stop came meanwhile (replica_snapshot.cpp): taken here, by the handler above.
+  sigset_t stops;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGTERM);
+  sigaddset(&stops, SIGINT);
+  sigprocmask(SIG_UNBLOCK, &stops, nullptr);
   pobj::kv::log::set_threshold(cfg.log_level);
   if (auto err = load_objects_libraries(cfg)) {
     pobj::kv::log::warning("pobj-kv: {}", *err);
@@ -230,7 +237,7 @@ int main(int argc, char** argv) {
     srv.listen(std::move(sockets), port);
     cfg.port = srv.port();  // the port bound (port 0 asks the system for one)
     running = &srv;
-    if (stop_before_running) srv.request_shutdown();
+    if (stop_before_running.load()) srv.request_shutdown();
     std::string where;
     for (const std::string& a : cfg.bind_addresses) {
       where += fmt::format("{}{}:{}", where.empty() ? "" : " ", a.find(':') != std::string::npos ? "[" + a + "]" : a,

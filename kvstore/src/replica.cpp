@@ -600,7 +600,7 @@ void replica::apply_committed(const std::atomic<bool>& stop) {
   const std::int64_t t0 = steady_ms();
   drain_signal();
   log_engine_refusals();
-  if (install_ready_.load()) install_snapshot();  // a whole copy of the leader's pool arrived
+  if (install_ready_.load()) install_snapshot(stop);  // a whole copy of the leader's pool arrived
   if (!node_->running()) {
     // Its raft stopped (it could not persist, say): this member can neither lead nor follow.
     log::warning("replication: member {}'s raft stopped ({}); the member stops", self_, node_->failure());
@@ -616,7 +616,7 @@ void replica::apply_committed(const std::atomic<bool>& stop) {
     }
     try {
       apply_one(c);
-      if (install_ready_.load()) install_snapshot();  // (not after a long backlog: it may be moot by then)
+      if (install_ready_.load()) install_snapshot(stop);  // (not after a long backlog: it may be moot by then)
       if (stop.load() || (!leader() && steady_ms() - t0 > 50)) {
         signal();  // the rest on the next call
         break;
@@ -629,7 +629,7 @@ void replica::apply_committed(const std::atomic<bool>& stop) {
       std::abort();
     }
   }
-  take_snapshots();  // between two entries: what raft asked to send, if anything
+  if (!stop.load()) take_snapshots();  // between two entries: what raft asked to send, if anything
 }
 
 std::string replica::encode(std::uint64_t id, const std::vector<recorded_command>& record, std::int64_t now,

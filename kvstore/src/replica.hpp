@@ -140,7 +140,7 @@ class replica final : public replicated {
   void on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::string_view payload);  // transport thread
   // Server thread, once a whole copy arrived: installs it and executes this program again (or, when
   // this member's log holds the copy's last entry already, drops the copy and returns).
-  void install_snapshot();
+  void install_snapshot(const std::atomic<bool>& stop);
   void remove_snapshot_files();
   void stop_snapshots();  // the senders' threads end (the destructor)
 

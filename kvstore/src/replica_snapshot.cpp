@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <climits>
 #include <cstring>
 #include <filesystem>
@@ -456,7 +457,7 @@ void replica::on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::stri
   }
 }
 
-void replica::install_snapshot() {
+void replica::install_snapshot(const std::atomic<bool>& stop) {
   std::shared_ptr<snapshot_in> in;
   {
     std::lock_guard lock(snap_mu_);
@@ -570,7 +571,17 @@ void replica::install_snapshot() {
   argv.push_back(nullptr);
   log::notice("replication: snapshot installed at entry {}; restarting", in->index);
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);  // the listening sockets must not outlive the exec
+  // SIGTERM and SIGINT stay blocked across the exec, pending if they came: the new image's main()
+  // installs its handler and unblocks them, and then stops. Neither a stop asked before the exec
+  // nor one during the new image's start is lost (nor met by a library's handler before main).
+  sigset_t stops;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGTERM);
+  sigaddset(&stops, SIGINT);
+  ::sigprocmask(SIG_BLOCK, &stops, nullptr);
+  if (stop.load()) ::raise(SIGTERM);
   ::execv("/proc/self/exe", argv.data());
+  ::sigprocmask(SIG_UNBLOCK, &stops, nullptr);
   log::warning("replication: cannot restart after installing the snapshot: {}; start this member again",
                std::strerror(errno));
   std::abort();

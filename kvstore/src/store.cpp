@@ -309,6 +309,14 @@ std::optional<entry> store::get(transaction& tx, std::string_view key, std::int6
   return e;
 }
 
+std::optional<entry> store::peek(std::string_view key, std::int64_t now) const {
+  auto found = keys().find(key);
+  if (!found) return std::nullopt;
+  entry e = decode(*found);
+  if (expired(e, now)) return std::nullopt;
+  return e;
+}
+
 bool store::exists(transaction& tx, std::string_view key, std::int64_t now) { return get(tx, key, now).has_value(); }
 
 void store::put(transaction& tx, std::string_view key, const entry& e) {

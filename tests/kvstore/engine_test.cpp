@@ -57,6 +57,9 @@ TEST_CASE("a read changes its block only when it removes an expired key", "[kvst
   CHECK_FALSE(changed({"GET", "t"}, 2000));
   CHECK_FALSE(changed({"EXISTS", "k", "t", "none"}, 2000));
   CHECK_FALSE(changed({"GET", "none"}, 2000));
+  CHECK(changed({"SET", "w", "v", "PX", "5000"}, 1000));
+  CHECK_FALSE(changed({"WATCH", "w"}, 7000));  // expired, but WATCH only looks (it is not replicated)
+  CHECK(changed({"UNWATCH"}, 7000) == false);
   CHECK(changed({"GET", "t"}, 7000));  // expired: removed
   CHECK_FALSE(changed({"GET", "t"}, 7000));
 }

@@ -409,11 +409,13 @@ class ReplicatedTest(unittest.TestCase):
         copy dropped: those entries may be part of a majority (regression: the copy replaced the
         log, entries the member had acknowledged included).
 
-        Made to happen: every member applies 200 ms late (its log runs ahead of what it applied) and
+        Made to happen: every member applies 1 s late (its log runs ahead of what it applied) and
         every done frame waits 4 s. A member down while the leader compacted gets a copy from it;
         before the copy's done frame, the lead goes to the other follower, whose log is not
         compacted yet (it has applied little), and which sends the member the entries instead."""
-        delays = {"POBJ_KV_TEST_DELAYS": "apply=200,snapshot-done=4000"}
+        # (1 s per entry: the other follower applies its first compaction entry, about the 40th,
+        # some 40 s after the writes; until then its log reaches back to what the member lacks.)
+        delays = {"POBJ_KV_TEST_DELAYS": "apply=1000,snapshot-done=4000"}
         g = Group(self, extra=["--raft-log-entries", "20"], env=delays)
         lead = g.leader()
         behind, other = [m for m in g.members if m is not lead]
@@ -473,6 +475,26 @@ class ReplicatedTest(unittest.TestCase):
                 proc.wait()
                 self.fail(f"SIGTERM {delay} s into a start: still running 15 s later; its threads:\n{stacks}")
             self.assertEqual(rc, 0, f"SIGTERM {delay} s into a start:\n{m.log_text()}")
+        # A member that restarts itself on an installed snapshot executes itself with SIGTERM and
+        # SIGINT blocked, one pending if a stop came: the new image takes it once its handler is in.
+        m = KvServer(extra=["--persist-mode", MODE, "--replica-id", "1", "--replicas", f"1=127.0.0.1:{free_port()}",
+                            "--replica-bootstrap", "yes"])
+        self.addCleanup(m.close)
+        args = [m.binary, "--port", str(free_port()), "--pool", m.pool, "--pool-size", "64m", *m.extra]
+
+        def blocked():
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+            os.kill(os.getpid(), signal.SIGTERM)  # pending, as raise() before the exec leaves it
+
+        with open(m.log_path, "ab") as log:
+            proc = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=blocked)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            self.fail(f"a stop pending across the exec was lost:\n{m.log_text()}")
+        self.assertEqual(rc, 0, m.log_text())
 
     def test_the_log_is_compacted_and_members_restart_from_a_compacted_log(self):
         g = Group(self, extra=["--raft-log-entries", "50"])

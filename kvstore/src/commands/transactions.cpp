@@ -67,7 +67,8 @@ void exec(command_context& c) {
 void watch(command_context& c) {
   if (c.client.in_multi) return c.reply.error("ERR WATCH inside MULTI is not allowed");
   for (std::size_t i = 1; i < c.argv.size(); ++i) {
-    const auto e = c.db.get(c.tx, c.argv[i], c.now_ms);
+    // (peek: WATCH is not replicated, so an expired key it met must not be removed here alone.)
+    const auto e = c.db.peek(c.argv[i], c.now_ms);
     c.server.watch(c.client, c.argv[i], e ? e->expires_ms : 0);
   }
   c.reply.ok();

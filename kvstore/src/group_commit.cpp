@@ -247,7 +247,7 @@ void server::commit_batch() {
       for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) it->conn->out.resize(it->reply_from);
       for (std::size_t i = 0; i < pending_.size(); ++i) {
         connection& c = *pending_[i].conn;
-        if (recorded[i]) fail_unreplicated(c, c.out.size(), 1);
+        if (recorded[i]) fail_unreplicated(c, c.out.size(), 1, !writes);
         else c.out += replies[i];
       }
     }
@@ -378,12 +378,17 @@ bool server::refused_here(connection& c, std::span<const std::string_view> argv,
   return true;
 }
 
-void server::fail_unreplicated(connection& c, std::size_t reply_from, std::size_t commands) {
+void server::fail_unreplicated(connection& c, std::size_t reply_from, std::size_t commands, bool reads) {
   c.out.resize(reply_from);
   reply_writer w(c.out, c.s.protocol);
-  for (std::size_t i = 0; i < commands; ++i)
-    w.error("TRYAGAIN the group did not commit this command in time (a leader change or lost majority); it may "
-            "still be applied");
+  for (std::size_t i = 0; i < commands; ++i) {
+    if (reads)
+      w.error("TRYAGAIN a majority did not confirm this member still leads (a leader change or lost majority); "
+              "retry the read");
+    else
+      w.error("TRYAGAIN the group did not commit this command in time (a leader change or lost majority); it may "
+              "still be applied");
+  }
 }
 
 void server::error_reply(connection& c, std::size_t reply_from, const std::exception& why) {

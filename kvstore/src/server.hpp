@@ -132,7 +132,9 @@ class server final : public server_view {
   void end_forwarding(connection& c, std::string_view why, std::string_view reply = {});
   void on_leader_change();
   // Replicated: c's replies from reply_from on become -TRYAGAIN errors, one per command.
-  void fail_unreplicated(connection& c, std::size_t reply_from, std::size_t commands);
+  // Replaces the replies from reply_from with -TRYAGAIN for `commands` commands (`reads`: a batch
+  // of reads only, which changed nothing and may simply be retried).
+  void fail_unreplicated(connection& c, std::size_t reply_from, std::size_t commands, bool reads = false);
   std::uint64_t session_key(const session& s) const;
   // Blocked clients (BLPOP/BRPOP): parked after their command, woken by pushes or their time.
   void note_blocked(connection& c);

@@ -26,6 +26,7 @@
 #include "server.hpp"
 #ifdef POBJ_KV_REPLICATION
 #include "replica.hpp"
+#include "transport.hpp"
 #endif
 
 namespace {
@@ -198,6 +199,17 @@ int main(int argc, char** argv) {
   sigaddset(&stops, SIGINT);
   sigprocmask(SIG_UNBLOCK, &stops, nullptr);
   pobj::kv::log::set_threshold(cfg.log_level);
+#ifdef POBJ_KV_REPLICATION
+  // A member loads libfabric first of all (transport.hpp, load_fabric: a single server never does).
+  if (cfg.replica_id != 0 || !cfg.replicas.empty()) {
+    try {
+      pobj::repl::load_fabric();
+    } catch (const std::exception& e) {
+      pobj::kv::log::warning("pobj-kv: {}", e.what());
+      return 1;
+    }
+  }
+#endif
   if (auto err = load_objects_libraries(cfg)) {
     pobj::kv::log::warning("pobj-kv: {}", *err);
     return 1;

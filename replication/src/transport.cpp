@@ -11,9 +11,11 @@
 #include <rdma/fi_errno.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <netinet/in.h>
 
 #include <array>
+#include <csignal>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -21,7 +23,9 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -45,11 +49,58 @@ std::array<std::uint32_t, 256> crc_table() {
   return t;
 }
 
+// libfabric is loaded when the first transport opens, not with the program: Debian's libfabric
+// links libinfinipath (its PSM provider), whose constructor measures every CPU (about 100 ms per
+// core, at every start of any program that links it) and installs handlers for SIGINT, SIGILL,
+// SIGABRT, SIGBUS, SIGSEGV and SIGTERM that call exit(): an abort() then ran exit handlers (and
+// hung in libfabric's destructor) instead of aborting. So a single pobj-kv never loads it, and a
+// member loads it with every signal's disposition saved and restored around dlopen. The five
+// functions it exports that this file calls are taken at the versions the headers name (the rest
+// of its API is inline calls through the objects' operation tables).
+struct fabric_api {
+  int (*getinfo)(std::uint32_t, const char*, const char*, std::uint64_t, const fi_info*, fi_info**) = nullptr;
+  void (*freeinfo)(fi_info*) = nullptr;
+  fi_info* (*dupinfo)(const fi_info*) = nullptr;
+  int (*fabric)(fi_fabric_attr*, fid_fabric**, void*) = nullptr;
+  const char* (*strerror)(int) = nullptr;
+};
+
+const fabric_api& fabric_lib() {
+  static fabric_api api;
+  static std::string error;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::vector<struct sigaction> saved(NSIG);
+    for (int s = 1; s < NSIG; ++s) ::sigaction(s, nullptr, &saved[static_cast<std::size_t>(s)]);
+    void* h = ::dlopen("libfabric.so.1", RTLD_NOW | RTLD_LOCAL);
+    for (int s = 1; s < NSIG; ++s)
+      if (s != SIGKILL && s != SIGSTOP) ::sigaction(s, &saved[static_cast<std::size_t>(s)], nullptr);
+    if (h == nullptr) {
+      const char* why = ::dlerror();
+      error = fmt::format("cannot load libfabric (Debian's libfabric1): {}", why != nullptr ? why : "?");
+      return;
+    }
+    auto take = [&](auto& fn, const char* name, const char* version) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlvsym(h, name, version));
+      if (fn == nullptr && error.empty()) error = fmt::format("libfabric has no {}@{}", name, version);
+    };
+    take(api.getinfo, "fi_getinfo", "FABRIC_1.3");
+    take(api.freeinfo, "fi_freeinfo", "FABRIC_1.3");
+    take(api.dupinfo, "fi_dupinfo", "FABRIC_1.3");
+    take(api.fabric, "fi_fabric", "FABRIC_1.1");
+    take(api.strerror, "fi_strerror", "FABRIC_1.0");
+  });
+  if (!error.empty()) throw std::runtime_error(error);
+  return api;
+}
+
 [[noreturn]] void fail(const char* call, int rc) {
-  throw std::runtime_error(fmt::format("libfabric: {} failed: {}", call, fi_strerror(-rc)));
+  throw std::runtime_error(fmt::format("libfabric: {} failed: {}", call, fabric_lib().strerror(-rc)));
 }
 
 }  // namespace
+
+void load_fabric() { fabric_lib(); }
 
 std::uint32_t crc32c(std::string_view bytes) noexcept {
   static const std::array<std::uint32_t, 256> table = crc_table();
@@ -124,7 +175,8 @@ void transport::impl::open() {
                              "'tcp;ofi_rxm'");
   if (options.self == 0 || options.incarnation == 0)
     throw std::invalid_argument("a transport needs a nonzero member id and incarnation");
-  fi_info* hints = fi_allocinfo();
+  const fabric_api& lib = fabric_lib();
+  fi_info* hints = lib.dupinfo(nullptr);  // (fi_allocinfo)
   if (hints == nullptr) throw std::bad_alloc();
   hints->ep_attr->type = FI_EP_RDM;
   hints->caps = FI_MSG;
@@ -133,13 +185,13 @@ void transport::impl::open() {
   hints->domain_attr->mr_mode = 0;
   hints->fabric_attr->prov_name = strdup(options.provider.c_str());
   const std::string port = std::to_string(options.port);
-  const int rc = fi_getinfo(FI_VERSION(1, 9), options.host.c_str(), port.c_str(), FI_SOURCE, hints, &info);
-  fi_freeinfo(hints);
+  const int rc = lib.getinfo(FI_VERSION(1, 9), options.host.c_str(), port.c_str(), FI_SOURCE, hints, &info);
+  lib.freeinfo(hints);
   if (rc != 0)
     throw std::runtime_error(fmt::format("libfabric: no provider '{}' for {}:{}: {}", options.provider, options.host,
-                                         options.port, fi_strerror(-rc)));
+                                         options.port, lib.strerror(-rc)));
   provider_name = info->fabric_attr->prov_name ? info->fabric_attr->prov_name : options.provider;
-  if (int r = fi_fabric(info->fabric_attr, &fabric, nullptr)) fail("fi_fabric", r);
+  if (int r = lib.fabric(info->fabric_attr, &fabric, nullptr)) fail("fi_fabric", r);
   if (int r = fi_domain(fabric, info, &domain, nullptr)) fail("fi_domain", r);
   fi_cq_attr cq_attr{};
   cq_attr.size = options.receive_buffers + options.max_queued * 8 + 64;
@@ -152,13 +204,13 @@ void transport::impl::open() {
   if (int r = fi_endpoint(domain, info, &ep, nullptr)) {
     // Most often the address is taken.
     throw std::runtime_error(fmt::format("libfabric: cannot listen on {}:{}: {}", options.host, options.port,
-                                         fi_strerror(-r)));
+                                         lib.strerror(-r)));
   }
   if (int r = fi_ep_bind(ep, &av->fid, 0)) fail("fi_ep_bind(av)", r);
   if (int r = fi_ep_bind(ep, &cq->fid, FI_TRANSMIT | FI_RECV)) fail("fi_ep_bind(cq)", r);
   if (int r = fi_enable(ep)) {
     throw std::runtime_error(fmt::format("libfabric: cannot listen on {}:{}: {}", options.host, options.port,
-                                         fi_strerror(-r)));
+                                         lib.strerror(-r)));
   }
   char name[256];
   std::size_t len = sizeof(name);
@@ -369,7 +421,7 @@ void transport::impl::shutdown() {
   if (cq != nullptr) fi_close(&cq->fid);
   if (domain != nullptr) fi_close(&domain->fid);
   if (fabric != nullptr) fi_close(&fabric->fid);
-  if (info != nullptr) fi_freeinfo(info);
+  if (info != nullptr) fabric_lib().freeinfo(info);
   ep = nullptr;
   av = nullptr;
   cq = nullptr;

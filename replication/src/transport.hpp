@@ -75,6 +75,12 @@ struct transport_stats {
   std::uint64_t engine_refused_value = 0;  // and the engine fingerprint it carried
 };
 
+// Loads libfabric now, if not yet (the first transport would): a program that will open one
+// calls it early, while nothing else happens (loading it runs libinfinipath's constructor, which
+// measures every CPU and, until the load returns, has its own signal handlers in place). Throws
+// std::runtime_error if libfabric cannot be loaded.
+void load_fabric();
+
 class transport {
  public:
   // from, kind, payload (valid during the call).

@@ -496,6 +496,22 @@ class ReplicatedTest(unittest.TestCase):
             self.fail(f"a stop pending across the exec was lost:\n{m.log_text()}")
         self.assertEqual(rc, 0, m.log_text())
 
+    def test_only_a_member_loads_libfabric(self):
+        """A single server does not load libfabric (Debian's links libinfinipath, whose constructor
+        measures every CPU, ~100 ms a core at each start, and installs signal handlers that call
+        exit()); a member loads it, at start."""
+        def maps(m):
+            with open(f"/proc/{m.proc.pid}/maps") as f:
+                return f.read()
+        single = KvServer()
+        self.addCleanup(single.close)
+        single.start()
+        self.assertNotIn("libfabric", maps(single))
+        self.assertNotIn("libinfinipath", maps(single))
+        g = Group(self)
+        g.leader()
+        self.assertIn("libfabric", maps(g.members[0]))
+
     def test_the_log_is_compacted_and_members_restart_from_a_compacted_log(self):
         g = Group(self, extra=["--raft-log-entries", "50"])
         lead = g.leader()

@@ -688,7 +688,7 @@ bool replica::replicate(transaction& tx, std::vector<recorded_command> record, s
   return ok;
 }
 
-std::int64_t replica::heard_ms(std::uint64_t member) {
+std::int64_t replica::heard_ms(std::uint64_t member) const {
   std::lock_guard lock(heard_mu_);
   const auto it = heard_ms_.find(member);
   return it == heard_ms_.end() ? 0 : it->second;
@@ -859,14 +859,19 @@ std::string replica::info() const {
   std::string out = fmt::format("# Replication\r\nrole:{}\r\n", v.leading ? "master" : "slave");
   // Redis's fields first (offsets are Raft indexes), then the group's own.
   if (v.leading) {
-    out += fmt::format("connected_slaves:{}\r\n", v.followers.size());
+    // Every member is listed; online: heard from in the last 2 s (a member down or cut off is
+    // listed as waiting, and not counted as connected).
+    const std::int64_t now = steady_ms();
+    std::vector<bool> online;
+    for (const auto& f : v.followers) online.push_back(f.match > 0 && now - heard_ms(f.id) <= 2000);
+    out += fmt::format("connected_slaves:{}\r\n", std::count(online.begin(), online.end(), true));
     for (std::size_t i = 0; i < v.followers.size(); ++i) {
       const auto& f = v.followers[i];
       const std::size_t colon = f.client.rfind(':');
       out += fmt::format("slave{}:id={},ip={},port={},state={},offset={},lag={}\r\n", i, f.id,
                          colon == std::string::npos ? "" : f.client.substr(0, colon),
                          colon == std::string::npos ? "0" : f.client.substr(colon + 1),
-                         f.match > 0 ? "online" : "wait_bgsave", f.match, v.commit > f.match ? v.commit - f.match : 0);
+                         online[i] ? "online" : "wait_bgsave", f.match, v.commit > f.match ? v.commit - f.match : 0);
     }
     out += fmt::format("master_repl_offset:{}\r\n", v.commit);
   } else {

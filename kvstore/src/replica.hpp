@@ -209,8 +209,8 @@ class replica final : public replicated {
   // When each member last sent this one a frame (steady clock, ms): the pool is copied only for a
   // member heard from lately (none for one that is down, and no pause before the next try once it
   // is back: a failed transfer to it was its silence, not a reason to wait).
-  std::int64_t heard_ms(std::uint64_t member);
-  std::mutex heard_mu_;
+  std::int64_t heard_ms(std::uint64_t member) const;
+  mutable std::mutex heard_mu_;
   std::unordered_map<std::uint64_t, std::int64_t> heard_ms_;  // GUARDED_BY(heard_mu_)
   std::string net_file_;  // POBJ_KV_TEST_NET
   // Tests (POBJ_KV_TEST_DELAYS=apply=MS,snapshot-done=MS): each entry a follower applies waits

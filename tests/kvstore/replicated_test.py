@@ -338,6 +338,15 @@ class ReplicatedTest(unittest.TestCase):
         while time.time() < deadline and int(info(lead.port)["raft_first_index"]) <= 300:
             time.sleep(0.1)
         self.assertGreater(int(info(lead.port)["raft_first_index"]), 300)  # compacted past the one down
+        # INFO lists the member down as not online, and does not count it as connected.
+        behind_id = g.members.index(behind) + 1
+        deadline = time.time() + 10
+        while time.time() < deadline and int(info(lead.port)["connected_slaves"]) != 1:
+            time.sleep(0.1)
+        view = info(lead.port)
+        self.assertEqual(int(view["connected_slaves"]), 1)
+        states = {v["id"]: v["state"] for k, v in view.items() if k.startswith("slave") and isinstance(v, dict)}
+        self.assertEqual(states[behind_id], "wait_bgsave", states)
 
         def caught_up(member, timeout=30):
             target = int(info(lead.port)["raft_applied_index"])
@@ -354,6 +363,10 @@ class ReplicatedTest(unittest.TestCase):
         behind.start()
         caught_up(behind)
         self.assertIn("installing the snapshot", behind.log_text())
+        deadline = time.time() + 10
+        while time.time() < deadline and int(info(lead.port)["connected_slaves"]) != 2:
+            time.sleep(0.1)
+        self.assertEqual(int(info(lead.port)["connected_slaves"]), 2)
         # The leader counts the copy once the member's acknowledgement arrives, which may be
         # after the member restarted on it and caught up.
         deadline = time.time() + 5

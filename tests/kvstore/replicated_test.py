@@ -423,12 +423,12 @@ class ReplicatedTest(unittest.TestCase):
         log, entries the member had acknowledged included).
 
         Made to happen: every member applies 1 s late (its log runs ahead of what it applied) and
-        every done frame waits 4 s. A member down while the leader compacted gets a copy from it;
+        every done frame waits 6 s. A member down while the leader compacted gets a copy from it;
         before the copy's done frame, the lead goes to the other follower, whose log is not
         compacted yet (it has applied little), and which sends the member the entries instead."""
         # (1 s per entry: the other follower applies its first compaction entry, about the 40th,
         # some 40 s after the writes; until then its log reaches back to what the member lacks.)
-        delays = {"POBJ_KV_TEST_DELAYS": "apply=1000,snapshot-done=4000"}
+        delays = {"POBJ_KV_TEST_DELAYS": "apply=1000,snapshot-done=6000"}
         g = Group(self, extra=["--raft-log-entries", "20"], env=delays)
         lead = g.leader()
         behind, other = [m for m in g.members if m is not lead]
@@ -457,6 +457,10 @@ class ReplicatedTest(unittest.TestCase):
         while time.time() < deadline and not re.search("is not needed|installing the snapshot", behind.log_text()):
             time.sleep(0.1)
         text = behind.log_text()
+        if "copied the pool" in other.log_text():
+            # The scenario needs the other follower's log to reach back to what the member holds:
+            # on a machine too slow for it, that follower compacted first and sent a copy itself.
+            self.skipTest("too slow a machine for the scenario: the other follower had compacted its log")
         self.assertNotIn("installing the snapshot", text)
         self.assertRegex(text, "the snapshot at entry .* is not needed")
 

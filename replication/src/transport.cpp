@@ -52,9 +52,10 @@ std::array<std::uint32_t, 256> crc_table() {
 // libfabric is loaded when the first transport opens, not with the program: Debian's libfabric
 // links libinfinipath (its PSM provider), whose constructor measures every CPU (about 100 ms per
 // core, at every start of any program that links it) and installs handlers for SIGINT, SIGILL,
-// SIGABRT, SIGBUS, SIGSEGV and SIGTERM that call exit(): an abort() then ran exit handlers (and
-// hung in libfabric's destructor) instead of aborting. So a single pobj-kv never loads it, and a
-// member loads it with every signal's disposition saved and restored around dlopen. The five
+// SIGABRT, SIGBUS, SIGSEGV and SIGTERM that call exit() (a SIGTERM in that handler during
+// fi_getinfo hung in libfabric's destructor: kvstore/src/main.cpp). So a single pobj-kv never
+// loads it, and a member loads it with every signal's disposition saved and restored around
+// dlopen (a signal during the dlopen itself still meets that handler). The five
 // functions it exports that this file calls are taken at the versions the headers name (the rest
 // of its API is inline calls through the objects' operation tables).
 struct fabric_api {

@@ -23,6 +23,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -65,10 +66,16 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="pobj-jepsen-")
         test.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
         self.network = None
+        self.fallback = None
         if mode == "netns":
             # Every member in a namespace of its own, on one bridge (tests/replication/netns.py):
             # partitions and loss are nftables rules, seen by the kernel's TCP as a real network's.
-            self.network = netns.Network(n)
+            try:
+                self.network = netns.Network(n)
+            except (subprocess.CalledProcessError, OSError, subprocess.TimeoutExpired) as e:
+                detail = (getattr(e, "stderr", None) or str(e)).strip()
+                self.fallback = f"making the namespaces failed: {detail}"
+        if self.network:
             test.addCleanup(self.network.close)  # (after the members: cleanups run last first)
             hosts = [self.network.ip(i) for i in range(n)]
             raft = [7379] * n
@@ -316,11 +323,12 @@ class Client(threading.Thread):
 class JepsenTest(unittest.TestCase):
     def test_linearizable_under_kills_pauses_and_partitions(self):
         net, why = network_mode()
-        where = ("network namespaces, faults from nftables" if net == "netns"
-                 else f"loopback, faults from the transport's hook (no namespaces: {why})")
-        print(f"jepsen: seed {SEED}, {MEMBERS} members, {MODE}, {SECONDS:.0f} s, {where}", flush=True)
         rng = random.Random(SEED)
         cluster = Cluster(self, MEMBERS, net)
+        why = cluster.fallback or why
+        where = ("network namespaces, faults from nftables" if cluster.network
+                 else f"loopback, faults from the transport's hook (no namespaces: {why})")
+        print(f"jepsen: seed {SEED}, {MEMBERS} members, {MODE}, {SECONDS:.0f} s, {where}", flush=True)
         cluster.start_all()
         deadline = time.time() + 15
         while cluster.leader() is None:

@@ -131,16 +131,17 @@ class KvServer:
         self.close()
         return False
 
-    def start(self, timeout=20.0):
-        """Starts the server and waits until it accepts connections. If it does not, the server is
-        closed (stopped, its directory removed) before the error is raised."""
+    def start(self, timeout=20.0, env=None):
+        """Starts the server (with `env` added to this process's environment) and waits until it
+        accepts connections. If it does not, the server is closed (stopped, its directory removed)
+        before the error is raised."""
         try:
-            return self._start(timeout)
+            return self._start(timeout, env)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, timeout):
+    def _start(self, timeout, env=None):
         args = [*self.prefix, self.binary, "--port", "0", "--pool", self.pool, "--pool-size", "64m", "--hz", "20",
                 *self.extra]
         self.log = open(self.log_path, "ab")
@@ -148,7 +149,8 @@ class KvServer:
         if threading.current_thread() is threading.main_thread():  # another thread may end first
             args = _die_with_parent(args)
         try:
-            self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, preexec_fn=self.preexec_fn)
+            self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, preexec_fn=self.preexec_fn,
+                                         env={**os.environ, **env} if env else None)
         except BaseException:
             self.log.close()
             raise

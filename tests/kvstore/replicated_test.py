@@ -59,17 +59,8 @@ class Group:
                                                  "--replicas", self.spec, "--replica-bootstrap", "yes", *extra])
             test.addCleanup(m.close)
             self.members.append(m)
-        saved = {k: os.environ.get(k) for k in (env or {})}
-        os.environ.update(env or {})  # (the members inherit it)
-        try:
-            for m in self.members:
-                m.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    del os.environ[k]
-                else:
-                    os.environ[k] = v
+        for m in self.members:
+            m.start(env=env)
 
     def running(self):
         return [m for m in self.members if m.proc is not None]
@@ -92,6 +83,24 @@ class Group:
 
 
 class ReplicatedTest(unittest.TestCase):
+    def one_down_while_compacted(self, extra, env=None):
+        """A group with one follower down while 600 writes are compacted past it (many entries:
+        the transport's queue for it overflows, so it cannot catch up from frames queued while it
+        was down). Returns the group, the leader, the follower down, the other, and a client of
+        the leader."""
+        g = Group(self, extra=extra, env=env)
+        lead = g.leader()
+        behind, other = [m for m in g.members if m is not lead]
+        behind.kill()
+        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+        for i in range(600):
+            r.set(f"k{i}", str(i))
+        deadline = time.time() + 15
+        while time.time() < deadline and int(info(lead.port)["raft_first_index"]) <= 300:
+            time.sleep(0.05)
+        self.assertGreater(int(info(lead.port)["raft_first_index"]), 300)  # compacted past the one down
+        return g, lead, behind, other, r
+
     def test_a_group_serves_fails_over_and_catches_up(self):
         # Followers answer -READONLY as Redis replicas do (replica-forward no); the relay has its own test.
         g = Group(self, extra=["--replica-forward", "no"])
@@ -327,17 +336,7 @@ class ReplicatedTest(unittest.TestCase):
         """A follower down while the log was compacted past it, and a new member replacing a wiped
         one, receive a copy of the leader's pool, install it (restarting on it) and catch up; the
         new member then carries the group's majority."""
-        g = Group(self, extra=["--raft-log-entries", "50"])
-        lead = g.leader()
-        behind, other = [m for m in g.members if m is not lead]
-        behind.kill()
-        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
-        for i in range(600):
-            r.set(f"k{i}", str(i))
-        deadline = time.time() + 15
-        while time.time() < deadline and int(info(lead.port)["raft_first_index"]) <= 300:
-            time.sleep(0.1)
-        self.assertGreater(int(info(lead.port)["raft_first_index"]), 300)  # compacted past the one down
+        g, lead, behind, other, r = self.one_down_while_compacted(["--raft-log-entries", "50"])
         # INFO lists the member down as not online, and does not count it as connected.
         behind_id = g.members.index(behind) + 1
         deadline = time.time() + 10
@@ -429,24 +428,8 @@ class ReplicatedTest(unittest.TestCase):
         # (1 s per entry: the other follower applies its first compaction entry, about the 40th,
         # some 40 s after the writes; until then its log reaches back to what the member lacks.)
         delays = {"POBJ_KV_TEST_DELAYS": "apply=1000,snapshot-done=6000"}
-        g = Group(self, extra=["--raft-log-entries", "20"], env=delays)
-        lead = g.leader()
-        behind, other = [m for m in g.members if m is not lead]
-        behind.kill()
-        r = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
-        # (Many entries: the transport's queue for the member down overflows, so that it cannot
-        # catch up from frames queued while it was down.)
-        for i in range(600):
-            r.set(f"k{i}", str(i))
-        deadline = time.time() + 15
-        while time.time() < deadline and int(info(lead.port)["raft_first_index"]) <= 300:
-            time.sleep(0.05)
-        self.assertGreater(int(info(lead.port)["raft_first_index"]), 300)  # compacted past the one down
-        os.environ.update(delays)
-        try:
-            behind.start()
-        finally:
-            del os.environ["POBJ_KV_TEST_DELAYS"]
+        g, lead, behind, other, r = self.one_down_while_compacted(["--raft-log-entries", "20"], delays)
+        behind.start(env=delays)
         deadline = time.time() + 10
         while time.time() < deadline and "receiving a snapshot" not in behind.log_text():
             time.sleep(0.05)

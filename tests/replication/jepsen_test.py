@@ -106,14 +106,7 @@ class Cluster:
             self.start(i)
 
     def start(self, i):
-        if self.network:
-            self.members[i].start()
-            return
-        os.environ["POBJ_KV_TEST_NET"] = self.nets[i]
-        try:
-            self.members[i].start()
-        finally:
-            del os.environ["POBJ_KV_TEST_NET"]
+        self.members[i].start(env=None if self.network else {"POBJ_KV_TEST_NET": self.nets[i]})
 
     def write_nets(self):
         for i in range(len(self.members)):

@@ -15,7 +15,14 @@ namespace pobj::kv {
 engine::engine(pobj::pool& pool, config& cfg) : db_(pool), config_(&cfg) {
   db_.on_expired = [this](std::string_view key) {
     ++stats_.expired_keys;
-    touch(key);
+    // Watchers see the removal as a change, unless the key had expired already when they watched.
+    if (watchers_.empty()) return;
+    auto it = watchers_.find(std::string(key));
+    if (it == watchers_.end()) return;
+    for (session* s : it->second) {
+      const auto at = static_cast<std::size_t>(std::find(s->watched.begin(), s->watched.end(), key) - s->watched.begin());
+      if (at >= s->watched_expiry.size() || s->watched_expiry[at] != -1) s->watch_dirty = true;
+    }
   };
   for (auto table : {connection_commands(), server_commands(), string_commands(), key_commands(),
                      hash_commands(), set_commands(), list_commands(), zset_commands(),
@@ -156,7 +163,7 @@ void engine::signal_ready(std::string_view key) {
 std::vector<std::string> engine::take_ready() { return std::exchange(ready_, {}); }
 
 bool engine::watched_expired(const session& s, std::int64_t now) const {
-  return std::any_of(s.watched_expiry.begin(), s.watched_expiry.end(), [&](std::int64_t t) { return t != 0 && t <= now; });
+  return std::any_of(s.watched_expiry.begin(), s.watched_expiry.end(), [&](std::int64_t t) { return t > 0 && t <= now; });
 }
 
 }  // namespace pobj::kv

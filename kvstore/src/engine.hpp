@@ -69,7 +69,9 @@ struct session {
   std::vector<std::vector<std::string>> queued;
   // WATCH: set when a watched key changes; EXEC then fails.
   std::vector<std::string> watched;
-  std::vector<std::int64_t> watched_expiry;  // each watched key's expiry when watched, or 0
+  // Each watched key's expiry when watched; 0 for none (or no key), -1 for a key already expired
+  // then (its removal is no change).
+  std::vector<std::int64_t> watched_expiry;
   bool watch_dirty = false;
   bool in_exec = false;  // EXEC is running the queue (blocking commands do not block then)
   // BLPOP/BRPOP with nothing to pop: the server parks the connection until a push or the time.

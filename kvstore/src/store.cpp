@@ -309,12 +309,10 @@ std::optional<entry> store::get(transaction& tx, std::string_view key, std::int6
   return e;
 }
 
-std::optional<entry> store::peek(std::string_view key, std::int64_t now) const {
+std::optional<entry> store::peek(std::string_view key) const {
   auto found = keys().find(key);
   if (!found) return std::nullopt;
-  entry e = decode(*found);
-  if (expired(e, now)) return std::nullopt;
-  return e;
+  return decode(*found);
 }
 
 bool store::exists(transaction& tx, std::string_view key, std::int64_t now) { return get(tx, key, now).has_value(); }

@@ -95,9 +95,9 @@ class store {
 
   // The entry of a key, unless absent or expired at `now` (an expired key is removed in `tx`).
   std::optional<entry> get(transaction& tx, std::string_view key, std::int64_t now);
-  // The entry of a key, unless absent or expired at `now`, removing nothing: for what only looks
-  // (WATCH), which must not change the store outside the log on a replicated leader.
-  std::optional<entry> peek(std::string_view key, std::int64_t now) const;
+  // The entry of a key, expired or not, removing nothing: for what only looks (WATCH), which must
+  // not change the store outside the log on a replicated leader.
+  std::optional<entry> peek(std::string_view key) const;
   // Whether the key exists at `now`, without reading its value.
   bool exists(transaction& tx, std::string_view key, std::int64_t now);
   // Stores the entry (replacing any), in tx; keeps the expiry index in step.

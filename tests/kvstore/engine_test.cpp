@@ -41,12 +41,15 @@ TEST_CASE("a read changes its block only when it removes an expired key", "[kvst
   s.authenticated = true;
   pobj::pool p = pobj::pool::create(path, pobj_test::small_options());
   pobj::kv::engine e(p, cfg);
-  auto changed = [&](std::initializer_list<std::string_view> args, std::int64_t now) {
+  pobj::kv::session other;
+  other.authenticated = true;
+  auto changed = [&](std::initializer_list<std::string_view> args, std::int64_t now,
+                     pobj::kv::session* by = nullptr) {
     std::string out;
     pobj::kv::reply_writer w(out, 2);
     std::vector<std::string_view> argv(args);
     pobj::transaction tx(p);
-    e.execute(s, argv, w, tx, now);
+    e.execute(by != nullptr ? *by : s, argv, w, tx, now);
     const bool c = tx.changed();
     tx.commit();
     return c;
@@ -59,6 +62,12 @@ TEST_CASE("a read changes its block only when it removes an expired key", "[kvst
   CHECK_FALSE(changed({"GET", "none"}, 2000));
   CHECK(changed({"SET", "w", "v", "PX", "5000"}, 1000));
   CHECK_FALSE(changed({"WATCH", "w"}, 7000));  // expired, but WATCH only looks (it is not replicated)
+  // As in Redis 7 (checked beside a redis-server): the later removal of a key already expired
+  // when watched is no change to the watcher; a write is.
+  CHECK(changed({"GET", "w"}, 7000, &other));  // removes it
+  CHECK_FALSE(s.watch_dirty);
+  CHECK(changed({"SET", "w", "new"}, 7000, &other));
+  CHECK(s.watch_dirty);
   CHECK(changed({"UNWATCH"}, 7000) == false);
   CHECK(changed({"GET", "t"}, 7000));  // expired: removed
   CHECK_FALSE(changed({"GET", "t"}, 7000));

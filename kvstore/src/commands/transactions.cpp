@@ -67,9 +67,11 @@ void exec(command_context& c) {
 void watch(command_context& c) {
   if (c.client.in_multi) return c.reply.error("ERR WATCH inside MULTI is not allowed");
   for (std::size_t i = 1; i < c.argv.size(); ++i) {
-    // (peek: WATCH is not replicated, so an expired key it met must not be removed here alone.)
-    const auto e = c.db.peek(c.argv[i], c.now_ms);
-    c.server.watch(c.client, c.argv[i], e ? e->expires_ms : 0);
+    // (peek: WATCH is not replicated, so an expired key it met must not be removed here alone.
+    // Such a key counts as absent, and its later removal as no change, as in Redis 7.)
+    const auto e = c.db.peek(c.argv[i]);
+    const bool gone = e && e->expires_ms != 0 && e->expires_ms <= c.now_ms;
+    c.server.watch(c.client, c.argv[i], !e ? 0 : gone ? -1 : e->expires_ms);
   }
   c.reply.ok();
 }

@@ -222,10 +222,16 @@ replica::replica(engine& e, const config& cfg) : engine_(&e), self_(cfg.replica_
       const std::int64_t ms = eq == std::string::npos ? 0 : std::stoll(item.substr(eq + 1));
       if (name == "apply") test_apply_delay_ms_ = ms;
       else if (name == "snapshot-done") test_done_delay_ms_ = ms;
+      else if (name == "copy") test_copy_delay_ms_ = ms;
       else throw std::invalid_argument("POBJ_KV_TEST_DELAYS: unknown delay '" + name + "'");
     }
-    log::warning("replication: POBJ_KV_TEST_DELAYS={}: a test's delays (apply {} ms, snapshot done {} ms)", d,
-                 test_apply_delay_ms_, test_done_delay_ms_);
+    log::warning("replication: POBJ_KV_TEST_DELAYS={}: a test's delays (apply {} ms, snapshot done {} ms, copy "
+                 "pass {} ms)",
+                 d, test_apply_delay_ms_, test_done_delay_ms_, test_copy_delay_ms_);
+  }
+  if (const char* v = std::getenv("POBJ_KV_TEST_VERIFY_COPY"); v != nullptr && std::string_view(v) == "1") {
+    test_verify_copy_ = true;
+    log::warning("replication: POBJ_KV_TEST_VERIFY_COPY=1: each copy of the pool is compared with the pool (a test's check)");
   }
   pobj::repl::node_options o;
   o.id = self_;
@@ -890,12 +896,13 @@ std::string replica::info() const {
       "raft_transport:{}\r\nraft_proposals:{}\r\nraft_batches_interrupted:{}\r\nraft_batches_timed_out:{}\r\n"
       "raft_reads_confirmed:{}\r\nraft_reads_unconfirmed:{}\r\n"
       "raft_snapshots_sent:{}\r\nraft_snapshots_failed:{}\r\nraft_snapshot_bytes_sent:{}\r\n"
-      "raft_snapshot_last_copy_bytes:{}\r\nraft_snapshot_last_pause_us:{}\r\nraft_snapshot_last_transfer_ms:{}\r\n",
+      "raft_snapshot_last_copy_bytes:{}\r\nraft_snapshot_last_copy_ms:{}\r\nraft_snapshot_last_pause_us:{}\r\n"
+      "raft_snapshot_last_transfer_ms:{}\r\n",
       self_, group_, l, leader_address(), v.leader_client, client_address_, term_.load(), commit_.load(),
       applied_.load(), last_index_.load(), first_index_.load(), v.members, engine_fingerprint_, engine_described_,
       transport_ ? transport_->provider() : "", proposals_, interrupted_, timed_out_, reads_confirmed_.load(),
       reads_unconfirmed_.load(), snapshots_sent_.load(),
-      snapshots_failed_.load(), snapshot_bytes_.load(), snapshot_copy_bytes_.load(), snapshot_pause_us_.load(),
+      snapshots_failed_.load(), snapshot_bytes_.load(), snapshot_copy_bytes_.load(), snapshot_copy_ms_.load(), snapshot_pause_us_.load(),
       snapshot_transfer_ms_.load());
   for (const auto& f : v.followers) {
     out += fmt::format("raft_member{}_match_index:{}\r\nraft_member{}_lag:{}\r\n", f.id, f.match, f.id,

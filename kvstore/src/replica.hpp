@@ -126,16 +126,23 @@ class replica final : public replicated {
   bool cut_off(std::uint64_t peer);
 
   // Pool snapshots (replica_snapshot.cpp). Raft asks the leader to send a member one when the
-  // member needs entries the log no longer holds (it fell behind the compaction, or is new). The
-  // server thread copies the pool between two entries (the group pauses for the copy), a thread
+  // member needs entries the log no longer holds (it fell behind the compaction, or is new). A
+  // thread copies the pool while the group serves, then the pages written meanwhile; the server
+  // thread takes the last pass between two entries (the group's only pause), a thread
   // per member streams the copy in chunks, and the member installs it: its raft stops, the copy
   // becomes its pool (its own identity and hard state, applied at the copy's index) and the
   // process restarts on it (exec), to catch up from the log.
   struct snapshot_copy;
+  struct snapshot_prep;
   struct snapshot_out;
   struct snapshot_in;
   void want_snapshot(std::uint64_t member);  // raft thread: raft would send it a snapshot
   void take_snapshots();                     // server thread: the copy, and a sender per member
+  void start_snapshot_copy(std::vector<std::uint64_t> members);  // server thread
+  void copy_pool(snapshot_prep& prep);      // the copying thread: every pass but the last
+  void finish_snapshot_copy();              // server thread: the last pass (paused), the senders
+  // Tests (POBJ_KV_TEST_VERIFY_COPY): the copy in `fd` must equal the pool's memory; throws if not.
+  static void verify_copy(int fd, const char* base, std::uint64_t size);
   void send_snapshot(std::shared_ptr<snapshot_out> t);  // a sender's thread
   void on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::string_view payload);  // transport thread
   // Server thread, once a whole copy arrived: installs it and executes this program again (or, when
@@ -201,11 +208,14 @@ class replica final : public replicated {
   std::map<std::uint64_t, std::pair<std::int64_t, std::int64_t>> snapshot_retry_;  // at (us), pause (us)
   std::vector<std::shared_ptr<snapshot_out>> snapshots_out_;  // GUARDED_BY(snap_mu_): running or done
   std::shared_ptr<snapshot_in> snapshot_in_;                  // GUARDED_BY(snap_mu_)
+  std::shared_ptr<snapshot_prep> snapshot_prep_;  // the server thread's: a copy being taken
+  std::uint64_t snapshot_copies_ = 0;              // the server thread's: copies started
   std::atomic<bool> install_ready_{false};
   std::atomic<bool> stopping_{false};
   std::string pool_path_;
   std::atomic<std::uint64_t> snapshots_sent_{0}, snapshots_failed_{0}, snapshot_bytes_{0};
   std::atomic<std::uint64_t> snapshot_pause_us_{0}, snapshot_copy_bytes_{0}, snapshot_transfer_ms_{0};
+  std::atomic<std::uint64_t> snapshot_copy_ms_{0};
   // When each member last sent this one a frame (steady clock, ms): the pool is copied only for a
   // member heard from lately (none for one that is down, and no pause before the next try once it
   // is back: a failed transfer to it was its silence, not a reason to wait).
@@ -213,9 +223,12 @@ class replica final : public replicated {
   mutable std::mutex heard_mu_;
   std::unordered_map<std::uint64_t, std::int64_t> heard_ms_;  // GUARDED_BY(heard_mu_)
   std::string net_file_;  // POBJ_KV_TEST_NET
-  // Tests (POBJ_KV_TEST_DELAYS=apply=MS,snapshot-done=MS): each entry a follower applies waits
-  // (its apply lags its log), and a snapshot's done frame waits (a copy arrives late).
-  std::int64_t test_apply_delay_ms_ = 0, test_done_delay_ms_ = 0;
+  // Tests (POBJ_KV_TEST_DELAYS=apply=MS,snapshot-done=MS,copy=MS): each entry a follower applies
+  // waits (its apply lags its log), a snapshot's done frame waits (a copy arrives late), and each
+  // pass of a pool copy waits (the group writes meanwhile). POBJ_KV_TEST_VERIFY_COPY=1: the last
+  // pass of a copy compares it with the pool (verify_copy).
+  std::int64_t test_apply_delay_ms_ = 0, test_done_delay_ms_ = 0, test_copy_delay_ms_ = 0;
+  bool test_verify_copy_ = false;
   std::mutex net_mu_;
   std::vector<std::uint64_t> net_cut_;  // GUARDED_BY(net_mu_)
   std::chrono::steady_clock::time_point net_read_{};  // GUARDED_BY(net_mu_)

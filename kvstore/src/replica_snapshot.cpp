@@ -2,9 +2,12 @@
 // snapshots"; docs/replication.md, "Snapshots of the pool").
 //
 // The leader's side: raft asks to send member M a snapshot (M needs entries compacted away). The
-// server thread, between two entries (every committed entry applied, the raft thread's writes
-// held off), copies the pool's data extents into `<pool>.snapshot-out-<id>` beside it: the group
-// pauses for that copy. A thread per member then streams the copy in chunks of 1 MiB over the
+// pool is copied into `<pool>.snapshot-out-<index>-<n>` beside it while the group keeps serving:
+// the pool tracks the pages written from then on (media::domain::track_writes); a thread copies
+// the pool's data extents, then, pass after pass, the pages written meanwhile, until a pass copies
+// little; the server thread then takes the last pass between two entries (every committed entry
+// applied, the raft thread's writes held off), the only pause, and the copy holds the pool as of
+// that entry. A thread per member then streams the copy in chunks of 1 MiB over the
 // transport, at most 16 unacknowledged, and finally a `done` frame with the copy's index, term and
 // members. The member acknowledges each chunk and the done frame; then raft is told the snapshot
 // was delivered, and it probes the member from there. No acknowledgement for 10 s, or a member
@@ -24,10 +27,14 @@
 // done. Kind 3, member to leader: [u64 id][u64 seq], seq ~0 for done received whole, ~1 for done
 // with chunks missing.
 //
-// Thread safety: snap_mu_ guards the transfers' state; the copy and the install run on the server
-// thread. Crash consistency: above.
+// Thread safety: snap_mu_ guards the transfers' state; snapshot_prep_ is the server thread's (the
+// copying thread owns its prep's fields until it sets `ready`); the last pass and the install run
+// on the server thread. Crash consistency: above.
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,6 +69,10 @@ constexpr std::uint64_t ack_done = ~std::uint64_t{0}, ack_missing = ~std::uint64
 constexpr std::size_t chunk_bytes = 1 << 20;
 constexpr std::int64_t silent_ms = 2000;  // a member not heard from for this long gets no copy
 constexpr std::size_t window = 16;
+// Copying the pool while the group serves: passes over what was written meanwhile, until one
+// copies less than this (or after this many); the last pass, paused, copies what that one left.
+constexpr int max_copy_passes = 8;
+constexpr std::uint64_t small_pass_bytes = 4 << 20;
 constexpr auto ack_timeout = std::chrono::seconds(10);
 
 std::int64_t steady_us() {
@@ -80,6 +91,57 @@ void write_all(int fd, const void* data, std::size_t n, std::uint64_t at, const 
     n -= static_cast<std::size_t>(w);
   }
 }
+// The parts of the file `fd` (of `size` bytes) that hold data, in order: extents the file system
+// allocated and wrote, as FIEMAP lists them after writing the file back (an extent allocated but
+// never written, as posix_fallocate leaves a pool's unused space on ext4 or xfs, is no data),
+// else, where FIEMAP is not supported (tmpfs), what SEEK_DATA finds.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> data_extents(int fd, std::uint64_t size) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  auto add = [&](std::uint64_t at, std::uint64_t len) {
+    if (at >= size) return;
+    len = std::min(len, size - at);
+    if (!out.empty() && out.back().first + out.back().second == at) out.back().second += len;
+    else out.emplace_back(at, len);
+  };
+  constexpr unsigned batch = 256;
+  std::vector<char> buf(sizeof(fiemap) + batch * sizeof(fiemap_extent));
+  auto* fm = reinterpret_cast<fiemap*>(buf.data());
+  std::uint64_t at = 0;
+  bool fiemap_works = true;
+  for (bool first = true; at < size;) {
+    std::memset(buf.data(), 0, buf.size());
+    fm->fm_start = at;
+    fm->fm_length = size - at;
+    fm->fm_flags = first ? FIEMAP_FLAG_SYNC : 0;
+    fm->fm_extent_count = batch;
+    if (::ioctl(fd, FS_IOC_FIEMAP, fm) != 0) {
+      fiemap_works = false;
+      break;
+    }
+    first = false;
+    if (fm->fm_mapped_extents == 0) break;
+    bool last = false;
+    for (unsigned i = 0; i < fm->fm_mapped_extents; ++i) {
+      const fiemap_extent& e = fm->fm_extents[i];
+      if ((e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) == 0) add(e.fe_logical, e.fe_length);
+      at = e.fe_logical + e.fe_length;
+      last |= (e.fe_flags & FIEMAP_EXTENT_LAST) != 0;
+    }
+    if (last) break;
+  }
+  if (fiemap_works) return out;
+  out.clear();
+  for (at = 0; at < size;) {
+    const off_t data = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0) break;  // ENXIO: no data after `at`
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) hole = static_cast<off_t>(size);
+    add(static_cast<std::uint64_t>(data), static_cast<std::uint64_t>(hole) - static_cast<std::uint64_t>(data));
+    at = static_cast<std::uint64_t>(hole);
+  }
+  return out;
+}
+
 }  // namespace
 
 // A copy of the pool, shared by the transfers that send it; its file goes with the last of them.
@@ -90,6 +152,26 @@ struct replica::snapshot_copy {
   std::vector<std::pair<std::uint64_t, std::uint32_t>> chunks;  // offset, length
   ~snapshot_copy() {
     if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+// A copy being taken while the group serves (the server thread's): a thread copies the pool and
+// then, pass after pass, what was written meanwhile; the server thread takes the last pass between
+// two entries.
+struct replica::snapshot_prep {
+  std::shared_ptr<snapshot_copy> copy;   // its path; the rest once the last pass is taken
+  std::vector<std::uint64_t> members;    // for whom
+  int out = -1;                          // the copy's file
+  std::int64_t t0 = 0;                   // steady us
+  std::uint64_t ticket = 0;              // page mode: the file holds what was written before this
+  std::thread thread;
+  std::atomic<bool> ready{false}, cancel{false};
+  // The copying thread's until `ready`, then the server thread's.
+  std::string error;
+  std::uint64_t bytes = 0, recopied = 0, passes = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> written;  // ranges of the copy written
+  ~snapshot_prep() {
+    if (out >= 0) ::close(out);
   }
 };
 
@@ -130,6 +212,12 @@ void replica::remove_snapshot_files() {
 
 void replica::stop_snapshots() {
   stopping_ = true;
+  if (snapshot_prep_) {  // (the server thread's: it is here, or gone)
+    snapshot_prep_->cancel = true;
+    if (snapshot_prep_->thread.joinable()) snapshot_prep_->thread.join();
+    if (pobj::pool& pool = engine_->db().pool(); pool.is_open()) pool.media().track_writes(false);
+    snapshot_prep_.reset();
+  }
   std::vector<std::shared_ptr<snapshot_out>> all;
   {
     std::lock_guard lock(snap_mu_);
@@ -175,13 +263,13 @@ void replica::take_snapshots() {
       }
     }
   }
-  if (wanted.empty() || stopping_.load()) return;
-  if (!leader()) {
+  if (stopping_.load()) return;
+  if (!wanted.empty() && !leader()) {
     for (std::uint64_t m : wanted) node_->report_snapshot(m, false);
-    return;
+    wanted.clear();
   }
-  // A member not heard from lately is down or cut off: no copy (and no pause) for it. Raft tries
-  // it again each heartbeat, and the copy is taken once it answers.
+  // A member not heard from lately is down or cut off: no copy for it. Raft tries it again each
+  // heartbeat, and the copy is taken once it answers.
   for (auto it = wanted.begin(); it != wanted.end();) {
     if (const std::int64_t quiet = steady_us() / 1000 - heard_ms(*it); quiet > silent_ms) {
       log::verbose("replication: member {} needs a snapshot but was not heard from for {} ms: none yet", *it, quiet);
@@ -191,69 +279,168 @@ void replica::take_snapshots() {
       ++it;
     }
   }
-  if (wanted.empty()) return;
-  auto copy = std::make_shared<snapshot_copy>();
-  const std::int64_t t0 = steady_us();
+  if (snapshot_prep_) {
+    // A copy is being taken: these members get it too (it ends at a later entry than they asked
+    // for, which is all they need).
+    for (std::uint64_t m : wanted)
+      if (std::find(snapshot_prep_->members.begin(), snapshot_prep_->members.end(), m) == snapshot_prep_->members.end())
+        snapshot_prep_->members.push_back(m);
+    if (snapshot_prep_->ready.load(std::memory_order_acquire)) finish_snapshot_copy();
+    return;
+  }
+  if (!wanted.empty()) start_snapshot_copy(std::move(wanted));
+}
+
+void replica::start_snapshot_copy(std::vector<std::uint64_t> members) {
+  auto prep = std::make_shared<snapshot_prep>();
+  prep->members = std::move(members);
+  prep->t0 = steady_us();
+  prep->copy = std::make_shared<snapshot_copy>();
   pobj::pool& pool = engine_->db().pool();
   try {
-    if (pool.deferred_durability()) {
-      // Page mode: the pool file catches up with memory when the journal syncs; every block
-      // committed so far is written there once this ticket is durable.
-      transaction tx(pool);
-      pool.sync(tx.commit_deferred());
+    // A name of its own: an earlier copy, even of the same entry, may still be sending (its file
+    // goes with its last sender).
+    prep->copy->path = fmt::format("{}.snapshot-out-{}-{}", pool_path_, applied_.load(), ++snapshot_copies_);
+    prep->out = ::open(prep->copy->path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
+    if (prep->out < 0)
+      throw std::runtime_error(fmt::format("cannot create '{}': {}", prep->copy->path, std::strerror(errno)));
+    {
+      // Every store from here on is marked (the server thread is here, and the raft thread's
+      // writes wait for state_mu_): the passes copy again what changes under them.
+      std::lock_guard state(state_mu_);
+      pool.media().track_writes(true);
     }
-    // Between two entries: the server thread applied every committed one (apply_committed), and
-    // the raft thread's writes wait for state_mu_.
+    if (pool.deferred_durability()) {
+      // Page mode: the pool file catches up with memory when the journal syncs. The first pass
+      // finds the data by the file's extents: once this ticket is durable, the file has every
+      // page written before tracking began (the rest are marked).
+      transaction tx(pool);
+      prep->ticket = tx.commit_deferred();
+    }
+  } catch (const std::exception& e) {
+    pool.media().track_writes(false);
+    log::warning("replication: cannot copy the pool for a snapshot: {}", e.what());
+    for (std::uint64_t m : prep->members) node_->report_snapshot(m, false);
+    return;
+  }
+  log::notice("replication: copying the pool for member(s) {} while the group serves (applied to entry {})",
+              fmt::join(prep->members, ","), applied_.load());
+  snapshot_prep* raw = prep.get();
+  prep->thread = std::thread([this, raw] { copy_pool(*raw); });
+  snapshot_prep_ = std::move(prep);
+}
+
+void replica::copy_pool(snapshot_prep& prep) {
+  pobj::pool& pool = engine_->db().pool();
+  const auto* base = reinterpret_cast<const char*>(pool.base());
+  const std::string& path = prep.copy->path;
+  auto stopped = [&] { return stopping_.load() || prep.cancel.load(); };
+  int in = -1;
+  try {
+    if (pool.deferred_durability()) pool.sync(prep.ticket);
+    // The first pass: the data extents of the pool file (mostly holes until used), read from
+    // memory while the group writes to it.
+    in = ::open(pool_path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) throw std::runtime_error(fmt::format("cannot open '{}': {}", pool_path_, std::strerror(errno)));
+    const std::uint64_t size = pool.size();  // (a part grown later is written, so marked)
+    for (const auto& [from, len] : data_extents(in, size)) {
+      prep.written.emplace_back(from, len);
+      for (std::uint64_t off = from; off < from + len && !stopped(); off += chunk_bytes) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_bytes, from + len - off));
+        write_all(prep.out, base + off, n, off, path);
+        prep.bytes += n;
+      }
+    }
+    ::close(in);
+    in = -1;
+    // Then what was written meanwhile, again and again while it shrinks: the last pass, with the
+    // group paused, copies only what the last of these left.
+    for (int pass = 0; pass < max_copy_passes && !stopped(); ++pass) {
+      if (test_copy_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(test_copy_delay_ms_));
+      std::uint64_t again = 0;
+      for (const auto& [off, len] : pool.media().take_written()) {
+        write_all(prep.out, base + off, len, off, path);
+        prep.written.emplace_back(off, len);
+        again += len;
+      }
+      prep.bytes += again;
+      prep.recopied += again;
+      ++prep.passes;
+      if (again < small_pass_bytes) break;
+    }
+    if (stopped()) prep.error = "stopped";
+  } catch (const std::exception& e) {
+    if (in >= 0) ::close(in);
+    prep.error = e.what();
+  }
+  prep.ready.store(true, std::memory_order_release);
+  signal();  // the server thread takes the last pass
+}
+
+void replica::finish_snapshot_copy() {
+  std::shared_ptr<snapshot_prep> prep = std::move(snapshot_prep_);
+  if (prep->thread.joinable()) prep->thread.join();
+  pobj::pool& pool = engine_->db().pool();
+  std::shared_ptr<snapshot_copy> copy = prep->copy;
+  const std::vector<std::uint64_t> wanted = prep->members;
+  std::int64_t pause = 0;
+  try {
+    if (!prep->error.empty()) throw std::runtime_error(prep->error);
+    if (!leader()) throw std::runtime_error("this member no longer leads");
+    const auto* base = reinterpret_cast<const char*>(pool.base());
+    // The last pass, between two entries: the server thread applied every committed one
+    // (apply_committed), and the raft thread's writes wait for state_mu_. What was written since
+    // the previous pass is copied from memory: the copy then holds what memory holds.
     std::lock_guard state(state_mu_);
+    const std::int64_t t0 = steady_us();
+    for (const auto& [off, len] : pool.media().take_written()) {
+      write_all(prep->out, base + off, len, off, copy->path);
+      prep->written.emplace_back(off, len);
+      prep->bytes += len;
+      prep->recopied += len;
+    }
+    pool.media().track_writes(false);
     copy->index = applied_.load();
     if (const auto e = log_->entry(copy->index)) copy->term = e->term;
     else copy->term = log_->snapshot().term;  // applied exactly to the compaction point
     copy->members = log_->members_at(copy->index);
     copy->file_size = pool.size();
-    copy->path = fmt::format("{}.snapshot-out-{}", pool_path_, copy->index);
-    const int out = ::open(copy->path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-    if (out < 0) throw std::runtime_error(fmt::format("cannot create '{}': {}", copy->path, std::strerror(errno)));
-    const int in = ::open(pool_path_.c_str(), O_RDONLY | O_CLOEXEC);
-    try {
-      if (in < 0) throw std::runtime_error(fmt::format("cannot open '{}': {}", pool_path_, std::strerror(errno)));
-      if (::ftruncate(out, static_cast<off_t>(copy->file_size)) != 0)
-        throw std::runtime_error(fmt::format("cannot size '{}': {}", copy->path, std::strerror(errno)));
-      // The data extents only (a pool file is mostly holes until used): the file holds what
-      // memory holds (mapped shared; in page mode, synced just above).
-      const auto* base = reinterpret_cast<const char*>(pool.base());
-      std::uint64_t at = 0;
-      while (at < copy->file_size) {
-        const off_t data = ::lseek(in, static_cast<off_t>(at), SEEK_DATA);
-        if (data < 0) break;  // ENXIO: no data after `at`
-        off_t hole = ::lseek(in, data, SEEK_HOLE);
-        if (hole < 0) hole = static_cast<off_t>(copy->file_size);
-        const std::uint64_t end = std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), copy->file_size);
-        for (std::uint64_t off = static_cast<std::uint64_t>(data); off < end; off += chunk_bytes) {
-          const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(chunk_bytes, end - off));
-          write_all(out, base + off, n, off, copy->path);
-          copy->chunks.emplace_back(off, n);
-        }
-        at = end;
-      }
-    } catch (...) {
-      if (in >= 0) ::close(in);
-      ::close(out);
-      throw;
-    }
-    ::close(in);
-    ::close(out);
+    if (::ftruncate(prep->out, static_cast<off_t>(copy->file_size)) != 0)
+      throw std::runtime_error(fmt::format("cannot size '{}': {}", copy->path, std::strerror(errno)));
+    pause = steady_us() - t0;
+    if (test_verify_copy_) verify_copy(prep->out, base, copy->file_size);  // (a test's: not counted in the pause)
   } catch (const std::exception& e) {
+    pool.media().track_writes(false);
     log::warning("replication: cannot copy the pool for a snapshot: {}", e.what());
     for (std::uint64_t m : wanted) node_->report_snapshot(m, false);
     return;
   }
-  const std::int64_t pause = steady_us() - t0;
-  std::uint64_t bytes = 0;
-  for (const auto& c : copy->chunks) bytes += c.second;
+  // The chunks: what the passes wrote (merged), 1 MiB at most each.
+  std::sort(prep->written.begin(), prep->written.end());
+  std::uint64_t bytes = 0, next = 0;  // (next: the end of what is in chunks so far)
+  for (auto [from, len] : prep->written) {
+    std::uint64_t end = std::min(from + len, copy->file_size);
+    from = std::max(from, next);
+    for (std::uint64_t off = from; off < end; off += chunk_bytes) {
+      const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(chunk_bytes, end - off));
+      if (!copy->chunks.empty() && copy->chunks.back().first + copy->chunks.back().second == off &&
+          copy->chunks.back().second + n <= chunk_bytes) {
+        copy->chunks.back().second += n;  // (adjacent pages of the passes: one chunk)
+      } else {
+        copy->chunks.emplace_back(off, n);
+      }
+      bytes += n;
+    }
+    next = std::max(next, end);
+  }
+  const std::int64_t total = steady_us() - prep->t0;
   snapshot_pause_us_ = static_cast<std::uint64_t>(pause);
   snapshot_copy_bytes_ = bytes;
-  log::notice("replication: copied the pool at entry {} for member(s) {}: {} MiB of data in {} ms", copy->index,
-              fmt::join(wanted, ","), bytes >> 20, pause / 1000);
+  snapshot_copy_ms_ = static_cast<std::uint64_t>(total / 1000);
+  log::notice("replication: copied the pool at entry {} for member(s) {}: {} MiB of data in {} ms while the group "
+              "served ({} MiB written meanwhile copied again in {} pass(es)); the group paused {} us for the last",
+              copy->index, fmt::join(wanted, ","), bytes >> 20, total / 1000, prep->recopied >> 20, prep->passes + 1,
+              pause);
   std::lock_guard lock(snap_mu_);
   for (std::uint64_t m : wanted) {
     auto t = std::make_shared<snapshot_out>();
@@ -268,6 +455,25 @@ void replica::take_snapshots() {
     t->thread = std::thread([this, t] { send_snapshot(t); });
     snapshots_out_.push_back(std::move(t));
   }
+}
+
+void replica::verify_copy(int fd, const char* base, std::uint64_t size) {
+  std::vector<char> block(chunk_bytes);
+  for (std::uint64_t at = 0; at < size; at += chunk_bytes) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_bytes, size - at));
+    std::size_t got = 0;
+    while (got < n) {
+      const ssize_t r = ::pread(fd, block.data() + got, n - got, static_cast<off_t>(at + got));
+      if (r <= 0) throw std::runtime_error("cannot read the copy back");
+      got += static_cast<std::size_t>(r);
+    }
+    if (std::memcmp(block.data(), base + at, n) != 0) {
+      std::size_t i = 0;
+      while (block[i] == base[at + i]) ++i;
+      throw std::runtime_error(fmt::format("TEST: the copy differs from the pool at byte {}", at + i));
+    }
+  }
+  log::notice("replication: TEST: the copy equals the pool ({} bytes)", size);
 }
 
 void replica::send_snapshot(std::shared_ptr<snapshot_out> t) {
@@ -435,8 +641,12 @@ void replica::on_snapshot_frame(std::uint64_t from, std::uint8_t kind, std::stri
         } else if (!snapshot_in_ || snapshot_in_->id != id || snapshot_in_->seqs.size() != chunks) {
           ack.u64(ack_missing);
         } else {
-          if (::ftruncate(snapshot_in_->fd, static_cast<off_t>(file_size)) != 0 || ::fsync(snapshot_in_->fd) != 0)
-            throw std::runtime_error(fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+          // The copy holds the leader's data only (its unused space travels as holes): its
+          // space is allocated here, as a pool's is when it is made or grows.
+          int rc = ::posix_fallocate(snapshot_in_->fd, 0, static_cast<off_t>(file_size));
+          if (rc == EOPNOTSUPP || rc == EINVAL) rc = ::ftruncate(snapshot_in_->fd, static_cast<off_t>(file_size)) == 0 ? 0 : errno;
+          if (rc == 0 && ::fsync(snapshot_in_->fd) != 0) rc = errno;
+          if (rc != 0) throw std::runtime_error(fmt::format("cannot write '{}': {}", path, std::strerror(rc)));
           snapshot_in_->index = index;
           snapshot_in_->term = term;
           snapshot_in_->members = std::move(members);

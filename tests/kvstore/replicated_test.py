@@ -101,6 +101,19 @@ class ReplicatedTest(unittest.TestCase):
         self.assertGreater(int(info(lead.port)["raft_first_index"]), 300)  # compacted past the one down
         return g, lead, behind, other, r
 
+    def caught_up(self, lead, member, timeout=30):
+        """Waits until `member` applied what the leader had applied when this was called."""
+        target = int(info(lead.port)["raft_applied_index"])
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if int(info(member.port)["raft_applied_index"]) >= target:
+                    return
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass  # restarting on an installed copy
+            time.sleep(0.1)
+        self.fail(f"not caught up:\n{member.log_text()[-3000:]}")
+
     def test_a_group_serves_fails_over_and_catches_up(self):
         # Followers answer -READONLY as Redis replicas do (replica-forward no); the relay has its own test.
         g = Group(self, extra=["--replica-forward", "no"])
@@ -347,17 +360,8 @@ class ReplicatedTest(unittest.TestCase):
         states = {v["id"]: v["state"] for k, v in view.items() if k.startswith("slave") and isinstance(v, dict)}
         self.assertEqual(states[behind_id], "wait_bgsave", states)
 
-        def caught_up(member, timeout=30):
-            target = int(info(lead.port)["raft_applied_index"])
-            deadline = time.time() + timeout
-            while time.time() < deadline:
-                try:
-                    if int(info(member.port)["raft_applied_index"]) >= target:
-                        return
-                except (redis.ConnectionError, redis.TimeoutError):
-                    pass  # restarting on the installed copy
-                time.sleep(0.1)
-            self.fail(f"not caught up:\n{member.log_text()[-3000:]}")
+        def caught_up(member):
+            self.caught_up(lead, member)
 
         behind.start()
         caught_up(behind)
@@ -446,6 +450,71 @@ class ReplicatedTest(unittest.TestCase):
             self.skipTest("too slow a machine for the scenario: the other follower had compacted its log")
         self.assertNotIn("installing the snapshot", text)
         self.assertRegex(text, "the snapshot at entry .* is not needed")
+
+    def test_the_pool_is_copied_while_the_group_keeps_writing_and_the_copy_is_exact(self):
+        """The leader copies its pool for a member while clients keep writing: the group commits
+        entries throughout the copy, the copy's passes take again what was written meanwhile, and
+        the copy equals the pool at its entry byte for byte (the leader compares them:
+        POBJ_KV_TEST_VERIFY_COPY). Each pass waits 300 ms (POBJ_KV_TEST_DELAYS copy=300), so that
+        writes land between them. The member restarts on the copy with every acknowledged write."""
+        env = {"POBJ_KV_TEST_DELAYS": "copy=300", "POBJ_KV_TEST_VERIFY_COPY": "1"}
+        g, lead, behind, other, r = self.one_down_while_compacted(["--raft-log-entries", "50"], env)
+        acked = {}
+        stop = threading.Event()
+        errors = []
+
+        def write():
+            w = redis.Redis(host="127.0.0.1", port=lead.port, socket_timeout=10, decode_responses=True)
+            i = 0
+            try:
+                while not stop.is_set():
+                    key = f"w{i % 400}"
+                    value = f"{i}-" + "x" * (i % 3000)  # (values of many sizes: pages across the pool)
+                    w.set(key, value)
+                    acked[key] = value
+                    w.incr("writes")
+                    i += 1
+            except Exception as e:  # noqa: BLE001 (said below)
+                errors.append(repr(e))
+            finally:
+                w.close()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            time.sleep(0.3)
+            behind.start(env=env)
+            deadline = time.time() + 30
+            while time.time() < deadline and "copied the pool at entry" not in lead.log_text():
+                time.sleep(0.05)
+            time.sleep(0.5)  # (writes after the copy too: the member catches up from the log)
+        finally:
+            stop.set()
+            writer.join()
+        self.assertEqual(errors, [])
+        text = lead.log_text()
+        started = re.search(r"copying the pool for member\(s\) \d+ while the group serves \(applied to entry (\d+)\)", text)
+        done = re.search(r"copied the pool at entry (\d+) .* \((\d+) MiB written meanwhile copied again in (\d+) "
+                         r"pass\(es\)\); the group paused (\d+) us", text)
+        self.assertIsNotNone(started, text[-3000:])
+        self.assertIsNotNone(done, text[-3000:])
+        self.assertGreater(int(done.group(1)), int(started.group(1)) + 10, "entries committed while copying")
+        self.assertGreaterEqual(int(done.group(3)), 2)
+        self.assertIn("TEST: the copy equals the pool", text)
+        self.assertNotIn("the copy differs", text)
+        view = info(lead.port)
+        self.assertGreater(int(view["raft_snapshot_last_copy_ms"]), 300)
+        # Caught up, the member holds every acknowledged write.
+        self.caught_up(lead, behind)
+        self.assertIn("installing the snapshot", behind.log_text())
+        c = redis.Redis(host="127.0.0.1", port=behind.port, socket_timeout=5, decode_responses=True)
+        c.execute_command("READONLY")
+        keys = sorted(acked)
+        self.assertEqual(c.mget(keys), [acked[k] for k in keys])
+        self.assertEqual(c.get("writes"), r.get("writes"))
+        self.assertEqual([c.get(f"k{i}") for i in range(600)], [str(i) for i in range(600)])
+        c.close()
+        r.close()
 
     def test_a_member_stopped_while_it_starts_stops_cleanly(self):
         """SIGTERM at any moment of a member's start (opening its pool, its transport inside

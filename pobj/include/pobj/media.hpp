@@ -29,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pobj {
@@ -168,6 +169,7 @@ class domain {
 
   // Starts writing back [p, p + n); returns at once. Ranges may be unaligned.
   void flush(const void* p, std::size_t n) noexcept {
+    if (tracking_.load(std::memory_order_relaxed)) [[unlikely]] mark_written(p, n);
     switch (mode_) {
       case persist_mode::cache_line: flush_lines(p, n); return;
       case persist_mode::byte: count_flush(0); return;
@@ -207,12 +209,27 @@ class domain {
   void checkpoint_or_throw();
   journal_stats journal_figures() const noexcept;
 
+  // Write tracking, to copy a mapped pool while it changes: copy it, then again the pages written
+  // meanwhile, until a last pass with its writers held off. While tracking is on, every flush marks
+  // the pages (4 KiB) it covers: every store to the pool is flushed to become persistent (or, in
+  // byte mode, passed to flush all the same), so the marks cover every change made through the
+  // mapping. take_written() returns the marked pages as byte ranges [offset, offset + length),
+  // merged, in order, and unmarks them: a page marked during the call is returned by this call or
+  // the next one. A store is covered from the first flush that follows it, and the thread that
+  // reads a returned range sees it (the marks are release/acquire).
+  // REQUIRES for track_writes(true): no other thread stores into the pool during the call (its
+  // callers hold their writers off), so that every store after it is marked. take_written(): any
+  // thread, while tracking is on.
+  void track_writes(bool on);
+  std::vector<std::pair<std::size_t, std::size_t>> take_written();
+
  private:
   void flush_lines(const void* p, std::size_t n) noexcept;
   void flush_slow(const void* p, std::size_t n) noexcept;
   void drain_slow() noexcept;
   void count_flush(std::size_t lines) noexcept;
   void count_drain() noexcept;
+  void mark_written(const void* p, std::size_t n) noexcept;
   void map_range(std::size_t from, std::size_t to, bool shared);
   void map_apply_range(std::size_t from, std::size_t to);
 
@@ -231,6 +248,11 @@ class domain {
   bool read_only_ = false;
   std::shared_ptr<file_ops> files_;
   bool grow_failed_ = false;  // an fsync of a growth failed: the file's size is unknown
+  // Write tracking: a bit per 4 KiB page of the reserved range, allocated on first use and kept
+  // until the domain goes (a flush racing a track_writes(false) may still mark it).
+  std::atomic<bool> tracking_{false};
+  std::unique_ptr<std::atomic<std::uint64_t>[]> written_;
+  std::size_t written_words_ = 0;
 };
 
 }  // namespace media

@@ -325,6 +325,51 @@ void domain::count_flush(std::size_t lines) noexcept {
 }
 void domain::count_drain() noexcept { ++tl_counters.drains; }
 
+constexpr std::size_t page_bytes = 4096;  // write tracking's unit
+
+void domain::mark_written(const void* p, std::size_t n) noexcept {
+  if (n == 0) return;
+  const auto off = static_cast<std::size_t>(static_cast<const std::byte*>(p) - base_);
+  if (off >= reserved_) return;  // (not the pool's: nothing of it to copy)
+  const std::size_t first = off / page_bytes, last = (std::min(off + n, reserved_) - 1) / page_bytes;
+  for (std::size_t page = first; page <= last;) {
+    // One fetch_or per word: the bits of [page, last] within it.
+    const std::size_t word = page / 64, lo = page % 64, hi = std::min<std::size_t>(63, lo + (last - page));
+    const std::uint64_t bits = (hi == 63 ? ~std::uint64_t{0} : (std::uint64_t{1} << (hi + 1)) - 1) & ~((std::uint64_t{1} << lo) - 1);
+    written_[word].fetch_or(bits, std::memory_order_release);  // (release: the stores before it come with it)
+    page += hi - lo + 1;
+  }
+}
+
+void domain::track_writes(bool on) {
+  if (on && written_ == nullptr) {
+    written_words_ = (reserved_ / page_bytes + 63) / 64;
+    written_ = std::make_unique<std::atomic<std::uint64_t>[]>(written_words_);
+  }
+  if (on)
+    for (std::size_t i = 0; i < written_words_; ++i) written_[i].store(0, std::memory_order_relaxed);
+  tracking_.store(on, std::memory_order_release);
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> domain::take_written() {
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  if (written_ == nullptr) return ranges;
+  for (std::size_t i = 0; i < written_words_; ++i) {
+    if (written_[i].load(std::memory_order_relaxed) == 0) continue;
+    std::uint64_t bits = written_[i].exchange(0, std::memory_order_acquire);
+    while (bits != 0) {
+      const auto b = static_cast<std::size_t>(__builtin_ctzll(bits));
+      bits &= bits - 1;
+      const std::size_t at = (i * 64 + b) * page_bytes;
+      if (!ranges.empty() && ranges.back().first + ranges.back().second == at)
+        ranges.back().second += page_bytes;
+      else
+        ranges.emplace_back(at, page_bytes);
+    }
+  }
+  return ranges;
+}
+
 void domain::flush_lines(const void* p, std::size_t n) noexcept {
   auto start = reinterpret_cast<std::uintptr_t>(p) & ~(cache_line_size - 1);
   auto end = reinterpret_cast<std::uintptr_t>(p) + n;

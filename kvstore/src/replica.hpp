@@ -99,6 +99,7 @@ class replica final : public replicated {
   std::string change_member(bool add, std::uint64_t id, std::string_view raft_address) override;
   // RAFT TRANSFER: asks member `id` to take the lead, and waits up to 5 s until it has.
   std::string transfer_leadership(std::uint64_t id) override;
+  void before_pool_closes(std::function<void()> stop_pool_users) override { stop_pool_users_ = std::move(stop_pool_users); }
 
  private:
   struct committed {
@@ -210,6 +211,7 @@ class replica final : public replicated {
   std::shared_ptr<snapshot_in> snapshot_in_;                  // GUARDED_BY(snap_mu_)
   std::shared_ptr<snapshot_prep> snapshot_prep_;  // the server thread's: a copy being taken
   std::uint64_t snapshot_copies_ = 0;              // the server thread's: copies started
+  std::function<void()> stop_pool_users_;  // the server thread's: before_pool_closes
   std::atomic<bool> install_ready_{false};
   std::atomic<bool> stopping_{false};
   std::string pool_path_;

@@ -726,6 +726,7 @@ void replica::install_snapshot(const std::atomic<bool>& stop) {
     // The old pool closes consistent on its media (page mode: its journal checkpointed), so that
     // a crash before the rename below restarts on it, and one after finds no journal records
     // that could replay onto the copy.
+    if (stop_pool_users_) stop_pool_users_();  // (page mode's syncer may be inside the pool)
     pool.close();
     ::close(in->fd);
     in->fd = -1;

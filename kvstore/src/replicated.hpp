@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,9 @@ class replicated {
   // server_view::change_member's (server thread).
   virtual std::string change_member(bool add, std::uint64_t id, std::string_view raft_address) = 0;
   virtual std::string transfer_leadership(std::uint64_t id) = 0;
+  // What stops the server's other threads that use the pool (page mode's syncer): a member runs it
+  // before it closes its pool to install a copy of the leader's (server thread).
+  virtual void before_pool_closes(std::function<void()> stop_pool_users) = 0;
 };
 
 }  // namespace pobj::kv

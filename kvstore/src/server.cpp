@@ -24,6 +24,12 @@ server::server(engine& e, config& cfg) : engine_(&e), config_(&cfg) {
   if (engine_->db().pool().deferred_durability()) syncer_ = std::make_unique<syncer>(engine_->db().pool());
 }
 
+void server::set_replicated(replicated* r) {
+  replica_ = r;
+  // (installing a copy of the leader's pool closes this one: the syncer must not be inside it)
+  r->before_pool_closes([this] { syncer_.reset(); });
+}
+
 server::~server() {
   syncer_.reset();
   engine_->set_server(nullptr);

@@ -72,7 +72,7 @@ class server final : public server_view {
 
   // Makes this server a member of a replicated group (call before listen()): batches commit only
   // once the group has them, and only the leader serves commands that touch the store.
-  void set_replicated(replicated* r) noexcept { replica_ = r; }
+  void set_replicated(replicated* r);
   // Serves the listening sockets listen_on() made (owning them from now on), on `port`.
   void listen(std::vector<int> sockets, int port);
   int port() const noexcept { return port_; }
